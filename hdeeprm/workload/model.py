@@ -1,0 +1,112 @@
+"""Workloads as the engine sees them: jobs, profiles, and their compiled arrays."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+KIND_DELAY = 0
+KIND_PARALLEL_HOMOGENEOUS = 1
+PROFILE_KINDS = {"delay": KIND_DELAY, "parallel_homogeneous": KIND_PARALLEL_HOMOGENEOUS}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A Batsim profile. ``delay`` is in seconds (delay profiles), ``cpu`` in flops executed by
+    each allocated host (parallel_homogeneous). ``extra`` keeps every other field as read
+    (HDeepRM's ``req_time`` s, ``req_ops`` flops, ``mem`` MB per core, ``mem_bw`` GB/s per core).
+    """
+
+    name: str
+    type: str
+    delay: float | None = None
+    cpu: float | None = None
+    com: float = 0.0
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A Batsim job. ``id`` is the workload-local id as text ("0", "17"); ``walltime`` None
+    means unlimited (Batsim's -1 or an absent field)."""
+
+    id: str
+    subtime: float
+    res: int
+    profile: str
+    walltime: float | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)
+class Workload:
+    """An ordered collection of jobs with their profiles."""
+
+    jobs: tuple[Job, ...]
+    profiles: Mapping[str, Profile]
+    nb_res: int | None = None
+    name: str = "w0"
+    source: str = "<memory>"
+
+    def compile(self) -> "WorkloadArrays":
+        return WorkloadArrays.from_workload(self)
+
+
+@dataclass(frozen=True, eq=False)
+class WorkloadArrays:
+    """Per-job arrays in Batsim submission order: by submit time, then job id as a string
+    (Batsim sorts a same-time batch that way, so "10" comes before "2")."""
+
+    job_ids: tuple[str, ...]
+    profile_names: tuple[str, ...]
+    subtime: np.ndarray  # s
+    res: np.ndarray  # machines requested
+    walltime: np.ndarray  # s, inf when unlimited
+    kind: np.ndarray  # KIND_DELAY or KIND_PARALLEL_HOMOGENEOUS
+    work: np.ndarray  # delay profiles: seconds; parallel_homogeneous: flops per host
+    mem_mb: np.ndarray  # MB per core (0 when absent)
+    mem_bw_gbs: np.ndarray  # GB/s per core (0 when absent)
+    req_time: np.ndarray  # s: profile req_time, else walltime, else NaN
+
+    @classmethod
+    def from_workload(cls, workload: Workload) -> "WorkloadArrays":
+        order = sorted(workload.jobs, key=lambda j: (j.subtime, j.id))
+        n = len(order)
+        kind = np.empty(n, np.int8)
+        work = np.empty(n)
+        mem = np.zeros(n)
+        mem_bw = np.zeros(n)
+        req_time = np.full(n, np.nan)
+        walltime = np.empty(n)
+        for i, job in enumerate(order):
+            prof = workload.profiles[job.profile]
+            kind[i] = PROFILE_KINDS[prof.type]
+            work[i] = prof.delay if prof.type == "delay" else prof.cpu
+            mem[i] = float(prof.extra.get("mem", 0) or 0)
+            mem_bw[i] = float(prof.extra.get("mem_bw", 0) or 0)
+            walltime[i] = np.inf if job.walltime is None else job.walltime
+            if "req_time" in prof.extra:
+                req_time[i] = float(prof.extra["req_time"])
+            elif job.walltime is not None:
+                req_time[i] = job.walltime
+        arrays = cls(
+            job_ids=tuple(j.id for j in order),
+            profile_names=tuple(j.profile for j in order),
+            subtime=np.array([j.subtime for j in order], dtype=np.float64),
+            res=np.array([j.res for j in order], dtype=np.int64),
+            walltime=walltime,
+            kind=kind,
+            work=work,
+            mem_mb=mem,
+            mem_bw_gbs=mem_bw,
+            req_time=req_time,
+        )
+        for name in ("subtime", "res", "walltime", "kind", "work", "mem_mb", "mem_bw_gbs", "req_time"):
+            getattr(arrays, name).setflags(write=False)
+        return arrays
+
+    @property
+    def nb_jobs(self) -> int:
+        return len(self.job_ids)
