@@ -1,0 +1,177 @@
+"""The ``hdeeprm`` command line.
+
+Subcommands:
+  simulate  run a classic policy on a platform and a workload (SWF trace or Batsim JSON)
+  replay    re-simulate a recorded Batsim run (its transcript's decisions) on the engine
+  convert   turn an SWF trace into a Batsim JSON workload for a platform
+
+User mistakes (bad files, unknown options) are reported in one line, with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from importlib import resources
+
+from . import __version__
+from .errors import HDeepRMError
+
+EXAMPLE_PLATFORM = "gaia"
+
+
+def bundled_platform(name: str) -> str:
+    """Path of a bundled example platform (das2, gaia, learning, mc2, pik, ricc)."""
+    return str(resources.files("hdeeprm") / "data" / "platforms" / f"{name}.json")
+
+
+def _platform_arg(value: str) -> str:
+    # "gaia" names a bundled platform; anything with a separator or extension is a path.
+    if os.sep not in value and not os.path.splitext(value)[1]:
+        path = bundled_platform(value)
+        if os.path.isfile(path):
+            return path
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hdeeprm", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"hdeeprm {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sim = sub.add_parser("simulate", help="run a classic policy on the embedded engine")
+    sim.add_argument("--platform", required=True, type=_platform_arg,
+                     help="platform JSON or SimGrid XML, or a bundled name (das2, gaia, learning, mc2, pik, ricc)")
+    sim.add_argument("--hierarchy", help="hierarchy.json describing nodes and processors of an XML platform")
+    sim.add_argument("--workload", required=True, help="Batsim JSON workload or SWF trace (.swf, .swf.gz)")
+    sim.add_argument("--policy", default="first:first_fit", help="JOBKEY:COREKEY (default first:first_fit)")
+    sim.add_argument("--backfill", choices=("easy",), help="EASY backfilling on requested walltimes")
+    sim.add_argument("--out", help="folder for Batsim-style outputs (default: print metrics only)")
+    _conversion_args(sim)
+
+    rep = sub.add_parser("replay", help="re-simulate a recorded Batsim run on the embedded engine")
+    rep.add_argument("scenario", help="folder with platform.xml, workload.json and transcript.jsonl[.gz]")
+    rep.add_argument("--out", required=True, help="folder for the outputs")
+
+    conv = sub.add_parser("convert", help="convert an SWF trace into a Batsim JSON workload")
+    conv.add_argument("trace", help="SWF trace (.swf or .swf.gz)")
+    conv.add_argument("--platform", required=True, type=_platform_arg, help="platform the workload is for")
+    conv.add_argument("--hierarchy", help="hierarchy.json for an XML platform")
+    conv.add_argument("--out", required=True, help="Batsim JSON workload to write")
+    _conversion_args(conv)
+    return parser
+
+
+def _conversion_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("SWF conversion")
+    group.add_argument("--nb-jobs", type=int, help="keep the first N usable jobs of the trace")
+    group.add_argument("--seed", type=int, default=0, help="seed of the conversion's random draws (default 0)")
+    group.add_argument("--runtime-model", choices=("real", "hdeeprm"), default="real",
+                       help="actual work from the trace's run time (real) or HDeepRM's sampling")
+
+
+def _load_inputs(args, need_workload: bool = True):
+    import numpy as np
+
+    from .platform import load_platform
+    from .workload import ConversionOptions, load_workload
+
+    platform = load_platform(args.platform, hierarchy=args.hierarchy)
+    if not need_workload:
+        return platform, None
+    options = ConversionOptions(
+        nb_jobs=args.nb_jobs,
+        runtime_model=args.runtime_model,
+        reference_speed_gflops=_reference_speed(platform),
+        max_res=platform.nb_machines,
+    )
+    workload = load_workload(args.workload, options=options, rng=np.random.default_rng(args.seed))
+    return platform, workload
+
+
+def _reference_speed(platform) -> float:
+    if platform.hierarchy is not None:
+        return float(platform.hierarchy.reference_speed_gflops)
+    return float(platform.speeds[range(platform.nb_machines), platform.initial_pstate].mean() / 1e9)
+
+
+def cmd_simulate(args) -> int:
+    from .core.engine import Engine
+    from .core.outputs import write_outputs
+    from .metrics import headline_metrics
+    from .policies import PolicyConfig, run_policy
+
+    config = PolicyConfig.parse(args.policy, args.backfill)
+    platform, workload = _load_inputs(args)
+    engine = Engine(platform, workload, simgrid_energy_quirk=args.platform.endswith(".xml"))
+    result = run_policy(engine, config)
+    metrics = headline_metrics(result)
+    print(f"{workload.source}: {len(workload.jobs)} jobs on {platform.source} "
+          f"({platform.nb_machines} cores), policy {config}")
+    for line in metrics.lines():
+        print("  " + line)
+    print(f"  simulated in {result.wall_seconds:.3f} s "
+          f"({len(workload.jobs) / max(result.wall_seconds, 1e-9):,.0f} jobs/s)")
+    if args.out:
+        write_outputs(result, args.out)
+        resolved = {
+            "command": "simulate", "platform": os.path.abspath(args.platform),
+            "hierarchy": os.path.abspath(args.hierarchy) if args.hierarchy else None,
+            "workload": os.path.abspath(args.workload), "policy": f"{config.job_key}:{config.core_key}",
+            "backfill": config.backfill, "nb_jobs": args.nb_jobs, "seed": args.seed,
+            "runtime_model": args.runtime_model, "hdeeprm_version": __version__,
+            "metrics": metrics.as_dict(),
+        }
+        with open(os.path.join(args.out, "run_config.json"), "w") as f:
+            json.dump(resolved, f, indent=2)
+            f.write("\n")
+        print(f"  outputs in {args.out}")
+    return 0
+
+
+def cmd_replay(args) -> int:
+    from .core.outputs import write_outputs
+    from .metrics import headline_metrics
+    from .replay import replay
+
+    result = replay(args.scenario)
+    write_outputs(result, args.out)
+    metrics = headline_metrics(result)
+    print(f"replayed {args.scenario}: makespan {metrics.makespan:.6f} s, "
+          f"energy {metrics.consumed_joules:.6f} J; outputs in {args.out}")
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from .workload import write_batsim_workload
+
+    platform, _ = _load_inputs(args, need_workload=False)
+    args.workload = args.trace
+    _, workload = _load_inputs(args)
+    write_batsim_workload(workload, args.out)
+    print(f"{args.trace}: wrote {len(workload.jobs)} jobs for {platform.nb_machines} cores to {args.out}")
+    return 0
+
+
+COMMANDS = {"simulate": cmd_simulate, "replay": cmd_replay, "convert": cmd_convert}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except HDeepRMError as e:
+        print(f"hdeeprm {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as e:
+        print(f"hdeeprm {args.command}: error: {e.filename}: no such file", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"hdeeprm {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

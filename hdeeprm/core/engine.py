@@ -1,0 +1,548 @@
+"""The embedded engine: Batsim's job and platform semantics on a SimPy event queue.
+
+The engine owns the simulated clock (a SimPy environment), the platform's mutable state
+(which job each machine serves, each machine's p-state and power) and the jobs' state.
+A scheduler drives it from decision point to decision point:
+
+    engine = Engine(platform, workload)
+    while (point := engine.next_decision_point()) is not None:
+        ...  # engine.execute(job, hosts), engine.set_pstate(hosts, p), engine.reject(job),
+             # engine.kill(job), engine.call_me_later(t)
+    result = engine.result()
+
+A decision point gathers everything that happened at one instant (submissions, completions,
+requested calls, p-state acknowledgements), as Batsim batches same-time events in one message.
+Decisions take effect at the current instant.
+
+Semantics reproduced from Batsim 4.2.1 / SimGrid 3.32 (see docs/semantics.md):
+- a ``delay`` job lasts its delay whatever the machines; it is killed when delay >= walltime;
+- a ``parallel_homogeneous`` job advances at the speed of its slowest machine; a p-state
+  change mid-job keeps the work done; it completes if its end is <= start + walltime;
+- a machine's power is idle + load x (full - idle) of its p-state, where load is the fraction
+  of its speed the job uses (machines faster than the job's bottleneck are partially loaded);
+- optional: SimGrid's energy plugin bills every machine at p-state 0 until its first energy
+  update (a p-state change, or Batsim's first energy query after t=0).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from heapq import heappush
+from time import perf_counter
+
+import numpy as np
+import simpy
+from simpy.core import EmptySchedule
+
+from ..errors import SimulationError
+from ..platform.model import Platform
+from ..workload.model import KIND_DELAY, Workload, WorkloadArrays
+from .kernels import bottleneck_speed, host_powers, lowest_free
+from .intervals import format_intervals
+
+# Job life cycle.
+NOT_SUBMITTED, QUEUED, RUNNING, FINISHED, REJECTED = 0, 1, 2, 3, 4
+
+# Final states, with Batsim's names.
+SUCCESS, WALLTIME_REACHED, KILLED, REJECTED_STATE = 1, 2, 3, 4
+FINAL_STATE_NAMES = {
+    SUCCESS: "COMPLETED_SUCCESSFULLY",
+    WALLTIME_REACHED: "COMPLETED_WALLTIME_REACHED",
+    KILLED: "COMPLETED_KILLED",
+    REJECTED_STATE: "REJECTED",
+}
+
+# Batsim writes a parallel job of zero flops as lasting 10 microseconds in out_jobs.csv,
+# although it frees its machines at once.
+ZERO_WORK_RECORDED_DURATION = 1e-5
+
+
+class _Clock(simpy.Environment):
+    """A SimPy environment that can schedule at an absolute time.
+
+    ``env.timeout(t - now)`` would add ``now + (t - now)``, which is not always ``t`` in
+    floating point; events that must coincide (a job ending exactly at another's kill time)
+    would then fall apart by an ulp.
+    """
+
+    def schedule_at(self, when: float, callback, payload) -> None:
+        event = simpy.Event(self)
+        event._ok = True
+        event._value = payload
+        event.callbacks.append(callback)
+        heappush(self._queue, (when, simpy.core.NORMAL, next(self._eid), event))
+
+    def set_now(self, when: float) -> None:
+        self._now = when
+
+
+@dataclass
+class DecisionPoint:
+    """What happened at one instant, handed to the scheduler."""
+
+    time: float
+    submitted: list[int] = field(default_factory=list)
+    completed: list[int] = field(default_factory=list)
+    requested_calls: int = 0
+    pstate_changes: list[tuple[np.ndarray, int]] = field(default_factory=list)
+    no_more_submissions: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.submitted or self.completed or self.requested_calls or self.pstate_changes
+                    or self.no_more_submissions)
+
+
+@dataclass(eq=False)
+class SimulationResult:
+    """Everything the output writers and metrics need, detached from the engine."""
+
+    workload: WorkloadArrays
+    workload_name: str
+    nb_machines: int
+    job_order: list[int]  # jobs in the order Batsim writes them (completion / rejection order)
+    final_state: np.ndarray
+    start: np.ndarray
+    finish: np.ndarray  # as recorded (zero-work parallel jobs: start + 1e-5)
+    alloc: list
+    job_energy: np.ndarray
+    consumed_joules: float
+    energy_rows: list[tuple[float, float, str, float, float | None]]
+    pstate_rows: list[tuple[float, str, int]]
+    nb_machine_switches: int
+    nb_grouped_switches: int
+    end_time: float
+    wall_seconds: float
+    scheduling_seconds: float
+
+
+class Engine:
+    """Simulates one workload on one platform; see the module docstring."""
+
+    def __init__(
+        self,
+        platform: Platform,
+        workload: Workload | WorkloadArrays,
+        *,
+        workload_name: str = "w0",
+        simgrid_energy_quirk: bool = False,
+        record_energy_rows: bool = True,
+    ):
+        self.platform = platform
+        if isinstance(workload, Workload):
+            workload_name = workload.name
+            workload = workload.compile()
+        self.jobs = workload
+        self.workload_name = workload_name
+        self._clock = _Clock()
+        self._wall_start = perf_counter()
+        self.scheduling_seconds = 0.0
+
+        n = workload.nb_jobs
+        self.job_state = np.zeros(n, np.int8)
+        self.final_state = np.zeros(n, np.int8)
+        self.start = np.full(n, np.nan)
+        self.finish = np.full(n, np.nan)
+        self.alloc: list[np.ndarray | None] = [None] * n
+        self._remaining = np.array(workload.work, dtype=np.float64)  # flops per host, or s
+        self._rate = np.zeros(n)  # bottleneck flop/s of a running parallel job
+        self._progress_time = np.zeros(n)
+        self._epoch = np.zeros(n, np.int64)  # invalidates superseded end events
+        self.job_energy = np.zeros(n)
+        self._job_power = np.zeros(n)
+        self._job_energy_time = np.zeros(n)
+        self._running: set[int] = set()
+        self._job_order: list[int] = []
+        self.nb_unfinished = n
+
+        m = platform.nb_machines
+        self._speeds = np.ascontiguousarray(platform.speeds)
+        self._watts_idle = np.ascontiguousarray(np.nan_to_num(platform.watts_idle))
+        self._watts_full = np.ascontiguousarray(np.nan_to_num(platform.watts_full))
+        self.busy_job = np.full(m, -1, np.int64)
+        self.nb_free = m
+        self.pstate = np.array(platform.initial_pstate, dtype=np.int64)
+        self._quirk_pending = simgrid_energy_quirk
+        self._billed = np.zeros(m, np.int64) if simgrid_energy_quirk else self.pstate.copy()
+        self.power = self._watts_idle[np.arange(m), self._billed].copy()
+        self._total_power = float(self.power.sum())
+        self._wattmin = float(self._watts_idle[np.arange(m), self.pstate].sum())
+        self.energy = 0.0
+        self._energy_time = 0.0
+        self._energy_first_submission: float | None = None
+        self._energy_last_completion = 0.0
+        self._record_energy_rows = record_energy_rows
+        self._energy_rows: list[tuple[float, float, str, float, float | None]] = []
+        self._last_row_time = -math.inf
+        self._last_row_energy = 0.0
+        self._pstate_rows: list[tuple[float, str, int]] = []
+        for p in np.unique(self.pstate).tolist():
+            self._pstate_rows.append((0.0, format_intervals(np.flatnonzero(self.pstate == p)), int(p)))
+        self.nb_machine_switches = 0
+        self.nb_grouped_switches = 0
+        self._scratch = np.empty(m)
+
+        self._point = DecisionPoint(0.0)
+        # Submissions: one event per distinct submit time, each scheduling the next one.
+        subtime = workload.subtime
+        if n:
+            starts = np.concatenate(([0], np.flatnonzero(np.diff(subtime) != 0) + 1, [n]))
+            self._submission_groups = starts
+            self._clock.schedule_at(float(subtime[0]), self._on_submit, 0)
+        self._finished = False
+
+    # ------------------------------------------------------------------ queries
+
+    @property
+    def now(self) -> float:
+        return self._clock.now
+
+    @property
+    def nb_machines(self) -> int:
+        return self.platform.nb_machines
+
+    def lowest_free_machines(self, count: int) -> np.ndarray:
+        """The ``count`` lowest free machine ids (empty if fewer are free)."""
+        if count > self.nb_free:
+            return self.busy_job[:0]
+        return lowest_free(self.busy_job, count)
+
+    def running_jobs(self) -> set[int]:
+        return set(self._running)
+
+    # ------------------------------------------------------------------ stepping
+
+    def next_decision_point(self) -> DecisionPoint | None:
+        """Process every event of the next instant at which something happens; None at the end."""
+        clock = self._clock
+        while True:
+            when = clock.peek()
+            if when == math.inf:
+                self._finish()
+                return None
+            self._point = DecisionPoint(when)
+            while clock.peek() == when:
+                clock.step()
+            if self._point:
+                return self._point
+
+    def run_until(self, when: float) -> DecisionPoint:
+        """Process every event at or before ``when`` and move the clock to ``when`` (used by
+        replay, whose decisions come with their own times). Returns what happened."""
+        clock = self._clock
+        merged = DecisionPoint(when)
+        while clock.peek() <= when:
+            self._point = DecisionPoint(clock.peek())
+            clock.step()
+            _merge(merged, self._point)
+        if when > clock.now:
+            clock.set_now(when)
+        self._point = merged
+        return merged
+
+    def step_instant(self) -> DecisionPoint | None:
+        """Process only the next instant's events, even if nothing visible happens."""
+        clock = self._clock
+        when = clock.peek()
+        if when == math.inf:
+            return None
+        self._point = DecisionPoint(when)
+        while clock.peek() == when:
+            clock.step()
+        return self._point
+
+    def run_to_end(self) -> None:
+        while self.next_decision_point() is not None:
+            pass
+
+    # ------------------------------------------------------------------ decisions
+
+    def execute(self, job: int, hosts) -> None:
+        """Start a queued job on the given machines, now."""
+        hosts = np.asarray(hosts, dtype=np.int64)
+        if self.job_state[job] != QUEUED:
+            raise SimulationError(f"job {self.jobs.job_ids[job]} cannot start: it is "
+                                  f"{_STATE_WORDS[self.job_state[job]]}")
+        if hosts.size != self.jobs.res[job]:
+            raise SimulationError(f"job {self.jobs.job_ids[job]} requests {self.jobs.res[job]} "
+                                  f"machines but was given {hosts.size}")
+        if hosts.size and (hosts.min() < 0 or hosts.max() >= self.nb_machines):
+            raise SimulationError(f"job {self.jobs.job_ids[job]}: machine ids must be in "
+                                  f"0..{self.nb_machines - 1}")
+        busy = self.busy_job[hosts]
+        if (busy >= 0).any() or np.unique(hosts).size != hosts.size:
+            taken = hosts[busy >= 0]
+            raise SimulationError(f"job {self.jobs.job_ids[job]} cannot start at {self.now:.6f} on "
+                                  f"machines {format_intervals(hosts)}: "
+                                  f"{format_intervals(taken) or 'an id repeats'} already in use")
+        now = self._clock.now
+        self._energy_query()
+        self._advance_energy()
+        self.busy_job[hosts] = job
+        self.nb_free -= hosts.size
+        self.job_state[job] = RUNNING
+        self.start[job] = now
+        self.alloc[job] = hosts
+        self._running.add(job)
+        self._job_energy_time[job] = now
+        if self.jobs.kind[job] == KIND_DELAY:
+            delay, walltime = self.jobs.work[job], self.jobs.walltime[job]
+            # Batsim sleeps the whole delay only if it is strictly below the walltime.
+            if delay < walltime:
+                self._schedule_end(job, now + delay, SUCCESS)
+            else:
+                self._schedule_end(job, now + walltime, WALLTIME_REACHED)
+            self._job_power[job] = self._refresh_powers(hosts, 0.0)
+        else:
+            self._progress_time[job] = now
+            self._rate[job] = bottleneck_speed(hosts, self.pstate, self._speeds)
+            self._schedule_parallel_end(job)
+            self._job_power[job] = self._refresh_powers(hosts, self._rate[job])
+        self._energy_row("s")
+
+    def reject(self, job: int) -> None:
+        """Refuse a submitted job; it is recorded as REJECTED and never runs."""
+        if self.job_state[job] != QUEUED:
+            raise SimulationError(f"job {self.jobs.job_ids[job]} cannot be rejected: it is "
+                                  f"{_STATE_WORDS[self.job_state[job]]}")
+        self.job_state[job] = REJECTED
+        self.final_state[job] = REJECTED_STATE
+        self._job_order.append(job)
+        self.nb_unfinished -= 1
+
+    def kill(self, job: int) -> float | None:
+        """End a running job now (COMPLETED_KILLED). Returns its progress in [0, 1], or None
+        if the job was not running (Batsim ignores kills of jobs that already ended)."""
+        if self.job_state[job] != RUNNING:
+            return None
+        now = self._clock.now
+        if self.jobs.kind[job] == KIND_DELAY:
+            total = self.jobs.work[job]
+            progress = (now - self.start[job]) / total if total > 0 else 1.0
+        else:
+            remaining = self._remaining[job] - self._rate[job] * (now - self._progress_time[job])
+            total = self.jobs.work[job]
+            progress = 1.0 - remaining / total if total > 0 else 1.0
+        self._end(job, KILLED)
+        return min(max(progress, 0.0), 1.0)
+
+    def set_pstate(self, hosts, pstate: int) -> None:
+        """Switch machines to a computation p-state now; running jobs keep the work done."""
+        hosts = np.unique(np.asarray(hosts, dtype=np.int64))
+        pstate = int(pstate)
+        if hosts.size == 0:
+            return
+        bad = hosts[(pstate < 0) | (pstate >= self.platform.nb_pstates[hosts])]
+        if bad.size:
+            raise SimulationError(f"p-state {pstate} does not exist on machines {format_intervals(bad)}")
+        now = self._clock.now
+        self._energy_query()
+        self._advance_energy()
+        self._energy_row("p")
+        old = self.pstate[hosts]
+        self._wattmin += float((self._watts_idle[hosts, pstate] - self._watts_idle[hosts, old]).sum())
+        self.pstate[hosts] = pstate
+        self._billed[hosts] = pstate
+        jobs_here = self.busy_job[hosts]
+        idle_hosts = hosts[jobs_here < 0]
+        if idle_hosts.size:
+            self._refresh_powers(idle_hosts, 0.0)
+        for job in np.unique(jobs_here[jobs_here >= 0]).tolist():
+            self._settle_job_energy(job)
+            job_hosts = self.alloc[job]
+            if self.jobs.kind[job] == KIND_DELAY:
+                self._job_power[job] = self._refresh_powers(job_hosts, 0.0)
+            else:
+                self._remaining[job] -= self._rate[job] * (now - self._progress_time[job])
+                self._progress_time[job] = now
+                self._rate[job] = bottleneck_speed(job_hosts, self.pstate, self._speeds)
+                self._schedule_parallel_end(job)
+                self._job_power[job] = self._refresh_powers(job_hosts, self._rate[job])
+        self._energy_row("p")
+        text = format_intervals(hosts)
+        self._pstate_rows.append((now, text, -1))
+        self._pstate_rows.append((now, text, pstate))
+        self.nb_machine_switches += int(hosts.size)
+        self.nb_grouped_switches += 1
+        # Batsim acknowledges a computation p-state switch at once, in its next message.
+        self._clock.schedule_at(now, self._on_pstate_ack, (hosts, pstate))
+
+    def call_me_later(self, when: float) -> None:
+        """Ask for a decision point at ``when`` (at once if it is already past)."""
+        self._clock.schedule_at(max(float(when), self._clock.now), self._on_requested_call, None)
+
+    # ------------------------------------------------------------------ event handlers
+
+    def _on_submit(self, event) -> None:
+        group = event.value
+        lo, hi = int(self._submission_groups[group]), int(self._submission_groups[group + 1])
+        self._energy_query()
+        if self._energy_first_submission is None:
+            self._advance_energy()
+            self._energy_first_submission = self.energy
+        self.job_state[lo:hi] = QUEUED
+        self._point.submitted.extend(range(lo, hi))
+        if hi < self.jobs.nb_jobs:
+            self._clock.schedule_at(float(self.jobs.subtime[hi]), self._on_submit, group + 1)
+        else:
+            self._point.no_more_submissions = True
+
+    def _on_end(self, event) -> None:
+        job, epoch, final = event.value
+        if epoch != self._epoch[job]:
+            return  # superseded by a p-state change or a kill
+        self._end(job, final)
+
+    def _on_pstate_ack(self, event) -> None:
+        self._point.pstate_changes.append(event.value)
+
+    def _on_requested_call(self, event) -> None:
+        self._point.requested_calls += 1
+
+    # ------------------------------------------------------------------ internals
+
+    def _schedule_end(self, job: int, when: float, final: int) -> None:
+        self._epoch[job] += 1
+        self._clock.schedule_at(when, self._on_end, (job, int(self._epoch[job]), final))
+
+    def _schedule_parallel_end(self, job: int) -> None:
+        now = self._clock.now
+        remaining = self._remaining[job]
+        end = now + remaining / self._rate[job] if remaining > 0 else now
+        kill_at = self.start[job] + self.jobs.walltime[job]
+        # A parallel task whose end falls exactly on its walltime completes (batsim-semantics 1.5).
+        if end <= kill_at:
+            self._schedule_end(job, end, SUCCESS)
+        else:
+            self._schedule_end(job, kill_at, WALLTIME_REACHED)
+
+    def _end(self, job: int, final: int) -> None:
+        now = self._clock.now
+        self._energy_query()
+        self._advance_energy()
+        self._settle_job_energy(job)
+        self._epoch[job] += 1
+        hosts = self.alloc[job]
+        self.busy_job[hosts] = -1
+        self.nb_free += hosts.size
+        self._refresh_powers(hosts, 0.0)
+        self._job_power[job] = 0.0
+        self._running.discard(job)
+        self.job_state[job] = FINISHED
+        self.final_state[job] = final
+        self.finish[job] = now
+        self._job_order.append(job)
+        self.nb_unfinished -= 1
+        self._energy_last_completion = self.energy
+        self._point.completed.append(job)
+        self._energy_row("e")
+
+    def _refresh_powers(self, hosts: np.ndarray, rate: float) -> float:
+        """Recompute the power of ``hosts`` (all running one job at ``rate``, or idle when
+        rate is 0) and return their sum. The energy must have been advanced to now."""
+        new = host_powers(hosts, rate, self.pstate, self._billed, self._speeds, self._watts_idle,
+                          self._watts_full, self._scratch[: hosts.size])
+        total_new = float(new.sum())
+        self._total_power += total_new - float(self.power[hosts].sum())
+        self.power[hosts] = new
+        return total_new
+
+    def _advance_energy(self) -> None:
+        now = self._clock.now
+        if now > self._energy_time:
+            self.energy += self._total_power * (now - self._energy_time)
+            self._energy_time = now
+
+    def _settle_job_energy(self, job: int) -> None:
+        now = self._clock.now
+        self.job_energy[job] += self._job_power[job] * (now - self._job_energy_time[job])
+        self._job_energy_time[job] = now
+
+    def _energy_query(self) -> None:
+        """SimGrid's energy plugin bills every host at p-state 0 until the host's first energy
+        update; Batsim's first query after t=0 updates them all. Only active with the quirk."""
+        if not self._quirk_pending or self._clock.now <= 0.0:
+            return
+        self._quirk_pending = False
+        self._advance_energy()
+        for job in self._running:
+            self._settle_job_energy(job)
+        self._billed[:] = self.pstate
+        idle = np.flatnonzero(self.busy_job < 0)
+        self._refresh_powers(idle, 0.0)
+        for job in self._running:
+            rate = 0.0 if self.jobs.kind[job] == KIND_DELAY else self._rate[job]
+            self._job_power[job] = self._refresh_powers(self.alloc[job], rate)
+
+    def _energy_row(self, kind: str) -> None:
+        if not self._record_energy_rows:
+            return
+        now = self._clock.now
+        epower = None
+        if now > self._last_row_time and self._energy_rows:
+            epower = (self.energy - self._last_row_energy) / (now - self._last_row_time)
+        self._energy_rows.append((now, self.energy, kind, self._wattmin, epower))
+        self._last_row_time = now
+        self._last_row_energy = self.energy
+
+    def _finish(self) -> None:
+        if not self._finished:
+            self._advance_energy()
+            self._finished = True
+
+    # ------------------------------------------------------------------ results
+
+    def result(self) -> SimulationResult:
+        """The run's outcome; call once the engine has run to its end."""
+        finish = self.finish.copy()
+        zero_work = (self.jobs.kind != KIND_DELAY) & (self.jobs.work == 0) & (self.final_state == SUCCESS)
+        finish[zero_work] = self.start[zero_work] + ZERO_WORK_RECORDED_DURATION
+        first = self._energy_first_submission or 0.0
+        wall = perf_counter() - self._wall_start
+        return SimulationResult(
+            workload=self.jobs,
+            workload_name=self.workload_name,
+            nb_machines=self.nb_machines,
+            job_order=list(self._job_order),
+            final_state=self.final_state.copy(),
+            start=self.start.copy(),
+            finish=finish,
+            alloc=list(self.alloc),
+            job_energy=self.job_energy.copy(),
+            consumed_joules=self._energy_last_completion - first,
+            energy_rows=self._energy_rows,
+            pstate_rows=self._pstate_rows,
+            nb_machine_switches=self.nb_machine_switches,
+            nb_grouped_switches=self.nb_grouped_switches,
+            end_time=self._clock.now,
+            wall_seconds=wall,
+            scheduling_seconds=self.scheduling_seconds,
+        )
+
+    def check_invariants(self) -> None:
+        """Opt-in consistency check (O(jobs + machines)); tests call it at every decision point."""
+        busy = self.busy_job >= 0
+        running = sorted(self._running)
+        if busy.sum() != sum(self.alloc[j].size for j in running):
+            raise AssertionError("machines in use do not match the running jobs' allocations")
+        for j in running:
+            if not (self.busy_job[self.alloc[j]] == j).all():
+                raise AssertionError(f"job {j} does not hold all its machines")
+            if self.start[j] < self.jobs.subtime[j]:
+                raise AssertionError(f"job {j} started before its submission")
+        if self.nb_free != int((~busy).sum()):
+            raise AssertionError("free-machine count is stale")
+        if abs(self._total_power - float(self.power.sum())) > 1e-6 * max(1.0, abs(self._total_power)):
+            raise AssertionError("total power is stale")
+
+
+_STATE_WORDS = {NOT_SUBMITTED: "not submitted yet", QUEUED: "queued", RUNNING: "already running",
+                FINISHED: "already finished", REJECTED: "rejected"}
+
+
+def _merge(into: DecisionPoint, other: DecisionPoint) -> None:
+    into.submitted.extend(other.submitted)
+    into.completed.extend(other.completed)
+    into.requested_calls += other.requested_calls
+    into.pstate_changes.extend(other.pstate_changes)
+    into.no_more_submissions = into.no_more_submissions or other.no_more_submissions

@@ -1,0 +1,175 @@
+"""Batsim's output files, with its names, columns and number formats.
+
+Writing the same files as Batsim lets evalys and other Batsim tools read our runs, and lets
+runs on the embedded engine and on real Batsim be compared line by line.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from .engine import FINAL_STATE_NAMES, REJECTED_STATE, SUCCESS, WALLTIME_REACHED, SimulationResult
+from .intervals import format_intervals
+
+BATSIM_VERSION = "4.2.1"
+
+JOB_COLUMNS = (
+    "job_id", "workload_name", "profile", "submission_time", "requested_number_of_resources",
+    "requested_time", "success", "final_state", "starting_time", "execution_time", "finish_time",
+    "waiting_time", "turnaround_time", "stretch", "allocated_resources", "consumed_energy", "metadata",
+)
+
+SCHEDULE_COLUMNS = (
+    "batsim_version", "consumed_joules", "makespan", "max_slowdown", "max_turnaround_time",
+    "max_waiting_time", "mean_slowdown", "mean_turnaround_time", "mean_waiting_time",
+    "nb_computing_machines", "nb_grouped_switches", "nb_jobs", "nb_jobs_finished", "nb_jobs_killed",
+    "nb_jobs_rejected", "nb_jobs_success", "nb_machine_switches", "scheduling_time",
+    "simulation_time", "success_rate", "time_computing", "time_idle", "time_sleeping",
+    "time_switching_off", "time_switching_on", "time_unavailable",
+)
+
+
+def _f6(x: float) -> str:
+    return f"{x:.6f}"
+
+
+@dataclass(frozen=True)
+class ScheduleSummary:
+    """The aggregates of out_schedule.csv, as numbers."""
+
+    values: dict
+
+    def __getitem__(self, key):
+        return self.values[key]
+
+
+def summarize(result: SimulationResult) -> ScheduleSummary:
+    """Batsim's aggregate metrics over the jobs that ran (rejected jobs only count in nb_jobs
+    and nb_jobs_rejected)."""
+    w = result.workload
+    ran = (result.final_state != 0) & (result.final_state != REJECTED_STATE)
+    start, finish = result.start[ran], result.finish[ran]
+    sub = w.subtime[ran]
+    execution = finish - start
+    waiting = start - sub
+    turnaround = finish - sub
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stretch = turnaround / execution
+    res = w.res[ran]
+    actual_exec = np.where((w.kind[ran] != 0) & (w.work[ran] == 0), 0.0, execution)
+
+    def mean(a):
+        return float(a.mean()) if a.size else 0.0
+
+    def amax(a):
+        return float(a.max()) if a.size else 0.0
+
+    nb_jobs = w.nb_jobs
+    success = int((result.final_state == SUCCESS).sum())
+    makespan = amax(finish)
+    computing = float((actual_exec * res).sum())
+    values = {
+        "batsim_version": BATSIM_VERSION,
+        "consumed_joules": result.consumed_joules,
+        "makespan": makespan,
+        "max_slowdown": amax(stretch),
+        "max_turnaround_time": amax(turnaround),
+        "max_waiting_time": amax(waiting),
+        "mean_slowdown": mean(stretch),
+        "mean_turnaround_time": mean(turnaround),
+        "mean_waiting_time": mean(waiting),
+        "nb_computing_machines": result.nb_machines,
+        "nb_grouped_switches": result.nb_grouped_switches,
+        "nb_jobs": nb_jobs,
+        "nb_jobs_finished": int(ran.sum()),
+        "nb_jobs_killed": int(((result.final_state == WALLTIME_REACHED) | (result.final_state == 3)).sum()),
+        "nb_jobs_rejected": int((result.final_state == REJECTED_STATE).sum()),
+        "nb_jobs_success": success,
+        "nb_machine_switches": result.nb_machine_switches,
+        "scheduling_time": result.scheduling_seconds,
+        "simulation_time": result.wall_seconds,
+        "success_rate": success / nb_jobs if nb_jobs else 0.0,
+        "time_computing": computing,
+        # Without a machine-state trace we count every machine idle whenever it does not compute,
+        # from 0 to the makespan (no sleeping or switching states in our p-state model).
+        "time_idle": max(result.nb_machines * makespan - computing, 0.0),
+        "time_sleeping": 0.0,
+        "time_switching_off": 0.0,
+        "time_switching_on": 0.0,
+        "time_unavailable": 0.0,
+    }
+    return ScheduleSummary(values)
+
+
+def write_outputs(result: SimulationResult, out_dir: str, prefix: str = "out") -> dict[str, str]:
+    """Write out_jobs.csv, out_schedule.csv, out_consumed_energy.csv, out_pstate_changes.csv."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {name: os.path.join(out_dir, f"{prefix}_{name}.csv")
+             for name in ("jobs", "schedule", "consumed_energy", "pstate_changes")}
+    write_jobs(result, paths["jobs"])
+    write_schedule(summarize(result), paths["schedule"])
+    write_energy(result, paths["consumed_energy"])
+    write_pstates(result, paths["pstate_changes"])
+    return paths
+
+
+def write_jobs(result: SimulationResult, path: str) -> None:
+    w = result.workload
+    with open(path, "w", newline="") as f:
+        f.write(",".join(JOB_COLUMNS) + "\n")
+        for j in result.job_order:
+            walltime = w.walltime[j]
+            requested = _f6(walltime) if math.isfinite(walltime) else _f6(-1.0)
+            state = result.final_state[j]
+            head = [w.job_ids[j], result.workload_name, w.profile_names[j], _f6(w.subtime[j]),
+                    str(int(w.res[j])), requested]
+            if state == REJECTED_STATE:
+                row = head + ["0", "REJECTED", "", "", "", "", "", "", "", "", '""']
+            else:
+                start, finish = result.start[j], result.finish[j]
+                execution = finish - start
+                turnaround = finish - w.subtime[j]
+                row = head + [
+                    "1" if state == SUCCESS else "0", FINAL_STATE_NAMES[int(state)], _f6(start),
+                    _f6(execution), _f6(finish), _f6(start - w.subtime[j]), _f6(turnaround),
+                    _f6(turnaround / execution) if execution > 0 else "inf",
+                    format_intervals(result.alloc[j]), _f6(result.job_energy[j]), '""',
+                ]
+            f.write(",".join(_csv_field(x) for x in row) + "\n")
+
+
+def _csv_field(text: str) -> str:
+    # Profile names and ids never hold commas in practice; quote them if they do.
+    if "," in text and not text.startswith('"'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def write_schedule(summary: ScheduleSummary, path: str) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(SCHEDULE_COLUMNS)
+        row = []
+        for key in SCHEDULE_COLUMNS:
+            v = summary.values[key]
+            row.append(_f6(v) if isinstance(v, float) else str(v))
+        writer.writerow(row)
+
+
+def write_energy(result: SimulationResult, path: str) -> None:
+    with open(path, "w", newline="") as f:
+        f.write("time,energy,event_type,wattmin,epower\n")
+        for t, e, kind, wattmin, epower in result.energy_rows:
+            f.write(f"{t:.6f},{e:.6f},{kind},{wattmin:.6f},{'NA' if epower is None else f'{epower:.6f}'}\n")
+
+
+def write_pstates(result: SimulationResult, path: str) -> None:
+    with open(path, "w", newline="") as f:
+        f.write("time,machine_id,new_pstate\n")
+        for t, machines, p in result.pstate_rows:
+            f.write(f"{t:g},{machines},{p}\n")
