@@ -1,0 +1,184 @@
+"""The engine against hand-computed schedules: durations, walltime equality cases, ties,
+p-state changes, energy, kills, errors and determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hdeeprm.core.engine import KILLED, SUCCESS, WALLTIME_REACHED, Engine
+from hdeeprm.core.outputs import summarize
+from hdeeprm.errors import SimulationError
+from hdeeprm.platform.model import Platform
+from hdeeprm.workload.model import Job, Profile, Workload
+
+
+def flat_platform(speeds, idle=100.0, full=200.0, pstates=None):
+    """Single-core hosts; ``pstates`` optionally gives per-p-state speed factors and watts."""
+    n = len(speeds)
+    if pstates is None:
+        sp = np.array(speeds, float)[:, None]
+        wi = np.full((n, 1), idle)
+        wf = np.full((n, 1), full)
+    else:
+        sp = np.array([[s * f for f, _, _ in pstates] for s in speeds])
+        wi = np.array([[i for _, i, _ in pstates]] * n, float)
+        wf = np.array([[f for _, _, f in pstates]] * n, float)
+    return Platform(tuple(f"h{i:03d}" for i in range(n)), sp, wi, wf,
+                    np.full(n, sp.shape[1]), np.zeros(n, int))
+
+
+def workload(jobs, profiles):
+    profs = {}
+    for name, spec in profiles.items():
+        if spec[0] == "delay":
+            profs[name] = Profile(name, "delay", delay=spec[1])
+        else:
+            profs[name] = Profile(name, "parallel_homogeneous", cpu=spec[1])
+    return Workload(tuple(Job(str(i), sub, res, prof, wall) for i, (sub, res, prof, wall) in enumerate(jobs)), profs)
+
+
+def run_fixed(engine, plan):
+    """Start jobs as soon as they are submitted on fixed machines: plan = {job: hosts}."""
+    points = []
+    while (point := engine.next_decision_point()) is not None:
+        points.append(point)
+        for job in point.submitted:
+            engine.execute(job, plan[engine.jobs.job_ids[job]])
+        engine.check_invariants()
+    return points, engine.result()
+
+
+def test_walltime_equality_cases():
+    # delay == walltime is killed; a parallel task lasting exactly its walltime completes.
+    plat = flat_platform([1e9] * 5)
+    wl = workload(
+        [(0, 1, "d10", 10), (0, 1, "d10", 10.000001), (0, 1, "ph", 10), (0, 1, "ph", 9.999999), (0, 1, "d10", None)],
+        {"d10": ("delay", 10), "ph": ("ph", 1e10)},
+    )
+    _, res = run_fixed(Engine(plat, wl), {"0": [0], "1": [1], "2": [2], "3": [3], "4": [4]})
+    assert res.final_state.tolist() == [WALLTIME_REACHED, SUCCESS, SUCCESS, WALLTIME_REACHED, SUCCESS]
+    assert res.finish.tolist() == [10.0, 10.0, 10.0, 9.999999, 10.0]
+
+
+def test_parallel_job_runs_at_slowest_host_and_bills_partial_load():
+    # 1e9 flops on a 100 Mf and a 50 Mf host: 20 s. The fast host is half loaded.
+    plat = flat_platform([1e8, 5e7], idle=10.0, full=30.0)
+    wl = workload([(0, 2, "ph", None)], {"ph": ("ph", 1e9)})
+    _, res = run_fixed(Engine(plat, wl), {"0": [0, 1]})
+    assert res.finish[0] == pytest.approx(20.0)
+    # fast host: 10 + 0.5 * 20 = 20 W; slow host: 30 W; over 20 s.
+    assert res.job_energy[0] == pytest.approx((20 + 30) * 20)
+    assert res.consumed_joules == pytest.approx(1000.0)
+
+
+def test_pstate_change_mid_job_keeps_work_done():
+    # 1e9 flops at 100 Mf, switched to 50 Mf at t=4: 4 s + 6e8 / 5e7 = 16 s.
+    plat = flat_platform([1e8], pstates=[(1.0, 100, 200), (0.5, 90, 150)])
+    wl = workload([(0, 1, "ph", None), (0, 1, "d", None)], {"ph": ("ph", 1e9), "d": ("delay", 10)})
+    plat2 = flat_platform([1e8, 1e8], pstates=[(1.0, 100, 200), (0.5, 90, 150)])
+    engine = Engine(plat2, wl)
+    point = engine.next_decision_point()
+    engine.execute(0, [0])
+    engine.execute(1, [1])
+    engine.call_me_later(4.0)
+    point = engine.next_decision_point()
+    assert point.time == 4.0 and point.requested_calls == 1
+    engine.set_pstate([0, 1], 1)  # the delay job on host 1 is not slowed down
+    engine.run_to_end()
+    res = engine.result()
+    assert res.finish.tolist() == [16.0, 10.0]
+    # host 0: 4 s at 200 W then 12 s at 150 W; host 1 (delay job draws idle power): 4 s at 100 W, 6 s at 90 W.
+    assert res.job_energy.tolist() == pytest.approx([4 * 200 + 12 * 150, 4 * 100 + 6 * 90])
+    assert res.nb_machine_switches == 2 and res.nb_grouped_switches == 1
+    assert plat is not None
+
+
+def test_same_instant_events_form_one_decision_point_and_freed_machines_are_reusable():
+    plat = flat_platform([1e9])
+    wl = workload([(0, 1, "d", None), (10, 1, "d", None)], {"d": ("delay", 10)})
+    engine = Engine(plat, wl)
+    first = engine.next_decision_point()
+    assert first.time == 0 and first.submitted == [0]
+    engine.execute(0, engine.lowest_free_machines(1))
+    second = engine.next_decision_point()
+    # job 0 ends at 10 and job 1 arrives at 10: one decision point, with both.
+    assert second.time == 10 and second.submitted == [1] and second.completed == [0]
+    assert second.no_more_submissions
+    engine.execute(1, engine.lowest_free_machines(1))  # the machine freed at 10 is reused at 10
+    engine.run_to_end()
+    res = engine.result()
+    assert res.start.tolist() == [0.0, 10.0] and res.finish.tolist() == [10.0, 20.0]
+
+
+def test_same_time_submissions_follow_batsim_id_string_order():
+    plat = flat_platform([1e9])
+    wl = workload([(5, 1, "d", None)] * 11, {"d": ("delay", 1)})
+    engine = Engine(plat, wl)
+    point = engine.next_decision_point()
+    assert [engine.jobs.job_ids[j] for j in point.submitted][:4] == ["0", "1", "10", "2"]
+
+
+def test_kill_reports_progress_and_final_state():
+    plat = flat_platform([1e9])
+    wl = workload([(0, 1, "ph", None)], {"ph": ("ph", 1e10)})
+    engine = Engine(plat, wl)
+    engine.next_decision_point()
+    engine.execute(0, [0])
+    engine.call_me_later(4.0)
+    engine.next_decision_point()
+    assert engine.kill(0) == pytest.approx(0.4)
+    assert engine.kill(0) is None  # already over: ignored, as Batsim does
+    engine.run_to_end()
+    res = engine.result()
+    assert res.final_state[0] == KILLED and res.finish[0] == 4.0
+
+
+def test_zero_work_parallel_job_is_recorded_as_ten_microseconds():
+    plat = flat_platform([1e9])
+    wl = workload([(0, 1, "ph0", 1)], {"ph0": ("ph", 0)})
+    _, res = run_fixed(Engine(plat, wl), {"0": [0]})
+    assert res.final_state[0] == SUCCESS
+    assert res.finish[0] == pytest.approx(1e-5)
+    assert summarize(res)["makespan"] == pytest.approx(1e-5)
+
+
+def test_energy_of_idle_and_busy_hosts_matches_hand_computation():
+    # Two 1 Gf hosts, 100 W idle / 200 W full. Job of 1e10 flops on host 0 from 0 to 10 s.
+    # Total from the first submission (t=0) to the last completion (t=10): 200*10 + 100*10.
+    plat = flat_platform([1e9, 1e9])
+    wl = workload([(0, 1, "ph", None)], {"ph": ("ph", 1e10)})
+    _, res = run_fixed(Engine(plat, wl), {"0": [0]})
+    assert res.consumed_joules == pytest.approx(3000.0)
+    rows = res.energy_rows
+    assert [r[2] for r in rows] == ["s", "e"]
+    assert rows[-1][1] == pytest.approx(3000.0) and rows[-1][4] == pytest.approx(300.0)
+
+
+def test_simgrid_quirk_bills_pstate0_until_first_query():
+    # Host declared in p-state 1 (50 W idle) but billed at p-state 0 (100 W idle) until the
+    # first energy query after t=0 (the job submission at t=5).
+    plat = Platform(("h0", "h1"), np.array([[1e9, 5e8]] * 2), np.array([[100.0, 50.0]] * 2),
+                    np.array([[200.0, 150.0]] * 2), np.array([2, 2]), np.array([1, 1]))
+    wl = workload([(5, 1, "d", None)], {"d": ("delay", 5)})
+    for quirk, expected in ((True, 2 * 100 * 5), (False, 2 * 50 * 5)):
+        engine = Engine(plat, wl, simgrid_energy_quirk=quirk)
+        run_fixed(engine, {"0": [0]})
+        # From 5 to 10 s: host 0 runs a delay job (idle power), host 1 is idle: 50 W each.
+        assert engine.energy == pytest.approx(expected + 2 * 50 * 5)
+
+
+def test_bad_decisions_raise_clear_errors():
+    plat = flat_platform([1e9, 1e9])
+    wl = workload([(0, 1, "d", None), (0, 1, "d", None), (100, 1, "d", None)], {"d": ("delay", 10)})
+    engine = Engine(plat, wl)
+    engine.next_decision_point()
+    engine.execute(0, [0])
+    with pytest.raises(SimulationError, match="already in use"):
+        engine.execute(1, [0])
+    with pytest.raises(SimulationError, match="requests 1 machines but was given 2"):
+        engine.execute(1, [0, 1])
+    with pytest.raises(SimulationError, match="not submitted yet"):
+        engine.execute(2, [1])
+    with pytest.raises(SimulationError, match="p-state 3 does not exist"):
+        engine.set_pstate([1], 3)
