@@ -1,0 +1,64 @@
+"""Platforms: HDeepRM platform JSON or SimGrid/Batsim XML -> immutable :class:`Platform`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hdeeprm.errors import PlatformError
+from hdeeprm.platform.hierarchy_file import (
+    HierarchyFile,
+    attach_hierarchy,
+    read_hierarchy_file,
+    write_hierarchy,
+)
+from hdeeprm.platform.json_platform import (
+    ClusterSpec,
+    LinkSpec,
+    NodeGroup,
+    PlatformDescription,
+    bundled_platform,
+    compile_platform,
+    load_json_platform,
+    read_platform_description,
+)
+from hdeeprm.platform.model import Hierarchy, Platform
+from hdeeprm.platform.typelib import (
+    NetworkType,
+    NodeType,
+    PathLike,
+    ProcessorType,
+    TypeLibrary,
+    default_type_library,
+    load_type_library,
+)
+from hdeeprm.platform.xml_platform import load_xml_platform
+
+__all__ = [
+    "ClusterSpec", "Hierarchy", "HierarchyFile", "LinkSpec", "NetworkType", "NodeGroup",
+    "NodeType", "Platform", "PlatformDescription", "ProcessorType", "TypeLibrary",
+    "attach_hierarchy", "bundled_platform", "compile_platform", "default_type_library",
+    "load_json_platform", "load_platform", "load_type_library", "load_xml_platform",
+    "read_hierarchy_file", "read_platform_description", "write_hierarchy",
+]
+
+
+def load_platform(path: PathLike, hierarchy: PathLike | None = None, *,
+                  typelib: TypeLibrary | PathLike | None = None,
+                  master_host: str = "master_host") -> Platform:
+    """Load a platform, choosing the reader by file extension.
+
+    ``.json``: HDeepRM platform JSON compiled with ``typelib`` (default library when None);
+    it carries its own hierarchy, so ``hierarchy`` must be None. ``.xml``: SimGrid/Batsim
+    platform, with the hierarchy file ``hierarchy`` attached when given.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix == ".json":
+        if hierarchy is not None:
+            raise PlatformError(str(hierarchy), None, "a hierarchy file only applies to XML "
+                                f"platforms; {path} is a JSON platform with its own hierarchy")
+        return load_json_platform(path, typelib)
+    if suffix == ".xml":
+        platform = load_xml_platform(path, master_host=master_host)
+        return platform if hierarchy is None else attach_hierarchy(platform, hierarchy)
+    raise PlatformError(str(path), None, "unknown platform format; expected a .json (HDeepRM "
+                        "platform) or .xml (SimGrid/Batsim platform) file")
