@@ -127,6 +127,7 @@ class Engine:
         workload_name: str = "w0",
         simgrid_energy_quirk: bool = False,
         record_energy_rows: bool = True,
+        batsim_time_rounding: bool = True,
     ):
         self.platform = platform
         if isinstance(workload, Workload):
@@ -190,6 +191,8 @@ class Engine:
             self._submission_groups = starts
             self._clock.schedule_at(float(subtime[0]), self._on_submit, 0)
         self._finished = False
+        self._round_decisions = batsim_time_rounding
+        self._decision_time_for = -math.inf
 
     # ------------------------------------------------------------------ queries
 
@@ -259,6 +262,7 @@ class Engine:
 
     def execute(self, job: int, hosts) -> None:
         """Start a queued job on the given machines, now."""
+        self._decision_time()
         hosts = np.asarray(hosts, dtype=np.int64)
         if self.job_state[job] != QUEUED:
             raise SimulationError(f"job {self.jobs.job_ids[job]} cannot start: it is "
@@ -302,6 +306,7 @@ class Engine:
 
     def reject(self, job: int) -> None:
         """Refuse a submitted job; it is recorded as REJECTED and never runs."""
+        self._decision_time()
         if self.job_state[job] != QUEUED:
             raise SimulationError(f"job {self.jobs.job_ids[job]} cannot be rejected: it is "
                                   f"{_STATE_WORDS[self.job_state[job]]}")
@@ -313,6 +318,7 @@ class Engine:
     def kill(self, job: int) -> float | None:
         """End a running job now (COMPLETED_KILLED). Returns its progress in [0, 1], or None
         if the job was not running (Batsim ignores kills of jobs that already ended)."""
+        self._decision_time()
         if self.job_state[job] != RUNNING:
             return None
         now = self._clock.now
@@ -328,6 +334,7 @@ class Engine:
 
     def set_pstate(self, hosts, pstate: int) -> None:
         """Switch machines to a computation p-state now; running jobs keep the work done."""
+        self._decision_time()
         hosts = np.unique(np.asarray(hosts, dtype=np.int64))
         pstate = int(pstate)
         if hosts.size == 0:
@@ -369,7 +376,24 @@ class Engine:
 
     def call_me_later(self, when: float) -> None:
         """Ask for a decision point at ``when`` (at once if it is already past)."""
+        self._decision_time()
         self._clock.schedule_at(max(float(when), self._clock.now), self._on_requested_call, None)
+
+    def _decision_time(self) -> None:
+        """With Batsim's protocol, the scheduler answers with the time it was told, printed
+        with 6 decimals, and Batsim applies the answer at max(its clock, that time). When the
+        printed time was rounded up, decisions take effect that much later; we do the same
+        (unless an event falls in between, which Batsim would have reported first)."""
+        if not self._round_decisions:
+            return
+        clock = self._clock
+        now = clock.now
+        if now == self._decision_time_for:
+            return
+        printed = float(f"{now:.6f}")
+        if printed > now and clock.peek() > printed:
+            clock.set_now(printed)
+        self._decision_time_for = clock.now
 
     # ------------------------------------------------------------------ event handlers
 
