@@ -93,7 +93,7 @@ class ResourceModel:
             procs = self.core_processor[hosts]
             np.add.at(self.processor_busy, procs, 1)
             np.add.at(self.processor_bw_used, procs, float(jobs.mem_bw_gbs[job]))
-            self._touched.update(np.unique(procs).tolist())
+            self._touched.update(procs.tolist())
         return hosts
 
     def release(self, job: int, hosts: np.ndarray) -> None:
@@ -102,28 +102,29 @@ class ResourceModel:
         procs = self.core_processor[hosts]
         np.add.at(self.processor_busy, procs, -1)
         np.add.at(self.processor_bw_used, procs, -float(jobs.mem_bw_gbs[job]))
-        self._touched.update(np.unique(procs).tolist())
+        self._touched.update(procs.tolist())
 
     def commit_pstates(self, core_job: np.ndarray) -> None:
         """Send the p-state changes of the processors touched since the last commit, grouped
         by target p-state in increasing order (P0, P1, P2, P3)."""
         if not self._touched:
             return
-        changed: dict[int, list[np.ndarray]] = {}
-        capacity = self.hierarchy.processor_mem_bw_gbs
-        for proc in sorted(self._touched):
-            cores = self._processor_cores[proc]
-            if self.processor_busy[proc] > 0:
-                busy_state = P_THROTTLED if self.processor_bw_used[proc] > capacity[proc] else P_BUSY
-                target = np.where(core_job[cores] >= 0, busy_state, P_IDLE_SIBLING)
-            else:
-                target = np.full(cores.size, P_IDLE_PROCESSOR)
-            differs = target != self.sent_pstate[cores]
-            if differs.any():
-                for state in np.unique(target[differs]).tolist():
-                    changed.setdefault(state, []).append(cores[differs & (target == state)])
+        procs = np.fromiter(self._touched, np.int64, len(self._touched))
+        procs.sort()
         self._touched.clear()
-        for state in sorted(changed):
-            cores = np.concatenate(changed[state])
-            self.engine.set_pstate(cores, state)
-            self.sent_pstate[cores] = state
+        cores = np.concatenate([self._processor_cores[p] for p in procs.tolist()])
+        owner = self.core_processor[cores]
+        throttled = self.processor_bw_used > self.hierarchy.processor_mem_bw_gbs
+        busy_state = np.where(throttled[owner], P_THROTTLED, P_BUSY)
+        target = np.where(core_job[cores] >= 0, busy_state, P_IDLE_SIBLING)
+        target[self.processor_busy[owner] == 0] = P_IDLE_PROCESSOR
+        differs = target != self.sent_pstate[cores]
+        if not differs.any():
+            return
+        cores, target = cores[differs], target[differs]
+        for state in (P_BUSY, P_THROTTLED, P_IDLE_SIBLING, P_IDLE_PROCESSOR):
+            chosen = cores[target == state]
+            if chosen.size:
+                chosen.sort()
+                self.engine.set_pstate(chosen, state)
+                self.sent_pstate[chosen] = state

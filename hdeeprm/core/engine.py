@@ -108,7 +108,7 @@ class SimulationResult:
     job_energy: np.ndarray
     consumed_joules: float
     energy_rows: list[tuple[float, float, str, float, float | None]]
-    pstate_rows: list[tuple[float, str, int]]
+    pstate_rows: list[tuple[float, np.ndarray, int]]  # time, machines, new p-state (-1: switching)
     nb_machine_switches: int
     nb_grouped_switches: int
     end_time: float
@@ -176,9 +176,9 @@ class Engine:
         self._energy_rows: list[tuple[float, float, str, float, float | None]] = []
         self._last_row_time = -math.inf
         self._last_row_energy = 0.0
-        self._pstate_rows: list[tuple[float, str, int]] = []
+        self._pstate_rows: list[tuple[float, np.ndarray, int]] = []
         for p in np.unique(self.pstate).tolist():
-            self._pstate_rows.append((0.0, format_intervals(np.flatnonzero(self.pstate == p)), int(p)))
+            self._pstate_rows.append((0.0, np.flatnonzero(self.pstate == p), int(p)))
         self.nb_machine_switches = 0
         self.nb_grouped_switches = 0
         self._scratch = np.empty(m)
@@ -335,7 +335,9 @@ class Engine:
     def set_pstate(self, hosts, pstate: int) -> None:
         """Switch machines to a computation p-state now; running jobs keep the work done."""
         self._decision_time()
-        hosts = np.unique(np.asarray(hosts, dtype=np.int64))
+        hosts = np.asarray(hosts, dtype=np.int64)
+        if hosts.size > 1 and not (hosts[1:] > hosts[:-1]).all():
+            hosts = np.unique(hosts)
         pstate = int(pstate)
         if hosts.size == 0:
             return
@@ -366,9 +368,9 @@ class Engine:
                 self._schedule_parallel_end(job)
                 self._job_power[job] = self._refresh_powers(job_hosts, self._rate[job])
         self._energy_row("p")
-        text = format_intervals(hosts)
-        self._pstate_rows.append((now, text, -1))
-        self._pstate_rows.append((now, text, pstate))
+        # Formatted as interval sets only when the log is written.
+        self._pstate_rows.append((now, hosts, -1))
+        self._pstate_rows.append((now, hosts, pstate))
         self.nb_machine_switches += int(hosts.size)
         self.nb_grouped_switches += 1
         # Batsim acknowledges a computation p-state switch at once, in its next message.

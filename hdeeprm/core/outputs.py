@@ -180,4 +180,4 @@ def write_pstates(result: SimulationResult, path: str) -> None:
     with open(path, "w", newline="") as f:
         f.write("time,machine_id,new_pstate\n")
         for t, machines, p in result.pstate_rows:
-            f.write(f"{t:g},{machines},{p}\n")
+            f.write(f"{t:g},{format_intervals(machines)},{p}\n")
