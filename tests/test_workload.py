@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import gzip
 import json
 from pathlib import Path
@@ -30,7 +32,9 @@ DATA = Path(__file__).parent / "data" / "traces"
 GAIA = DATA / "gaia-2014-head.swf.gz"
 KTH = DATA / "kth-sp2-head.swf.gz"
 # The full traces live beside the repository in a development checkout only.
-SHARED_TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"
+# Full Parallel Workloads Archive traces are not shipped with the project: point
+# HDEEPRM_TRACE_DIR at a folder of them (*.swf, *.swf.gz) to parse and convert every one.
+SHARED_TRACES = Path(os.environ.get("HDEEPRM_TRACE_DIR", "/nonexistent-trace-dir"))
 R = 4.2  # GFLOP/s, a reference speed used throughout
 
 
@@ -57,7 +61,7 @@ def profile_of(workload: Workload, job: Job) -> Profile:
 
 
 # --------------------------------------------------------------------------------------------
-# Full traces (only in a checkout that has ../shared/traces)
+# Full traces (only when HDEEPRM_TRACE_DIR names a folder of them)
 
 FULL_TRACE_RECORDS = {
     "KTH-SP2-1996-2.1-cln.swf.gz": 28476,
@@ -74,7 +78,7 @@ FULL_TRACE_RECORDS = {
 
 def _shared_traces():
     if not SHARED_TRACES.is_dir():
-        return [pytest.param(None, marks=pytest.mark.skip(reason=f"{SHARED_TRACES} not present"))]
+        return [pytest.param(None, marks=pytest.mark.skip(reason="set HDEEPRM_TRACE_DIR to a folder of SWF traces"))]
     paths = sorted(SHARED_TRACES.glob("*.swf*"))
     return [pytest.param(p, id=p.name) for p in paths] or [
         pytest.param(None, marks=pytest.mark.skip(reason="no traces"))

@@ -14,7 +14,7 @@ A decision point gathers everything that happened at one instant (submissions, c
 requested calls, p-state acknowledgements), as Batsim batches same-time events in one message.
 Decisions take effect at the current instant.
 
-Semantics reproduced from Batsim 4.2.1 / SimGrid 3.32 (see docs/semantics.md):
+Semantics reproduced from Batsim 4.2.1 / SimGrid 3.32 (README, "Simulation semantics"):
 - a ``delay`` job lasts its delay whatever the machines; it is killed when delay >= walltime;
 - a ``parallel_homogeneous`` job advances at the speed of its slowest machine; a p-state
   change mid-job keeps the work done; it completes if its end is <= start + walltime;
