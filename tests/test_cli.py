@@ -1,0 +1,99 @@
+"""The command line as a user meets it: the README's example, convert, errors, invariants."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hdeeprm.cli import main
+from hdeeprm.core.engine import Engine
+from hdeeprm.platform import bundled_platform, load_platform
+from hdeeprm.policies import PolicyConfig, QueueScheduler
+from hdeeprm.workload import load_workload, read_batsim_workload
+
+TRACES = Path(__file__).parent / "data" / "traces"
+
+
+def test_readme_example_prints_headline_metrics(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["simulate", "--platform", "gaia", "--workload", str(TRACES / "gaia-2014-head.swf.gz"),
+                 "--policy", "first:first_fit", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    for label in ("makespan", "mean waiting time", "mean slowdown", "mean bounded slowdown",
+                  "utilization", "energy"):
+        assert label in text
+    config = json.loads((out / "run_config.json").read_text())
+    assert config["policy"] == "first:first_fit" and config["metrics"]["nb_jobs"] == 2000
+    assert 0 < config["metrics"]["utilization"] <= 1
+
+
+def test_easy_backfilling_waits_less_than_fcfs(tmp_path, capsys):
+    waits = {}
+    for extra in ([], ["--backfill", "easy"]):
+        out = tmp_path / ("easy" if extra else "fcfs")
+        assert main(["simulate", "--platform", "das2", "--workload", str(TRACES / "kth-sp2-head.swf.gz"),
+                     "--out", str(out)] + extra) == 0
+        waits[bool(extra)] = json.loads((out / "run_config.json").read_text())["metrics"]["mean_waiting_time"]
+    assert waits[True] < waits[False]
+
+
+def test_convert_writes_a_workload_that_simulates_identically(tmp_path, capsys):
+    target = tmp_path / "kth.json"
+    assert main(["convert", str(TRACES / "kth-sp2-head.swf.gz"), "--platform", "das2", "--nb-jobs", "200",
+                 "--seed", "3", "--out", str(target)]) == 0
+    workload = read_batsim_workload(target)
+    assert len(workload.jobs) == 200
+    runs = []
+    for source in (str(target), str(TRACES / "kth-sp2-head.swf.gz")):
+        out = tmp_path / f"run{len(runs)}"
+        assert main(["simulate", "--platform", "das2", "--workload", source, "--nb-jobs", "200",
+                     "--seed", "3", "--out", str(out)]) == 0
+        runs.append((out / "out_jobs.csv").read_text())
+    assert runs[0] == runs[1]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["simulate", "--platform", "missing.json", "--workload", "x.swf"], "missing.json"),
+    (["simulate", "--platform", "gaia", "--workload", "missing.swf"], "missing.swf"),
+    (["simulate", "--platform", "gaia", "--workload", "w.swf", "--policy", "first"], "JOBKEY:COREKEY"),
+    (["simulate", "--platform", "gaia", "--workload", "w.swf", "--policy", "fastest:first_fit"], "unknown job selection key"),
+    (["replay", "no-such-folder", "--out", "o"], "no-such-folder"),
+])
+def test_user_mistakes_give_one_line_and_status_2(args, expected, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "w.swf").write_text("1 0 0 10 1 -1 -1 1 20 -1 1 1 1 1 1 1 -1 -1\n")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert expected in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_bad_swf_line_is_reported_with_file_and_line(tmp_path, capsys):
+    trace = tmp_path / "bad.swf"
+    trace.write_text("; header\n1 0 0 10 1 -1 -1 1 20 -1 1 1 1 1 1 1 -1 -1\n2 5 0 ten 1 -1 -1 1 20 -1 1 1 1 1 1 1 -1 -1\n")
+    assert main(["simulate", "--platform", "das2", "--workload", str(trace)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.swf" in err and "line 3" in err
+
+
+@pytest.mark.parametrize("backfill", [None, "easy"])
+@pytest.mark.parametrize("platform_name", ["das2", "gaia"])
+def test_invariants_hold_at_every_decision_point(platform_name, backfill):
+    platform = load_platform(bundled_platform(platform_name))
+    workload = load_workload(TRACES / "kth-sp2-head.swf.gz", nb_jobs=400, max_res=platform.nb_machines,
+                             reference_speed_gflops=platform.hierarchy.reference_speed_gflops,
+                             rng=np.random.default_rng(1))
+    engine = Engine(platform, workload)
+    scheduler = QueueScheduler(engine, PolicyConfig(backfill=backfill))
+    scheduler.on_begin()
+    while (point := engine.next_decision_point()) is not None:
+        scheduler.on_decision_point(point)
+        engine.check_invariants()
+        # HDeepRM's model: no node ever gives more memory than it has.
+        assert (scheduler.resources.node_free_mb >= -1e-9).all()
+    result = engine.result()
+    started = np.isfinite(result.start)
+    assert (result.start[started] >= workload.compile().subtime[started]).all()
+    assert engine.nb_unfinished == 0
