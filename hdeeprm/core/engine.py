@@ -38,7 +38,7 @@ from simpy.core import EmptySchedule
 from ..errors import SimulationError
 from ..platform.model import Platform
 from ..workload.model import KIND_DELAY, Workload, WorkloadArrays
-from .kernels import bottleneck_speed, host_powers, lowest_free
+from .kernels import bottleneck_speed, claim_machines, lowest_free, update_powers
 from .intervals import format_intervals
 
 # Job life cycle.
@@ -181,7 +181,6 @@ class Engine:
             self._pstate_rows.append((0.0, np.flatnonzero(self.pstate == p), int(p)))
         self.nb_machine_switches = 0
         self.nb_grouped_switches = 0
-        self._scratch = np.empty(m)
 
         self._point = DecisionPoint(0.0)
         # Submissions: one event per distinct submit time, each scheduling the next one.
@@ -270,19 +269,13 @@ class Engine:
         if hosts.size != self.jobs.res[job]:
             raise SimulationError(f"job {self.jobs.job_ids[job]} requests {self.jobs.res[job]} "
                                   f"machines but was given {hosts.size}")
-        if hosts.size and (hosts.min() < 0 or hosts.max() >= self.nb_machines):
-            raise SimulationError(f"job {self.jobs.job_ids[job]}: machine ids must be in "
-                                  f"0..{self.nb_machines - 1}")
-        busy = self.busy_job[hosts]
-        if (busy >= 0).any() or np.unique(hosts).size != hosts.size:
-            taken = hosts[busy >= 0]
-            raise SimulationError(f"job {self.jobs.job_ids[job]} cannot start at {self.now:.6f} on "
-                                  f"machines {format_intervals(hosts)}: "
-                                  f"{format_intervals(taken) or 'an id repeats'} already in use")
+        # Claim before the energy bookkeeping; nothing changes if the claim fails.
+        code = claim_machines(self.busy_job, hosts, job)
+        if code:
+            self._refuse_machines(job, hosts, code)
         now = self._clock.now
         self._energy_query()
         self._advance_energy()
-        self.busy_job[hosts] = job
         self.nb_free -= hosts.size
         self.job_state[job] = RUNNING
         self.start[job] = now
@@ -303,6 +296,18 @@ class Engine:
             self._schedule_parallel_end(job)
             self._job_power[job] = self._refresh_powers(hosts, self._rate[job])
         self._energy_row("s")
+
+    def _refuse_machines(self, job: int, hosts: np.ndarray, code: int) -> None:
+        name = self.jobs.job_ids[job]
+        if code == 1:
+            raise SimulationError(f"job {name}: machine ids must be in 0..{self.nb_machines - 1}")
+        if code == 3:
+            raise SimulationError(f"job {name}: machine ids {format_intervals(np.unique(hosts))} "
+                                  f"contain a repeated id")
+        taken = hosts[self.busy_job[hosts] >= 0]
+        raise SimulationError(f"job {name} cannot start at {self.now:.6f} on machines "
+                              f"{format_intervals(np.unique(hosts))}: "
+                              f"{format_intervals(np.unique(taken))} already in use")
 
     def reject(self, job: int) -> None:
         """Refuse a submitted job; it is recorded as REJECTED and never runs."""
@@ -466,11 +471,9 @@ class Engine:
     def _refresh_powers(self, hosts: np.ndarray, rate: float) -> float:
         """Recompute the power of ``hosts`` (all running one job at ``rate``, or idle when
         rate is 0) and return their sum. The energy must have been advanced to now."""
-        new = host_powers(hosts, rate, self.pstate, self._billed, self._speeds, self._watts_idle,
-                          self._watts_full, self._scratch[: hosts.size])
-        total_new = float(new.sum())
-        self._total_power += total_new - float(self.power[hosts].sum())
-        self.power[hosts] = new
+        total_new, delta = update_powers(hosts, rate, self.pstate, self._billed, self._speeds,
+                                         self._watts_idle, self._watts_full, self.power)
+        self._total_power += delta
         return total_new
 
     def _advance_energy(self) -> None:
