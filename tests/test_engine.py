@@ -182,3 +182,15 @@ def test_bad_decisions_raise_clear_errors():
         engine.execute(2, [1])
     with pytest.raises(SimulationError, match="p-state 3 does not exist"):
         engine.set_pstate([1], 3)
+
+
+def test_platform_and_workload_arrays_stay_read_only_through_pickling():
+    import pickle
+
+    plat = flat_platform([1e9, 2e9])
+    arrays = workload([(0, 1, "d", None)], {"d": ("delay", 1)}).compile()
+    for obj, name in ((plat, "speeds"), (arrays, "subtime")):
+        copy = pickle.loads(pickle.dumps(obj))
+        assert np.array_equal(getattr(copy, name), getattr(obj, name))
+        with pytest.raises(ValueError):
+            getattr(copy, name)[0] = 0

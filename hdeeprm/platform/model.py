@@ -28,6 +28,15 @@ def _frozen(array, dtype) -> np.ndarray:
     return out
 
 
+def _refreeze(obj, state: dict) -> None:
+    """Restore a pickled frozen dataclass; numpy does not keep the read-only flag through
+    pickling, and parallel runners (DESIGN: Ray workers) pickle platforms."""
+    obj.__dict__.update(state)
+    for value in state.values():
+        if isinstance(value, np.ndarray):
+            value.setflags(write=False)
+
+
 @dataclass(frozen=True, eq=False)
 class Hierarchy:
     """HDeepRM's decision-side structure: nodes -> processors -> cores (= machine ids).
@@ -63,6 +72,9 @@ class Hierarchy:
             ("node_cluster", np.int64),
         ):
             object.__setattr__(self, name, _frozen(getattr(self, name), dtype))
+
+    def __setstate__(self, state: dict) -> None:
+        _refreeze(self, state)
 
     @property
     def nb_cores(self) -> int:
@@ -108,6 +120,9 @@ class Platform:
                 raise ValueError(f"{name} has {getattr(self, name).shape[0]} rows for {n} hosts")
         if self.hierarchy is not None and self.hierarchy.nb_cores != n:
             raise ValueError(f"hierarchy has {self.hierarchy.nb_cores} cores for {n} hosts")
+
+    def __setstate__(self, state: dict) -> None:
+        _refreeze(self, state)
 
     @property
     def nb_machines(self) -> int:

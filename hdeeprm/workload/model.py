@@ -107,6 +107,12 @@ class WorkloadArrays:
             getattr(arrays, name).setflags(write=False)
         return arrays
 
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        for value in state.values():
+            if isinstance(value, np.ndarray):
+                value.setflags(write=False)
+
     @property
     def nb_jobs(self) -> int:
         return len(self.job_ids)
