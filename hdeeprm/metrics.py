@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .core.engine import REJECTED_STATE, SimulationResult
+from .core.engine import REJECTED_STATE, WALLTIME_REACHED, SimulationResult
 from .core.outputs import summarize
 
 BOUNDED_SLOWDOWN_THRESHOLD = 10.0  # s, the usual bound for short jobs (Feitelson et al.)
@@ -60,5 +60,5 @@ def headline_metrics(result: SimulationResult) -> HeadlineMetrics:
         nb_jobs=summary["nb_jobs"],
         nb_finished=summary["nb_jobs_finished"],
         nb_rejected=summary["nb_jobs_rejected"],
-        nb_walltime_killed=int((result.final_state == 2).sum()),
+        nb_walltime_killed=int((result.final_state == WALLTIME_REACHED).sum()),
     )

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .engine import FINAL_STATE_NAMES, REJECTED_STATE, SUCCESS, WALLTIME_REACHED, SimulationResult
+from .engine import FINAL_STATE_NAMES, KILLED, REJECTED_STATE, SUCCESS, WALLTIME_REACHED, SimulationResult
+from ..workload.model import KIND_DELAY
 from .intervals import format_intervals
 
 BATSIM_VERSION = "4.2.1"
@@ -62,7 +63,8 @@ def summarize(result: SimulationResult) -> ScheduleSummary:
     with np.errstate(divide="ignore", invalid="ignore"):
         stretch = turnaround / execution
     res = w.res[ran]
-    actual_exec = np.where((w.kind[ran] != 0) & (w.work[ran] == 0), 0.0, execution)
+    # Zero-flop parallel jobs are written as lasting 10 us but compute for no time.
+    actual_exec = np.where((w.kind[ran] != KIND_DELAY) & (w.work[ran] == 0), 0.0, execution)
 
     def mean(a):
         return float(a.mean()) if a.size else 0.0
@@ -88,7 +90,7 @@ def summarize(result: SimulationResult) -> ScheduleSummary:
         "nb_grouped_switches": result.nb_grouped_switches,
         "nb_jobs": nb_jobs,
         "nb_jobs_finished": int(ran.sum()),
-        "nb_jobs_killed": int(((result.final_state == WALLTIME_REACHED) | (result.final_state == 3)).sum()),
+        "nb_jobs_killed": int(((result.final_state == WALLTIME_REACHED) | (result.final_state == KILLED)).sum()),
         "nb_jobs_rejected": int((result.final_state == REJECTED_STATE).sum()),
         "nb_jobs_success": success,
         "nb_machine_switches": result.nb_machine_switches,
