@@ -72,15 +72,13 @@ def _conversion_args(parser: argparse.ArgumentParser) -> None:
                        help="actual work from the trace's run time (real) or HDeepRM's sampling")
 
 
-def _load_inputs(args, need_workload: bool = True):
+def _load_inputs(args):
     import numpy as np
 
     from .platform import load_platform
     from .workload import ConversionOptions, load_workload
 
     platform = load_platform(args.platform, hierarchy=args.hierarchy)
-    if not need_workload:
-        return platform, None
     options = ConversionOptions(
         nb_jobs=args.nb_jobs,
         runtime_model=args.runtime_model,
@@ -112,6 +110,7 @@ def cmd_simulate(args) -> int:
           f"({platform.nb_machines} cores), policy {config}")
     for line in metrics.lines():
         print("  " + line)
+    # A first run also pays numba's one-off compilation (cached for later runs).
     print(f"  simulated in {result.wall_seconds:.3f} s "
           f"({len(workload.jobs) / max(result.wall_seconds, 1e-9):,.0f} jobs/s)")
     if args.out:
@@ -147,9 +146,8 @@ def cmd_replay(args) -> int:
 def cmd_convert(args) -> int:
     from .workload import write_batsim_workload
 
-    platform, _ = _load_inputs(args, need_workload=False)
     args.workload = args.trace
-    _, workload = _load_inputs(args)
+    platform, workload = _load_inputs(args)
     write_batsim_workload(workload, args.out)
     print(f"{args.trace}: wrote {len(workload.jobs)} jobs for {platform.nb_machines} cores to {args.out}")
     return 0
