@@ -46,7 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="platform JSON or SimGrid XML, or a bundled name (das2, gaia, learning, mc2, pik, ricc)")
     sim.add_argument("--hierarchy", help="hierarchy.json describing nodes and processors of an XML platform")
     sim.add_argument("--workload", required=True, help="Batsim JSON workload or SWF trace (.swf, .swf.gz)")
-    sim.add_argument("--policy", default="first:first_fit", help="JOBKEY:COREKEY (default first:first_fit)")
+    sim.add_argument("--policy", default="first:first_fit",
+                     help="JOBKEY:COREKEY (default first:first_fit). Job keys: random, first, shortest, "
+                          "smallest, low_mem, low_mem_bw. Core keys: random, high_gflops, high_cores, "
+                          "high_mem, high_mem_bw, low_power, first_fit")
     sim.add_argument("--backfill", choices=("easy",), help="EASY backfilling on requested walltimes")
     sim.add_argument("--out", help="folder for Batsim-style outputs (default: print metrics only)")
     _conversion_args(sim)
@@ -67,14 +70,21 @@ def build_parser() -> argparse.ArgumentParser:
 def _conversion_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("SWF conversion")
     group.add_argument("--nb-jobs", type=int, help="keep the first N usable jobs of the trace")
-    group.add_argument("--seed", type=int, default=0, help="seed of the conversion's random draws (default 0)")
+    group.add_argument("--seed", type=int, default=0,
+                       help="seed of the run's random draws: conversion, random keys (default 0)")
     group.add_argument("--runtime-model", choices=("real", "hdeeprm"), default="real",
                        help="actual work from the trace's run time (real) or HDeepRM's sampling")
 
 
-def _load_inputs(args):
+def run_generators(seed: int):
+    """Independent generators for the SWF conversion and for the scheduler, from one seed."""
     import numpy as np
 
+    conversion, policy = np.random.SeedSequence(seed).spawn(2)
+    return np.random.default_rng(conversion), np.random.default_rng(policy)
+
+
+def _load_inputs(args):
     from .platform import load_platform
     from .workload import ConversionOptions, load_workload
 
@@ -85,7 +95,7 @@ def _load_inputs(args):
         reference_speed_gflops=_reference_speed(platform),
         max_res=platform.nb_machines,
     )
-    workload = load_workload(args.workload, options=options, rng=np.random.default_rng(args.seed))
+    workload = load_workload(args.workload, options=options, rng=run_generators(args.seed)[0])
     return platform, workload
 
 
@@ -104,12 +114,16 @@ def cmd_simulate(args) -> int:
     config = PolicyConfig.parse(args.policy, args.backfill)
     platform, workload = _load_inputs(args)
     engine = Engine(platform, workload, simgrid_energy_quirk=args.platform.endswith(".xml"))
-    result = run_policy(engine, config)
+    result = run_policy(engine, config, rng=run_generators(args.seed)[1])
     metrics = headline_metrics(result)
     print(f"{workload.source}: {len(workload.jobs)} jobs on {platform.source} "
           f"({platform.nb_machines} cores), policy {config}")
     for line in metrics.lines():
         print("  " + line)
+    over = result.overutilization.as_json()["summary"]
+    print(f"  blocked passes: {over['core_shortages']} for cores, {over['memory_shortages']} for memory; "
+          f"bandwidth over-subscribed on {over['oversubscribed_processors']} processors "
+          f"for {over['oversubscribed_processor_seconds']:,.0f} processor-seconds")
     # A first run also pays numba's one-off compilation (cached for later runs).
     print(f"  simulated in {result.wall_seconds:.3f} s "
           f"({len(workload.jobs) / max(result.wall_seconds, 1e-9):,.0f} jobs/s)")

@@ -91,8 +91,8 @@ def test_invariants_hold_at_every_decision_point(platform_name, backfill):
     while (point := engine.next_decision_point()) is not None:
         scheduler.on_decision_point(point)
         engine.check_invariants()
-        # HDeepRM's model: no node ever gives more memory than it has.
-        assert (scheduler.resources.node_free_mb >= -1e-9).all()
+        # HDeepRM's model: no node ever gives more memory than it has, counts stay exact.
+        scheduler.resources.check_invariants()
     result = engine.result()
     started = np.isfinite(result.start)
     assert (result.start[started] >= workload.compile().subtime[started]).all()

@@ -114,6 +114,8 @@ class SimulationResult:
     end_time: float
     wall_seconds: float
     scheduling_seconds: float
+    # Set by the scheduler that drove the run (hdeeprm.contention.Overutilization).
+    overutilization: object | None = None
 
 
 class Engine:

@@ -112,7 +112,8 @@ def summarize(result: SimulationResult) -> ScheduleSummary:
 
 
 def write_outputs(result: SimulationResult, out_dir: str, prefix: str = "out") -> dict[str, str]:
-    """Write out_jobs.csv, out_schedule.csv, out_consumed_energy.csv, out_pstate_changes.csv."""
+    """Write out_jobs.csv, out_schedule.csv, out_consumed_energy.csv, out_pstate_changes.csv,
+    timing.json and, for runs of the classic policies or HeteroEnv, overutilization.json."""
     os.makedirs(out_dir, exist_ok=True)
     paths = {name: os.path.join(out_dir, f"{prefix}_{name}.csv")
              for name in ("jobs", "schedule", "consumed_energy", "pstate_changes")}
@@ -125,6 +126,11 @@ def write_outputs(result: SimulationResult, out_dir: str, prefix: str = "out") -
         json.dump({"simulation_seconds": result.wall_seconds,
                    "scheduling_seconds": result.scheduling_seconds}, f, indent=2)
         f.write("\n")
+    if result.overutilization is not None:
+        paths["overutilization"] = os.path.join(out_dir, "overutilization.json")
+        with open(paths["overutilization"], "w") as f:
+            json.dump(result.overutilization.as_json(), f, indent=1)
+            f.write("\n")
     return paths
 
 

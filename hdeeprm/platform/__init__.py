@@ -19,6 +19,7 @@ from hdeeprm.platform.json_platform import (
     bundled_platform,
     compile_platform,
     load_json_platform,
+    platform_from_hierarchy,
     read_platform_description,
 )
 from hdeeprm.platform.model import Hierarchy, Platform
@@ -37,7 +38,8 @@ __all__ = [
     "ClusterSpec", "Hierarchy", "HierarchyFile", "LinkSpec", "NetworkType", "NodeGroup",
     "NodeType", "Platform", "PlatformDescription", "ProcessorType", "TypeLibrary",
     "attach_hierarchy", "bundled_platform", "compile_platform", "default_type_library",
-    "load_json_platform", "load_platform", "load_type_library", "load_xml_platform",
+    "load_json_platform",
+    "platform_from_hierarchy", "load_platform", "load_type_library", "load_xml_platform",
     "read_hierarchy_file", "read_platform_description", "write_hierarchy",
 ]
 

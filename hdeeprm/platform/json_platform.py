@@ -178,12 +178,8 @@ def _expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def compile_platform(description: PlatformDescription) -> Platform:
-    """Compile a validated description into machine-indexed arrays with a hierarchy.
-
-    Per core: speeds [G, 0.75 G, 0.001, 0.001] flop/s with G = GFLOP/s per core x 1e9, power
-    [W, W, 0.25 W, 0.05 W] both idle and at full load with W = processor TDP / cores (so
-    power depends only on the p-state), 4 p-states, initial p-state 3.
-    """
+    """Compile a validated description into a hierarchy, then its machines
+    (``platform_from_hierarchy``)."""
     lib = description.typelib
     groups = [(c, g) for c, cluster in enumerate(description.clusters)
               for g in cluster.node_groups]
@@ -221,22 +217,13 @@ def compile_platform(description: PlatformDescription) -> Platform:
         raise PlatformError(description.source, "clusters", "platform has no core")
 
     gflops = ptype_gflops[processor_type]
-    watts = ptype_watts[processor_type]
-    full_speed = gflops[core_processor] * 1e9
-    # 0.75 is applied to the speed in flop/s (not to G) to avoid rounding noise: 4.4 GFLOP/s
-    # gives exactly 3.3e9 flop/s this way.
-    speeds = np.column_stack([full_speed, THROTTLED_SPEED_FACTOR * full_speed,
-                              np.full(nb_cores, IDLE_SPEED_FLOPS),
-                              np.full(nb_cores, IDLE_SPEED_FLOPS)])
-    power = watts[core_processor][:, None] * np.asarray(POWER_FACTORS)[None, :]
-
     hierarchy = Hierarchy(
         core_processor=core_processor,
         core_node=processor_node[core_processor],
         processor_node=processor_node,
         processor_mem_bw_gbs=ptype_mem_bw[processor_type],
         processor_gflops_per_core=gflops,
-        processor_watts_per_core=watts,
+        processor_watts_per_core=ptype_watts[processor_type],
         processor_type=tuple(proc_names[i] for i in processor_type),
         node_memory_mb=ntype_memory_mb[node_type],
         node_type=tuple(node_names[i] for i in node_type),
@@ -244,6 +231,27 @@ def compile_platform(description: PlatformDescription) -> Platform:
         # Core-weighted mean speed (mean over cores, not over processors).
         reference_speed_gflops=float(np.mean(gflops[core_processor])),
     )
+    return platform_from_hierarchy(hierarchy, description.source)
+
+
+def platform_from_hierarchy(hierarchy: Hierarchy, source: str = "<memory>") -> Platform:
+    """The machines of an HDeepRM hierarchy: one host per core named ``cor_<k>``.
+
+    Per core: speeds [G, 0.75 G, 0.001, 0.001] flop/s with G = GFLOP/s per core x 1e9, power
+    [W, W, 0.25 W, 0.05 W] both idle and at full load with W = processor TDP / cores (so
+    power depends only on the p-state), 4 p-states, initial p-state 3. Also the way to build
+    a small platform by hand (tests, examples).
+    """
+    core_processor = hierarchy.core_processor
+    nb_cores = len(core_processor)
+    full_speed = hierarchy.processor_gflops_per_core[core_processor] * 1e9
+    # 0.75 is applied to the speed in flop/s (not to G) to avoid rounding noise: 4.4 GFLOP/s
+    # gives exactly 3.3e9 flop/s this way.
+    speeds = np.column_stack([full_speed, THROTTLED_SPEED_FACTOR * full_speed,
+                              np.full(nb_cores, IDLE_SPEED_FLOPS),
+                              np.full(nb_cores, IDLE_SPEED_FLOPS)])
+    watts = hierarchy.processor_watts_per_core[core_processor]
+    power = watts[:, None] * np.asarray(POWER_FACTORS)[None, :]
     return Platform(
         host_names=host_names(nb_cores),
         speeds=speeds,
@@ -252,7 +260,7 @@ def compile_platform(description: PlatformDescription) -> Platform:
         nb_pstates=np.full(nb_cores, NB_PSTATES),
         initial_pstate=np.full(nb_cores, INITIAL_PSTATE),
         hierarchy=hierarchy,
-        source=description.source,
+        source=source,
     )
 
 

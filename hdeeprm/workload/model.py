@@ -70,6 +70,9 @@ class WorkloadArrays:
     mem_bw_gbs: np.ndarray  # GB/s per core (0 when absent)
     req_time: np.ndarray  # s: profile req_time, else walltime, else NaN
 
+    def __len__(self) -> int:
+        return len(self.job_ids)
+
     @classmethod
     def from_workload(cls, workload: Workload) -> "WorkloadArrays":
         order = sorted(workload.jobs, key=lambda j: (j.subtime, j.id))
