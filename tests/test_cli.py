@@ -97,3 +97,18 @@ def test_invariants_hold_at_every_decision_point(platform_name, backfill):
     started = np.isfinite(result.start)
     assert (result.start[started] >= workload.compile().subtime[started]).all()
     assert engine.nb_unfinished == 0
+
+
+@pytest.mark.parametrize("policy", ["shortest:high_mem_bw", "random:random", "low_mem:high_cores"])
+def test_any_pair_runs_on_an_xml_platform_with_a_hierarchy(policy, tmp_path, capsys):
+    scenario = Path(__file__).parent / "data" / "batsim-reference" / "A6-hdeeprm-kth"
+    out = tmp_path / "run"
+    assert main(["simulate", "--platform", str(scenario / "platform.xml"),
+                 "--hierarchy", str(scenario / "hierarchy.json"),
+                 "--workload", str(scenario / "workload.json"), "--policy", policy,
+                 "--backfill", "easy", "--out", str(out)]) == 0
+    assert f"policy {policy} + easy backfilling" in capsys.readouterr().out
+    rows = (out / "out_jobs.csv").read_text().splitlines()
+    assert len(rows) - 1 == len(read_batsim_workload(scenario / "workload.json").jobs)
+    assert json.loads((out / "overutilization.json").read_text())["format"] == "hdeeprm-overutilization/1"
+    assert json.loads((out / "run_config.json").read_text())["policy"] == policy
