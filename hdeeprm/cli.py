@@ -14,26 +14,18 @@ import argparse
 import json
 import os
 import sys
-from importlib import resources
 
 from . import __version__
 from .errors import HDeepRMError
+from .seeding import run_generators
 
 EXAMPLE_PLATFORM = "gaia"
 
 
-def bundled_platform(name: str) -> str:
-    """Path of a bundled example platform (das2, gaia, learning, mc2, pik, ricc)."""
-    return str(resources.files("hdeeprm") / "data" / "platforms" / f"{name}.json")
-
-
 def _platform_arg(value: str) -> str:
-    # "gaia" names a bundled platform; anything with a separator or extension is a path.
-    if os.sep not in value and not os.path.splitext(value)[1]:
-        path = bundled_platform(value)
-        if os.path.isfile(path):
-            return path
-    return value
+    from .platform import resolve_platform_name
+
+    return resolve_platform_name(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,14 +66,6 @@ def _conversion_args(parser: argparse.ArgumentParser) -> None:
                        help="seed of the run's random draws: conversion, random keys (default 0)")
     group.add_argument("--runtime-model", choices=("real", "hdeeprm"), default="real",
                        help="actual work from the trace's run time (real) or HDeepRM's sampling")
-
-
-def run_generators(seed: int):
-    """Independent generators for the SWF conversion and for the scheduler, from one seed."""
-    import numpy as np
-
-    conversion, policy = np.random.SeedSequence(seed).spawn(2)
-    return np.random.default_rng(conversion), np.random.default_rng(policy)
 
 
 def _load_inputs(args):

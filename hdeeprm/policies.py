@@ -116,12 +116,16 @@ class QueueScheduler:
                 del self._expected_ends[bisect.bisect_left(self._expected_ends, (end, job))]
         return bool(point.submitted or point.completed)
 
-    def commit(self) -> None:
+    def commit(self) -> list[int]:
+        """Send this point's p-state changes, then start the pass's jobs; returns them."""
         self.resources.commit_pstates()
         engine = self.engine
+        started = []
         for job, hosts in self._starts:
             engine.execute(job, hosts)
+            started.append(job)
         self._starts.clear()
+        return started
 
     def fits_now(self, job: int) -> bool:
         return self.resources.fit_status(job) == FITS

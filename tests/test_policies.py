@@ -47,10 +47,10 @@ def hand_platform(processors, node_memory_mb):
 
 def hand_workload(jobs):
     """``jobs``: dicts with subtime, res and either delay (s) or gflop (per core), plus
-    optional walltime, mem (MB per core), mem_bw (GB/s per core), req_time (s)."""
+    optional walltime, mem (MB per core), mem_bw (GB/s per core), req_time (s), req_ops."""
     profiles, out = {}, []
     for i, spec in enumerate(jobs):
-        extra = {k: spec[k] for k in ("mem", "mem_bw", "req_time") if k in spec}
+        extra = {k: spec[k] for k in ("mem", "mem_bw", "req_time", "req_ops") if k in spec}
         if "delay" in spec:
             profiles[f"p{i}"] = Profile(f"p{i}", "delay", delay=spec["delay"], extra=extra)
         else:

@@ -1,5 +1,12 @@
-"""Backends run the same schedulers and agents on different simulators.
+"""Backends run the same schedulers, environment and agents on different simulators.
 
-Today the embedded engine (:mod:`hdeeprm.core.engine`) is driven directly; the backend
-interface shared with the real-Batsim backend (ZeroMQ protocol) lands with that backend.
+A backend is a *simulator*: an object with the decision interface of
+:class:`hdeeprm.core.engine.Engine` (see :class:`Simulator`). The scheduler-side state (the
+queue, the heterogeneity layer, observations and rewards) lives in Python above it, so the
+embedded engine and real Batsim (which calls the scheduler through ZeroMQ) are
+interchangeable below it.
 """
+
+from .base import BACKENDS, Simulator, make_simulator
+
+__all__ = ["BACKENDS", "Simulator", "make_simulator"]

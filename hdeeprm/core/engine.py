@@ -214,6 +214,24 @@ class Engine:
     def running_jobs(self) -> set[int]:
         return set(self._running)
 
+    @property
+    def nb_running(self) -> int:
+        return len(self._running)
+
+    def energy_so_far(self) -> float:
+        """Joules consumed by the platform from t=0 to now."""
+        return self.energy + self._total_power * (self._clock.now - self._energy_time)
+
+    def work_done(self, jobs: np.ndarray) -> np.ndarray:
+        """Work each of ``jobs`` (running) has done so far, in its profile's unit: seconds for
+        delay jobs, flops per machine for parallel ones. Vectorised."""
+        jobs = np.asarray(jobs, dtype=np.int64)
+        now = self._clock.now
+        delay = self.jobs.kind[jobs] == KIND_DELAY
+        parallel_left = self._remaining[jobs] - self._rate[jobs] * (now - self._progress_time[jobs])
+        done = np.where(delay, now - self.start[jobs], self.jobs.work[jobs] - parallel_left)
+        return np.clip(done, 0.0, self.jobs.work[jobs])
+
     # ------------------------------------------------------------------ stepping
 
     def next_decision_point(self) -> DecisionPoint | None:
@@ -328,16 +346,10 @@ class Engine:
         self._decision_time()
         if self.job_state[job] != RUNNING:
             return None
-        now = self._clock.now
-        if self.jobs.kind[job] == KIND_DELAY:
-            total = self.jobs.work[job]
-            progress = (now - self.start[job]) / total if total > 0 else 1.0
-        else:
-            remaining = self._remaining[job] - self._rate[job] * (now - self._progress_time[job])
-            total = self.jobs.work[job]
-            progress = 1.0 - remaining / total if total > 0 else 1.0
+        total = self.jobs.work[job]
+        progress = float(self.work_done(np.array([job]))[0]) / total if total > 0 else 1.0
         self._end(job, KILLED)
-        return min(max(progress, 0.0), 1.0)
+        return progress
 
     def set_pstate(self, hosts, pstate: int) -> None:
         """Switch machines to a computation p-state now; running jobs keep the work done."""

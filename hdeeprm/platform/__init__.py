@@ -21,6 +21,7 @@ from hdeeprm.platform.json_platform import (
     load_json_platform,
     platform_from_hierarchy,
     read_platform_description,
+    resolve_platform_name,
 )
 from hdeeprm.platform.model import Hierarchy, Platform
 from hdeeprm.platform.typelib import (
@@ -39,7 +40,7 @@ __all__ = [
     "NodeType", "Platform", "PlatformDescription", "ProcessorType", "TypeLibrary",
     "attach_hierarchy", "bundled_platform", "compile_platform", "default_type_library",
     "load_json_platform",
-    "platform_from_hierarchy", "load_platform", "load_type_library", "load_xml_platform",
+    "platform_from_hierarchy", "resolve_platform_name", "load_platform", "load_type_library", "load_xml_platform",
     "read_hierarchy_file", "read_platform_description", "write_hierarchy",
 ]
 

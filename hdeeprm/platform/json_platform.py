@@ -11,6 +11,7 @@ separate so that the SimGrid XML writer can reuse the validated description with
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -283,3 +284,14 @@ def bundled_platform(name: str) -> Path:
         raise PlatformError(name, None, "no bundled platform of that name; expected one of: "
                             + ", ".join(known))
     return path
+
+
+def resolve_platform_name(value: str | os.PathLike) -> str:
+    """``value`` as a path, where a bare name without extension ("gaia") that matches a
+    bundled platform means that platform."""
+    text = str(value)
+    if os.sep not in text and not os.path.splitext(text)[1]:
+        path = bundled_platforms_dir() / f"{text}.json"
+        if path.is_file():
+            return str(path)
+    return text

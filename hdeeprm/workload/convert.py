@@ -27,7 +27,7 @@ from typing import Any, Literal, Mapping
 import numpy as np
 
 from hdeeprm.errors import ConfigError
-from hdeeprm.workload.model import Job, Profile, Workload
+from hdeeprm.workload.model import Job, Profile, Workload, WorkloadArrays
 from hdeeprm.workload.swf import SwfTrace, read_swf
 
 RuntimeModel = Literal["real", "hdeeprm"]
@@ -357,7 +357,7 @@ class JobLimits:
         return dataclasses.asdict(self)
 
 
-def job_limits(workload: Workload) -> JobLimits:
+def job_limits(workload: Workload | WorkloadArrays) -> JobLimits:
     """Linear-interpolation 99th percentiles of requested time, res, mem and mem_bw over jobs.
 
     A job's requested time is its profile's ``req_time``, else its walltime; jobs with neither
@@ -365,7 +365,7 @@ def job_limits(workload: Workload) -> JobLimits:
     memory information, an empty workload) is replaced by 1, so that dividing by it is safe
     and leaves the feature at 0.
     """
-    arrays = workload.compile()
+    arrays = workload if isinstance(workload, WorkloadArrays) else workload.compile()
     req_time = arrays.req_time[np.isfinite(arrays.req_time)]
     return JobLimits(
         max_time=_percentile99(req_time),

@@ -69,6 +69,9 @@ class WorkloadArrays:
     mem_mb: np.ndarray  # MB per core (0 when absent)
     mem_bw_gbs: np.ndarray  # GB/s per core (0 when absent)
     req_time: np.ndarray  # s: profile req_time, else walltime, else NaN
+    # Work the user asked for, in the unit of ``work``: the profile's req_ops (parallel) or
+    # req_time (delay) when given, else the walltime (delay), else the actual work.
+    req_work: np.ndarray
 
     def __len__(self) -> int:
         return len(self.job_ids)
@@ -83,6 +86,7 @@ class WorkloadArrays:
         mem_bw = np.zeros(n)
         req_time = np.full(n, np.nan)
         walltime = np.empty(n)
+        req_work = np.empty(n)
         for i, job in enumerate(order):
             prof = workload.profiles[job.profile]
             kind[i] = PROFILE_KINDS[prof.type]
@@ -94,6 +98,10 @@ class WorkloadArrays:
                 req_time[i] = float(prof.extra["req_time"])
             elif job.walltime is not None:
                 req_time[i] = job.walltime
+            if prof.type == "delay":
+                req_work[i] = req_time[i] if np.isfinite(req_time[i]) else work[i]
+            else:
+                req_work[i] = float(prof.extra.get("req_ops", work[i]) or work[i])
         arrays = cls(
             job_ids=tuple(j.id for j in order),
             profile_names=tuple(j.profile for j in order),
@@ -105,10 +113,28 @@ class WorkloadArrays:
             mem_mb=mem,
             mem_bw_gbs=mem_bw,
             req_time=req_time,
+            req_work=req_work,
         )
-        for name in ("subtime", "res", "walltime", "kind", "work", "mem_mb", "mem_bw_gbs", "req_time"):
-            getattr(arrays, name).setflags(write=False)
+        arrays._freeze()
         return arrays
+
+    def _freeze(self) -> None:
+        for value in self.__dict__.values():
+            if isinstance(value, np.ndarray):
+                value.setflags(write=False)
+
+    def window(self, start: int, count: int) -> "WorkloadArrays":
+        """Jobs ``start`` to ``start + count - 1`` (submission order) as a workload of their
+        own, submit times shifted so that the first one is at 0: one training episode cut from
+        a long trace."""
+        if start < 0 or count <= 0 or start + count > len(self):
+            raise ValueError(f"window [{start}, {start + count}) outside 0..{len(self)}")
+        cut = slice(start, start + count)
+        fields = {name: value[cut] for name, value in self.__dict__.items()}
+        fields["subtime"] = fields["subtime"] - self.subtime[start]
+        out = WorkloadArrays(**fields)
+        out._freeze()
+        return out
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)

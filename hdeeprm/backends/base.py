@@ -1,0 +1,62 @@
+"""The interface every simulator backend offers, and the factory that picks one."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from ..core.engine import DecisionPoint, Engine, SimulationResult
+from ..errors import ConfigError
+from ..platform.model import Platform
+from ..workload.model import Workload, WorkloadArrays
+
+BACKENDS = ("embedded", "batsim")
+
+
+class Simulator(Protocol):
+    """What schedulers and HeteroEnv use of a simulator.
+
+    Time only moves in ``next_decision_point``; decisions (``execute``, ``reject``,
+    ``set_pstate``, ``call_me_later``, ``kill``) take effect at the current time.
+    """
+
+    platform: Platform
+    jobs: WorkloadArrays
+    pstate: np.ndarray  # current p-state per machine
+    nb_unfinished: int
+
+    @property
+    def now(self) -> float: ...
+
+    @property
+    def nb_running(self) -> int: ...
+
+    def next_decision_point(self) -> DecisionPoint | None: ...
+
+    def execute(self, job: int, hosts) -> None: ...
+
+    def reject(self, job: int) -> None: ...
+
+    def kill(self, job: int) -> float | None: ...
+
+    def set_pstate(self, hosts, pstate: int) -> None: ...
+
+    def call_me_later(self, when: float) -> None: ...
+
+    def energy_so_far(self) -> float: ...
+
+    def work_done(self, jobs: np.ndarray) -> np.ndarray: ...
+
+    def result(self) -> SimulationResult: ...
+
+
+def make_simulator(backend: str, platform: Platform, workload: Workload | WorkloadArrays,
+                   **options) -> Simulator:
+    """A fresh simulator of ``workload`` on ``platform`` with the named backend."""
+    if backend == "embedded":
+        return Engine(platform, workload, **options)
+    if backend == "batsim":
+        raise ConfigError("backend 'batsim' is not available in this version of hdeeprm; "
+                          "use backend='embedded'")
+    raise ConfigError(f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}")

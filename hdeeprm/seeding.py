@@ -1,0 +1,12 @@
+"""One seed per run, split into independent generators for the run's random parts."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def run_generators(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """(conversion, scheduler) generators from one seed: the SWF conversion's draws never
+    shift the scheduler's, and the reverse."""
+    conversion, scheduler = np.random.SeedSequence(seed).spawn(2)
+    return np.random.default_rng(conversion), np.random.default_rng(scheduler)
