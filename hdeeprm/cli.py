@@ -4,6 +4,8 @@ Subcommands:
   simulate  run a classic policy on a platform and a workload (SWF trace or Batsim JSON)
   replay    re-simulate a recorded Batsim run (its transcript's decisions) on the engine
   convert   turn an SWF trace into a Batsim JSON workload for a platform
+  train     train an RL agent on an experiment, then compare it with the classic policies
+  evaluate  compare an agent checkpoint with the 36 classic policies
 
 User mistakes (bad files, unknown options) are reported in one line, with exit status 2.
 """
@@ -49,6 +51,23 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("replay", help="re-simulate a recorded Batsim run on the embedded engine")
     rep.add_argument("scenario", help="folder with platform.xml, workload.json and transcript.jsonl[.gz]")
     rep.add_argument("--out", required=True, help="folder for the outputs")
+
+    tr = sub.add_parser("train", help="train an agent on an experiment (file or bundled name), then evaluate it")
+    tr.add_argument("experiment", help="experiment JSON, or a bundled experiment name (quickstart)")
+    tr.add_argument("--out", help="output folder (default runs/<experiment name>)")
+    tr.add_argument("--episodes", type=int, help="training episodes (overrides the experiment)")
+    tr.add_argument("--algorithm", choices=("ppo", "reinforce", "actor_critic"))
+    tr.add_argument("--seed", type=int, help="root seed (overrides the experiment)")
+    tr.add_argument("--init", help="checkpoint to start from")
+    tr.add_argument("--tensorboard", metavar="DIR", help="also log to TensorBoard in DIR (needs tensorboard)")
+    tr.add_argument("--no-evaluate", action="store_true", help="skip the comparison with the classic policies")
+
+    ev = sub.add_parser("evaluate", help="compare an agent checkpoint with the 36 classic policies")
+    ev.add_argument("experiment", help="experiment JSON, or a bundled experiment name (quickstart)")
+    ev.add_argument("--model", help="checkpoint written by train (default: only the classic policies)")
+    ev.add_argument("--episodes", type=int, help="evaluation episodes (overrides eval_episodes)")
+    ev.add_argument("--seed", type=int, help="root seed (overrides the experiment)")
+    ev.add_argument("--out", help="folder for results.csv (default: print only)")
 
     conv = sub.add_parser("convert", help="convert an SWF trace into a Batsim JSON workload")
     conv.add_argument("trace", help="SWF trace (.swf or .swf.gz)")
@@ -151,7 +170,34 @@ def cmd_convert(args) -> int:
     return 0
 
 
-COMMANDS = {"simulate": cmd_simulate, "replay": cmd_replay, "convert": cmd_convert}
+def cmd_train(args) -> int:
+    from .experiment import ExperimentConfig
+    from .train import evaluate, print_table, train
+
+    config = ExperimentConfig.load(args.experiment, episodes=args.episodes, algorithm=args.algorithm,
+                                   seed=args.seed)
+    out = args.out or os.path.join("runs", os.path.splitext(os.path.basename(args.experiment))[0])
+    summary = train(config, out, init=args.init, tensorboard=args.tensorboard)
+    print(f"trained {config.algorithm} for {config.episodes} episodes in {summary['wall_seconds']:.1f} s; "
+          f"outputs in {out}")
+    if not args.no_evaluate:
+        rows = evaluate(config, summary["checkpoint"], out_dir=out)
+        print_table(rows, config)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .experiment import ExperimentConfig
+    from .train import evaluate, print_table
+
+    config = ExperimentConfig.load(args.experiment, eval_episodes=args.episodes, seed=args.seed)
+    rows = evaluate(config, args.model, out_dir=args.out)
+    print_table(rows, config)
+    return 0
+
+
+COMMANDS = {"simulate": cmd_simulate, "replay": cmd_replay, "convert": cmd_convert,
+            "train": cmd_train, "evaluate": cmd_evaluate}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,6 +209,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except FileNotFoundError as e:
         print(f"hdeeprm {args.command}: error: {e.filename}: no such file", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:
+        if e.name not in ("torch", "tensorboard"):
+            raise
+        print(f"hdeeprm {args.command}: error: {e.name} is not installed; "
+              f"install the rl extra: pip install -c constraints.txt -e '.[rl]'", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"hdeeprm {args.command}: interrupted", file=sys.stderr)

@@ -40,7 +40,7 @@ the first decision): what the agent maximises is exactly the objective.
 Actions: by default the 36 pairs of ``hdeeprm.keys`` (index 6 x job + core) and void
 (index 36), or the subset of an HDeepRM options file's ``actions`` block. ``action_masks()``
 (also in ``info["action_mask"]``) tells which actions would start at least one job now; void
-is always allowed. An action that starts nothing leaves the queue as it is and the
+is always allowed (without void in the set, when no action would start a job, all are). An action that starts nothing leaves the queue as it is and the
 simulation moves on to the next submission or completion. One exception keeps a run from
 stalling: void while nothing runs and every remaining job is already waiting would wait for
 ever, so the first pair of the action set is applied instead (``info["void_overridden"]``).
@@ -469,6 +469,10 @@ class HeteroEnv(gym.Env):
                         if job_key not in fits_by_key:
                             fits_by_key[job_key] = self._first_job_fits(job_key)
                         mask[i] = fits_by_key[job_key]
+                if not mask.any():
+                    # No void in the set and no job fits: every action starts nothing, so all
+                    # are equally valid (masked samplers need at least one).
+                    mask[:] = True
             self._mask = mask
         return self._mask.copy()
 

@@ -1,0 +1,221 @@
+"""``hdeeprm-launch``: run an original HDeepRM experiment (options file, agent file) here.
+
+    hdeeprm-launch OPTIONS.json [-a AGENT.py] [-cw CUSTOM.json] [-im IN.pt] [-om OUT.pt]
+                   [-nr N] [--backend embedded|batsim] [--out DIR]
+
+The options file has the original's schema: ``seed``, ``nb_resources``, ``nb_jobs``,
+``workload_file_path``, ``platform_file_path`` and ``pybatsim`` with ``log_level``, ``env``
+(see ``hdeeprm.env``) and ``agent`` (``type`` CLASSIC or LEARNING, ``run`` train or test,
+``hidden``, ``lr``, ``gamma``; the legacy ``policy_pair`` such as ``"shortest-high_gflops"``
+selects that action, with a warning). Unknown keys are errors. Relative paths are taken from
+the options file's folder.
+
+Differences from the original, on purpose: outputs go to ``--out`` (default
+``runs/<options file name>``), never over the current folder; the N episodes share one agent
+(``-om`` is still written after every trained episode, atomically); a missing ``-im`` is
+reported; PyTorch is seeded from ``seed``, so a run is reproducible; a LEARNING agent may
+also name a bundled algorithm with ``"algorithm": "reinforce" | "actor_critic" | "ppo"``
+instead of giving ``-a``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ConfigError, HDeepRMError
+
+TOP_KEYS = {"seed", "nb_resources", "nb_jobs", "workload_file_path", "platform_file_path", "pybatsim"}
+PYBATSIM_KEYS = {"log_level", "env", "agent", "seed"}
+AGENT_KEYS = {"type", "run", "hidden", "lr", "gamma", "file", "input_model", "output_model",
+              "policy_pair", "algorithm"}
+AGENT_TYPES = ("CLASSIC", "LEARNING")
+
+
+def check_options(data: Any, source: str) -> dict:
+    """Validate an options file against the original's schema; returns it unchanged."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: expected a JSON object")
+    _no_unknown(data, TOP_KEYS, source)
+    pybatsim = data.get("pybatsim")
+    if not isinstance(pybatsim, Mapping):
+        raise ConfigError(f"{source}: pybatsim: missing; expected an object with env and agent")
+    _no_unknown(pybatsim, PYBATSIM_KEYS, f"{source}: pybatsim")
+    agent = pybatsim.get("agent")
+    if not isinstance(agent, Mapping):
+        raise ConfigError(f"{source}: pybatsim.agent: missing; expected an object with type and run")
+    _no_unknown(agent, AGENT_KEYS, f"{source}: pybatsim.agent")
+    if agent.get("type") not in AGENT_TYPES:
+        raise ConfigError(f"{source}: pybatsim.agent.type: {agent.get('type')!r}; expected CLASSIC or LEARNING")
+    for key, kind in (("hidden", int), ("lr", (int, float)), ("gamma", (int, float))):
+        if key in agent and not isinstance(agent[key], kind):
+            raise ConfigError(f"{source}: pybatsim.agent.{key}: expected a number")
+    for key in ("seed", "nb_jobs", "nb_resources"):
+        if key in data and not isinstance(data[key], int):
+            raise ConfigError(f"{source}: {key}: expected an integer")
+    return dict(data)
+
+
+def _no_unknown(block: Mapping, known: set[str], where: str) -> None:
+    unknown = sorted(set(block) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; expected some of {', '.join(sorted(known))}")
+
+
+def legacy_pair(text: str, source: str) -> tuple[str, str]:
+    """``"shortest-high_gflops"`` -> ("shortest", "high_gflops")."""
+    from .keys import ALL_CORE_KEYS, JOB_KEYS
+
+    for job_key in JOB_KEYS:
+        if text.startswith(job_key + "-") and text[len(job_key) + 1:] in ALL_CORE_KEYS:
+            return job_key, text[len(job_key) + 1:]
+    raise ConfigError(f"{source}: pybatsim.agent.policy_pair: {text!r}; expected JOBKEY-COREKEY "
+                      "such as shortest-high_gflops")
+
+
+class FixedActionAgent:
+    """A classic agent: the same action at every decision (the original's ClassicAgent used
+    action 0, the first configured pair)."""
+
+    def __init__(self, action: int = 0):
+        self.action = action
+        self.rewards: list[float] = []
+
+    def decide(self, observation, action_mask=None) -> int:
+        return self.action
+
+    def rewarded(self, reward: float) -> None:
+        self.rewards.append(reward)
+
+    def reset_episode(self) -> None:
+        self.rewards = []
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hdeeprm-launch", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("options_file", help="experiment options JSON (the original's schema)")
+    parser.add_argument("-cw", "--customworkload", help="Batsim JSON workload to use instead of the SWF trace")
+    parser.add_argument("-a", "--agent", help="Python file defining the learning agent")
+    parser.add_argument("-im", "--inmodel", help="checkpoint to load before the first episode")
+    parser.add_argument("-om", "--outmodel", help="checkpoint to write after each trained episode")
+    parser.add_argument("-nr", "--nbruns", type=int, default=1, help="number of episodes (default 1)")
+    parser.add_argument("--backend", choices=("embedded", "batsim"), default="embedded")
+    parser.add_argument("--out", help="output folder (default runs/<options file name>)")
+    return parser
+
+
+def launch(args) -> int:
+    import torch
+
+    from .agent import load_agent_class
+    from .agents import ALGORITHMS, build_agent
+    from .agents.common import load_checkpoint, save_checkpoint
+    from .env import HeteroEnv
+    from .train import HDeepRMLogs, Progress, run_episode
+
+    source = args.options_file
+    try:
+        data = json.loads(Path(source).read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{source}: line {e.lineno}: invalid JSON ({e.msg})") from None
+    options = check_options(data, source)
+    if args.nbruns < 1:
+        raise ConfigError(f"-nr {args.nbruns}: expected at least 1 episode")
+    agent_opts = options["pybatsim"]["agent"]
+    seed = options.get("seed", 0)
+    base = Path(source).parent
+    workload = str(Path(args.customworkload).resolve()) if args.customworkload else None
+    env = HeteroEnv.from_options(Path(source), workload=workload, backend=args.backend)
+    if "nb_resources" in options and options["nb_resources"] != env.platform.nb_machines:
+        warnings.warn(f"{source}: nb_resources is {options['nb_resources']} but the platform has "
+                      f"{env.platform.nb_machines} cores; using the platform's", stacklevel=1)
+    nb_actions, obs_size = env.action_space.n, env.observation_space.shape[0]
+
+    optimizer = None
+    if agent_opts["type"] == "CLASSIC":
+        action = 0
+        if "policy_pair" in agent_opts:
+            pair = legacy_pair(agent_opts["policy_pair"], source)
+            if pair not in env.config.actions:
+                raise ConfigError(f"{source}: pybatsim.agent.policy_pair {agent_opts['policy_pair']!r} "
+                                  "is not in env.actions.selection")
+            action = env.config.actions.index(pair)
+            warnings.warn(f"{source}: the legacy policy_pair key is mapped to action {action} "
+                          f"({pair[0]}:{pair[1]}); prefer env.actions.selection", stacklevel=1)
+        agent = FixedActionAgent(action)
+        train = False
+    else:
+        for key in ("gamma", "hidden", "lr"):
+            if key not in agent_opts:
+                raise ConfigError(f"{source}: pybatsim.agent.{key}: missing; needed by a LEARNING agent")
+        if args.agent:
+            cls = load_agent_class(args.agent)
+        elif agent_opts.get("algorithm") in ALGORITHMS:
+            cls = ALGORITHMS[agent_opts["algorithm"]]
+        else:
+            raise ConfigError(f"{source}: a LEARNING agent needs -a AGENT.py or pybatsim.agent.algorithm "
+                              f"(one of {', '.join(a for a in ALGORITHMS if a != 'classic')})")
+        agent = build_agent(cls, float(agent_opts["gamma"]), int(agent_opts["hidden"]), nb_actions,
+                            obs_size, seed=seed)
+        optimizer = torch.optim.Adam(agent.parameters(), lr=float(agent_opts["lr"]))
+        if args.inmodel:
+            if os.path.isfile(args.inmodel):
+                load_checkpoint(args.inmodel, agent, optimizer)
+            else:
+                print(f"hdeeprm-launch: {args.inmodel} does not exist yet; starting from fresh weights",
+                      file=sys.stderr)
+        train = agent_opts.get("run", "train") == "train"
+
+    out = Path(args.out) if args.out else Path("runs") / Path(source).stem
+    logs = HDeepRMLogs(out, nb_actions)
+    resolved = {**options, "launch": {
+        "options_file": os.path.abspath(source), "agent_file": args.agent and os.path.abspath(args.agent),
+        "custom_workload": workload, "input_model": args.inmodel, "output_model": args.outmodel,
+        "nb_runs": args.nbruns, "backend": args.backend, "actions": env.config.action_names(),
+        "train": train}}
+    (out / "options_resolved.json").write_text(json.dumps(resolved, indent=2) + "\n")
+    progress = Progress(args.nbruns, "episodes")
+    for k in range(args.nbruns):
+        record = run_episode(env, agent, seed=seed + k, train=train, optimizer=optimizer)
+        logs.write(k, record)
+        if train and args.outmodel:
+            save_checkpoint(args.outmodel, agent, optimizer, {"episode": k, "seed": seed})
+        progress.update(record)
+        m = record.metrics
+        print(f"episode {k}: reward {record.reward:.6g}, {record.steps} decisions, makespan "
+              f"{m.get('makespan', float('nan')):.1f} s, mean wait {m.get('mean_waiting_time', float('nan')):.1f} s"
+              + (f", loss {record.losses['loss']:.6g}" if record.losses else ""))
+    print(f"outputs in {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = _one_line_warning
+            return launch(args)
+    except HDeepRMError as e:
+        print(f"hdeeprm-launch: error: {e}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as e:
+        print(f"hdeeprm-launch: error: {e.filename}: no such file", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hdeeprm-launch: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"hdeeprm-launch: warning: {message}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

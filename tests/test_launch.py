@@ -1,0 +1,162 @@
+"""hdeeprm-launch (original options files and agent files) and hdeeprm train / evaluate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+import hdeeprm  # noqa: E402
+from hdeeprm.cli import main as hdeeprm_main  # noqa: E402
+from hdeeprm.launch import main as launch  # noqa: E402
+from hdeeprm.platform import bundled_platform  # noqa: E402
+
+DATA = Path(hdeeprm.__file__).parent / "data"
+TRACE = Path(__file__).parent / "data" / "traces" / "gaia-2014-head.swf.gz"
+
+ORIGINAL_AGENT = '''
+import torch
+from hdeeprm.agent import PolicyLearningAgent
+
+
+class MyReinforce(PolicyLearningAgent):
+    """Written against the original HDeepRM API: the 4-argument constructor and forward_policy."""
+
+    def __init__(self, gamma, hidden, action_size, observation_size):
+        super().__init__(gamma)
+        self.layers = torch.nn.Sequential(
+            torch.nn.Linear(observation_size, hidden), torch.nn.LeakyReLU(),
+            torch.nn.Linear(hidden, action_size), torch.nn.Softmax(dim=1))
+
+    def forward_policy(self, observation):
+        return self.layers(observation)
+'''
+
+
+def learning_options(tmp_path: Path, **agent) -> Path:
+    """The thesis 'learning' experiment, pointed at the bundled learning platform."""
+    options = json.loads((DATA / "thesis_options" / "learning.json").read_text())
+    options["platform_file_path"] = str(bundled_platform("learning"))
+    options["pybatsim"]["agent"].update(agent)
+    path = tmp_path / "learning.json"
+    path.write_text(json.dumps(options))
+    return path
+
+
+def classic_options(tmp_path: Path, **extra) -> Path:
+    options = {
+        "seed": 20091995, "nb_resources": 2280, "nb_jobs": 60,
+        "workload_file_path": str(TRACE), "platform_file_path": str(bundled_platform("gaia")),
+        "pybatsim": {"log_level": "DEBUG",
+                     "env": {"objective": "avg_job_slowdown", "queue_sensitivity": 0.05},
+                     "agent": {"type": "CLASSIC", "policy_pair": "shortest-high_gflops"}},
+    }
+    options.update(extra)
+    path = tmp_path / "primer.json"
+    path.write_text(json.dumps(options))
+    return path
+
+
+def test_classic_legacy_policy_pair_runs_the_named_pair(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert launch([str(classic_options(tmp_path)), "-nr", "2", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "policy_pair" in err and "shortest:high_gflops" in err
+    # Default action set: shortest is job key 2, high_gflops core key 1 -> action 13.
+    assert set((out / "actions.log").read_text().split()) == {"13"}
+    assert len((out / "rewards.log").read_text().splitlines()) == 2
+    assert len((out / "makespans.log").read_text().splitlines()) == 2
+    jobs = (out / "episode_1" / "out_jobs.csv").read_text().splitlines()
+    assert len(jobs) == 61
+    assert (out / "episode_0" / "overutilization.json").exists()
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda o: o.update(nb_resourcez=3), "unknown key 'nb_resourcez'"),
+    (lambda o: o["pybatsim"]["agent"].update(type="SMART"), "expected CLASSIC or LEARNING"),
+    (lambda o: o["pybatsim"]["env"].update(objective="speed"), "objective 'speed'"),
+    (lambda o: o["pybatsim"]["agent"].update(policy_pair="fastest"), "policy_pair"),
+])
+def test_option_mistakes_are_one_line_errors(tmp_path, capsys, mutate, message):
+    path = classic_options(tmp_path)
+    options = json.loads(path.read_text())
+    mutate(options)
+    path.write_text(json.dumps(options))
+    assert launch([str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_original_agent_file_trains_and_checkpoints(tmp_path, capsys):
+    agent_file = tmp_path / "my_agent.py"
+    agent_file.write_text(ORIGINAL_AGENT)
+    options = learning_options(tmp_path)
+    workload = DATA / "learning_workload.json"
+    model = tmp_path / "model.pt"
+    out = tmp_path / "out"
+    args = [str(options), "-cw", str(workload), "-a", str(agent_file), "-om", str(model), "-nr", "3",
+            "--out", str(out)]
+    assert launch(args) == 0
+    assert model.exists()
+    losses = [float(x) for x in (out / "losses.log").read_text().split()]
+    assert len(losses) == 3
+    probs = json.loads((out / "probs.json").read_text())["probs"]
+    assert len(probs) == 5 and all(len(p) == 3 for p in probs)
+    assert sum(p[0] for p in probs) == pytest.approx(1.0, abs=1e-5)
+    # Resume from the checkpoint: the first-decision probabilities continue from there.
+    out2 = tmp_path / "out2"
+    assert launch([str(options), "-cw", str(workload), "-a", str(agent_file), "-im", str(model),
+                   "-nr", "1", "--out", str(out2)]) == 0
+    again = json.loads((out2 / "probs.json").read_text())["probs"]
+    assert [p[0] for p in again] != [p[0] for p in probs]  # not the fresh weights of run 1
+    # The same command twice gives the same logs (torch seeded from the options' seed).
+    out3 = tmp_path / "out3"
+    assert launch([str(options), "-cw", str(workload), "-a", str(agent_file), "-nr", "3",
+                   "--out", str(out3)]) == 0
+    assert (out3 / "rewards.log").read_text() == (out / "rewards.log").read_text()
+
+
+def test_learning_thesis_experiment_learns_the_bandwidth_aware_actions(tmp_path):
+    # Two identical jobs at t=0 on the 4-core learning platform: high_mem_bw (actions 1 and 4)
+    # puts one job per processor and ends first (5.25 s against 6.36 s and 7 s).
+    options = learning_options(tmp_path, algorithm="reinforce")
+    out = tmp_path / "out"
+    assert launch([str(options), "-cw", str(DATA / "learning_workload.json"), "-nr", "400",
+                   "--out", str(out)]) == 0
+    makespans = sorted({round(float(x), 6) for x in (out / "makespans.log").read_text().split()})
+    assert makespans == [5.25, 6.363636, 7.0]
+    probs = json.loads((out / "probs.json").read_text())["probs"]
+    first = probs[1][0] + probs[4][0]
+    last = probs[1][-1] + probs[4][-1]
+    assert last > 0.55 and last > first + 0.1, (first, last)
+
+
+def test_missing_agent_file_is_reported(tmp_path, capsys):
+    options = learning_options(tmp_path)
+    assert launch([str(options), "-cw", str(DATA / "learning_workload.json"), "-a",
+                   str(tmp_path / "nope.py"), "--out", str(tmp_path / "o")]) == 2
+    assert "nope.py" in capsys.readouterr().err
+
+
+def test_train_and_evaluate_commands(tmp_path, capsys):
+    experiment = tmp_path / "tiny.json"
+    experiment.write_text(json.dumps({
+        "platform": "quickstart", "workload": "kth-sp2-head.swf.gz", "nb_jobs": 300,
+        "episode_jobs": 30, "objective": "avg_job_slowdown", "observation": "small",
+        "reward_scale": 0.001, "algorithm": "ppo", "episodes": 3, "hidden": 16, "eval_episodes": 2,
+    }))
+    out = tmp_path / "run"
+    assert hdeeprm_main(["train", str(experiment), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "the agent ranks" in text and "random valid actions" in text
+    assert (out / "model.pt").exists() and (out / "experiment.json").exists()
+    rows = (out / "evaluation.csv").read_text().splitlines()
+    assert len(rows) == 1 + 1 + 1 + 36  # header, agent, random, 36 pairs
+    assert hdeeprm_main(["evaluate", str(experiment), "--model", str(out / "model.pt")]) == 0
+    assert "the agent ranks" in capsys.readouterr().out
+    experiment.write_text(json.dumps({"platfrom": "gaia"}))
+    assert hdeeprm_main(["train", str(experiment)]) == 2
+    assert "unknown key 'platfrom'" in capsys.readouterr().err
