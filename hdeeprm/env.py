@@ -52,10 +52,8 @@ start is drawn from the generator seeded by ``reset(seed=...)``. ``max_steps`` a
 
 from __future__ import annotations
 
-import json
-import math
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -66,6 +64,7 @@ from .backends import BACKENDS, make_simulator
 from .contention import FITS
 from .core.engine import REJECTED, SimulationResult
 from .errors import ConfigError
+from .jsonfile import read_json_object
 from .keys import ALL_CORE_KEYS, DEFAULT_PAIRS, JOB_KEYS
 from .platform import load_platform, resolve_platform_name
 from .platform.model import Platform
@@ -582,13 +581,7 @@ def _read_options(options) -> tuple[str, Path, dict]:
     if isinstance(options, Mapping):
         return "options", Path.cwd(), dict(options)
     path = Path(options)
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a JSON object")
-    return str(path), path.parent, data
+    return str(path), path.parent, read_json_object(path)
 
 
 def _resolve(base: Path, value) -> str:

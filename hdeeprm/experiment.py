@@ -14,7 +14,6 @@ for comparison, every classic key pair and random valid actions on the same
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, fields, replace
 from importlib import resources
@@ -25,6 +24,7 @@ import numpy as np
 
 from .env import EnvConfig, HeteroEnv, parse_action_set
 from .errors import ConfigError
+from .jsonfile import read_json_object
 from .keys import DEFAULT_PAIRS
 
 ALGORITHM_NAMES = ("ppo", "reinforce", "actor_critic")
@@ -69,12 +69,7 @@ class ExperimentConfig:
             if not bundled.is_file():
                 raise ConfigError(f"{source}: no such experiment file or bundled experiment")
             path = Path(str(bundled))
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a JSON object")
+        data = read_json_object(path)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import ConfigError, HDeepRMError
+from .jsonfile import read_json_object
 
 TOP_KEYS = {"seed", "nb_resources", "nb_jobs", "workload_file_path", "platform_file_path", "pybatsim"}
 PYBATSIM_KEYS = {"log_level", "env", "agent", "seed"}
@@ -120,16 +121,11 @@ def launch(args) -> int:
     from .train import HDeepRMLogs, Progress, run_episode
 
     source = args.options_file
-    try:
-        data = json.loads(Path(source).read_text())
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{source}: line {e.lineno}: invalid JSON ({e.msg})") from None
-    options = check_options(data, source)
+    options = check_options(read_json_object(source), source)
     if args.nbruns < 1:
         raise ConfigError(f"-nr {args.nbruns}: expected at least 1 episode")
     agent_opts = options["pybatsim"]["agent"]
     seed = options.get("seed", 0)
-    base = Path(source).parent
     workload = str(Path(args.customworkload).resolve()) if args.customworkload else None
     env = HeteroEnv.from_options(Path(source), workload=workload, backend=args.backend)
     if "nb_resources" in options and options["nb_resources"] != env.platform.nb_machines:

@@ -33,7 +33,6 @@ from time import perf_counter
 
 import numpy as np
 import simpy
-from simpy.core import EmptySchedule
 
 from ..errors import SimulationError
 from ..platform.model import Platform
