@@ -213,8 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as e:
         if e.name not in ("torch", "tensorboard"):
             raise
-        print(f"hdeeprm {args.command}: error: {e.name} is not installed; "
-              f"install the rl extra: pip install -c constraints.txt -e '.[rl]'", file=sys.stderr)
+        how = ("pip install tensorboard" if e.name == "tensorboard"
+               else "pip install -c constraints.txt -e '.[rl]'")
+        print(f"hdeeprm {args.command}: error: {e.name} is not installed; {how}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"hdeeprm {args.command}: interrupted", file=sys.stderr)
