@@ -21,9 +21,6 @@ from . import __version__
 from .errors import HDeepRMError
 from .seeding import run_generators
 
-EXAMPLE_PLATFORM = "gaia"
-
-
 def _platform_arg(value: str) -> str:
     from .platform import resolve_platform_name
 
@@ -200,26 +197,32 @@ COMMANDS = {"simulate": cmd_simulate, "replay": cmd_replay, "convert": cmd_conve
             "train": cmd_train, "evaluate": cmd_evaluate}
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def report_errors(prog: str, command) -> int:
+    """Run ``command()`` and turn user mistakes into one line on stderr and exit status 2
+    (shared by ``hdeeprm`` and ``hdeeprm-launch``); bugs still show their traceback."""
     try:
-        return COMMANDS[args.command](args)
+        return command()
     except HDeepRMError as e:
-        print(f"hdeeprm {args.command}: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
     except FileNotFoundError as e:
-        print(f"hdeeprm {args.command}: error: {e.filename}: no such file", file=sys.stderr)
+        print(f"{prog}: error: {e.filename}: no such file", file=sys.stderr)
         return 2
     except ModuleNotFoundError as e:
         if e.name not in ("torch", "tensorboard"):
             raise
         how = ("pip install tensorboard" if e.name == "tensorboard"
                else "pip install -c constraints.txt -e '.[rl]'")
-        print(f"hdeeprm {args.command}: error: {e.name} is not installed; {how}", file=sys.stderr)
+        print(f"{prog}: error: {e.name} is not installed; {how}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"hdeeprm {args.command}: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return report_errors(f"hdeeprm {args.command}", lambda: COMMANDS[args.command](args))
 
 
 if __name__ == "__main__":

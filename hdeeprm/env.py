@@ -404,7 +404,7 @@ class HeteroEnv(gym.Env):
         else:
             raise ConfigError(f"episode_jobs {self.config.episode_jobs}: 100 windows in a row had no job "
                               "that can run on this platform")
-        return self._observe(), self._info(0, False)
+        return self._observe(), self._info(False)
 
     def _start_episode(self) -> None:
         workload = self.workload
@@ -454,7 +454,7 @@ class HeteroEnv(gym.Env):
                              or (limit_time and self.engine.now >= limit_time))
             self._done = truncated
         self._mask = None
-        return self._observe(), float(reward), terminated, truncated, self._info(action, overridden)
+        return self._observe(), float(reward), terminated, truncated, self._info(overridden)
 
     def action_masks(self) -> np.ndarray:
         """Which actions would start at least one job now (void: always)."""
@@ -540,7 +540,7 @@ class HeteroEnv(gym.Env):
     def _observe(self) -> np.ndarray:
         return self._observer.build(self.scheduler, self._requests, self.engine.jobs.req_work)
 
-    def _info(self, action: int, overridden: bool) -> dict:
+    def _info(self, overridden: bool) -> dict:
         engine = self.engine
         return {
             "time": float(engine.now),

@@ -13,7 +13,8 @@ the options file's folder.
 Differences from the original, on purpose: outputs go to ``--out`` (default
 ``runs/<options file name>``), never over the current folder; the N episodes share one agent
 (``-om`` is still written after every trained episode, atomically); a missing ``-im`` is
-reported; PyTorch is seeded from ``seed``, so a run is reproducible; a LEARNING agent may
+reported; PyTorch is seeded from ``seed`` and episode k resets the environment with
+``seed + k``, so a run is reproducible; a LEARNING agent may
 also name a bundled algorithm with ``"algorithm": "reinforce" | "actor_critic" | "ppo"``
 instead of giving ``-a``.
 """
@@ -28,7 +29,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import ConfigError, HDeepRMError
+from .errors import ConfigError
 from .jsonfile import read_json_object
 
 TOP_KEYS = {"seed", "nb_resources", "nb_jobs", "workload_file_path", "platform_file_path", "pybatsim"}
@@ -79,24 +80,6 @@ def legacy_pair(text: str, source: str) -> tuple[str, str]:
                       "such as shortest-high_gflops")
 
 
-class FixedActionAgent:
-    """A classic agent: the same action at every decision (the original's ClassicAgent used
-    action 0, the first configured pair)."""
-
-    def __init__(self, action: int = 0):
-        self.action = action
-        self.rewards: list[float] = []
-
-    def decide(self, observation, action_mask=None) -> int:
-        return self.action
-
-    def rewarded(self, reward: float) -> None:
-        self.rewards.append(reward)
-
-    def reset_episode(self) -> None:
-        self.rewards = []
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hdeeprm-launch", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -118,7 +101,7 @@ def launch(args) -> int:
     from .agents import ALGORITHMS, build_agent
     from .agents.common import load_checkpoint, save_checkpoint
     from .env import HeteroEnv
-    from .train import HDeepRMLogs, Progress, run_episode
+    from .train import FixedActionAgent, HDeepRMLogs, Progress, run_episode
 
     source = args.options_file
     options = check_options(read_json_object(source), source)
@@ -192,21 +175,13 @@ def launch(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .cli import report_errors
+
     args = build_parser().parse_args(argv)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("always")
-            warnings.showwarning = _one_line_warning
-            return launch(args)
-    except HDeepRMError as e:
-        print(f"hdeeprm-launch: error: {e}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as e:
-        print(f"hdeeprm-launch: error: {e.filename}: no such file", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("hdeeprm-launch: interrupted", file=sys.stderr)
-        return 130
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = _one_line_warning
+        return report_errors("hdeeprm-launch", lambda: launch(args))
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):

@@ -80,7 +80,7 @@ class QueueScheduler:
         self.config = config or PolicyConfig()
         self.rng = rng if rng is not None else np.random.default_rng(0)
         self.resources = ResourceModel(engine)
-        self.queue: list[int] = []  # waiting jobs, in submission order
+        self.queue: list[int] = []  # waiting jobs, in submission (= job index) order
         self.running_hosts: dict[int, np.ndarray] = {}  # includes this pass's picks
         self._starts: list[tuple[int, np.ndarray]] = []
         self._key_values: dict[str, np.ndarray | None] = {}
@@ -136,9 +136,9 @@ class QueueScheduler:
             return None
         if job_key == "first":
             return self.queue[0]
-        values = self._values(job_key)
+        # The queue is in job-index order, so argmin's first minimum is the lowest id.
         queue = np.asarray(self.queue)
-        return int(queue[np.lexsort((queue, values[queue]))[0]])
+        return int(queue[np.argmin(self._values(job_key)[queue])])
 
     def schedule(self, job_key: str, core_key: str) -> int:
         """One scheduling pass with the pair; returns how many jobs it started."""

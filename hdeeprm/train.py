@@ -45,6 +45,27 @@ class EpisodeRecord:
     result: Any = field(default=None, repr=False)
 
 
+class FixedActionAgent:
+    """A classic policy as an agent: the same action at every decision (the original's
+    ClassicAgent played action 0, the first configured pair)."""
+
+    def __init__(self, action: int = 0):
+        self.action = action
+
+    def decide(self, observation, action_mask=None) -> int:
+        return self.action
+
+
+class RandomMaskedAgent:
+    """Uniformly random valid actions (the baseline a learned agent must beat)."""
+
+    def __init__(self, seed: int):
+        self.rng = np.random.default_rng(seed)
+
+    def decide(self, observation, action_mask) -> int:
+        return int(self.rng.choice(np.flatnonzero(action_mask)))
+
+
 def _accepts_mask(agent) -> bool:
     try:
         return len(inspect.signature(agent.decide).parameters) >= 2
@@ -66,7 +87,8 @@ def run_episode(env: HeteroEnv, agent, *, seed: int, train: bool = False, optimi
         action = agent.decide(obs, info["action_mask"]) if masked else agent.decide(obs)
         action = int(action)
         obs, reward, terminated, truncated, info = env.step(action)
-        agent.rewarded(reward) if hasattr(agent, "rewarded") else None
+        if hasattr(agent, "rewarded"):
+            agent.rewarded(reward)
         actions.append(action)
         total += reward
         done = terminated or truncated
@@ -152,11 +174,6 @@ def summarise(values: Iterable[float]) -> tuple[float, float]:
     return mean, std
 
 
-def env_seeds(root_seed: int, count: int) -> list[int]:
-    """Episode seeds derived from the run's root seed (independent streams)."""
-    return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(root_seed).spawn(count)]
-
-
 # ---------------------------------------------------------------------- experiments
 
 
@@ -210,16 +227,6 @@ def train(config, out_dir: str | os.PathLike, *, init: str | None = None,
     return {"checkpoint": str(checkpoint), "returns": returns, "wall_seconds": time.perf_counter() - t0}
 
 
-class RandomMaskedAgent:
-    """Uniformly random valid actions (the baseline a learned agent must beat)."""
-
-    def __init__(self, seed: int):
-        self.rng = np.random.default_rng(seed)
-
-    def decide(self, observation, action_mask) -> int:
-        return int(self.rng.choice(np.flatnonzero(action_mask)))
-
-
 @dataclass
 class EvaluationRow:
     policy: str
@@ -236,13 +243,10 @@ def evaluate(config, checkpoint: str | None = None, *, out_dir: str | os.PathLik
     """The agent (greedy, if a checkpoint is given), random valid actions and each classic
     pair, on the same ``eval_episodes`` windows (seeds never used in training)."""
     from .experiment import episode_seeds
-    from .launch import FixedActionAgent
 
     seeds = episode_seeds(config.seed, config.eval_episodes, stream=1)
     contenders: list[tuple[str, HeteroEnv, object]] = []
     if checkpoint:
-        import torch  # noqa: F401  (a clear error if the rl extra is missing)
-
         from .agents import build_agent
         from .agents.common import load_checkpoint
 
