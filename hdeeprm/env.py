@@ -328,8 +328,8 @@ class HeteroEnv(gym.Env):
 
     def __init__(self, platform: Platform | str | os.PathLike, workload: Workload | WorkloadArrays | str | os.PathLike,
                  config: EnvConfig | None = None, *, hierarchy: str | os.PathLike | None = None,
-                 backend: str = "embedded", nb_jobs: int | None = None, conversion_seed: int = 0,
-                 **config_fields: Any):
+                 backend: str = "embedded", backend_options: Mapping[str, Any] | None = None,
+                 nb_jobs: int | None = None, conversion_seed: int = 0, **config_fields: Any):
         if config is None:
             config = EnvConfig(**config_fields)
         elif config_fields:
@@ -338,6 +338,8 @@ class HeteroEnv(gym.Env):
             raise ConfigError(f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}")
         self.config = config
         self.backend = backend
+        # For backend="batsim": batsim (path), workdir, timeout_s, network, launcher.
+        self.backend_options = dict(backend_options or {})
         self.platform = _as_platform(platform, hierarchy)
         if self.platform.hierarchy is None:
             raise ConfigError(f"{self.platform.source}: HeteroEnv needs a platform with a hierarchy "
@@ -362,7 +364,8 @@ class HeteroEnv(gym.Env):
 
     @classmethod
     def from_options(cls, options: str | os.PathLike | Mapping[str, Any], *, workload=None,
-                     backend: str = "embedded", **config_fields: Any) -> "HeteroEnv":
+                     backend: str = "embedded", backend_options: Mapping[str, Any] | None = None,
+                     **config_fields: Any) -> "HeteroEnv":
         """From an original HDeepRM options file (or its parsed JSON): the platform
         (``platform_file_path``), the trace (``workload_file_path``, ``nb_jobs``, ``seed``)
         unless ``workload`` is given (the launcher's ``-cw``), and the ``pybatsim.env``
@@ -386,7 +389,7 @@ class HeteroEnv(gym.Env):
         if not isinstance(seed, int):
             raise ConfigError(f"{source}: seed: expected an integer")
         return cls(_resolve(base, platform_path), workload, config, backend=backend,
-                   nb_jobs=data.get("nb_jobs"), conversion_seed=seed)
+                   backend_options=backend_options, nb_jobs=data.get("nb_jobs"), conversion_seed=seed)
 
     # ------------------------------------------------------------------ Gymnasium API
 
@@ -413,7 +416,9 @@ class HeteroEnv(gym.Env):
         if n is not None:
             self.episode_start = int(self.np_random.integers(0, len(workload) - n + 1))
             workload = workload.window(self.episode_start, n)
-        self.engine = make_simulator(self.backend, self.platform, workload)
+        if self.engine is not None:
+            self.engine.close()
+        self.engine = make_simulator(self.backend, self.platform, workload, **self.backend_options)
         self.scheduler = QueueScheduler(self.engine, PolicyConfig(backfill=self.config.backfill),
                                         rng=self.np_random.spawn(1)[0])
         self.scheduler.on_begin()
@@ -488,6 +493,13 @@ class HeteroEnv(gym.Env):
         result = self.engine.result()
         result.overutilization = self.scheduler.resources.records
         return result
+
+    def close(self) -> None:
+        """Release the simulator (with the Batsim backend: stop batsim, remove its temporary
+        files)."""
+        if self.engine is not None:
+            self.engine.close()
+        super().close()
 
     def action_name(self, action: int) -> str:
         pair = self._actions[action]

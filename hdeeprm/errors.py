@@ -50,3 +50,8 @@ class SimulationError(HDeepRMError):
 
 class ReplayError(HDeepRMError):
     """A recorded transcript cannot be replayed on the given platform and workload."""
+
+
+class BatsimError(HDeepRMError):
+    """Real Batsim could not be found or started, stopped answering, exited early, or sent
+    something that does not follow its protocol."""

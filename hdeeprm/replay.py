@@ -87,7 +87,6 @@ def replay(folder: str) -> SimulationResult:
     for lineno, sender, msg in read_transcript(scenario.transcript):
         now = float(msg["now"])
         if sender == "batsim":
-            engine.run_until(now)
             named = []
             for event in msg["events"]:
                 kind, data = event["type"], event.get("data", {})
@@ -95,7 +94,7 @@ def replay(folder: str) -> SimulationResult:
                     named.append(("submitted", job_of(data["job_id"], lineno)))
                 elif kind == "JOB_COMPLETED":
                     named.append(("completed", job_of(data["job_id"], lineno)))
-            _catch_up(engine, named, now, scenario.transcript, lineno)
+            follow_batsim(engine, now, named, f"{scenario.transcript}: line {lineno}")
             continue
         for event in msg["events"]:
             kind, data = event["type"], event.get("data", {})
@@ -121,12 +120,16 @@ def replay(folder: str) -> SimulationResult:
     return engine.result()
 
 
-def _catch_up(engine: Engine, named, now: float, path: str, lineno: int) -> None:
-    """Step the engine until every job Batsim reported in its message is submitted or done.
+def follow_batsim(engine: Engine, now: float, named: list[tuple[str, int]], where: str) -> None:
+    """Bring ``engine`` to Batsim's time ``now`` and step it until every job Batsim reported
+    in its message (``("submitted" | "completed", job)`` pairs) is submitted or done.
 
     Batsim's clock and ours may disagree by floating-point noise, and Batsim prints times
     rounded to 6 decimals; a completion it reports at 10.000000 may be due at 10.0000001 here.
+    Used by replay and by the Batsim backend's mirror engine.
     """
+    engine.run_until(now)
+
     def pending():
         for what, job in named:
             state = engine.job_state[job]
@@ -139,6 +142,6 @@ def _catch_up(engine: Engine, named, now: float, path: str, lineno: int) -> None
     while (job := pending()) is not None:
         if engine.step_instant() is None or engine.now > now + _TIME_SLACK:
             raise ReplayError(
-                f"{path}: line {lineno}: Batsim reported job {engine.jobs.job_ids[job]} at "
+                f"{where}: Batsim reported job {engine.jobs.job_ids[job]} at "
                 f"{now:.6f} but the engine has it at {engine.now:.6f}; the platform or workload "
                 f"does not match the transcript")

@@ -50,13 +50,22 @@ class Simulator(Protocol):
 
     def result(self) -> SimulationResult: ...
 
+    def close(self) -> None: ...
+
 
 def make_simulator(backend: str, platform: Platform, workload: Workload | WorkloadArrays,
                    **options) -> Simulator:
-    """A fresh simulator of ``workload`` on ``platform`` with the named backend."""
+    """A fresh simulator of ``workload`` on ``platform`` with the named backend; ``options``
+    go to its constructor (for ``batsim``: batsim, workdir, timeout_s, network, launcher).
+    Close it when done (the Batsim backend stops its batsim process)."""
     if backend == "embedded":
         return Engine(platform, workload, **options)
     if backend == "batsim":
-        raise ConfigError("backend 'batsim' is not available in this version of hdeeprm; "
-                          "use backend='embedded'")
+        try:
+            import zmq  # noqa: F401
+        except ModuleNotFoundError:
+            raise ConfigError("backend 'batsim' needs pyzmq: pip install -e '.[batsim]'") from None
+        from .batsim import BatsimSimulator
+
+        return BatsimSimulator(platform, workload, **options)
     raise ConfigError(f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}")

@@ -276,6 +276,9 @@ class Engine:
         while self.next_decision_point() is not None:
             pass
 
+    def close(self) -> None:
+        """Nothing to release (the Batsim backend stops its process here)."""
+
     # ------------------------------------------------------------------ decisions
 
     def execute(self, job: int, hosts) -> None:

@@ -1,0 +1,286 @@
+"""Stand-ins for Batsim, for tests and for checking schedulers without the binary.
+
+:func:`play` / :class:`ReplayServerThread` play Batsim's side of a recorded transcript.
+It connects to the decision process like Batsim does, sends Batsim's recorded messages one
+by one and checks that every reply equals the recorded one (same events, in the same order,
+same data; numbers compared as numbers). It stops at the first reply that differs, since
+Batsim's next recorded message would no longer follow. At the end it can copy the recorded
+run's output files to the export prefix, as Batsim would have written them.
+
+Two ways to use it:
+- in-process: :class:`ReplayServerThread` is a launcher for :class:`BatsimSimulator`;
+- as a fake ``batsim`` executable: ``python -m hdeeprm.backends.batsim.replay_server
+  --transcript T [--outputs DIR] -- <batsim's own arguments>`` reads ``-s`` and ``-e`` from
+  Batsim's command line and exits with status 3 on the first differing reply.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import shutil
+import sys
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ...core.intervals import format_intervals, parse_intervals
+from ...errors import BatsimError
+from ...replay import read_transcript
+from .messages import (
+    CallMeLater, ComputeResource, ExecuteJob, JobCompleted, JobSubmitted, KillJob, Message, Notify,
+    RejectJob, RequestedCall, ResourceStateChanged, SetResourceState, SimulationBegins,
+    SimulationEnds, decode, encode, from_json)
+
+MISMATCH_STATUS = 3
+
+
+def _canonical(message: dict) -> dict:
+    # Through our own types and back, so that 2 and 2.0 or key order do not matter.
+    return json.loads(json.dumps(from_json(message).as_json()))
+
+
+def play(transcript: str, endpoint: str, *, stop: threading.Event | None = None,
+         timeout_s: float = 60.0) -> str | None:
+    """Play ``transcript`` against the decision process at ``endpoint``; returns None when
+    every reply matched, else a description of the first difference."""
+    import zmq
+
+    records = list(read_transcript(transcript))
+    context = zmq.Context()
+    socket = context.socket(zmq.REQ)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.connect(endpoint)
+    try:
+        for position, (lineno, sender, msg) in enumerate(records):
+            if sender != "batsim":
+                continue
+            socket.send(json.dumps(msg).encode())
+            waited = 0.0
+            while not socket.poll(100):
+                waited += 0.1
+                if (stop is not None and stop.is_set()) or waited > timeout_s:
+                    return f"line {lineno}: no reply to Batsim's message"
+            reply = decode(socket.recv())
+            expected = next(((n, m) for n, s, m in records[position + 1:] if s == "scheduler"), None)
+            if expected is None:
+                return f"line {lineno}: the transcript has no recorded reply here"
+            got = json.loads(json.dumps(reply.as_json()))
+            if got != _canonical(expected[1]):
+                return (f"line {expected[0]}: the reply differs from the recorded one\n"
+                        f"  recorded: {json.dumps(expected[1])[:2000]}\n"
+                        f"  got:      {json.dumps(got)[:2000]}")
+        return None
+    finally:
+        socket.close(linger=0)
+        context.term()
+
+
+def copy_outputs(recorded_dir: str, export_prefix: str) -> None:
+    """Copy a recorded run's ``out_*.csv`` files as Batsim would write them at ``export_prefix``."""
+    for path in sorted(glob.glob(os.path.join(recorded_dir, "out_*.csv"))):
+        suffix = os.path.basename(path)[len("out"):]
+        shutil.copyfile(path, export_prefix + suffix)
+
+
+class ReplayServerThread:
+    """A launcher (and its peer) for :class:`BatsimSimulator` that plays a transcript in a
+    thread of this process."""
+
+    def __init__(self, transcript: str, outputs: str | None = None, timeout_s: float = 60.0):
+        self.transcript = transcript
+        self.outputs = outputs
+        self.timeout_s = timeout_s
+        self.mismatch: str | None = None
+        self.error: BaseException | None = None
+        self.inputs = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __call__(self, inputs, endpoint: str) -> "ReplayServerThread":
+        self.inputs = inputs
+        self._thread = threading.Thread(target=self._run, args=(endpoint,), daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self, endpoint: str) -> None:
+        try:
+            self.mismatch = play(self.transcript, endpoint, stop=self._stop, timeout_s=self.timeout_s)
+            if self.mismatch is None and self.outputs:
+                copy_outputs(self.outputs, self.inputs.export_prefix)
+        except BaseException as e:  # reported to the backend through check()
+            self.error = e
+
+    def check(self) -> None:
+        if self._thread is not None and not self._thread.is_alive():
+            self._raise()
+            raise BatsimError("the replay server stopped before the end of the simulation")
+
+    def finish(self, timeout_s: float = 30.0) -> None:
+        self._thread.join(timeout_s)
+        self._raise()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise BatsimError(f"replay server failed: {self.error}")
+        if self.mismatch is not None:
+            raise BatsimError(f"{self.transcript}: {self.mismatch}")
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
+
+
+class EngineServerThread:
+    """A launcher (and its peer) that answers like Batsim from an embedded engine, in a
+    thread: it sends SIMULATION_BEGINS, then one message per decision point of the engine,
+    applies the replies' decisions, and writes Batsim-style outputs at the export prefix.
+
+    ``permute_ids`` numbers the machines in a shuffled order (``rng``), to check that a
+    client takes machine ids from SIMULATION_BEGINS rather than from host names.
+    """
+
+    def __init__(self, platform, workload, *, permute_ids: bool = False, rng=None):
+        from ...core.engine import Engine
+
+        self.engine = Engine(platform, workload, simgrid_energy_quirk=True)
+        n = platform.nb_machines
+        self.batsim_of = (rng.permutation(n) if permute_ids else np.arange(n)).astype(np.int64)
+        self.ours_of = np.empty_like(self.batsim_of)
+        self.ours_of[self.batsim_of] = np.arange(n)
+        self._index = {f"w0!{j}": i for i, j in enumerate(self.engine.jobs.job_ids)}
+        self.error: BaseException | None = None
+        self.inputs = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __call__(self, inputs, endpoint: str) -> "EngineServerThread":
+        self.inputs = inputs
+        self._thread = threading.Thread(target=self._run, args=(endpoint,), daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self, endpoint: str) -> None:
+        import zmq
+
+        context = zmq.Context()
+        socket = context.socket(zmq.REQ)
+        socket.setsockopt(zmq.LINGER, 0)
+        socket.connect(endpoint)
+        try:
+            self._serve(socket)
+        except BaseException as e:
+            self.error = e
+        finally:
+            socket.close(linger=0)
+            context.term()
+
+    def _ask(self, socket, now: float, events: list) -> None:
+        # Batsim prints times with 6 decimals; so does this stand-in.
+        now = float(f"{now:.6f}")
+        events = [replace(e, timestamp=now) for e in events]
+        socket.send(encode(Message(now, tuple(events))))
+        while not socket.poll(100):
+            if self._stop.is_set():
+                raise BatsimError("stopped")
+        self._apply(decode(socket.recv()))
+
+    def _serve(self, socket) -> None:
+        from ...core.engine import FINAL_STATE_NAMES, WALLTIME_REACHED
+        from ...core.outputs import write_outputs
+
+        engine, platform = self.engine, self.engine.platform
+        resources = tuple(ComputeResource(id=int(self.batsim_of[m]), name=platform.host_names[m])
+                          for m in np.argsort(self.batsim_of))
+        self._ask(socket, 0.0, [SimulationBegins(timestamp=0.0, nb_compute_resources=len(resources),
+                                                 compute_resources=resources)])
+        jobs = engine.jobs
+        name = [f"w0!{j}" for j in jobs.job_ids]
+        while (point := engine.next_decision_point()) is not None:
+            t = point.time
+            events: list = [JobSubmitted(timestamp=t, job_id=name[j]) for j in point.submitted]
+            for j in point.completed:
+                state = FINAL_STATE_NAMES[int(engine.final_state[j])]
+                events.append(JobCompleted(timestamp=t, job_id=name[j], job_state=state,
+                                           return_code=-1 if engine.final_state[j] == WALLTIME_REACHED else 0,
+                                           alloc=format_intervals(self.batsim_of[engine.alloc[j]])))
+            for hosts, state in point.pstate_changes:
+                events.append(ResourceStateChanged(timestamp=t, resources=format_intervals(self.batsim_of[hosts]),
+                                                   state=str(state)))
+            events += [RequestedCall(timestamp=t)] * point.requested_calls
+            if point.no_more_submissions:
+                events.append(Notify(timestamp=t, type=Notify.NO_MORE_STATIC_JOBS))
+            self._ask(socket, t, events)
+        self._ask(socket, engine.now, [SimulationEnds(timestamp=engine.now)])
+        write_outputs(engine.result(), os.path.dirname(self.inputs.export_prefix))
+
+    def _apply(self, reply: Message) -> None:
+        engine = self.engine
+        index = self._index
+        for event in reply.events:
+            if isinstance(event, ExecuteJob):
+                engine.execute(index[event.job_id], self.ours_of[parse_intervals(event.alloc)])
+            elif isinstance(event, RejectJob):
+                engine.reject(index[event.job_id])
+            elif isinstance(event, KillJob):
+                for job_id in event.job_ids:
+                    engine.kill(index[job_id])
+            elif isinstance(event, SetResourceState):
+                engine.set_pstate(self.ours_of[parse_intervals(event.resources)], int(event.state))
+            elif isinstance(event, CallMeLater):
+                engine.call_me_later(event.at)
+
+    def check(self) -> None:
+        if self._thread is not None and not self._thread.is_alive():
+            raise BatsimError(f"the engine server stopped: {self.error!r}")
+
+    def finish(self, timeout_s: float = 30.0) -> None:
+        self._thread.join(timeout_s)
+        if self.error is not None:
+            raise BatsimError(f"the engine server failed: {self.error!r}")
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="fake-batsim", description="play Batsim's side of a transcript")
+    parser.add_argument("--transcript", required=True)
+    parser.add_argument("--outputs", help="recorded run whose out_*.csv files are copied at the end")
+    parser.add_argument("batsim_args", nargs=argparse.REMAINDER,
+                        help="-- then Batsim's command line (-s ENDPOINT -e PREFIX -E ...)")
+    args = parser.parse_args(argv)
+    batsim = argparse.ArgumentParser(add_help=False)
+    batsim.add_argument("-p", required=True)
+    batsim.add_argument("-w", required=True)
+    batsim.add_argument("-e", required=True)
+    batsim.add_argument("-s", required=True)
+    batsim.add_argument("-E", action="store_true")
+    batsim.add_argument("-q", action="store_true")
+    rest = args.batsim_args[1:] if args.batsim_args[:1] == ["--"] else args.batsim_args
+    options, _ = batsim.parse_known_args(rest)
+    for path in (options.p, options.w):
+        if not Path(path).is_file():
+            print(f"fake-batsim: {path}: no such file", file=sys.stderr)
+            return 1
+    if not options.E:
+        print("fake-batsim: energy (-E) must be on", file=sys.stderr)
+        return 1
+    mismatch = play(args.transcript, options.s)
+    if mismatch is not None:
+        print(f"fake-batsim: {args.transcript}: {mismatch}", file=sys.stderr)
+        return MISMATCH_STATUS
+    if args.outputs:
+        copy_outputs(args.outputs, options.e)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
