@@ -6,6 +6,7 @@ Subcommands:
   convert   turn an SWF trace into a Batsim JSON workload for a platform
   train     train an RL agent on an experiment, then compare it with the classic policies
   evaluate  compare an agent checkpoint with the 36 classic policies
+  crossval  run one experiment on the embedded engine and on real Batsim, and compare
 
 User mistakes (bad files, unknown options) are reported in one line, with exit status 2.
 """
@@ -72,6 +73,24 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--hierarchy", help="hierarchy.json for an XML platform")
     conv.add_argument("--out", required=True, help="Batsim JSON workload to write")
     _conversion_args(conv)
+
+    cv = sub.add_parser("crossval", help="run one experiment on the embedded engine and on real Batsim, "
+                                         "and report where they differ")
+    cv.add_argument("options", nargs="?", help="an original HDeepRM options file (instead of "
+                                               "--platform/--workload/--policy)")
+    cv.add_argument("--platform", type=_platform_arg, help="platform JSON or SimGrid XML, or a bundled name")
+    cv.add_argument("--hierarchy", help="hierarchy.json for an XML platform")
+    cv.add_argument("--workload", help="Batsim JSON workload or SWF trace")
+    cv.add_argument("--policy", default="first:first_fit", help="JOBKEY:COREKEY (default first:first_fit)")
+    cv.add_argument("--backfill", choices=("easy",))
+    cv.add_argument("--model", help="checkpoint of a LEARNING agent (options-file mode)")
+    cv.add_argument("--batsim", metavar="PATH", help="batsim executable (default: $HDEEPRM_BATSIM, then PATH)")
+    cv.add_argument("--network", choices=("zero-latency", "links"), default="zero-latency",
+                    help="network of the platform XML given to Batsim (links: the original's link "
+                         "model; needs a platform JSON, and shifts times)")
+    cv.add_argument("--timeout", type=float, default=120.0, help="longest wait for a Batsim message, s")
+    cv.add_argument("--out", required=True, help="folder for both runs' outputs and the report")
+    _conversion_args(cv)
     return parser
 
 
@@ -193,8 +212,39 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_crossval(args) -> int:
+    from .crossval import crossvalidate, crossvalidate_options
+    from .errors import ConfigError
+    from .policies import PolicyConfig
+
+    options = {"batsim": args.batsim, "timeout_s": args.timeout, "network": args.network}
+    if args.network == "links":
+        from .platform import read_platform_description
+
+        if not (args.platform or "").endswith(".json"):
+            raise ConfigError("--network links needs an HDeepRM platform JSON (--platform)")
+        options["description"] = read_platform_description(args.platform)
+    if args.options:
+        if args.platform or args.workload:
+            raise ConfigError("give either an options file or --platform/--workload, not both")
+        report = crossvalidate_options(args.options, args.out, model=args.model, backend_options=options)
+        what = args.options
+    else:
+        if not (args.platform and args.workload):
+            raise ConfigError("crossval needs an options file, or --platform and --workload")
+        policy = PolicyConfig.parse(args.policy, args.backfill)
+        report = crossvalidate(args.platform, args.hierarchy, args.workload, policy, args.out,
+                               seed=args.seed, nb_jobs=args.nb_jobs, runtime_model=args.runtime_model,
+                               backend_options=options)
+        what = f"{args.workload} on {args.platform}, policy {policy}"
+    print(f"crossval: {what}")
+    print(report.summary())
+    print(f"outputs in {args.out} (embedded/, batsim/, crossval.json, crossval_differences.csv)")
+    return 0 if report.agree else 1
+
+
 COMMANDS = {"simulate": cmd_simulate, "replay": cmd_replay, "convert": cmd_convert,
-            "train": cmd_train, "evaluate": cmd_evaluate}
+            "train": cmd_train, "evaluate": cmd_evaluate, "crossval": cmd_crossval}
 
 
 def report_errors(prog: str, command) -> int:

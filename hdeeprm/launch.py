@@ -90,8 +90,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-om", "--outmodel", help="checkpoint to write after each trained episode")
     parser.add_argument("-nr", "--nbruns", type=int, default=1, help="number of episodes (default 1)")
     parser.add_argument("--backend", choices=("embedded", "batsim"), default="embedded")
+    parser.add_argument("--batsim", metavar="PATH",
+                        help="batsim executable for --backend batsim (default: $HDEEPRM_BATSIM, then PATH)")
     parser.add_argument("--out", help="output folder (default runs/<options file name>)")
     return parser
+
+
+def classic_action(env, agent_opts: dict, source: str) -> int:
+    """The action a CLASSIC agent plays: the first configured pair, or the legacy
+    ``policy_pair`` mapped to its action."""
+    if "policy_pair" not in agent_opts:
+        return 0
+    pair = legacy_pair(agent_opts["policy_pair"], source)
+    if pair not in env.config.actions:
+        raise ConfigError(f"{source}: pybatsim.agent.policy_pair {agent_opts['policy_pair']!r} "
+                          "is not in env.actions.selection")
+    action = env.config.actions.index(pair)
+    warnings.warn(f"{source}: the legacy policy_pair key is mapped to action {action} "
+                  f"({pair[0]}:{pair[1]}); prefer env.actions.selection", stacklevel=1)
+    return action
 
 
 def launch(args) -> int:
@@ -110,7 +127,8 @@ def launch(args) -> int:
     agent_opts = options["pybatsim"]["agent"]
     seed = options.get("seed", 0)
     workload = str(Path(args.customworkload).resolve()) if args.customworkload else None
-    env = HeteroEnv.from_options(Path(source), workload=workload, backend=args.backend)
+    env = HeteroEnv.from_options(Path(source), workload=workload, backend=args.backend,
+                                 backend_options={"batsim": args.batsim} if args.backend == "batsim" else None)
     if "nb_resources" in options and options["nb_resources"] != env.platform.nb_machines:
         warnings.warn(f"{source}: nb_resources is {options['nb_resources']} but the platform has "
                       f"{env.platform.nb_machines} cores; using the platform's", stacklevel=1)
@@ -118,16 +136,7 @@ def launch(args) -> int:
 
     optimizer = None
     if agent_opts["type"] == "CLASSIC":
-        action = 0
-        if "policy_pair" in agent_opts:
-            pair = legacy_pair(agent_opts["policy_pair"], source)
-            if pair not in env.config.actions:
-                raise ConfigError(f"{source}: pybatsim.agent.policy_pair {agent_opts['policy_pair']!r} "
-                                  "is not in env.actions.selection")
-            action = env.config.actions.index(pair)
-            warnings.warn(f"{source}: the legacy policy_pair key is mapped to action {action} "
-                          f"({pair[0]}:{pair[1]}); prefer env.actions.selection", stacklevel=1)
-        agent = FixedActionAgent(action)
+        agent = FixedActionAgent(classic_action(env, agent_opts, source))
         train = False
     else:
         for key in ("gamma", "hidden", "lr"):

@@ -47,13 +47,17 @@ def headline_metrics(result: SimulationResult) -> HeadlineMetrics:
     w = result.workload
     execution = result.finish[ran] - result.start[ran]
     turnaround = result.finish[ran] - w.subtime[ran]
+    waiting = result.start[ran] - w.subtime[ran]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slowdown = turnaround / execution
     bounded = np.maximum(1.0, turnaround / np.maximum(execution, BOUNDED_SLOWDOWN_THRESHOLD))
     makespan = summary["makespan"]
     capacity = result.nb_machines * makespan
     return HeadlineMetrics(
         makespan=makespan,
-        mean_waiting_time=summary["mean_waiting_time"],
-        mean_slowdown=summary["mean_slowdown"],
+        # Over the jobs that ran (Batsim's out_schedule.csv divides by all jobs, rejected too).
+        mean_waiting_time=float(waiting.mean()) if waiting.size else 0.0,
+        mean_slowdown=float(slowdown.mean()) if slowdown.size else 0.0,
         mean_bounded_slowdown=float(bounded.mean()) if bounded.size else 0.0,
         utilization=summary["time_computing"] / capacity if capacity > 0 else 0.0,
         consumed_joules=summary["consumed_joules"],

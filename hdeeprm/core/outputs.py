@@ -51,8 +51,8 @@ class ScheduleSummary:
 
 
 def summarize(result: SimulationResult) -> ScheduleSummary:
-    """Batsim's aggregate metrics over the jobs that ran (rejected jobs only count in nb_jobs
-    and nb_jobs_rejected)."""
+    """Batsim's aggregate metrics. As in Batsim 4.2.1, means are sums over the jobs that ran
+    divided by ``nb_jobs``, rejected jobs included (checked against every recorded run)."""
     w = result.workload
     ran = (result.final_state != 0) & (result.final_state != REJECTED_STATE)
     start, finish = result.start[ran], result.finish[ran]
@@ -66,13 +66,14 @@ def summarize(result: SimulationResult) -> ScheduleSummary:
     # Zero-flop parallel jobs are written as lasting 10 us but compute for no time.
     actual_exec = np.where((w.kind[ran] != KIND_DELAY) & (w.work[ran] == 0), 0.0, execution)
 
+    nb_jobs = w.nb_jobs
+
     def mean(a):
-        return float(a.mean()) if a.size else 0.0
+        return float(a.sum()) / nb_jobs if a.size else 0.0
 
     def amax(a):
         return float(a.max()) if a.size else 0.0
 
-    nb_jobs = w.nb_jobs
     success = int((result.final_state == SUCCESS).sum())
     makespan = amax(finish)
     computing = float((actual_exec * res).sum())

@@ -36,7 +36,7 @@ def find_batsim(explicit: str | os.PathLike | None = None) -> str:
             if path is None:
                 raise BatsimError(f"batsim not found at {candidate} ({origin}): no such "
                                   f"executable file; {_INSTALL_HINT}")
-            return path
+            return os.path.abspath(path)
     path = shutil.which("batsim")
     if path is None:
         raise BatsimError(f"batsim is not installed (not on PATH); {_INSTALL_HINT}")

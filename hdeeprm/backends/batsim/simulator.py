@@ -129,6 +129,7 @@ class BatsimSimulator:
         self._own_workdir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="hdeeprm-batsim-") if workdir is None else workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir = self.workdir.resolve()  # batsim runs inside it
         inputs = BatsimInputs(str(self.workdir / "platform.xml"), str(self.workdir / "workload.json"),
                               str(self.workdir / "out"), str(self.workdir))
         self.output_dir = self.workdir
