@@ -124,3 +124,19 @@ def test_options_file_runs_the_same_episode_on_both_backends(tmp_path):
         report = crossvalidate_options(path, tmp_path / "out", backend_options={"launcher": launcher})
     assert report.agree, report.summary()
     assert report.jobs_compared == 50
+
+
+def test_crossval_of_a_trace_on_a_platform_json(tmp_path, capsys):
+    """The README's example: an SWF trace converted on the fly, a platform JSON exported to
+    XML for Batsim (here a stand-in that answers from an embedded engine on those files)."""
+    fake = tmp_path / "batsim"
+    fake.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m hdeeprm.backends.batsim.replay_server '
+                    '--engine -- "$@"\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    trace = Path(__file__).parents[1] / "examples" / "data" / "gaia-2014-head.swf.gz"
+    assert main(["crossval", "--platform", "gaia", "--workload", str(trace), "--nb-jobs", "200",
+                 "--policy", "shortest:high_gflops", "--backfill", "easy", "--batsim", str(fake),
+                 "--out", str(tmp_path / "out")]) == 0
+    assert "200 compared, 0 differ" in capsys.readouterr().out
+    exported = (tmp_path / "out" / "batsim" / "platform.xml").read_text()
+    assert exported.count("<host ") == 2280 + 1  # one per core, plus the master host

@@ -11,7 +11,9 @@ Two ways to use it:
 - in-process: :class:`ReplayServerThread` is a launcher for :class:`BatsimSimulator`;
 - as a fake ``batsim`` executable: ``python -m hdeeprm.backends.batsim.replay_server
   --transcript T [--outputs DIR] -- <batsim's own arguments>`` reads ``-s`` and ``-e`` from
-  Batsim's command line and exits with status 3 on the first differing reply.
+  Batsim's command line and exits with status 3 on the first differing reply; with
+  ``--engine`` instead of ``--transcript`` it answers from an embedded engine run on the
+  ``-p`` and ``-w`` files it is given.
 """
 
 from __future__ import annotations
@@ -252,7 +254,10 @@ class EngineServerThread:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fake-batsim", description="play Batsim's side of a transcript")
-    parser.add_argument("--transcript", required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--transcript", help="recorded transcript to play")
+    source.add_argument("--engine", action="store_true",
+                        help="answer from an embedded engine on Batsim's -p and -w files")
     parser.add_argument("--outputs", help="recorded run whose out_*.csv files are copied at the end")
     parser.add_argument("batsim_args", nargs=argparse.REMAINDER,
                         help="-- then Batsim's command line (-s ENDPOINT -e PREFIX -E ...)")
@@ -273,6 +278,20 @@ def main(argv: list[str] | None = None) -> int:
     if not options.E:
         print("fake-batsim: energy (-E) must be on", file=sys.stderr)
         return 1
+    if args.engine:
+        from ...platform import load_xml_platform
+        from ...workload import read_batsim_workload
+
+        class _Inputs:
+            export_prefix = options.e
+
+        server = EngineServerThread(load_xml_platform(options.p), read_batsim_workload(options.w))
+        server.inputs = _Inputs()
+        server._run(options.s)
+        if server.error is not None:
+            print(f"fake-batsim: {server.error!r}", file=sys.stderr)
+            return 1
+        return 0
     mismatch = play(args.transcript, options.s)
     if mismatch is not None:
         print(f"fake-batsim: {args.transcript}: {mismatch}", file=sys.stderr)
