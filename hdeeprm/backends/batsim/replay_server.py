@@ -89,21 +89,20 @@ def copy_outputs(recorded_dir: str, export_prefix: str) -> None:
         shutil.copyfile(path, export_prefix + suffix)
 
 
-class ReplayServerThread:
-    """A launcher (and its peer) for :class:`BatsimSimulator` that plays a transcript in a
-    thread of this process."""
+class _ThreadPeer:
+    """A stand-in run in a thread of this process: called as a launcher it starts
+    ``_serve(endpoint)``; as a peer it reports the thread's failure through ``check`` and
+    ``finish`` (``_failure()`` says what went wrong, or None)."""
 
-    def __init__(self, transcript: str, outputs: str | None = None, timeout_s: float = 60.0):
-        self.transcript = transcript
-        self.outputs = outputs
-        self.timeout_s = timeout_s
-        self.mismatch: str | None = None
+    name = "stand-in"
+
+    def __init__(self):
         self.error: BaseException | None = None
         self.inputs = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def __call__(self, inputs, endpoint: str) -> "ReplayServerThread":
+    def __call__(self, inputs, endpoint: str):
         self.inputs = inputs
         self._thread = threading.Thread(target=self._run, args=(endpoint,), daemon=True)
         self._thread.start()
@@ -111,26 +110,24 @@ class ReplayServerThread:
 
     def _run(self, endpoint: str) -> None:
         try:
-            self.mismatch = play(self.transcript, endpoint, stop=self._stop, timeout_s=self.timeout_s)
-            if self.mismatch is None and self.outputs:
-                copy_outputs(self.outputs, self.inputs.export_prefix)
-        except BaseException as e:  # reported to the backend through check()
+            self._serve(endpoint)
+        except BaseException as e:  # reported to the backend through check() and finish()
             self.error = e
+
+    def _serve(self, endpoint: str) -> None:
+        raise NotImplementedError
+
+    def _failure(self) -> str | None:
+        return None if self.error is None else f"the {self.name} failed: {self.error!r}"
 
     def check(self) -> None:
         if self._thread is not None and not self._thread.is_alive():
-            self._raise()
-            raise BatsimError("the replay server stopped before the end of the simulation")
+            raise BatsimError(self._failure() or f"the {self.name} stopped before the end of the simulation")
 
     def finish(self, timeout_s: float = 30.0) -> None:
         self._thread.join(timeout_s)
-        self._raise()
-
-    def _raise(self) -> None:
-        if self.error is not None:
-            raise BatsimError(f"replay server failed: {self.error}")
-        if self.mismatch is not None:
-            raise BatsimError(f"{self.transcript}: {self.mismatch}")
+        if (failure := self._failure()) is not None:
+            raise BatsimError(failure)
 
     def close(self) -> None:
         self._stop.set()
@@ -138,7 +135,31 @@ class ReplayServerThread:
             self._thread.join(5.0)
 
 
-class EngineServerThread:
+class ReplayServerThread(_ThreadPeer):
+    """A launcher (and its peer) for :class:`BatsimSimulator` that plays a transcript in a
+    thread of this process."""
+
+    name = "replay server"
+
+    def __init__(self, transcript: str, outputs: str | None = None, timeout_s: float = 60.0):
+        super().__init__()
+        self.transcript = transcript
+        self.outputs = outputs
+        self.timeout_s = timeout_s
+        self.mismatch: str | None = None
+
+    def _serve(self, endpoint: str) -> None:
+        self.mismatch = play(self.transcript, endpoint, stop=self._stop, timeout_s=self.timeout_s)
+        if self.mismatch is None and self.outputs:
+            copy_outputs(self.outputs, self.inputs.export_prefix)
+
+    def _failure(self) -> str | None:
+        if self.mismatch is not None:
+            return f"{self.transcript}: {self.mismatch}"
+        return super()._failure()
+
+
+class EngineServerThread(_ThreadPeer):
     """A launcher (and its peer) that answers like Batsim from an embedded engine, in a
     thread: it sends SIMULATION_BEGINS, then one message per decision point of the engine,
     applies the replies' decisions, and writes Batsim-style outputs at the export prefix.
@@ -147,27 +168,20 @@ class EngineServerThread:
     client takes machine ids from SIMULATION_BEGINS rather than from host names.
     """
 
+    name = "engine server"
+
     def __init__(self, platform, workload, *, permute_ids: bool = False, rng=None):
         from ...core.engine import Engine
 
+        super().__init__()
         self.engine = Engine(platform, workload, simgrid_energy_quirk=True)
         n = platform.nb_machines
         self.batsim_of = (rng.permutation(n) if permute_ids else np.arange(n)).astype(np.int64)
         self.ours_of = np.empty_like(self.batsim_of)
         self.ours_of[self.batsim_of] = np.arange(n)
         self._index = {f"w0!{j}": i for i, j in enumerate(self.engine.jobs.job_ids)}
-        self.error: BaseException | None = None
-        self.inputs = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def __call__(self, inputs, endpoint: str) -> "EngineServerThread":
-        self.inputs = inputs
-        self._thread = threading.Thread(target=self._run, args=(endpoint,), daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self, endpoint: str) -> None:
+    def _serve(self, endpoint: str) -> None:
         import zmq
 
         context = zmq.Context()
@@ -175,9 +189,7 @@ class EngineServerThread:
         socket.setsockopt(zmq.LINGER, 0)
         socket.connect(endpoint)
         try:
-            self._serve(socket)
-        except BaseException as e:
-            self.error = e
+            self._converse(socket)
         finally:
             socket.close(linger=0)
             context.term()
@@ -192,7 +204,7 @@ class EngineServerThread:
                 raise BatsimError("stopped")
         self._apply(decode(socket.recv()))
 
-    def _serve(self, socket) -> None:
+    def _converse(self, socket) -> None:
         from ...core.engine import FINAL_STATE_NAMES, WALLTIME_REACHED
         from ...core.outputs import write_outputs
 
@@ -237,20 +249,6 @@ class EngineServerThread:
             elif isinstance(event, CallMeLater):
                 engine.call_me_later(event.at)
 
-    def check(self) -> None:
-        if self._thread is not None and not self._thread.is_alive():
-            raise BatsimError(f"the engine server stopped: {self.error!r}")
-
-    def finish(self, timeout_s: float = 30.0) -> None:
-        self._thread.join(timeout_s)
-        if self.error is not None:
-            raise BatsimError(f"the engine server failed: {self.error!r}")
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5.0)
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fake-batsim", description="play Batsim's side of a transcript")
@@ -287,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
 
         server = EngineServerThread(load_xml_platform(options.p), read_batsim_workload(options.w))
         server.inputs = _Inputs()
-        server._run(options.s)
+        server._run(options.s)  # in this (main) thread
         if server.error is not None:
             print(f"fake-batsim: {server.error!r}", file=sys.stderr)
             return 1
