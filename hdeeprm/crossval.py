@@ -153,7 +153,8 @@ def compare_runs(embedded_dir: str | os.PathLike, batsim_dir: str | os.PathLike)
         for metric, energy in (("makespan", False), ("consumed_joules", True),
                                ("mean_waiting_time", False), ("mean_turnaround_time", False),
                                ("mean_slowdown", False), ("nb_jobs_finished", False),
-                               ("nb_jobs_killed", False), ("nb_jobs_rejected", False)):
+                               ("nb_jobs_killed", False), ("nb_jobs_rejected", False),
+                               ("time_computing", False), ("time_idle", False)):
             if metric not in a_sched[0] or metric not in b_sched[0]:
                 continue
             x, y = float(a_sched[0][metric]), float(b_sched[0][metric])
