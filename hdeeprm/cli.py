@@ -91,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--timeout", type=float, default=120.0, help="longest wait for a Batsim message, s")
     cv.add_argument("--out", required=True, help="folder for both runs' outputs and the report")
     _conversion_args(cv)
+
+    from .analysis_cli import add_subcommands  # plot, compare, report, describe, jobstat, clean
+
+    COMMANDS.update(add_subcommands(sub))
     return parser
 
 
