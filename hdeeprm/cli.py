@@ -21,6 +21,7 @@ import sys
 from . import __version__
 from .errors import HDeepRMError
 from .seeding import run_generators
+from .sweep import add_engine_args, add_subcommands as add_sweep_subcommands
 
 def _platform_arg(value: str) -> str:
     from .platform import resolve_platform_name
@@ -59,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--init", help="checkpoint to start from")
     tr.add_argument("--tensorboard", metavar="DIR", help="also log to TensorBoard in DIR (needs tensorboard)")
     tr.add_argument("--no-evaluate", action="store_true", help="skip the comparison with the classic policies")
+    tr.add_argument("--rollout-batch", type=int, help="episodes per update, played in parallel (default: --workers)")
+    add_engine_args(tr, "rollout workers (default: none, the agent plays and learns episode by episode; "
+                        "with --engine ray: the cluster's CPUs)")  # hdeeprm.train.train_batched
 
     ev = sub.add_parser("evaluate", help="compare an agent checkpoint with the 36 classic policies")
     ev.add_argument("experiment", help="experiment JSON, or a bundled experiment name (quickstart)")
@@ -95,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .analysis_cli import add_subcommands  # plot, compare, report, describe, jobstat, clean
 
     COMMANDS.update(add_subcommands(sub))
+    COMMANDS.update(add_sweep_subcommands(sub))  # sweep
     return parser
 
 
@@ -195,9 +200,10 @@ def cmd_train(args) -> int:
     from .train import evaluate, print_table, train
 
     config = ExperimentConfig.load(args.experiment, episodes=args.episodes, algorithm=args.algorithm,
-                                   seed=args.seed)
+                                   seed=args.seed, rollout_batch=args.rollout_batch)
     out = args.out or os.path.join("runs", os.path.splitext(os.path.basename(args.experiment))[0])
-    summary = train(config, out, init=args.init, tensorboard=args.tensorboard)
+    summary = train(config, out, init=args.init, tensorboard=args.tensorboard, workers=args.workers,
+                    engine=args.engine, address=args.address)
     print(f"trained {config.algorithm} for {config.episodes} episodes in {summary['wall_seconds']:.1f} s; "
           f"outputs in {out}")
     if not args.no_evaluate:

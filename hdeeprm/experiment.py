@@ -49,6 +49,7 @@ class ExperimentConfig:
     lr: float = 1e-3
     seed: int = 0
     eval_episodes: int = 8
+    rollout_batch: int | None = None  # episodes per update, collected in parallel (hdeeprm.train)
 
     def __post_init__(self):
         if self.algorithm not in ALGORITHM_NAMES:
@@ -56,6 +57,8 @@ class ExperimentConfig:
         for name in ("episodes", "eval_episodes", "hidden"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"{name} {getattr(self, name)!r}: expected a positive integer")
+        if self.rollout_batch is not None and (not isinstance(self.rollout_batch, int) or self.rollout_batch < 1):
+            raise ConfigError(f"rollout_batch {self.rollout_batch!r}: expected a positive integer or null")
         if not 0 < self.gamma <= 1:
             raise ConfigError(f"gamma {self.gamma!r}: expected a number in (0, 1]")
         self.env_config()  # validates the environment's fields too

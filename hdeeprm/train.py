@@ -10,6 +10,7 @@ outputs.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import math
@@ -168,7 +169,8 @@ class Progress:
 
 
 def summarise(values: Iterable[float]) -> tuple[float, float]:
-    values = list(values)
+    # Plain floats, so that files written with repr() hold numbers, not "np.float64(...)".
+    values = [float(v) for v in values]
     mean = sum(values) / len(values)
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
     return mean, std
@@ -184,9 +186,18 @@ def _algorithm_class(name: str):
 
 
 def train(config, out_dir: str | os.PathLike, *, init: str | None = None,
-          tensorboard: str | None = None, progress: bool | None = None) -> dict:
+          tensorboard: str | None = None, progress: bool | None = None,
+          workers: int | None = None, engine: str = "local", address: str | None = None) -> dict:
     """Train ``config.algorithm`` for ``config.episodes`` episodes; writes the HDeepRM logs,
-    ``model.pt`` (after every episode, atomically) and ``experiment.json`` into ``out_dir``."""
+    ``model.pt`` (after every update, atomically) and ``experiment.json`` into ``out_dir``.
+
+    Without ``workers`` nor ``config.rollout_batch`` (and on the local engine), the agent plays
+    each episode itself and updates after each one. Otherwise episodes are collected in
+    batches of ``rollout_batch`` (default: ``workers``) by ``workers`` rollout workers of
+    ``engine`` (``local`` processes or ``ray`` actors, see :func:`train_batched`)."""
+    if workers is not None or config.rollout_batch is not None or engine != "local":
+        return train_batched(config, out_dir, init=init, tensorboard=tensorboard, progress=progress,
+                             workers=workers, engine=engine, address=address)
     import torch
 
     from .agents import build_agent
@@ -225,6 +236,244 @@ def train(config, out_dir: str | os.PathLike, *, init: str | None = None,
     if writer is not None:
         writer.close()
     return {"checkpoint": str(checkpoint), "returns": returns, "wall_seconds": time.perf_counter() - t0}
+
+
+# ---------------------------------------------------------------------- parallel rollouts
+#
+# Batched training: each update learns from ``rollout_batch`` episodes played with the same
+# weights. A rollout worker (a process, a Ray actor, or the learner's own process for one
+# worker) holds an environment and a copy of the agent, receives the weights with each
+# episode to play, and sends back what the episode saw and did (observations, masks,
+# actions, rewards). The learner then replays those decisions through its own agent, same
+# weights and same sampling seed, so that the agent holds exactly what its own update needs
+# (log-probabilities with their gradient, values) without simulating again; a replayed
+# action that differs from the played one stops the run.
+#
+# Seeds, all from the root seed: episode k's window from stream 0 (as in sequential
+# training), its action sampling from stream 2, the learner's own draws (PPO's minibatch
+# order) from stream 3. No seed depends on a worker, so runs with the same seed and
+# rollout_batch are identical whatever the number of workers or the engine.
+
+
+@dataclass(frozen=True)
+class RolloutTask:
+    """One episode to play: the experiment, the agent's weights (numpy arrays), its seeds."""
+
+    config: Any
+    weights: dict
+    episode: int
+    env_seed: int
+    sampling_seed: int
+
+
+@dataclass
+class Trajectory:
+    """What a rollout worker sends back: one row per decision, and the episode's outcome."""
+
+    episode: int
+    env_seed: int
+    sampling_seed: int
+    observations: np.ndarray  # (T, n) float32
+    masks: np.ndarray  # (T, A) bool
+    actions: list[int]
+    rewards: list[float]
+    reward: float
+    metrics: dict
+    wall_seconds: float
+    result: Any = field(default=None, repr=False)
+
+
+_ROLLOUT_WORKERS: dict[str, tuple] = {}  # per process: experiment (as JSON) -> (env, agent)
+
+
+def _rollout_worker(config):
+    """This process's environment and agent for ``config``, built once and reused: an
+    episode depends only on the weights and seeds it is given."""
+    key = json.dumps(config.as_dict(), sort_keys=True)
+    if key not in _ROLLOUT_WORKERS:
+        from .agents import build_agent
+
+        _ROLLOUT_WORKERS.clear()  # one experiment at a time: never more than one env kept
+
+        env = config.make_env()
+        agent = build_agent(_algorithm_class(config.algorithm), config.gamma, config.hidden,
+                            env.action_space.n, env.observation_space.shape[0], seed=config.seed)
+        _ROLLOUT_WORKERS[key] = (env, agent)
+    return _ROLLOUT_WORKERS[key]
+
+
+def collect_rollout(task: RolloutTask) -> Trajectory:
+    """Play one training episode (in a rollout worker): sample actions, record the decisions."""
+    import torch
+
+    t0 = time.perf_counter()
+    env, agent = _rollout_worker(task.config)
+    agent.load_state_dict({name: torch.tensor(value) for name, value in task.weights.items()})
+    agent.set_seed(task.sampling_seed)
+    agent.reset_episode()
+    agent.train(True)
+    observations, masks, actions, rewards = [], [], [], []
+    total = 0.0
+    with torch.no_grad():
+        obs, info = env.reset(seed=task.env_seed)
+        done = terminated = False
+        while not done:
+            mask = info["action_mask"]
+            action = int(agent.decide(obs, mask))
+            observations.append(obs)
+            masks.append(mask)
+            actions.append(action)
+            obs, reward, terminated, truncated, info = env.step(action)
+            rewards.append(float(reward))
+            total += reward
+            done = terminated or truncated
+    agent.reset_episode()
+    result = env.result() if terminated else None
+    metrics = headline_metrics(result).as_dict() if result is not None else dict(info["metrics"])
+    width = env.observation_space.shape[0]
+    return Trajectory(task.episode, task.env_seed, task.sampling_seed,
+                      np.array(observations, dtype=np.float32).reshape(-1, width),
+                      np.array(masks, dtype=bool).reshape(len(actions), -1), actions, rewards, total,
+                      metrics, time.perf_counter() - t0, result)
+
+
+def replay(agent, trajectory: Trajectory) -> None:
+    """Take the trajectory's decisions again with ``agent`` (the weights that played it) and
+    hand it the rewards, as if it had played the episode itself."""
+    agent.reset_episode()
+    agent.set_seed(trajectory.sampling_seed)
+    # Copies: the arrays Ray hands back are read-only, which torch warns about.
+    observations, masks = np.array(trajectory.observations), np.array(trajectory.masks)
+    for t, (obs, mask, action, reward) in enumerate(zip(observations, masks,
+                                                        trajectory.actions, trajectory.rewards)):
+        again = int(agent.decide(obs, mask))
+        if again != action:
+            raise RuntimeError(f"episode {trajectory.episode}, decision {t}: the learner replays action {again} "
+                               f"where the rollout worker took {action} (different weights or numerics)")
+        agent.rewarded(reward)
+
+
+def learn_from_batch(agent, optimizer, trajectories: list[Trajectory], generator) -> tuple[dict, list]:
+    """One update on a batch of episodes played with the agent's current weights: PPO runs its
+    epochs of minibatches over all their decisions; the other algorithms take one step on
+    the mean of the episodes' losses. Returns the loss parts and each episode's
+    first-decision probabilities. ``generator``: the learner's own (minibatch order)."""
+    from .agents.ppo import PPOAgent, concat_episodes
+
+    first_probs = []
+    agent.train(True)
+    if isinstance(agent, PPOAgent):
+        episodes = []
+        for trajectory in trajectories:
+            replay(agent, trajectory)
+            first_probs.append(list(agent.probs) or None)
+            if agent.actions:
+                episodes.append(agent.episode())
+        agent.reset_episode()
+        agent.generator = generator
+        return (agent.optimise(concat_episodes(episodes), optimizer) if episodes else {}), first_probs
+    optimizer.zero_grad()
+    total, learned = 0.0, 0
+    for trajectory in trajectories:
+        replay(agent, trajectory)
+        first_probs.append(list(agent.probs) or None)
+        if agent.nb_decisions():
+            loss = agent.loss()
+            if loss.requires_grad:
+                (loss / len(trajectories)).backward()  # gradients add up: the mean loss's gradient
+                total += float(loss.detach())
+                learned += 1
+        agent.reset_episode()
+    agent.generator = generator
+    if not learned:
+        return {}, first_probs
+    optimizer.step()
+    return {"loss": total / learned}, first_probs
+
+
+@contextlib.contextmanager
+def _learner_threads(torch):
+    """The learner computes with one torch thread while it trains with rollout workers
+    (unless OMP_NUM_THREADS says otherwise): the networks are small, the workers use the
+    other cores, and threads of several processes waiting on each other at every small
+    operation made runs several times slower. One thread also keeps the update's floating
+    point the same whatever the machine's core count. The setting is restored afterwards."""
+    before = torch.get_num_threads()
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def train_batched(config, out_dir: str | os.PathLike, *, init: str | None = None,
+                  tensorboard: str | None = None, progress: bool | None = None,
+                  workers: int | None = None, engine: str = "local", address: str | None = None) -> dict:
+    """Training with parallel rollouts (see above): ``config.episodes`` episodes in updates of
+    ``rollout_batch`` episodes (default: the number of workers; written to experiment.json).
+    The logs are those of :func:`train`, except that losses.log has one line per update."""
+    import dataclasses
+
+    import torch
+
+    from .agents import build_agent
+    from .agents.common import load_checkpoint, save_checkpoint
+    from .experiment import episode_seeds
+    from .parallel import make_engine
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    env = config.make_env()  # the learner's: sizes, and input errors before any worker starts
+    with make_engine(engine, workers, address) as pool, _learner_threads(torch):
+        config = dataclasses.replace(config, rollout_batch=config.rollout_batch or pool.workers)
+        (out / "experiment.json").write_text(json.dumps(config.as_dict(), indent=2) + "\n")
+        agent = build_agent(_algorithm_class(config.algorithm), config.gamma, config.hidden,
+                            env.action_space.n, env.observation_space.shape[0], seed=config.seed)
+        optimizer = torch.optim.Adam(agent.parameters(), lr=config.lr)
+        if init:
+            load_checkpoint(init, agent, optimizer)
+        generator = torch.Generator()
+        generator.manual_seed(episode_seeds(config.seed, 1, stream=3)[0])
+        agent.generator = generator
+        writer = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(tensorboard)
+        logs = HDeepRMLogs(out, env.action_space.n)
+        bar = Progress(config.episodes, f"training {config.algorithm} ({pool.describe()})", enabled=progress)
+        checkpoint = out / "model.pt"
+        env_seeds = episode_seeds(config.seed, config.episodes, stream=0)
+        sampling_seeds = episode_seeds(config.seed, config.episodes, stream=2)
+        t0 = time.perf_counter()
+        returns = []
+        for start in range(0, config.episodes, config.rollout_batch):
+            weights = {name: value.detach().cpu().numpy().copy() for name, value in agent.state_dict().items()}
+            tasks = [RolloutTask(config, weights, k, env_seeds[k], sampling_seeds[k])
+                     for k in range(start, min(start + config.rollout_batch, config.episodes))]
+            trajectories = pool.map(collect_rollout, tasks)
+            losses, first_probs = learn_from_batch(agent, optimizer, trajectories, generator)
+            for i, (trajectory, probs) in enumerate(zip(trajectories, first_probs)):
+                last = i == len(trajectories) - 1
+                record = EpisodeRecord(trajectory.env_seed, trajectory.reward, len(trajectory.actions),
+                                       trajectory.actions, probs, losses if last else {}, trajectory.metrics,
+                                       trajectory.wall_seconds, trajectory.result)
+                logs.write(trajectory.episode, record)
+                returns.append(record.reward)
+                if writer is not None:
+                    writer.add_scalar("episode/return", record.reward, trajectory.episode)
+                bar.update(record)
+            if writer is not None:
+                for name, value in losses.items():
+                    writer.add_scalar(f"loss/{name}", value, tasks[-1].episode)
+            save_checkpoint(checkpoint, agent, optimizer,
+                            {"episode": tasks[-1].episode, "algorithm": config.algorithm,
+                             "rollout_batch": config.rollout_batch})
+        if writer is not None:
+            writer.close()
+        return {"checkpoint": str(checkpoint), "returns": returns, "wall_seconds": time.perf_counter() - t0,
+                "rollout_batch": config.rollout_batch, "workers": pool.workers}
 
 
 @dataclass

@@ -18,7 +18,7 @@ Update, at the end of the episode (``update(optimizer)``):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
@@ -39,6 +39,11 @@ class Episode:
     log_probs: torch.Tensor  # (T,) log pi_old(a_t|s_t)
     advantages: torch.Tensor  # (T,) normalised
     returns: torch.Tensor  # (T,) value targets
+
+
+def concat_episodes(episodes: list[Episode]) -> Episode:
+    """Several episodes as one batch (each keeps the advantages normalised on its own)."""
+    return Episode(*(torch.cat([getattr(e, f.name) for e in episodes]) for f in fields(Episode)))
 
 
 class PPOAgent(PolicyLearningAgent):
@@ -144,7 +149,12 @@ class PPOAgent(PolicyLearningAgent):
         n = min(len(self.actions), len(self.rewards))
         if n == 0:
             return {}
-        batch = self.episode(last_observation)
+        return self.optimise(self.episode(last_observation), optimizer)
+
+    def optimise(self, batch: Episode, optimizer: torch.optim.Optimizer) -> dict[str, float]:
+        """``epochs`` passes of shuffled minibatch PPO steps on ``batch`` (one episode, or
+        several joined by :func:`concat_episodes`); the last pass's mean loss parts."""
+        n = len(batch.actions)
         report: dict[str, float] = {}
         for _ in range(self.epochs):
             order = torch.randperm(n, generator=self.generator)

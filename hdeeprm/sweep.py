@@ -1,0 +1,568 @@
+"""Evaluation grids: ``hdeeprm sweep GRID_FILE --out DIR [--engine local|ray] [--workers N]``.
+
+A grid file is a JSON object with the fields of :class:`GridConfig` (unknown keys are
+errors); relative paths are taken from its folder:
+
+  experiment   the base experiment: a file, or a bundled name (``quickstart``) (required)
+  platforms    platforms to evaluate on (default: the experiment's)
+  workloads    workloads / traces (default: the experiment's)
+  overrides    list of objects of experiment fields to change, one cell set each (default
+               ``[{}]``), e.g. ``{"episode_jobs": 200}`` or ``{"eval_episodes": 4}``
+  policies     ``JOBKEY:COREKEY``, ``JOBKEY:COREKEY+easy`` (EASY backfilling), ``classic``
+               (the 36 pairs of the original action set) or ``random`` (random valid
+               actions) (default ``["classic"]``)
+  checkpoints  agent checkpoints written by ``hdeeprm train``, run greedily (default none)
+  seeds        root seeds (default: the experiment's)
+  outputs      write each window's Batsim outputs (default true; false: metrics only)
+
+The grid is the product platforms x workloads x overrides x (policies + checkpoints) x
+seeds, in that order. One cell evaluates one policy exactly as ``hdeeprm evaluate`` does:
+on the experiment's ``eval_episodes`` held-out windows of ``episode_jobs`` jobs drawn from
+the cell's seed (which also seeds the trace conversion), so a cell of seed s reproduces the
+row of ``hdeeprm evaluate`` with ``--seed s``.
+
+Outputs, in ``--out DIR``:
+  cells/<name>/      per cell: metrics.json (parameters, per-window and mean metrics),
+                     episode_<k>/ (Batsim outputs of window k), timing.json (wall seconds);
+                     written to a temporary folder, then renamed into place
+  results.csv        one row per cell, in grid order, whatever order cells finished in
+  errors/<name>.txt  the traceback of each failed cell
+  sweep.json         the last run: engine, workers, wall time, counts
+A cell's name is its policy, seed and a hash of all its parameters (paths as written, the
+experiment's resolved fields, the checkpoint's content): running the same grid again skips
+the cells already in ``cells/`` (an interrupted sweep resumes) and retries failed ones.
+Everything but timing.json, timing columns and sweep.json is identical whatever the engine,
+the number of workers or the order of completion: each cell's randomness comes from its own
+seed only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field, fields, replace
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError
+from .jsonfile import read_json_object
+from .keys import DEFAULT_PAIRS
+from .parallel import ENGINES, WorkerEngine, make_engine
+
+# The experiment, policies and simulation modules are imported where they are used, so that
+# ``hdeeprm --help`` does not pay for them.
+if TYPE_CHECKING:
+    from .experiment import ExperimentConfig
+
+PATH_FIELDS = ("platform", "workload", "hierarchy")
+METRIC_COLUMNS = ("return_mean", "return_std", "makespan", "mean_waiting_time", "mean_slowdown",
+                  "mean_bounded_slowdown", "utilization", "consumed_joules")
+COUNT_COLUMNS = ("nb_jobs", "nb_finished", "nb_rejected")
+RESULT_COLUMNS = (("cell", "platform", "workload", "overrides", "policy", "seed", "status", "windows")
+                  + METRIC_COLUMNS + COUNT_COLUMNS + ("error",))
+
+
+# ---------------------------------------------------------------------- the grid file
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """An evaluation grid (module docstring). ``source``: the file it came from."""
+
+    experiment: str
+    platforms: tuple[str, ...] | None = None
+    workloads: tuple[str, ...] | None = None
+    overrides: tuple[dict, ...] = ({},)
+    policies: tuple[str, ...] = ("classic",)
+    checkpoints: tuple[str, ...] = ()
+    seeds: tuple[int, ...] | None = None
+    outputs: bool = True
+    source: str = field(default="grid", compare=False)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "GridConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: grid file not found")
+        data = read_json_object(path)
+        known = {f.name for f in fields(cls)} - {"source"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"{path}: unknown key {unknown[0]!r}; expected some of {', '.join(sorted(known))}")
+        if "experiment" not in data:
+            raise ConfigError(f"{path}: experiment: missing; expected an experiment file or a bundled name (quickstart)")
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "grid") -> "GridConfig":
+        from .experiment import ExperimentConfig
+
+        def strings(key, allow_empty=False):
+            value = data[key]
+            if (not isinstance(value, list) or not all(isinstance(v, str) and v for v in value)
+                    or (not value and not allow_empty)):
+                raise ConfigError(f"{source}: {key}: expected a {'' if allow_empty else 'non-empty '}"
+                                  f"list of strings, got {value!r}")
+            return tuple(value)
+
+        values: dict[str, Any] = {"source": source}
+        if not isinstance(data.get("experiment"), str) or not data["experiment"]:
+            raise ConfigError(f"{source}: experiment: expected an experiment file or a bundled name, "
+                              f"got {data.get('experiment')!r}")
+        values["experiment"] = data["experiment"]
+        for key in ("platforms", "workloads", "policies"):
+            if key in data:
+                values[key] = strings(key)
+        if "checkpoints" in data:
+            values["checkpoints"] = strings("checkpoints", allow_empty=True)
+        if "seeds" in data:
+            seeds = data["seeds"]
+            if (not isinstance(seeds, list) or not seeds
+                    or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
+                raise ConfigError(f"{source}: seeds: expected a non-empty list of integers >= 0, got {seeds!r}")
+            if len(set(seeds)) != len(seeds):
+                raise ConfigError(f"{source}: seeds: a seed is listed twice")
+            values["seeds"] = tuple(seeds)
+        if "overrides" in data:
+            overrides = data["overrides"]
+            if not isinstance(overrides, list) or not overrides or not all(isinstance(o, dict) for o in overrides):
+                raise ConfigError(f"{source}: overrides: expected a non-empty list of objects of experiment "
+                                  f"fields, got {overrides!r}")
+            known = {f.name for f in fields(ExperimentConfig)}
+            for i, block in enumerate(overrides):
+                for key in block:
+                    if key == "seed":
+                        raise ConfigError(f"{source}: overrides[{i}].seed: give seeds in 'seeds'")
+                    if key not in known:
+                        raise ConfigError(f"{source}: overrides[{i}]: unknown key {key!r}; expected some of "
+                                          f"{', '.join(sorted(known - {'seed'}))}")
+            values["overrides"] = tuple(overrides)
+        if "outputs" in data:
+            if not isinstance(data["outputs"], bool):
+                raise ConfigError(f"{source}: outputs: expected true or false, got {data['outputs']!r}")
+            values["outputs"] = data["outputs"]
+        grid = cls(**values)
+        if not grid.policies and not grid.checkpoints:
+            raise ConfigError(f"{source}: policies: expected at least one policy or checkpoint")
+        return grid
+
+    @property
+    def base_dir(self) -> Path:
+        return Path(self.source).parent
+
+    def cells(self) -> list["Cell"]:
+        """The grid's cells in grid order (validated: a bad value fails here, before anything runs)."""
+        from .experiment import ExperimentConfig, _locate
+
+        base = self.base_dir
+        candidate = base / self.experiment
+        try:
+            experiment = ExperimentConfig.load(candidate if candidate.exists() else self.experiment)
+        except ConfigError as e:
+            raise ConfigError(f"{self.source}: experiment: {e}") from None
+        except FileNotFoundError:
+            raise ConfigError(f"{self.source}: experiment: {self.experiment}: no such experiment file "
+                              f"(in {base}) or bundled experiment") from None
+        platforms = [(p, _locate(base, p, "platform")) for p in self.platforms] if self.platforms else \
+            [(_portable(experiment.platform, base), experiment.platform)]
+        workloads = [(w, _locate(base, w, "workload")) for w in self.workloads] if self.workloads else \
+            [(_portable(experiment.workload, base), experiment.workload)]
+        policies: list[tuple[str, str | None]] = []
+        for i, text in enumerate(self.policies):
+            for policy in _expand_policy(text, f"{self.source}: policies[{i}]"):
+                policies.append((policy, None))
+        for i, text in enumerate(self.checkpoints):
+            path = base / text
+            if not path.is_file():
+                raise ConfigError(f"{self.source}: checkpoints[{i}]: {path}: checkpoint not found")
+            policies.append((f"agent:{text}", str(path)))
+        seeds = self.seeds if self.seeds is not None else (experiment.seed,)
+        cells = []
+        for platform_label, platform in platforms:
+            for workload_label, workload in workloads:
+                for i, block in enumerate(self.overrides):
+                    resolved = {k: (_locate(base, v, k) if k in PATH_FIELDS and isinstance(v, str) else v)
+                                for k, v in block.items()}
+                    for policy, checkpoint in policies:
+                        for seed in seeds:
+                            try:
+                                config = replace(experiment, platform=platform, workload=workload, seed=seed, **resolved)
+                            except (ConfigError, TypeError) as e:
+                                raise ConfigError(f"{self.source}: overrides[{i}]: {e}") from None
+                            cells.append(_make_cell(config, base, platform_label, workload_label, block,
+                                                    policy, checkpoint, self.outputs))
+        names = [c.name for c in cells]
+        if len(set(names)) != len(names):
+            twice = sorted({n for n in names if names.count(n) > 1})[0]
+            raise ConfigError(f"{self.source}: two cells have the same parameters ({twice}): "
+                              "a policy, platform, workload or overrides block is listed twice")
+        return cells
+
+
+def _expand_policy(text: str, where: str) -> list[str]:
+    from .policies import PolicyConfig
+
+    if text == "classic":
+        return [f"{j}:{c}" for j, c in DEFAULT_PAIRS]
+    if text == "random":
+        return ["random"]
+    pair, _, backfill = text.partition("+")
+    try:
+        PolicyConfig.parse(pair, backfill or None)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}; or 'classic' (the 36 pairs), 'random', JOBKEY:COREKEY+easy") from None
+    return [text]
+
+
+def _portable(value: str, base: Path) -> str:
+    """A path as it should be named in results and hashes: bundled files by their name in
+    the package, files under the grid's folder relative to it, anything else as is."""
+    if not value or not os.path.isabs(value):
+        return value
+    package = Path(str(resources.files("hdeeprm"))).resolve()
+    path = Path(value).resolve()
+    for root, prefix in ((package, "hdeeprm:"), (base.resolve(), "")):
+        try:
+            return prefix + path.relative_to(root).as_posix()
+        except ValueError:
+            pass
+    return value
+
+
+# ---------------------------------------------------------------------- cells
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One evaluation: pure data, sent to a worker as is. ``name`` (the output folder) and
+    ``key`` (a hash of ``params``) identify it; ``params`` names everything it depends on."""
+
+    name: str
+    key: str
+    params: dict
+    experiment: ExperimentConfig
+    policy: str  # JOBKEY:COREKEY[+easy], random, agent:PATH
+    checkpoint: str | None
+    outputs: bool
+
+    @property
+    def label(self) -> dict:
+        return {k: self.params[k] for k in ("platform", "workload", "overrides", "policy", "seed")}
+
+
+def _make_cell(config, base: Path, platform: str, workload: str, overrides: dict,
+               policy: str, checkpoint: str | None, outputs: bool) -> Cell:
+    experiment = config.as_dict()
+    for key in PATH_FIELDS:
+        if experiment.get(key):
+            experiment[key] = _portable(experiment[key], base)
+    params = {"platform": platform, "workload": workload, "overrides": overrides, "policy": policy,
+              "seed": config.seed, "experiment": experiment, "outputs": outputs}
+    if checkpoint is not None:
+        params["checkpoint_sha256"] = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
+    key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
+    slug = policy.replace(":", "-").replace("+", "-").replace("/", "-")
+    if policy.startswith("agent:"):
+        slug = "agent-" + Path(policy[6:]).stem
+    return Cell(f"{slug}_s{config.seed}_{key[:10]}", key, params, config, policy, checkpoint, outputs)
+
+
+@dataclass
+class CellOutput:
+    """What a worker sends back: the metrics and the files of the cell's folder."""
+
+    summary: dict
+    windows: list[dict]
+    files: dict[str, bytes]
+    seconds: list[float]
+
+
+def run_cell(cell: Cell) -> CellOutput:
+    """Evaluate one cell (in a worker): the policy on the experiment's held-out windows."""
+    from .core.outputs import write_outputs
+    from .experiment import episode_seeds
+    from .policies import PolicyConfig
+    from .train import FixedActionAgent, RandomMaskedAgent, run_episode, summarise
+
+    config = cell.experiment
+    if cell.policy == "random":
+        env = config.make_env(actions=DEFAULT_PAIRS, void=False)
+        agent: Any = RandomMaskedAgent(config.seed)
+    elif cell.checkpoint is not None:
+        from .agents import ALGORITHMS, build_agent
+        from .agents.common import load_checkpoint
+
+        env = config.make_env()
+        agent = build_agent(ALGORITHMS[config.algorithm], config.gamma, config.hidden, env.action_space.n,
+                            env.observation_space.shape[0], seed=config.seed)
+        load_checkpoint(cell.checkpoint, agent)
+        agent.greedy = True
+    else:
+        pair, _, backfill = cell.policy.partition("+")
+        policy = PolicyConfig.parse(pair, backfill or None)
+        env = config.make_env(actions=((policy.job_key, policy.core_key),), void=False, backfill=policy.backfill)
+        agent = FixedActionAgent(0)
+    windows, seconds, files = [], [], {}
+    with tempfile.TemporaryDirectory(prefix="hdeeprm-cell-") as tmp:
+        for k, seed in enumerate(episode_seeds(config.seed, config.eval_episodes, stream=1)):
+            record = run_episode(env, agent, seed=seed)
+            windows.append({"seed": seed, "return": record.reward, "steps": record.steps, **record.metrics})
+            seconds.append(record.wall_seconds)
+            if cell.outputs and record.result is not None:
+                write_outputs(record.result, os.path.join(tmp, f"episode_{k}"))
+        for root, _, names in os.walk(tmp):
+            for name in names:
+                path = os.path.join(root, name)
+                files[os.path.relpath(path, tmp)] = Path(path).read_bytes()
+    mean, std = summarise(w["return"] for w in windows)
+    summary = {"windows": len(windows), "return_mean": float(mean), "return_std": float(std)}
+    for key in METRIC_COLUMNS[2:]:
+        summary[key] = float(summarise(w[key] for w in windows)[0])
+    for key, source in zip(COUNT_COLUMNS, ("nb_jobs", "nb_finished", "nb_rejected")):
+        summary[key] = int(sum(w[source] for w in windows))
+    return CellOutput(summary, windows, files, seconds)
+
+
+def _write_cell(cells_dir: Path, cell: Cell, output: CellOutput, seconds: float) -> None:
+    """The cell's folder, atomically: written under a temporary name, then renamed."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{cell.name}.", suffix=".tmp", dir=cells_dir))
+    try:
+        for rel, data in output.files.items():
+            target = tmp / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        metrics = {"cell": cell.name, "key": cell.key, "params": cell.params, "summary": output.summary,
+                   "windows": output.windows}
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+        (tmp / "timing.json").write_text(json.dumps({"cell_seconds": seconds, "window_seconds": output.seconds},
+                                                    indent=1) + "\n")
+        os.replace(tmp, cells_dir / cell.name)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# ---------------------------------------------------------------------- running a grid
+
+
+@dataclass
+class SweepReport:
+    rows: list[dict]
+    ran: int
+    skipped: int
+    failed: int
+    wall_seconds: float
+    engine: str
+    out: Path
+
+
+class SweepProgress:
+    """One line on stderr: cells done, running and failed, elapsed and estimated time left."""
+
+    def __init__(self, total: int, skipped: int, stream=None, enabled: bool | None = None):
+        self.stream = sys.stderr if stream is None else stream
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.total, self.skipped = total, skipped
+        self.done = self.failed = self.running = 0
+        self.start = time.perf_counter()
+
+    def draw(self) -> None:
+        if not self.enabled:
+            return
+        finished = self.skipped + self.done + self.failed
+        width = 24
+        filled = int(width * finished / max(self.total, 1))
+        elapsed = time.perf_counter() - self.start
+        ran = self.done + self.failed
+        left = elapsed / ran * (self.total - finished) if ran else float("nan")
+        eta = f"{left:.0f}s left" if math.isfinite(left) else "?"
+        self.stream.write(f"\rsweep [{'#' * filled}{'.' * (width - filled)}] {finished}/{self.total} "
+                          f"({self.done} done, {self.running} running, {self.failed} failed"
+                          f"{f', {self.skipped} earlier' if self.skipped else ''}) {elapsed:.0f}s, {eta} ")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _finished(cells_dir: Path, cell: Cell) -> dict | None:
+    path = cells_dir / cell.name / "metrics.json"
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    return data.get("summary") if data.get("key") == cell.key else None
+
+
+def _row(cell: Cell, status: str, summary: dict | None = None, error: str = "") -> dict:
+    row: dict[str, Any] = {"cell": cell.name, **cell.label, "status": status}
+    row["overrides"] = json.dumps(cell.params["overrides"], sort_keys=True) if cell.params["overrides"] else ""
+    row.update({k: "" for k in ("windows",) + METRIC_COLUMNS + COUNT_COLUMNS})
+    if summary:
+        row.update({k: summary[k] for k in ("windows",) + METRIC_COLUMNS + COUNT_COLUMNS})
+    row["error"] = error
+    return row
+
+
+def write_results(rows: list[dict], path: Path) -> None:
+    """results.csv (atomically); floats with repr, so that they read back exactly."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=RESULT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (repr(float(v)) if isinstance(v, float) else v) for k, v in row.items()})
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(buffer.getvalue())
+    os.replace(tmp, path)
+
+
+def run_sweep(grid: GridConfig, out_dir: str | os.PathLike, engine: WorkerEngine | None = None, *,
+              progress: bool | None = None, stream=None) -> SweepReport:
+    """Evaluate every cell of ``grid`` not already in ``out_dir`` on ``engine`` (default: one
+    local worker); write each cell's folder as it finishes and results.csv at the end (also
+    when interrupted)."""
+    from .parallel import LocalEngine
+
+    engine = engine if engine is not None else LocalEngine(1)
+    out = Path(out_dir)
+    cells_dir, errors_dir = out / "cells", out / "errors"
+    cells = grid.cells()
+    cells_dir.mkdir(parents=True, exist_ok=True)
+    for stale in cells_dir.glob(".*.tmp"):  # left by an interrupted run
+        shutil.rmtree(stale, ignore_errors=True)
+    rows: list[dict] = [_row(cell, "pending") for cell in cells]
+    todo: list[int] = []
+    for i, cell in enumerate(cells):
+        summary = _finished(cells_dir, cell)
+        if summary is not None:
+            rows[i] = _row(cell, "done", summary)
+        else:
+            todo.append(i)
+    skipped = len(cells) - len(todo)
+    bar = SweepProgress(len(cells), skipped, stream, progress)
+    t0 = time.perf_counter()
+    ran = failed = 0
+
+    def started(_):
+        bar.running = engine.in_flight
+        bar.draw()
+
+    results = engine.run(run_cell, [cells[i] for i in todo], on_start=started)
+    try:
+        bar.draw()
+        for result in results:
+            i = todo[result.index]
+            cell = cells[i]
+            error_file = errors_dir / f"{cell.name}.txt"
+            if result.ok:
+                _write_cell(cells_dir, cell, result.value, result.seconds)
+                rows[i] = _row(cell, "done", result.value.summary)
+                error_file.unlink(missing_ok=True)
+                ran += 1
+                bar.done += 1
+            else:
+                rows[i] = _row(cell, "failed", error=(result.error or "").splitlines()[0] if result.error else "")
+                errors_dir.mkdir(parents=True, exist_ok=True)
+                error_file.write_text(f"{result.error}\n\n{result.traceback or ''}")
+                failed += 1
+                bar.failed += 1
+                if not bar.enabled:
+                    print(f"cell {cell.name} failed: {rows[i]['error']}", file=bar.stream)
+            bar.running = engine.in_flight
+            bar.draw()
+    finally:
+        results.close()
+        bar.close()
+        wall = time.perf_counter() - t0
+        write_results(rows, out / "results.csv")
+        (out / "sweep.json").write_text(json.dumps({
+            "grid": grid.source, "engine": engine.describe(), "workers": engine.workers, "cells": len(cells),
+            "ran": ran, "failed": failed, "skipped": skipped, "wall_seconds": wall}, indent=1) + "\n")
+    return SweepReport(rows, ran, skipped, failed, wall, engine.describe(), out)
+
+
+def print_summary(report: SweepReport, stream=None, top: int = 10) -> None:
+    """Counts, then the settings ranked by mean return over their seeds, then the failures."""
+    stream = sys.stdout if stream is None else stream
+    rows = report.rows
+    print(f"{len(rows)} cells: {report.ran} ran, {report.skipped} done earlier, {report.failed} failed "
+          f"({report.engine}, {report.wall_seconds:.1f} s); results in {report.out / 'results.csv'}", file=stream)
+    varying = [k for k in ("platform", "workload", "overrides") if len({r[k] for r in rows}) > 1]
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        if row["status"] == "done":
+            groups.setdefault(tuple(row[k] for k in varying + ["policy"]), []).append(row)
+    if groups:
+        ranked = []
+        for key, members in groups.items():
+            returns = [m["return_mean"] for m in members]
+            mean = sum(returns) / len(returns)
+            std = math.sqrt(sum((r - mean) ** 2 for r in returns) / len(returns))
+            ranked.append((mean, std, key, members))
+        ranked.sort(key=lambda g: -g[0])
+        print(f"\nmean return over seeds (higher is better), best {min(top, len(ranked))} of {len(ranked)}:",
+              file=stream)
+        header = (f"{'rank':>4}  {'policy':<26} {'seeds':>5} {'return':>12} {'± std':>10} "
+                  f"{'wait s':>10} {'bsld':>9}" + "".join(f"  {k}" for k in varying))
+        print(header, file=stream)
+        print("-" * len(header), file=stream)
+        for rank, (mean, std, key, members) in enumerate(ranked[:top], 1):
+            wait = sum(m["mean_waiting_time"] for m in members) / len(members)
+            bsld = sum(m["mean_bounded_slowdown"] for m in members) / len(members)
+            print(f"{rank:>4}  {key[-1]:<26} {len(members):>5} {mean:>12.5g} {std:>10.3g} {wait:>10.1f} "
+                  f"{bsld:>9.2f}" + "".join(f"  {v}" for v in key[:-1]), file=stream)
+    failures = [r for r in rows if r["status"] == "failed"]
+    if failures:
+        print(f"\n{len(failures)} failed (tracebacks in {report.out / 'errors'}):", file=stream)
+        for row in failures[:top]:
+            print(f"  {row['cell']}: {row['error']}", file=stream)
+
+
+# ---------------------------------------------------------------------- command line
+
+
+def add_subcommands(sub) -> dict:
+    """Add ``sweep`` to the ``hdeeprm`` subparsers; returns {name: handler}."""
+    sw = sub.add_parser("sweep", help="evaluate a grid of policies, platforms, workloads and seeds in parallel",
+                        description="Evaluate a grid (platforms x workloads x overrides x policies x seeds); "
+                                    "cells already in --out are skipped, so an interrupted sweep resumes.")
+    sw.add_argument("grid", help="grid JSON file (see hdeeprm/data/grids/quickstart-pairs.json)")
+    sw.add_argument("--out", required=True, help="output folder (cells/, results.csv)")
+    add_engine_args(sw)
+    return {"sweep": cmd_sweep}
+
+
+def add_engine_args(parser: argparse.ArgumentParser,
+                    workers_help: str = "parallel workers (default: 1 for local, the cluster's CPUs for ray)") -> None:
+    """--engine, --workers, --address (shared by sweep and train)."""
+    parser.add_argument("--engine", choices=ENGINES, default="local",
+                        help="local: worker processes on this machine (default); ray: Ray actors")
+    parser.add_argument("--workers", type=int, help=workers_help)
+    parser.add_argument("--address", help="Ray cluster address (e.g. auto, or HOST:6379); default: a local Ray")
+
+
+def cmd_sweep(args) -> int:
+    grid = GridConfig.load(args.grid)
+    grid.cells()  # validate before starting any worker
+    with make_engine(args.engine, args.workers, args.address) as engine:
+        report = run_sweep(grid, args.out, engine)
+    print_summary(report)
+    return 1 if report.failed else 0
+
+
+__all__ = ["Cell", "CellOutput", "GridConfig", "SweepReport", "add_subcommands", "print_summary", "run_cell",
+           "run_sweep"]
