@@ -322,6 +322,10 @@ class HeteroEnv(gym.Env):
     ``hierarchy``: hierarchy.json for an XML platform. ``workload``: a Workload,
     WorkloadArrays, or a path (Batsim JSON, or SWF converted for the platform with ``nb_jobs``
     and ``conversion_seed``). ``config`` (an EnvConfig) or its fields as keywords.
+    ``fast``: on the embedded backend, steps run in compiled code (``hdeeprm.fastsim``) unless
+    False, which runs the Python internals below, the reference the compiled steps are
+    tested against (same observations, rewards and masks, bit for bit). With the compiled
+    steps, ``env.engine`` is brought up to date at the end of each episode only.
     """
 
     metadata = {"render_modes": []}
@@ -329,7 +333,8 @@ class HeteroEnv(gym.Env):
     def __init__(self, platform: Platform | str | os.PathLike, workload: Workload | WorkloadArrays | str | os.PathLike,
                  config: EnvConfig | None = None, *, hierarchy: str | os.PathLike | None = None,
                  backend: str = "embedded", backend_options: Mapping[str, Any] | None = None,
-                 nb_jobs: int | None = None, conversion_seed: int = 0, **config_fields: Any):
+                 nb_jobs: int | None = None, conversion_seed: int = 0, fast: bool | None = None,
+                 **config_fields: Any):
         if config is None:
             config = EnvConfig(**config_fields)
         elif config_fields:
@@ -359,6 +364,15 @@ class HeteroEnv(gym.Env):
         self.engine = None
         self.scheduler: QueueScheduler | None = None
         self._done = True
+        # The compiled fast path (hdeeprm.fastsim) on the embedded backend unless fast=False;
+        # the Python internals below stay the reference it is tested against.
+        if fast and backend != "embedded":
+            raise ConfigError("fast=True needs the embedded backend")
+        self._use_fast = backend == "embedded" and fast is not False
+        self._fast = None
+        self._action_codes = [(-1, -1) if pair is None else (JOB_KEYS.index(pair[0]), ALL_CORE_KEYS.index(pair[1]))
+                              for pair in self._actions]
+        self._action_job_keys = np.array([code[0] for code in self._action_codes], dtype=np.int64)
 
     # ------------------------------------------------------------------ construction helpers
 
@@ -407,6 +421,8 @@ class HeteroEnv(gym.Env):
         else:
             raise ConfigError(f"episode_jobs {self.config.episode_jobs}: 100 windows in a row had no job "
                               "that can run on this platform")
+        if self._fast is not None:
+            return self._fast_view(), self._info(False)
         return self._observe(), self._info(False)
 
     def _start_episode(self) -> None:
@@ -419,9 +435,7 @@ class HeteroEnv(gym.Env):
         if self.engine is not None:
             self.engine.close()
         self.engine = make_simulator(self.backend, self.platform, workload, **self.backend_options)
-        self.scheduler = QueueScheduler(self.engine, PolicyConfig(backfill=self.config.backfill),
-                                        rng=self.np_random.spawn(1)[0])
-        self.scheduler.on_begin()
+        rng = self.np_random.spawn(1)[0]
         jobs = self.engine.jobs
         requested = np.where(np.isfinite(jobs.req_time), jobs.req_time, self._limits[0])
         self._requests = np.vstack([requested, jobs.res, jobs.mem_mb, jobs.mem_bw_gbs])
@@ -432,6 +446,11 @@ class HeteroEnv(gym.Env):
         self._wait_sum = 0.0
         self._started = 0
         self._mask = None
+        if self._use_fast:
+            self._start_fast_episode(rng)
+            return
+        self.scheduler = QueueScheduler(self.engine, PolicyConfig(backfill=self.config.backfill), rng=rng)
+        self.scheduler.on_begin()
         self._done = not self._advance()
         self._rewards.cost_at_decision = self._rewards.cost(self.engine, self.platform.nb_machines)
 
@@ -441,6 +460,8 @@ class HeteroEnv(gym.Env):
         action = int(action)
         if not 0 <= action < len(self._actions):
             raise ValueError(f"action {action} outside 0..{len(self._actions) - 1}")
+        if self._fast is not None:
+            return self._fast_step(action)
         pair = self._actions[action]
         overridden = False
         if pair is None and self._void_would_stall():
@@ -463,6 +484,8 @@ class HeteroEnv(gym.Env):
 
     def action_masks(self) -> np.ndarray:
         """Which actions would start at least one job now (void: always)."""
+        if self._mask is None and self._fast is not None:
+            return np.ones(len(self._actions), dtype=bool)
         if self._mask is None:
             mask = np.ones(len(self._actions), dtype=bool)
             if not self._done:
@@ -484,10 +507,16 @@ class HeteroEnv(gym.Env):
 
     @property
     def now(self) -> float:
+        if self._fast is not None:
+            return float(self._fast_info[0])
         return self.engine.now if self.engine is not None else 0.0
 
     def result(self) -> SimulationResult:
         """The finished episode's outcome (Batsim outputs, metrics, over-utilisation)."""
+        if self._fast is not None:
+            if not self._done or self._fast.unfinished():
+                raise RuntimeError("result() needs an episode that ran to its end")
+            return self._fast.finish_engine()
         if self.engine is None or not self._done or self.engine.nb_unfinished:
             raise RuntimeError("result() needs an episode that ran to its end")
         result = self.engine.result()
@@ -552,7 +581,72 @@ class HeteroEnv(gym.Env):
     def _observe(self) -> np.ndarray:
         return self._observer.build(self.scheduler, self._requests, self.engine.jobs.req_work)
 
+    # The fast path: the same steps in compiled code (hdeeprm.fastsim.envk), one call per step.
+
+    def _start_fast_episode(self, rng: np.random.Generator) -> None:
+        from . import fastsim
+
+        observer, engine = self._observer, self.engine
+        self.scheduler = None
+        self._fast = fastsim.FastRun(
+            engine, job_keys={pair[0] for pair in self.config.actions},
+            core_keys={pair[1] for pair in self.config.actions},
+            backfill=self.config.backfill == "easy", rng=rng,
+            env=dict(obs_kind=OBSERVATIONS.index(observer.kind), hardware_size=observer.hardware_size,
+                     node_slot=observer.node_slot, proc_slot=observer.proc_slot,
+                     core_slot=observer.core_slot, limits=observer.limits,
+                     sensitivity=observer.sensitivity, requests=self._requests,
+                     req_work=engine.jobs.req_work, objective=OBJECTIVES.index(self.config.objective),
+                     inverse_time=self._rewards.inverse_time))
+        self._fast_info = np.zeros(7)
+        self._done = not fastsim.envk.env_begin(self._fast.s)
+        if self._done:
+            self._fast.sync_engine()
+
+    def _fast_view(self) -> np.ndarray:
+        from .fastsim import envk
+
+        obs = np.zeros(self._observer.size, np.float32)
+        self._mask = np.empty(len(self._actions), dtype=bool)
+        envk.env_view(self._fast.s, self._action_job_keys, self._done, obs, self._mask, self._fast_info)
+        return obs
+
+    def _fast_step(self, action: int):
+        from .fastsim import envk
+
+        s = self._fast.s
+        job_key, core_key = self._action_codes[action]
+        overridden = job_key < 0 and envk.void_would_stall(s)
+        if overridden:
+            job_key, core_key = self._action_codes[0]
+        obs = np.zeros(self._observer.size, np.float32)
+        self._mask = np.empty(len(self._actions), dtype=bool)
+        terminated, truncated, reward = envk.env_step_view(
+            s, job_key, core_key, self.config.max_steps or 0, self.config.max_sim_time or 0.0,
+            self._action_job_keys, obs, self._mask, self._fast_info)
+        self._steps += 1
+        self._done = terminated or truncated
+        if terminated:
+            self._fast.sync_engine()
+        return obs, float(reward * self.config.reward_scale), terminated, truncated, self._info(overridden)
+
     def _info(self, overridden: bool) -> dict:
+        if self._fast is not None:
+            time, queue, running, completed, started, wait_sum, energy = self._fast_info.tolist()
+            return {
+                "time": time,
+                "queue_length": int(queue),
+                "running_jobs": int(running),
+                "completed_jobs": int(completed),
+                "action_mask": self._mask.copy(),
+                "void_overridden": bool(overridden),
+                "episode_start": self.episode_start,
+                "metrics": {
+                    "started_jobs": int(started),
+                    "mean_waiting_time": wait_sum / started if started else 0.0,
+                    "energy_joules": energy,
+                },
+            }
         engine = self.engine
         return {
             "time": float(engine.now),

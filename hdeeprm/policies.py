@@ -284,9 +284,21 @@ class QueueScheduler:
 
 
 def run_policy(engine: Engine, config: PolicyConfig,
-               rng: np.random.Generator | None = None) -> SimulationResult:
+               rng: np.random.Generator | None = None, *, fast: bool | None = None) -> SimulationResult:
     """Drive ``engine`` to its end with the given classic policy. The result carries the
-    run's over-utilisation records."""
+    run's over-utilisation records.
+
+    With ``fast`` None (the default) a plain ``Engine`` that has not started runs the whole
+    policy in compiled code (``hdeeprm.fastsim``), with the same outputs; an engine subclass
+    (whose overrides are hooks between decisions) or ``fast=False`` runs the readable
+    reference below, one decision point at a time."""
+    if fast is None or fast:
+        from . import fastsim
+
+        if fastsim.supports(engine, config):
+            return fastsim.run_policy(engine, config, rng)
+        if fast:
+            raise ValueError("fast=True needs a plain Engine that has not started")
     scheduler = QueueScheduler(engine, config, rng)
     scheduler.on_begin()
     while (point := engine.next_decision_point()) is not None:

@@ -510,12 +510,13 @@ class Engine:
             return
         self._quirk_pending = False
         self._advance_energy()
-        for job in self._running:
+        running = sorted(self._running)  # a fixed order for the power sums
+        for job in running:
             self._settle_job_energy(job)
         self._billed[:] = self.pstate
         idle = np.flatnonzero(self.busy_job < 0)
         self._refresh_powers(idle, 0.0)
-        for job in self._running:
+        for job in running:
             rate = 0.0 if self.jobs.kind[job] == KIND_DELAY else self._rate[job]
             self._job_power[job] = self._refresh_powers(self.alloc[job], rate)
 
@@ -552,7 +553,7 @@ class Engine:
             final_state=self.final_state.copy(),
             start=self.start.copy(),
             finish=finish,
-            alloc=list(self.alloc),
+            alloc=self.alloc.copy(),  # a list, or the fast path's read-only Allocations
             job_energy=self.job_energy.copy(),
             consumed_joules=self._energy_last_completion - first,
             energy_rows=self._energy_rows,

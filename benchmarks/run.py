@@ -1,0 +1,704 @@
+#!/usr/bin/env python
+"""HDeepRM speed benchmark: one command, a table on stdout, every number in a JSON file.
+
+    python benchmarks/run.py SDSC-SP2.swf.gz HPC2N.swf.gz SDSC-BLUE.swf.gz --out results.json
+        [--batsim-runs DIR...] [--markdown results.md] [--repeat 3]
+        [--only batsim,classic,env,decision,scaling] [--quick]
+
+Sections (each case runs in a fresh worker process, so that its peak memory is its own):
+
+batsim    against real Batsim on the very same inputs: recorded Batsim runs (folders with
+          platform.xml, workload.json, policy.txt and Batsim's out_schedule.csv, whose
+          simulation_time is Batsim's own wall time), re-simulated with the same policy
+classic   jobs/s of FCFS, EASY and three HDeepRM key pairs on every trace, on Batsim-like
+          flat platforms (the trace's MaxProcs single-core hosts: real Batsim's benchmark
+          setting, for the x Batsim ratio) and on gaia's node mix scaled to 1,000 and 10,000
+          cores (HDeepRM's heterogeneity model: memory, bandwidth, p-states)
+env       HeteroEnv steps/s under a random masked policy, for each observation (normal,
+          small, minimal), on 100 to 100,000 cores (first trace, 5,000-job episodes)
+decision  the cost of one decision on 100,000 cores against 1,000: HeteroEnv steps (from
+          env) and classic scheduling passes (first trace, FCFS and a key pair)
+scaling   cost per job as the trace grows from 10,000 to 1,000,000 jobs (copies of the
+          second trace, or the first, one after the other in time), FCFS on 1,000 cores
+
+Every figure is the median of --repeat runs (min and max are in the JSON). Run it from the
+repository root with the project's environment. It asserts nothing; see README.md beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform as host_platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from statistics import median
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+sys.path.insert(0, str(HERE))
+
+#: Real Batsim 4.2.1 + a Python FCFS scheduler over ZeroMQ: about 1,500-2,300 jobs/s on these
+#: 2-core machines (batsim-semantics section 3); 2,000 is the reference.
+BATSIM_JOBS_PER_S = 2000.0
+CLASSIC_POLICIES = {
+    "fcfs": ("first:first_fit", None),
+    "easy": ("first:first_fit", "easy"),
+    "shortest:high_gflops": ("shortest:high_gflops", None),
+    "smallest:high_mem_bw": ("smallest:high_mem_bw", None),
+    "low_mem:low_power+easy": ("low_mem:low_power", "easy"),
+}
+FLAT_POLICIES = ("fcfs", "easy")
+CLASSIC_CORES = (1000, 10000)
+ENV_CORES = (100, 1000, 10000, 100000)
+OBSERVATIONS = ("minimal", "small", "normal")
+SCALING_SIZES = (10_000, 30_000, 100_000, 300_000, 1_000_000)
+DECISION_POLICIES = ("fcfs", "shortest:high_gflops")
+TARGETS = {
+    "classic": 200_000.0,  # jobs/s, FCFS and EASY on the flat platforms (100 x Batsim)
+    "env": 20_000.0,  # steps/s, minimal observation, 1,000 cores
+    "scaling": 1.5,  # cost per job at 1M / at 10k
+    "decision": 20.0,  # cost of a decision at 100k cores / at 1k
+}
+WORKER_MARK = "@@result "
+
+
+# ---------------------------------------------------------------------------- machine
+
+
+def machine() -> dict:
+    import numba
+    import numpy as np
+    import simpy
+
+    cpu = host_platform.processor() or host_platform.machine()
+    try:
+        fields = {}
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+        cpu = f"{fields['model name']} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
+    except (OSError, KeyError):
+        pass
+    ram = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                ram = int(line.split()[1]) / 2**20  # GiB
+    except OSError:
+        pass
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "ram_gib": ram, "system": host_platform.platform(),
+        "python": sys.version.split()[0], "numpy": np.__version__, "numba": numba.__version__,
+        "simpy": simpy.__version__, "hdeeprm_git": git_state(),
+        "load_average": load_average(),
+    }
+
+
+def load_average() -> list | None:
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
+def git_state() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "hdeeprm", "benchmarks"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (head or "unknown") + ("+local changes" if dirty else "")
+
+
+def rss_mib() -> float:
+    """Current resident set size (Linux), else the peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return peak_rss_mib()
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size since the last ``reset_peak`` (Linux), else since start."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def reset_peak() -> None:
+    """Start a new peak-RSS measurement (Linux: writing 5 to clear_refs resets VmHWM)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+# ---------------------------------------------------------------------------- inputs
+
+
+def load_trace(path: str, cores: int | str, nb_jobs: int | None = None):
+    """Read and convert one trace for one platform: (platform, label, workload arrays,
+    parse s, convert s)."""
+    import numpy as np
+
+    from hdeeprm.workload import ConversionOptions, read_swf, swf_to_workload
+    from platforms import flat_platform, scaled_gaia
+
+    t0 = time.perf_counter()
+    trace = read_swf(path)
+    parse_s = time.perf_counter() - t0
+    if cores == "flat":
+        hosts = trace.max_procs or int(max(trace.column("requested_procs").max(),
+                                          trace.column("allocated_procs").max()))
+        platform, speed, label = flat_platform(hosts), 1.0, f"flat {hosts}"
+    else:
+        platform = scaled_gaia(int(cores))
+        speed, label = platform.hierarchy.reference_speed_gflops, f"gaia {platform.nb_machines:,}"
+    t0 = time.perf_counter()
+    workload, _ = swf_to_workload(trace, ConversionOptions(nb_jobs=nb_jobs, reference_speed_gflops=speed,
+                                                           max_res=platform.nb_machines),
+                                  rng=np.random.default_rng(0))
+    arrays = workload.compile()
+    convert_s = time.perf_counter() - t0
+    return platform, label, arrays, parse_s, convert_s
+
+
+def repeated(arrays, copies: int):
+    """``copies`` of a workload one after the other in time (ids prefixed by the copy)."""
+    import numpy as np
+
+    from hdeeprm.workload.model import WorkloadArrays
+
+    span = float(arrays.subtime[-1]) + 1.0
+    fields = {}
+    for name, value in arrays.__dict__.items():
+        if isinstance(value, np.ndarray):
+            fields[name] = np.concatenate([value + k * span if name == "subtime" else value
+                                           for k in range(copies)])
+        elif name == "job_ids":
+            fields[name] = tuple(f"{k}:{v}" for k in range(copies) for v in value)
+        else:
+            fields[name] = value * copies
+    out = WorkloadArrays(**fields)
+    out._freeze()
+    return out
+
+
+def stats(values: list[float]) -> dict:
+    return {"median": median(values), "min": min(values), "max": max(values), "runs": values}
+
+
+# ---------------------------------------------------------------------------- workers
+
+
+def batsim_worker(spec: dict) -> dict:
+    """Recorded Batsim runs: the same platform, workload and policy on the embedded engine."""
+    import csv
+
+    from hdeeprm.core.engine import Engine
+    from hdeeprm.platform import load_platform
+    from hdeeprm.policies import PolicyConfig, run_policy
+    from hdeeprm.workload import read_batsim_workload
+
+    rows = []
+    for folder in map(Path, spec["folders"]):
+        words = (folder / "policy.txt").read_text().split()
+        hierarchy = folder / "hierarchy.json"
+        platform = load_platform(folder / "platform.xml",
+                                 hierarchy=hierarchy if words[0] == "hdeeprm" else None)
+        arrays = read_batsim_workload(folder / "workload.json").compile()
+        config = PolicyConfig("first", "first_fit", "easy" if words[0] == "easy" else None)
+        batsim = list(csv.DictReader(open(folder / "out_schedule.csv")))[0]
+        for _ in range(3):  # warm-up
+            run_policy(Engine(platform, arrays, simgrid_energy_quirk=True), config)
+        times = []
+        for _ in range(spec["repeat"]):
+            t0 = time.perf_counter()
+            run_policy(Engine(platform, arrays, simgrid_energy_quirk=True), config)
+            times.append(time.perf_counter() - t0)
+        batsim_s = float(batsim["simulation_time"])
+        rows.append({"run": folder.name, "policy": " ".join(words), "jobs": len(arrays),
+                     "machines": platform.nb_machines, "seconds": stats(times),
+                     "jobs_per_s": len(arrays) / median(times), "batsim_seconds": batsim_s,
+                     "batsim_jobs_per_s": int(batsim["nb_jobs"]) / batsim_s,
+                     "ratio": batsim_s / median(times)})
+    return {"rows": rows, "peak_rss_mib": peak_rss_mib()}
+
+
+def classic_worker(spec: dict) -> dict:
+    """One trace on one platform: every policy, --repeat runs each."""
+    from hdeeprm.core.engine import Engine
+    from hdeeprm.metrics import headline_metrics
+    from hdeeprm.policies import PolicyConfig, run_policy
+
+    platform, label, arrays, parse_s, convert_s = load_trace(spec["trace"], spec["cores"], spec.get("nb_jobs"))
+    configs = {name: PolicyConfig.parse(*CLASSIC_POLICIES[name]) for name in spec["policies"]}
+    warm = arrays.window(0, min(300, len(arrays)))
+    for config in configs.values():  # load the compiled kernels before timing
+        run_policy(Engine(platform, warm), config)
+    base_rss = rss_mib()
+    rows = []
+    for name, config in configs.items():
+        times, result, engine = [], None, None
+        gc.collect()
+        reset_peak()
+        for _ in range(spec["repeat"]):
+            result = engine = None
+            gc.collect()
+            t0 = time.perf_counter()
+            engine = Engine(platform, arrays)
+            result = run_policy(engine, config)
+            times.append(time.perf_counter() - t0)
+        peak = peak_rss_mib()
+        counters = getattr(engine, "last_fast_run", {})
+        metrics = headline_metrics(result)
+        row = {
+            "trace": Path(spec["trace"]).name, "platform": label, "cores": platform.nb_machines,
+            "policy": name, "jobs": len(arrays), "parse_s": parse_s, "convert_s": convert_s,
+            "seconds": stats(times), "jobs_per_s": len(arrays) / median(times),
+            "decision_points": counters.get("decision_points"), "passes": counters.get("passes"),
+            "us_per_pass": 1e6 * median(times) / counters["passes"] if counters.get("passes") else None,
+            "makespan_s": metrics.makespan, "mean_wait_s": metrics.mean_waiting_time,
+            "ran": metrics.nb_finished, "rejected": metrics.nb_rejected,
+            "energy_rows": len(result.energy_rows), "peak_rss_mib": peak, "base_rss_mib": base_rss,
+        }
+        if spec.get("reference") and name in FLAT_POLICIES:
+            result = engine = None
+            gc.collect()
+            t0 = time.perf_counter()
+            run_policy(Engine(platform, arrays), config, fast=False)
+            row["reference_jobs_per_s"] = len(arrays) / (time.perf_counter() - t0)
+        rows.append(row)
+        result = engine = None
+    return {"rows": rows, "base_rss_mib": base_rss}
+
+
+def env_worker(spec: dict) -> dict:
+    """HeteroEnv on one platform size: each observation, steps/s under random masked actions."""
+    import numpy as np
+
+    from hdeeprm.env import HeteroEnv
+
+    platform, label, arrays, _, _ = load_trace(spec["trace"], spec["cores"], spec.get("nb_jobs"))
+    episode = min(spec["episode_jobs"], len(arrays))
+    rows = []
+    base_rss = None
+
+    def play(env, steps, rng):
+        _, info = env.reset(seed=int(rng.integers(1 << 30)))
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            valid = np.flatnonzero(info["action_mask"])
+            _, _, terminated, truncated, info = env.step(int(valid[int(rng.random() * len(valid))]))
+            if terminated or truncated:
+                _, info = env.reset()
+        return time.perf_counter() - t0
+
+    for obs in spec["observations"]:
+        env = HeteroEnv(platform, arrays, observation=obs, episode_jobs=episode)
+        rng = np.random.default_rng(0)
+        play(env, 200, rng)  # warm-up: compiled kernels
+        if base_rss is None:
+            base_rss = rss_mib()
+        steps = spec["steps"]
+        gc.collect()
+        reset_peak()
+        times = [play(env, steps, rng) for _ in range(spec["repeat"])]
+        peak = peak_rss_mib()
+        row = {"platform": label, "cores": platform.nb_machines, "observation": obs,
+               "observation_size": int(env.observation_space.shape[0]), "steps": steps,
+               "seconds": stats(times), "steps_per_s": steps / median(times),
+               "us_per_step": 1e6 * median(times) / steps, "peak_rss_mib": peak, "base_rss_mib": base_rss}
+        if spec.get("reference") and obs == "minimal":
+            reference = HeteroEnv(platform, arrays, observation=obs, episode_jobs=episode, fast=False)
+            ref_steps = max(200, steps // 10)
+            row["reference_steps_per_s"] = ref_steps / play(reference, ref_steps, np.random.default_rng(0))
+        rows.append(row)
+    return {"rows": rows, "base_rss_mib": base_rss}
+
+
+def scaling_worker(spec: dict) -> dict:
+    """Cost per job of growing prefixes of a repeated trace (sizes in increasing order, so
+    the process's peak memory after each size is that size's)."""
+    from hdeeprm.core.engine import Engine
+    from hdeeprm.policies import PolicyConfig, run_policy
+
+    platform, label, arrays, _, _ = load_trace(spec["trace"], spec["cores"], spec.get("nb_jobs"))
+    sizes = sorted(spec["sizes"])
+    copies = -(-sizes[-1] // len(arrays))
+    big = repeated(arrays, copies)
+    config = PolicyConfig.parse(*CLASSIC_POLICIES[spec["policy"]])
+    run_policy(Engine(platform, big.window(0, 300)), config)
+    base_rss = rss_mib()
+    rows = []
+    for size in sizes:
+        workload = big.window(0, size)
+        times = []
+        gc.collect()
+        reset_peak()
+        for _ in range(spec["repeat"]):
+            gc.collect()
+            t0 = time.perf_counter()
+            result = run_policy(Engine(platform, workload), config)
+            times.append(time.perf_counter() - t0)
+            del result
+        rows.append({"trace": Path(spec["trace"]).name, "copies": copies, "platform": label,
+                     "cores": platform.nb_machines, "policy": spec["policy"], "jobs": size,
+                     "seconds": stats(times), "us_per_job": 1e6 * median(times) / size,
+                     "jobs_per_s": size / median(times), "peak_rss_mib": peak_rss_mib(),
+                     "base_rss_mib": base_rss})
+        del workload
+    return {"rows": rows, "base_rss_mib": base_rss}
+
+
+def startup_worker(spec: dict) -> dict:
+    """Start-up as a user sees it: import, then a first small run (kernels from the cache)."""
+    t0 = time.perf_counter()
+    import numpy as np
+
+    from hdeeprm.core.engine import Engine
+    from hdeeprm.policies import PolicyConfig, run_policy
+    from platforms import scaled_gaia
+    t1 = time.perf_counter()
+    platform = scaled_gaia(1000)
+    from hdeeprm.workload import load_workload
+    workload = load_workload(ROOT / "examples" / "data" / "gaia-2014-head.swf.gz", nb_jobs=100,
+                             reference_speed_gflops=platform.hierarchy.reference_speed_gflops,
+                             max_res=platform.nb_machines, rng=np.random.default_rng(0))
+    t2 = time.perf_counter()
+    run_policy(Engine(platform, workload), PolicyConfig())
+    t3 = time.perf_counter()
+    from hdeeprm.env import HeteroEnv
+    env = HeteroEnv(platform, workload.compile(), observation="minimal")
+    env.reset(seed=0)
+    env.step(int(np.flatnonzero(env.action_masks())[0]))
+    t4 = time.perf_counter()
+    return {"import_s": t1 - t0, "first_run_s": t3 - t2, "first_env_step_s": t4 - t3,
+            "peak_rss_mib": peak_rss_mib()}
+
+
+WORKERS = {"batsim": batsim_worker, "classic": classic_worker, "env": env_worker, "scaling": scaling_worker,
+           "startup": startup_worker}
+
+
+def run_worker(kind: str, spec: dict, env: dict | None = None) -> dict:
+    """Run one worker in a fresh process; its result, with its wall time."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", kind, json.dumps(spec)],
+                          cwd=ROOT, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t0
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(WORKER_MARK)]
+    if proc.returncode != 0 or not lines:
+        sys.stderr.write(proc.stdout + proc.stderr)
+        raise SystemExit(f"worker {kind} {spec} failed (status {proc.returncode})")
+    result = json.loads(lines[-1][len(WORKER_MARK):])
+    result["worker_wall_s"] = wall
+    return result
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def grid(head, rows, left=(0,)) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(head, *rows)]
+
+    def line(cells):
+        return "  ".join(str(c).ljust(w) if i in left else str(c).rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths)))
+
+    return "\n".join([line(head), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
+
+
+def markdown(head, rows) -> str:
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def rss(row: dict) -> str:
+    return f"{row['peak_rss_mib']:.0f} ({row['base_rss_mib']:.0f})"
+
+
+def tables(results: dict) -> list[tuple[str, tuple, list]]:
+    """(title, header, rows) of every table, for the terminal and for Markdown."""
+    out = []
+    batsim = results.get("batsim", [])
+    if batsim:
+        head = ("recorded Batsim run", "policy", "jobs", "machines", "jobs/s", "s (min-max)",
+                "Batsim s", "Batsim jobs/s", "x Batsim")
+        rows = [(r["run"], r["policy"], f"{r['jobs']:,}", r["machines"], f"{r['jobs_per_s']:,.0f}",
+                 f"{r['seconds']['median'] * 1e3:.2f} ms ({r['seconds']['min'] * 1e3:.2f}-"
+                 f"{r['seconds']['max'] * 1e3:.2f})", f"{r['batsim_seconds']:.3f}",
+                 f"{r['batsim_jobs_per_s']:,.0f}", f"{r['ratio']:.0f}") for r in batsim]
+        out.append(("Real Batsim against the embedded engine, same platform, workload and policy", head, rows))
+    classic = results.get("classic", [])
+    if classic:
+        head = ("trace", "platform", "policy", "jobs", "jobs/s", "x Batsim", "s (min-max)",
+                "us/pass", "peak RSS MiB (before)", "reference jobs/s")
+        rows = [(r["trace"].split("-cln")[0].split(".swf")[0], r["platform"], r["policy"], f"{r['jobs']:,}",
+                 f"{r['jobs_per_s']:,.0f}", f"{r['jobs_per_s'] / BATSIM_JOBS_PER_S:.0f}",
+                 f"{r['seconds']['median']:.2f} ({r['seconds']['min']:.2f}-{r['seconds']['max']:.2f})",
+                 f"{r['us_per_pass']:.1f}" if r.get("us_per_pass") else "-", rss(r),
+                 f"{r['reference_jobs_per_s']:,.0f}" if r.get("reference_jobs_per_s") else "")
+                for r in classic]
+        out.append(("Classic policies on full traces (simulate = Engine(...) + run_policy(...))", head, rows))
+    env = results.get("env", [])
+    if env:
+        head = ("platform", "observation", "obs size", "steps/s", "us/step", "s (min-max)",
+                "peak RSS MiB (before)", "reference steps/s")
+        rows = [(r["platform"], r["observation"], f"{r['observation_size']:,}", f"{r['steps_per_s']:,.0f}",
+                 f"{r['us_per_step']:.1f}",
+                 f"{r['seconds']['median']:.2f} ({r['seconds']['min']:.2f}-{r['seconds']['max']:.2f})",
+                 rss(r), f"{r['reference_steps_per_s']:,.0f}" if r.get("reference_steps_per_s") else "")
+                for r in env]
+        out.append(("HeteroEnv, random masked policy (its choice included)", head, rows))
+    decision = results.get("decision", [])
+    if decision:
+        head = ("decision", "at 1,000 cores us", "at 100,000 cores us", "ratio")
+        rows = [(d["what"], f"{d['small_us']:.1f}", f"{d['large_us']:.1f}", f"{d['ratio']:.2f}") for d in decision]
+        out.append(("Cost of one decision, 100,000 cores against 1,000", head, rows))
+    scaling = results.get("scaling", [])
+    if scaling:
+        base = scaling[0]["us_per_job"]
+        head = ("jobs", "trace copies", "platform", "policy", "us/job", "x cost at first size", "jobs/s",
+                "s (min-max)", "peak RSS MiB (before)")
+        rows = [(f"{r['jobs']:,}", r["copies"], r["platform"], r["policy"], f"{r['us_per_job']:.2f}",
+                 f"{r['us_per_job'] / base:.2f}", f"{r['jobs_per_s']:,.0f}",
+                 f"{r['seconds']['median']:.2f} ({r['seconds']['min']:.2f}-{r['seconds']['max']:.2f})",
+                 rss(r)) for r in scaling]
+        out.append(("Cost per job as the trace grows", head, rows))
+    targets = results.get("targets", [])
+    if targets:
+        head = ("target", "goal", "measured", "reached")
+        rows = [(t["target"], t["goal"], t["measured"], "yes" if t["reached"] else "NO") for t in targets]
+        out.append(("Targets (issue 8)", head, rows))
+    return out
+
+
+def evaluate(results: dict) -> list[dict]:
+    out = []
+    batsim = results.get("batsim", [])
+    if batsim:
+        worst = min(batsim, key=lambda r: r["ratio"])
+        out.append({"target": "classic policy vs real Batsim on the same workload and platform (recorded runs)",
+                    "goal": ">= 100 x Batsim's own wall time",
+                    "measured": f"lowest {worst['ratio']:.0f} x ({worst['run']}); "
+                                + ", ".join(f"{r['run'].split('-')[0]} {r['ratio']:.0f} x" for r in batsim),
+                    "reached": worst["ratio"] >= 100})
+    flat = [r for r in results.get("classic", []) if r["platform"].startswith("flat")]
+    if flat:
+        worst = min(flat, key=lambda r: r["jobs_per_s"])
+        out.append({"target": "classic FCFS/EASY on Batsim's setting (flat platforms)",
+                    "goal": f">= {TARGETS['classic']:,.0f} jobs/s (100 x Batsim) on every trace",
+                    "measured": f"lowest {worst['jobs_per_s']:,.0f} jobs/s ({worst['trace'].split('-cln')[0]} "
+                                f"{worst['policy']}); highest "
+                                f"{max(r['jobs_per_s'] for r in flat):,.0f}",
+                    "reached": worst["jobs_per_s"] >= TARGETS["classic"]})
+    env = {(r["cores"], r["observation"]): r for r in results.get("env", [])}
+    one_k = [r for (cores, obs), r in env.items() if obs == "minimal" and 900 <= cores <= 1100]
+    if one_k:
+        r = one_k[0]
+        out.append({"target": "HeteroEnv, minimal observation, 1,000 cores",
+                    "goal": f">= {TARGETS['env']:,.0f} steps/s",
+                    "measured": f"{r['steps_per_s']:,.0f} steps/s",
+                    "reached": r["steps_per_s"] >= TARGETS["env"]})
+    scaling = results.get("scaling", [])
+    if len(scaling) >= 2:
+        ratio = scaling[-1]["us_per_job"] / scaling[0]["us_per_job"]
+        out.append({"target": f"cost per job at {scaling[-1]['jobs']:,} jobs vs {scaling[0]['jobs']:,}",
+                    "goal": f"<= {TARGETS['scaling']} x",
+                    "measured": f"{ratio:.2f} x ({scaling[-1]['us_per_job']:.2f} vs {scaling[0]['us_per_job']:.2f} us/job)",
+                    "reached": ratio <= TARGETS["scaling"]})
+    for d in results.get("decision", []):
+        if d["what"].startswith("HeteroEnv step, minimal"):
+            out.append({"target": "a decision on 100,000 cores vs 1,000 (HeteroEnv step, minimal obs)",
+                        "goal": f"<= {TARGETS['decision']:.0f} x",
+                        "measured": f"{d['ratio']:.2f} x ({d['large_us']:.1f} vs {d['small_us']:.1f} us)",
+                        "reached": d["ratio"] <= TARGETS["decision"]})
+    return out
+
+
+def decisions(results: dict, passes: list[dict]) -> list[dict]:
+    out = []
+    env = results.get("env", [])
+    for obs in OBSERVATIONS:
+        small = [r for r in env if r["observation"] == obs and 900 <= r["cores"] <= 1100]
+        large = [r for r in env if r["observation"] == obs and r["cores"] >= 90_000]
+        if small and large:
+            a, b = small[0]["us_per_step"], large[0]["us_per_step"]
+            out.append({"what": f"HeteroEnv step, {obs} observation", "small_us": a, "large_us": b, "ratio": b / a})
+    for policy in DECISION_POLICIES:
+        small = [r for r in passes if r["policy"] == policy and 900 <= r["cores"] <= 1100]
+        large = [r for r in passes if r["policy"] == policy and r["cores"] >= 90_000]
+        if small and large and small[0].get("us_per_pass") and large[0].get("us_per_pass"):
+            a, b = small[0]["us_per_pass"], large[0]["us_per_pass"]
+            out.append({"what": f"classic {policy}: run time / scheduling passes ({small[0]['trace'].split('-cln')[0]})",
+                        "small_us": a, "large_us": b, "ratio": b / a})
+    return out
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("traces", nargs="*", help="SWF traces (.swf or .swf.gz): e.g. SDSC-SP2, HPC2N, SDSC-BLUE")
+    p.add_argument("--out", default="results.json", help="JSON file for every number (default results.json)")
+    p.add_argument("--markdown", metavar="FILE", help="also write the tables as Markdown")
+    p.add_argument("--repeat", type=int, default=3, help="runs per figure; the median is reported (default 3)")
+    p.add_argument("--only", default=",".join(("batsim", "classic", "env", "decision", "scaling")),
+                   help="comma-separated sections: batsim, classic, env, decision, scaling")
+    p.add_argument("--batsim-runs", nargs="*", default=[], metavar="DIR",
+                   help="recorded Batsim runs to re-simulate (e.g. tests/data/batsim-reference/A7-fcfs-sdsc-sp2)")
+    p.add_argument("--quick", action="store_true",
+                   help="a smoke run: first 20,000 jobs of each trace, smaller sizes, fewer steps")
+    p.add_argument("--env-steps", type=int, default=5000, help="steps per timed env run (default 5000)")
+    p.add_argument("--worker", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if not args.worker and not args.traces:
+        p.error("give at least one SWF trace")
+    args.sections = [s.strip() for s in args.only.split(",") if s.strip()]
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        kind, spec = args.worker
+        result = WORKERS[kind](json.loads(spec))
+        print(WORKER_MARK + json.dumps(result, default=float), flush=True)
+        return 0
+
+    t_start = time.perf_counter()
+    traces = [str(Path(t).resolve()) for t in args.traces]
+    for t in traces:
+        if not Path(t).is_file():
+            raise SystemExit(f"{t}: no such trace")
+    info = machine()
+    command = "python " + " ".join([os.path.relpath(__file__, ROOT)] + (argv if argv is not None else sys.argv[1:]))
+    print(f"HDeepRM benchmark: {info['cpu']}, {info['cores']} cores, {info['ram_gib']:.0f} GiB; "
+          f"Python {info['python']}, numpy {info['numpy']}, numba {info['numba']}, simpy {info['simpy']}; "
+          f"hdeeprm {info['hdeeprm_git']}", flush=True)
+    results: dict = {"command": command, "machine": info, "repeat": args.repeat,
+                     "batsim_reference_jobs_per_s": BATSIM_JOBS_PER_S}
+
+    # The first process to use the kernels compiles them into numba's cache (about a minute,
+    # once); later processes load them.
+    startup = run_worker("startup", {})
+    if startup["first_run_s"] > 5:
+        startup = run_worker("startup", {})
+    results["startup"] = startup
+    print(f"start-up: import {startup['import_s']:.2f} s, first classic run {startup['first_run_s']:.2f} s, "
+          f"first env step {startup['first_env_step_s']:.2f} s (kernels from numba's cache)", flush=True)
+
+    quick = args.quick
+    nb = 20_000 if quick else None
+
+    if "batsim" in args.sections and args.batsim_runs:
+        folders = [str(Path(d).resolve()) for d in args.batsim_runs]
+        out = run_worker("batsim", {"folders": folders, "repeat": max(args.repeat, 11)})
+        results["batsim"] = out["rows"]
+        for r in out["rows"]:
+            print(f"  {r['run']:<28} {r['jobs_per_s']:>10,.0f} jobs/s, Batsim {r['batsim_jobs_per_s']:,.0f}: "
+                  f"{r['ratio']:.0f} x", flush=True)
+
+    def limited(path):
+        return {"trace": path, "nb_jobs": nb}
+
+    if "classic" in args.sections:
+        rows = []
+        for i, path in enumerate(traces):
+            for cores in ("flat",) + CLASSIC_CORES:
+                policies = list(FLAT_POLICIES) if cores == "flat" else list(CLASSIC_POLICIES)
+                spec = dict(limited(path), cores=cores, policies=policies, repeat=args.repeat,
+                            reference=(i == 0 and cores == "flat"))
+                out = run_worker("classic", spec)
+                for r in out["rows"]:
+                    rows.append(r)
+                    print(f"  {r['trace'][:24]:<24} {r['platform']:<12} {r['policy']:<24} "
+                          f"{r['jobs_per_s']:>10,.0f} jobs/s", flush=True)
+        results["classic"] = rows
+
+    if "env" in args.sections or "decision" in args.sections:
+        rows = []
+        for cores in ENV_CORES:
+            steps = args.env_steps // (5 if quick else 1)
+            spec = dict(limited(traces[0]), cores=cores, observations=list(OBSERVATIONS), steps=steps,
+                        repeat=args.repeat, episode_jobs=5000, reference=(cores == 1000))
+            out = run_worker("env", spec)
+            for r in out["rows"]:
+                rows.append(r)
+                print(f"  env {r['platform']:<14} {r['observation']:<8} {r['steps_per_s']:>10,.0f} steps/s "
+                      f"({r['us_per_step']:.1f} us/step)", flush=True)
+        results["env"] = rows
+
+    if "decision" in args.sections:
+        passes = [r for r in results.get("classic", []) if r["trace"] == Path(traces[0]).name]
+        for cores in (1000, 100_000):
+            if any(r["cores"] and abs(r["cores"] - cores) < 0.1 * cores for r in passes):
+                continue
+            out = run_worker("classic", dict(limited(traces[0]), cores=cores, policies=list(DECISION_POLICIES),
+                                             repeat=args.repeat))
+            for r in out["rows"]:
+                passes.append(r)
+                print(f"  decision {r['platform']:<14} {r['policy']:<24} {r['us_per_pass']:.1f} us/pass", flush=True)
+        results["decision_passes"] = [r for r in passes if r["policy"] in DECISION_POLICIES]
+        results["decision"] = decisions(results, passes)
+
+    if "scaling" in args.sections:
+        path = traces[1] if len(traces) > 1 else traces[0]
+        sizes = [s // 10 for s in SCALING_SIZES] if quick else list(SCALING_SIZES)
+        out = run_worker("scaling", dict(trace=path, nb_jobs=None, cores=1000, policy="fcfs", sizes=sizes,
+                                         repeat=args.repeat))
+        results["scaling"] = out["rows"]
+        for r in out["rows"]:
+            print(f"  scaling {r['jobs']:>9,} jobs {r['us_per_job']:6.2f} us/job  peak {r['peak_rss_mib']:.0f} MiB",
+                  flush=True)
+
+    results["targets"] = evaluate(results)
+    results["machine"]["load_average_end"] = load_average()
+    results["wall_seconds"] = time.perf_counter() - t_start
+
+    print()
+    for title, head, rows in tables(results):
+        print(title)
+        print(grid(head, rows, left=(0, 1, 2) if title.startswith("Classic") else (0,)))
+        print()
+    print(f"x Batsim = jobs/s / {BATSIM_JOBS_PER_S:,.0f} (real Batsim 4.2.1 + Python FCFS: ~1,500-2,300 jobs/s "
+          "on these 2-core machines). Medians of "
+          f"{args.repeat} runs; total {results['wall_seconds']:.0f} s.")
+    Path(args.out).write_text(json.dumps(results, indent=1, default=float) + "\n")
+    print(f"wrote {args.out}")
+    if args.markdown:
+        text = [f"Command: `{command}`", "",
+                f"Machine: {info['cpu']}, {info['cores']} cores, {info['ram_gib']:.0f} GiB RAM, {info['system']}; "
+                f"Python {info['python']}, numpy {info['numpy']}, numba {info['numba']}, simpy {info['simpy']}; "
+                f"hdeeprm {info['hdeeprm_git']}; load average at start {info['load_average']}, at end "
+                f"{results['machine']['load_average_end']}.", "",
+                f"Start-up (kernels from numba's cache): import {startup['import_s']:.2f} s, first classic run "
+                f"{startup['first_run_s']:.2f} s, first env step {startup['first_env_step_s']:.2f} s.", ""]
+        for title, head, rows in tables(results):
+            text += [f"### {title}", "", markdown(head, rows), ""]
+        text.append(f"Medians of {args.repeat} runs; the benchmark took {results['wall_seconds']:.0f} s.")
+        Path(args.markdown).write_text("\n".join(text) + "\n")
+        print(f"wrote {args.markdown}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,446 @@
+"""The fast path's state: one numba StructRef holding every array and counter of a run.
+
+A StructRef is passed to compiled functions as one pointer, so a call costs well under a
+microsecond whatever the number of fields (a tuple of ~130 arrays would cost several).
+Python keeps the field values as a tuple (``dump``) for results and pickling; ``build``
+makes the StructRef again from such a tuple. Arrays are shared, not copied, both ways.
+
+The fields mirror the reference objects: ``Engine`` (clock, events, energy, job state),
+``ResourceModel`` (cores, memory, bandwidth, p-states) and ``QueueScheduler`` (queue,
+EASY reservations), plus HeteroEnv's observation and reward state. Sizes in brackets:
+n jobs, m machines (cores), nproc processors, nnodes nodes; [] grows as needed.
+
+FIELDS, ``build``'s parameters and ``dump``'s tuple list the same fields in the same order;
+a new field goes into all three, and into ``FastRun``'s values (which checks the names).
+"""
+
+from __future__ import annotations
+
+import numba
+from numba.core import types
+from numba.experimental import structref
+
+FIELDS = (
+    "n",  # jobs
+    "subtime",  # f8[n] submit times
+    "res",  # i8[n] cores requested
+    "walltime",  # f8[n] s, inf when unlimited
+    "kind",  # i8[n] KIND_DELAY or KIND_PARALLEL_HOMOGENEOUS
+    "work",  # f8[n] delay s, or flops per core
+    "mem_kb",  # i8[n] memory per core (kB; 0 on flat platforms)
+    "bw_kbs",  # i8[n] memory bandwidth per core (kB/s; 0 on flat platforms)
+    "ever_fits",  # b1[n] the empty platform could hold the job (else it is rejected)
+    "kv",  # f8[6, n] sort value per job key (rows of JOB_KEYS; 'first' = index)
+    "key_used",  # b1[6] job keys whose queue order is maintained
+    "groups",  # i8[G+1] first job of each submission instant
+    "alloc_off",  # i8[n] where each job's cores start in alloc_buf
+    "m",  # machines (cores)
+    "speeds",  # f8[m, P] flop/s per p-state
+    "watts_idle",  # f8[m, P]
+    "watts_full",  # f8[m, P]
+    "core_processor",  # i8[m]
+    "core_node",  # i8[m]
+    "proc_ptr",  # i8[nproc+1]
+    "proc_cores",  # i8[m] cores grouped by processor
+    "proc_node",  # i8[nproc]
+    "static_key",  # f8[7, nproc] per core key: the fixed sort value of each processor (or 0)
+    "node_memory_kb",  # i8[nnodes]
+    "proc_bw_kbs",  # i8[nproc]
+    "pstate_rules",  # bool: HDeepRM p-state rules (platform with a hierarchy)
+    "round_decisions",  # bool: Batsim's 6-decimal decision times
+    "record_rows",  # bool: keep out_consumed_energy rows
+    "backfill",  # bool: EASY backfilling
+    "now",  # f8 simulated time
+    "eid",  # i8 next event id (ties between same-time events)
+    "next_group",  # i8 pending submission instant (-1: none left)
+    "sub_time",  # f8 its time
+    "sub_eid",  # i8 its event id
+    "h_size",  # i8 events in the heap (stale ones included)
+    "decision_time_for",  # f8 instant whose decision time was fixed
+    "quirk_pending",  # bool: SimGrid energy-plugin start-up quirk still to apply
+    "finished",  # bool
+    "nb_unfinished",  # i8
+    "eng_nb_free",  # i8 free machines (engine view)
+    "total_power",  # f8 W
+    "wattmin",  # f8 W
+    "energy",  # f8 J since t=0
+    "energy_time",  # f8 time energy was integrated to
+    "first_sub_energy",  # f8 energy at the first submission (nan: none yet)
+    "last_completion_energy",  # f8
+    "last_row_time",  # f8
+    "last_row_energy",  # f8
+    "nb_erows",  # i8
+    "nb_prows",  # i8 p-state switches
+    "nb_prow_hosts",  # i8
+    "nb_machine_switches",  # i8
+    "nb_grouped_switches",  # i8
+    "nb_order",  # i8
+    "job_state",  # i1[n]
+    "final_state",  # i1[n]
+    "start",  # f8[n]
+    "finish",  # f8[n]
+    "remaining",  # f8[n]
+    "rate",  # f8[n]
+    "progress_time",  # f8[n]
+    "epoch",  # i8[n]
+    "job_energy",  # f8[n]
+    "job_power",  # f8[n]
+    "job_energy_time",  # f8[n]
+    "job_order",  # i8[n] completion / rejection order
+    "alloc_buf",  # i8[sum res] cores of every started job
+    "busy_job",  # i8[m] engine view: job per machine, -1 idle
+    "pstate",  # i8[m]
+    "billed",  # i8[m]
+    "power",  # f8[m]
+    "h_time",  # f8[] event heap: time
+    "h_eid",  # i8[]
+    "h_job",  # i8[]
+    "h_epoch",  # i8[]
+    "h_final",  # i8[]
+    "er_t",  # f8[] energy rows
+    "er_e",  # f8[]
+    "er_k",  # i1[]
+    "er_w",  # f8[]
+    "er_p",  # f8[] (nan: NA)
+    "pr_t",  # f8[] p-state switches (each gives two rows: -1, then the p-state)
+    "pr_p",  # i1[]
+    "pr_off",  # i8[] where its hosts start in pr_hosts
+    "pr_len",  # i8[]
+    "pr_hosts",  # i4[] (int32 halves the largest record of a long run)
+    "pt_time",  # f8 the current decision point
+    "pt_lo",  # i8 submitted jobs pt_lo..pt_hi-1
+    "pt_hi",  # i8
+    "nb_completed",  # i8
+    "completed",  # i8[] completed at the point, in event order
+    "nb_free",  # i8 free cores (scheduler view, includes this pass's picks)
+    "q_len",  # i8
+    "nb_starts",  # i8
+    "nb_exp",  # i8
+    "nb_core_short",  # i8
+    "nb_mem_short",  # i8
+    "nb_flips",  # i8
+    "nb_points",  # i8
+    "nb_passes",  # i8
+    "core_job",  # i8[m] scheduler view
+    "proc_free",  # i8[nproc]
+    "proc_first_free",  # i8[nproc]
+    "node_free_kb",  # i8[nnodes]
+    "node_free_cores",  # i8[nnodes]
+    "proc_bw_left",  # i8[nproc]
+    "throttled",  # b1[nproc]
+    "dirty",  # b1[nproc]
+    "dirty_list",  # i8[nproc]
+    "dirty_count",  # i8[1]
+    "sent_pstate",  # i8[m]
+    "out_cores",  # i8[m]
+    "out_states",  # i8[m]
+    "flipped",  # i8[nproc]
+    "qk",  # i8[6, cap] queue per job key, by (value, index), in qk_head[k]..+q_len
+    "qk_head",  # i8[6]
+    "starts",  # i8[] jobs picked by the pass, to start at commit
+    "exp_t",  # f8[] running jobs by expected end (EASY): time
+    "exp_j",  # i8[] and job
+    "exp_end_of",  # f8[n] (nan: none)
+    "core_short",  # f8[]
+    "mem_short",  # f8[]
+    "flip_t",  # f8[]
+    "flip_p",  # i4[]
+    "flip_on",  # b1[]
+    "no_uniforms",  # f8[0]
+    "rng",  # numpy Generator (random keys)
+    "nb_running",  # i8 running jobs (engine view)
+    "ack_pending",  # bool: a p-state acknowledgement is due (Batsim sends it at once)
+    "ack_time",  # f8 its time (the decision's)
+    "pt_ack",  # bool: the current point holds an acknowledgement
+    "ack_points",  # bool: acknowledgements make decision points (for HeteroEnv's rewards)
+    "sc_f8",  # f8[m] scratch
+    "sc_a",  # i8[m] scratch
+    "sc_b",  # i8[m] scratch
+    "ff_hint",  # i8 no free core below this id (first_fit's sweep starts here)
+    "tr_any",  # bool: some core-key tree is in use
+    "tr_used",  # b1[8] trees in use: per core key code, then the shared one
+    "tr_size",  # i8 leaves per tree (a power of two >= nproc)
+    "tr_key",  # f8[7, 2 size] per core key: key value of the best processor below each node
+    "tr_core",  # i8[7, 2 size] its lowest free core
+    "tr_proc",  # i8[7, 2 size] and the processor (-1: none)
+    "tr_maxkb",  # i8[2 size] most free memory of a node with a free core below (-1: none)
+    "tr_minkb",  # i8[2 size] least such (BIG: none)
+    "tr_sum",  # i8[2 size] free cores below
+    "tr_dirty",  # b1[8, nproc] processors changed since the tree's last refresh
+    "tr_dlist",  # i8[8, nproc]
+    "tr_dcount",  # i8[8]
+    "tr_stack",  # i8[256] search stack
+    "node_proc_ptr",  # i8[nnodes+1] processors of node n: node_procs[ptr[n]:ptr[n+1]]
+    "node_procs",  # i8[nproc]
+    "track_stats",  # bool: keep the queued jobs' requests sorted (HeteroEnv's observations)
+    "qs",  # f8[4, cap] the queued jobs' requests per feature, sorted, in [0, q_len)
+    "requests",  # f8[4, n] requested time, cores, memory, bandwidth per job
+    "req_work",  # f8[n]
+    "obs_kind",  # i8 0 normal, 1 small, 2 minimal
+    "hardware_size",  # i8
+    "node_slot",  # i8[nnodes]
+    "proc_slot",  # i8[nproc]
+    "core_slot",  # i8[m]
+    "limits",  # f8[4]
+    "sensitivity",  # f8
+    "previous_queue",  # i8
+    "objective",  # i8 index in OBJECTIVES
+    "inverse_time",  # f8[n]
+    "r_time",  # f8 RewardTracker.time
+    "r_in_system",  # f8
+    "r_busy",  # i8
+    "r_busy_integral",  # f8
+    "r_integral",  # f8
+    "r_cost_at_decision",  # f8
+    "env_steps",  # i8
+    "env_completed",  # i8
+    "env_started",  # i8
+    "env_wait_sum",  # f8
+)
+
+
+@structref.register
+class FastStateType(types.StructRef):
+    def preprocess_fields(self, fields):
+        return tuple((name, types.unliteral(typ)) for name, typ in fields)
+
+
+class FastState(structref.StructRefProxy):
+    """The StructRef as Python sees it (used only to pass it back to compiled code)."""
+
+
+structref.define_proxy(FastState, FastStateType, list(FIELDS))
+
+
+@numba.njit(cache=True)
+def build(
+        n, subtime, res, walltime, kind, work, mem_kb, bw_kbs, ever_fits, kv, key_used, groups,
+        alloc_off, m, speeds, watts_idle, watts_full, core_processor, core_node, proc_ptr,
+        proc_cores, proc_node, static_key, node_memory_kb, proc_bw_kbs, pstate_rules,
+        round_decisions, record_rows, backfill, now, eid, next_group, sub_time, sub_eid, h_size,
+        decision_time_for, quirk_pending, finished, nb_unfinished, eng_nb_free, total_power,
+        wattmin, energy, energy_time, first_sub_energy, last_completion_energy, last_row_time,
+        last_row_energy, nb_erows, nb_prows, nb_prow_hosts, nb_machine_switches,
+        nb_grouped_switches, nb_order, job_state, final_state, start, finish, remaining, rate,
+        progress_time, epoch, job_energy, job_power, job_energy_time, job_order, alloc_buf,
+        busy_job, pstate, billed, power, h_time, h_eid, h_job, h_epoch, h_final, er_t, er_e,
+        er_k, er_w, er_p, pr_t, pr_p, pr_off, pr_len, pr_hosts, pt_time, pt_lo, pt_hi,
+        nb_completed, completed, nb_free, q_len, nb_starts, nb_exp, nb_core_short, nb_mem_short,
+        nb_flips, nb_points, nb_passes, core_job, proc_free, proc_first_free, node_free_kb,
+        node_free_cores, proc_bw_left, throttled, dirty, dirty_list, dirty_count, sent_pstate,
+        out_cores, out_states, flipped, qk, qk_head, starts, exp_t, exp_j, exp_end_of,
+        core_short, mem_short, flip_t, flip_p, flip_on, no_uniforms, rng, nb_running,
+        ack_pending, ack_time, pt_ack, ack_points, sc_f8, sc_a, sc_b, ff_hint, tr_any, tr_used,
+        tr_size, tr_key, tr_core, tr_proc, tr_maxkb, tr_minkb, tr_sum, tr_dirty, tr_dlist,
+        tr_dcount, tr_stack, node_proc_ptr, node_procs, track_stats, qs, requests, req_work,
+        obs_kind, hardware_size, node_slot, proc_slot, core_slot, limits, sensitivity,
+        previous_queue, objective, inverse_time, r_time, r_in_system, r_busy, r_busy_integral,
+        r_integral, r_cost_at_decision, env_steps, env_completed, env_started, env_wait_sum):
+    """The StructRef of the field values, in FIELDS order. (Named parameters rather than
+    ``*values``: numba's dispatcher types them in C, a tuple of values in Python.)"""
+    return FastState(
+        n, subtime, res, walltime, kind, work, mem_kb, bw_kbs, ever_fits, kv, key_used, groups,
+        alloc_off, m, speeds, watts_idle, watts_full, core_processor, core_node, proc_ptr,
+        proc_cores, proc_node, static_key, node_memory_kb, proc_bw_kbs, pstate_rules,
+        round_decisions, record_rows, backfill, now, eid, next_group, sub_time, sub_eid,
+        h_size, decision_time_for, quirk_pending, finished, nb_unfinished, eng_nb_free,
+        total_power, wattmin, energy, energy_time, first_sub_energy, last_completion_energy,
+        last_row_time, last_row_energy, nb_erows, nb_prows, nb_prow_hosts,
+        nb_machine_switches, nb_grouped_switches, nb_order, job_state, final_state, start,
+        finish, remaining, rate, progress_time, epoch, job_energy, job_power,
+        job_energy_time, job_order, alloc_buf, busy_job, pstate, billed, power, h_time,
+        h_eid, h_job, h_epoch, h_final, er_t, er_e, er_k, er_w, er_p, pr_t, pr_p, pr_off,
+        pr_len, pr_hosts, pt_time, pt_lo, pt_hi, nb_completed, completed, nb_free, q_len,
+        nb_starts, nb_exp, nb_core_short, nb_mem_short, nb_flips, nb_points, nb_passes,
+        core_job, proc_free, proc_first_free, node_free_kb, node_free_cores, proc_bw_left,
+        throttled, dirty, dirty_list, dirty_count, sent_pstate, out_cores, out_states,
+        flipped, qk, qk_head, starts, exp_t, exp_j, exp_end_of, core_short, mem_short,
+        flip_t, flip_p, flip_on, no_uniforms, rng, nb_running, ack_pending, ack_time,
+        pt_ack, ack_points, sc_f8, sc_a, sc_b, ff_hint, tr_any, tr_used, tr_size, tr_key,
+        tr_core, tr_proc, tr_maxkb, tr_minkb, tr_sum, tr_dirty, tr_dlist, tr_dcount,
+        tr_stack, node_proc_ptr, node_procs, track_stats, qs, requests, req_work, obs_kind,
+        hardware_size, node_slot, proc_slot, core_slot, limits, sensitivity, previous_queue,
+        objective, inverse_time, r_time, r_in_system, r_busy, r_busy_integral, r_integral,
+        r_cost_at_decision, env_steps, env_completed, env_started, env_wait_sum)
+
+
+@numba.njit(cache=True)
+def dump(s):
+    """Every field, in FIELDS order (arrays shared, not copied)."""
+    return (
+        s.n,
+        s.subtime,
+        s.res,
+        s.walltime,
+        s.kind,
+        s.work,
+        s.mem_kb,
+        s.bw_kbs,
+        s.ever_fits,
+        s.kv,
+        s.key_used,
+        s.groups,
+        s.alloc_off,
+        s.m,
+        s.speeds,
+        s.watts_idle,
+        s.watts_full,
+        s.core_processor,
+        s.core_node,
+        s.proc_ptr,
+        s.proc_cores,
+        s.proc_node,
+        s.static_key,
+        s.node_memory_kb,
+        s.proc_bw_kbs,
+        s.pstate_rules,
+        s.round_decisions,
+        s.record_rows,
+        s.backfill,
+        s.now,
+        s.eid,
+        s.next_group,
+        s.sub_time,
+        s.sub_eid,
+        s.h_size,
+        s.decision_time_for,
+        s.quirk_pending,
+        s.finished,
+        s.nb_unfinished,
+        s.eng_nb_free,
+        s.total_power,
+        s.wattmin,
+        s.energy,
+        s.energy_time,
+        s.first_sub_energy,
+        s.last_completion_energy,
+        s.last_row_time,
+        s.last_row_energy,
+        s.nb_erows,
+        s.nb_prows,
+        s.nb_prow_hosts,
+        s.nb_machine_switches,
+        s.nb_grouped_switches,
+        s.nb_order,
+        s.job_state,
+        s.final_state,
+        s.start,
+        s.finish,
+        s.remaining,
+        s.rate,
+        s.progress_time,
+        s.epoch,
+        s.job_energy,
+        s.job_power,
+        s.job_energy_time,
+        s.job_order,
+        s.alloc_buf,
+        s.busy_job,
+        s.pstate,
+        s.billed,
+        s.power,
+        s.h_time,
+        s.h_eid,
+        s.h_job,
+        s.h_epoch,
+        s.h_final,
+        s.er_t,
+        s.er_e,
+        s.er_k,
+        s.er_w,
+        s.er_p,
+        s.pr_t,
+        s.pr_p,
+        s.pr_off,
+        s.pr_len,
+        s.pr_hosts,
+        s.pt_time,
+        s.pt_lo,
+        s.pt_hi,
+        s.nb_completed,
+        s.completed,
+        s.nb_free,
+        s.q_len,
+        s.nb_starts,
+        s.nb_exp,
+        s.nb_core_short,
+        s.nb_mem_short,
+        s.nb_flips,
+        s.nb_points,
+        s.nb_passes,
+        s.core_job,
+        s.proc_free,
+        s.proc_first_free,
+        s.node_free_kb,
+        s.node_free_cores,
+        s.proc_bw_left,
+        s.throttled,
+        s.dirty,
+        s.dirty_list,
+        s.dirty_count,
+        s.sent_pstate,
+        s.out_cores,
+        s.out_states,
+        s.flipped,
+        s.qk,
+        s.qk_head,
+        s.starts,
+        s.exp_t,
+        s.exp_j,
+        s.exp_end_of,
+        s.core_short,
+        s.mem_short,
+        s.flip_t,
+        s.flip_p,
+        s.flip_on,
+        s.no_uniforms,
+        s.rng,
+        s.nb_running,
+        s.ack_pending,
+        s.ack_time,
+        s.pt_ack,
+        s.ack_points,
+        s.sc_f8,
+        s.sc_a,
+        s.sc_b,
+        s.ff_hint,
+        s.tr_any,
+        s.tr_used,
+        s.tr_size,
+        s.tr_key,
+        s.tr_core,
+        s.tr_proc,
+        s.tr_maxkb,
+        s.tr_minkb,
+        s.tr_sum,
+        s.tr_dirty,
+        s.tr_dlist,
+        s.tr_dcount,
+        s.tr_stack,
+        s.node_proc_ptr,
+        s.node_procs,
+        s.track_stats,
+        s.qs,
+        s.requests,
+        s.req_work,
+        s.obs_kind,
+        s.hardware_size,
+        s.node_slot,
+        s.proc_slot,
+        s.core_slot,
+        s.limits,
+        s.sensitivity,
+        s.previous_queue,
+        s.objective,
+        s.inverse_time,
+        s.r_time,
+        s.r_in_system,
+        s.r_busy,
+        s.r_busy_integral,
+        s.r_integral,
+        s.r_cost_at_decision,
+        s.env_steps,
+        s.env_completed,
+        s.env_started,
+        s.env_wait_sum,
+    )

@@ -1,0 +1,353 @@
+"""The fast path (hdeeprm.fastsim) against the readable reference: same outputs, bit for bit.
+
+The reference is Engine (SimPy) + ResourceModel + QueueScheduler, one Python call per
+decision; the fast path runs the same policies in compiled code. Every comparison here is
+exact: the Batsim output files byte for byte, and the result arrays with ==.
+"""
+
+from __future__ import annotations
+
+import filecmp
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hdeeprm.core.engine import Engine
+from hdeeprm.core.outputs import write_outputs
+from hdeeprm.fastsim import sim
+from hdeeprm.fastsim.results import Allocations
+from hdeeprm.platform import bundled_platform, load_platform
+from hdeeprm.platform.model import Platform
+from hdeeprm.policies import PolicyConfig, run_policy
+from hdeeprm.workload import load_workload, read_batsim_workload
+
+DATA = Path(__file__).parent / "data"
+TRACES = DATA / "traces"
+REFERENCE = DATA / "batsim-reference"
+OUTPUTS = ("out_jobs.csv", "out_schedule.csv", "out_consumed_energy.csv", "out_pstate_changes.csv",
+           "overutilization.json")
+
+
+def gaia_workload(nb_jobs=1500):
+    platform = load_platform(bundled_platform("gaia"))
+    workload = load_workload(TRACES / "gaia-2014-head.swf.gz", nb_jobs=nb_jobs, max_res=platform.nb_machines,
+                             reference_speed_gflops=platform.hierarchy.reference_speed_gflops,
+                             rng=np.random.default_rng(0))
+    return platform, workload.compile()
+
+
+def flat_platform(n, speed=1e9):
+    return Platform(host_names=tuple(f"h{i:03d}" for i in range(n)), speeds=np.full((n, 1), speed),
+                    watts_idle=np.full((n, 1), 100.0), watts_full=np.full((n, 1), 200.0),
+                    nb_pstates=np.ones(n, np.int64), initial_pstate=np.zeros(n, np.int64))
+
+
+def both(platform, workload, config, tmp_path, seed=7, **engine_options):
+    """Run the reference and the fast path; write both outputs; return the two results."""
+    results = []
+    for fast in (False, True):
+        engine = Engine(platform, workload, **engine_options)
+        result = run_policy(engine, config, rng=np.random.default_rng(seed), fast=fast)
+        write_outputs(result, tmp_path / ("fast" if fast else "reference"))
+        results.append(result)
+    return results
+
+
+def assert_same(reference, fast, tmp_path):
+    for name in OUTPUTS:
+        a, b = tmp_path / "reference" / name, tmp_path / "fast" / name
+        assert a.exists() == b.exists(), name
+        if a.exists():
+            assert filecmp.cmp(a, b, shallow=False), f"{name} differs"
+    assert reference.job_order == fast.job_order
+    for name in ("final_state", "start", "finish", "job_energy"):
+        np.testing.assert_array_equal(getattr(reference, name), getattr(fast, name), err_msg=name)
+    assert reference.consumed_joules == fast.consumed_joules
+    assert reference.end_time == fast.end_time
+    assert len(reference.alloc) == len(fast.alloc)
+    for a, b in zip(reference.alloc, fast.alloc):
+        assert (a is None and b is None) or np.array_equal(a, b)
+    assert list(reference.energy_rows) == list(fast.energy_rows)
+    assert len(reference.pstate_rows) == len(fast.pstate_rows)
+    for (t1, m1, p1), (t2, m2, p2) in zip(reference.pstate_rows, fast.pstate_rows):
+        assert t1 == t2 and p1 == p2 and np.array_equal(m1, m2)
+    assert reference.overutilization.as_json() == fast.overutilization.as_json()
+    assert (reference.nb_machine_switches, reference.nb_grouped_switches) == \
+        (fast.nb_machine_switches, fast.nb_grouped_switches)
+
+
+# -- exact arithmetic helpers -----------------------------------------------------------------
+
+def test_np_sum_is_numpys_pairwise_sum_bit_for_bit():
+    rng = np.random.default_rng(0)
+    for n in list(range(0, 300)) + [1000, 4097, 12345]:
+        a = rng.standard_normal(n) * 10.0 ** rng.integers(-6, 6, n)
+        assert sim.np_sum(a) == a.sum(), n
+
+
+def test_printed6_is_pythons_six_decimal_rounding():
+    rng = np.random.default_rng(1)
+    ticks = rng.integers(0, 10**9, 5000)
+    xs = np.concatenate([
+        rng.uniform(0, 1e8, 20000),
+        ticks / 1e6,
+        (ticks + 0.5) / 1e6,  # near-ties on both sides
+        np.nextafter((ticks + 0.5) / 1e6, 0.0),
+        np.nextafter((ticks + 0.5) / 1e6, np.inf),
+        rng.integers(0, 2**20, 5000) / 2**20 * rng.integers(1, 1000, 5000),  # exact binary ties
+        [0.0, 0.0078125, 0.0234375, 0.5, 2.5e-7, 1e-300, 123456.0000005],
+    ])
+    for x in xs.tolist():
+        assert sim.printed6(x) == float(f"{x:.6f}"), x
+
+
+# -- whole classic runs -----------------------------------------------------------------------
+
+PAIRS = [
+    ("first:first_fit", None),
+    ("first:first_fit", "easy"),
+    ("shortest:high_gflops", None),
+    ("smallest:high_mem_bw", "easy"),
+    ("low_mem:low_power", None),
+    ("low_mem_bw:high_cores", "easy"),
+    ("first:high_mem", "easy"),
+    ("random:random", None),
+    ("random:high_gflops", "easy"),
+]
+
+
+@pytest.mark.parametrize("policy, backfill", PAIRS)
+def test_key_pairs_on_gaia_give_identical_outputs(policy, backfill, tmp_path):
+    platform, workload = gaia_workload()
+    reference, fast = both(platform, workload, PolicyConfig.parse(policy, backfill), tmp_path)
+    assert_same(reference, fast, tmp_path)
+    assert (reference.final_state != 0).all()
+
+
+@pytest.mark.parametrize("backfill", [None, "easy"])
+def test_fcfs_on_a_flat_platform_with_a_long_queue_gives_identical_outputs(backfill, tmp_path):
+    # 32 hosts for KTH-SP2 (100 processors): jobs larger than the platform are rejected and
+    # the queue grows long, exercising the rejections, the blocked head and EASY's shadow.
+    workload = load_workload(TRACES / "kth-sp2-head.swf.gz", max_res=64, reference_speed_gflops=1.0,
+                             rng=np.random.default_rng(0)).compile()
+    platform = flat_platform(32, speed=0.7e9)  # non-integer end times: decision-time rounding
+    reference, fast = both(platform, workload, PolicyConfig("first", "first_fit", backfill), tmp_path)
+    assert_same(reference, fast, tmp_path)
+    assert (reference.final_state == 4).any()
+
+
+SCENARIOS = sorted(p.name for p in REFERENCE.iterdir() if (p / "platform.xml").exists())
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_recorded_batsim_inputs_with_the_simgrid_quirk_give_identical_outputs(scenario, tmp_path):
+    # Delay jobs and walltimes (A1), speed classes (A2), ties and rejections (A3), EASY (A4),
+    # hierarchies on XML platforms (A5, A6, A9), p-states declared by the platform (A8).
+    folder = REFERENCE / scenario
+    hierarchy = folder / "hierarchy.json"
+    platform = load_platform(folder / "platform.xml", hierarchy=hierarchy if hierarchy.exists() else None)
+    workload = read_batsim_workload(folder / "workload.json").compile()
+    workload = workload.window(0, min(len(workload), 1500))
+    backfill = "easy" if "easy" in scenario else None
+    for policy in ("first:first_fit", "shortest:high_mem"):
+        reference, fast = both(platform, workload, PolicyConfig.parse(policy, backfill), tmp_path / policy,
+                               simgrid_energy_quirk=True)
+        assert_same(reference, fast, tmp_path / policy)
+
+
+def test_an_empty_workload_and_the_engine_left_behind(tmp_path):
+    platform, workload = gaia_workload(300)
+    for arrays in (workload.window(0, 1), workload):
+        engine = Engine(platform, arrays)
+        run_policy(engine, PolicyConfig("smallest", "high_cores", "easy"))
+        engine.check_invariants()
+        assert engine.nb_unfinished == 0 and not engine.running_jobs()
+    from hdeeprm.workload.model import Workload
+
+    result = run_policy(Engine(platform, Workload((), {})), PolicyConfig())
+    assert result.job_order == [] and result.consumed_joules == 0.0
+
+
+def test_no_rounding_and_no_energy_rows_are_followed_too(tmp_path):
+    platform, workload = gaia_workload(400)
+    reference, fast = both(platform, workload, PolicyConfig("shortest", "high_cores", "easy"), tmp_path,
+                           batsim_time_rounding=False, record_energy_rows=False)
+    assert_same(reference, fast, tmp_path)
+    assert list(fast.energy_rows) == []
+
+
+# -- when the fast path is taken ----------------------------------------------------------------
+
+def test_run_policy_takes_the_fast_path_only_without_hooks():
+    platform, workload = gaia_workload(100)
+    engine = Engine(platform, workload)
+    result = run_policy(engine, PolicyConfig())
+    assert isinstance(result.alloc, Allocations)
+    assert engine.nb_unfinished == 0 and engine.now == result.end_time
+
+    class Hooked(Engine):
+        def next_decision_point(self):
+            return super().next_decision_point()
+
+    result = run_policy(Hooked(platform, workload), PolicyConfig())
+    assert isinstance(result.alloc, list)
+    started = Engine(platform, workload)
+    started.next_decision_point()
+    with pytest.raises(ValueError, match="not started"):
+        run_policy(started, PolicyConfig(), fast=True)
+
+
+def test_allocations_index_like_the_reference_list():
+    platform, workload = gaia_workload(50)
+    reference = run_policy(Engine(platform, workload), PolicyConfig(), fast=False)
+    fast = run_policy(Engine(platform, workload), PolicyConfig())
+    assert [None if a is None else a.tolist() for a in fast.alloc[:5]] == \
+        [None if a is None else a.tolist() for a in reference.alloc[:5]]
+    assert np.array_equal(np.concatenate(list(fast.alloc)), np.concatenate(reference.alloc))
+    assert fast.energy_rows[-1] == reference.energy_rows[-1]
+    assert fast.pstate_rows[-1][0] == reference.pstate_rows[-1][0]
+
+
+# -- HeteroEnv ------------------------------------------------------------------------------------
+
+ENV_TRACE = TRACES / "gaia-2014-head.swf.gz"
+
+
+def same(a, b) -> bool:
+    """Exact equality of nested observations, rewards and infos (arrays byte for byte)."""
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, (tuple, list)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, np.ndarray):
+        return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+    return type(a) is type(b) and a == b
+
+
+def env_episode(fast, choose, seed, **config):
+    from hdeeprm.env import HeteroEnv
+
+    config.setdefault("nb_jobs", 300)
+    env = HeteroEnv("gaia", ENV_TRACE, fast=fast, **config)
+    steps = [env.reset(seed=seed)]
+    rng = np.random.default_rng(seed)
+    done = False
+    while not done:
+        mask = env.action_masks()
+        step = env.step(choose(rng, mask))
+        steps.append(step)
+        done = step[2] or step[3]
+    return env, steps
+
+
+def random_valid(rng, mask):
+    return int(rng.choice(np.flatnonzero(mask)))
+
+
+def void_when_allowed(rng, mask):
+    return len(mask) - 1 if rng.random() < 0.7 and mask[-1] else random_valid(rng, mask)
+
+
+ENV_CASES = [
+    dict(observation="minimal"),
+    dict(observation="small", objective="avg_utilization", backfill="easy"),
+    dict(observation="normal", objective="energy_consumption"),
+    dict(observation="normal", objective="edp", nb_jobs=1000, episode_jobs=120),
+    dict(observation="minimal", objective="avg_job_completion", max_steps=40),
+    dict(observation="small", objective="makespan", max_sim_time=1.5e6, backfill="easy"),
+    dict(observation="normal", actions=(("first", "first_fit"), ("random", "random"), ("low_mem", "high_mem")),
+         void=False, reward_scale=0.001, queue_sensitivity=0.2),
+]
+
+
+@pytest.mark.parametrize("config", ENV_CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+@pytest.mark.parametrize("choose", [random_valid, void_when_allowed])
+def test_hetero_env_steps_are_identical(config, choose, tmp_path):
+    reference, steps_ref = env_episode(False, choose, 3, **dict(config))
+    fast, steps_fast = env_episode(True, choose, 3, **dict(config))
+    assert len(steps_ref) == len(steps_fast) > 2
+    for i, (a, b) in enumerate(zip(steps_ref, steps_fast)):
+        assert same(a, b), f"step {i} differs"
+    assert reference._fast is None and fast._fast is not None
+    if steps_ref[-1][2]:  # terminated: the outcomes too
+        write_outputs(reference.result(), tmp_path / "reference")
+        write_outputs(fast.result(), tmp_path / "fast")
+        for name in OUTPUTS:
+            assert filecmp.cmp(tmp_path / "reference" / name, tmp_path / "fast" / name, shallow=False), name
+        assert reference.engine.energy_so_far() == fast.engine.energy_so_far()
+    else:
+        with pytest.raises(RuntimeError):
+            fast.result()
+
+
+def test_hetero_env_pickles_in_the_middle_of_an_episode():
+    import pickle
+
+    from hdeeprm.env import HeteroEnv
+
+    env = HeteroEnv("gaia", ENV_TRACE, nb_jobs=200, observation="minimal")
+    env.reset(seed=1)
+    for _ in range(20):
+        env.step(int(np.flatnonzero(env.action_masks())[0]))
+    copy = pickle.loads(pickle.dumps(env))
+    while True:
+        action = int(np.flatnonzero(env.action_masks())[-2])
+        a, b = env.step(action), copy.step(action)
+        assert same(a, b)
+        if a[2] or a[3]:
+            break
+
+
+# -- the core-key search trees where node memory binds ------------------------------------------
+
+def tight_platform(rng):
+    """A small platform whose cores are numbered out of processor order and whose nodes have
+    little memory, so that memory decides many picks."""
+    from hdeeprm.platform import Hierarchy, platform_from_hierarchy
+
+    nb_nodes = int(rng.integers(3, 8))
+    procs_per_node = rng.integers(1, 4, nb_nodes)
+    processor_node = np.repeat(np.arange(nb_nodes), procs_per_node)
+    cores_per_proc = rng.integers(1, 7, len(processor_node))
+    core_processor = rng.permutation(np.repeat(np.arange(len(processor_node)), cores_per_proc))
+    gflops = rng.choice([8.0, 10.0, 12.0], len(processor_node))
+    hierarchy = Hierarchy(
+        core_processor=core_processor, core_node=processor_node[core_processor],
+        processor_node=processor_node, processor_mem_bw_gbs=rng.choice([10.0, 20.0, 40.0], len(processor_node)),
+        processor_gflops_per_core=gflops, processor_watts_per_core=rng.choice([5.0, 10.0, 20.0], len(processor_node)),
+        processor_type=tuple("p" for _ in processor_node), node_memory_mb=rng.choice([2000.0, 4000.0, 6000.0], nb_nodes),
+        node_type=tuple("n" for _ in range(nb_nodes)), node_cluster=np.zeros(nb_nodes, int),
+        reference_speed_gflops=10.0)
+    return platform_from_hierarchy(hierarchy)
+
+
+def tight_workload(rng, nb_cores, nb_jobs=150):
+    from hdeeprm.workload.model import Job, Profile, Workload
+
+    jobs, profiles = [], {}
+    t = 0.0
+    for i in range(nb_jobs):
+        t += float(rng.exponential(3.0))
+        extra = {"mem": float(rng.choice([0, 100, 500, 900, 1500, 2500])), "mem_bw": float(rng.choice([1, 4, 8, 16])),
+                 "req_time": float(rng.integers(5, 60))}
+        profiles[f"p{i}"] = Profile(f"p{i}", "parallel_homogeneous", cpu=float(rng.integers(1, 400)) * 1e9, extra=extra)
+        jobs.append(Job(str(i), round(t, 3), int(rng.integers(1, max(2, nb_cores // 2))), f"p{i}",
+                        float(rng.integers(20, 80))))
+    return Workload(tuple(jobs), profiles).compile()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_every_core_key_under_tight_memory_gives_identical_outputs(seed, tmp_path):
+    from hdeeprm.keys import ALL_CORE_KEYS, JOB_KEYS
+
+    rng = np.random.default_rng(seed)
+    platform = tight_platform(rng)
+    workload = tight_workload(rng, platform.nb_machines)
+    for core_key in ALL_CORE_KEYS:
+        job_key = JOB_KEYS[int(rng.integers(len(JOB_KEYS)))]
+        backfill = "easy" if rng.random() < 0.5 else None
+        out = tmp_path / core_key
+        reference, fast = both(platform, workload, PolicyConfig(job_key, core_key, backfill), out, seed=seed)
+        assert_same(reference, fast, out)
+        assert reference.overutilization.memory_shortages  # memory did bind
