@@ -603,8 +603,8 @@ def _q_make_room(s):
 
 
 @numba.njit(cache=True, nogil=True)
-def _stats_insert(values, count, v):
-    """Insert ``v`` into the sorted ``values[:count]``."""
+def _lower_bound(values, count, v):
+    """First index of the sorted ``values[:count]`` whose value is not below ``v``."""
     lo, hi = 0, count
     while lo < hi:
         mid = (lo + hi) >> 1
@@ -612,6 +612,13 @@ def _stats_insert(values, count, v):
             lo = mid + 1
         else:
             hi = mid
+    return lo
+
+
+@numba.njit(cache=True, nogil=True)
+def _stats_insert(values, count, v):
+    """Insert ``v`` into the sorted ``values[:count]``."""
+    lo = _lower_bound(values, count, v)
     for i in range(count, lo, -1):
         values[i] = values[i - 1]
     values[lo] = v
@@ -620,13 +627,7 @@ def _stats_insert(values, count, v):
 @numba.njit(cache=True, nogil=True)
 def _stats_remove(values, count, v):
     """Remove one ``v`` from the sorted ``values[:count]``."""
-    lo, hi = 0, count
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if values[mid] < v:
-            lo = mid + 1
-        else:
-            hi = mid
+    lo = _lower_bound(values, count, v)
     for i in range(lo, count - 1):
         values[i] = values[i + 1]
 
