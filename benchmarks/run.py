@@ -224,11 +224,11 @@ def batsim_worker(spec: dict) -> dict:
         config = PolicyConfig("first", "first_fit", "easy" if words[0] == "easy" else None)
         batsim = list(csv.DictReader(open(folder / "out_schedule.csv")))[0]
         for _ in range(3):  # warm-up
-            run_policy(Engine(platform, arrays, simgrid_energy_quirk=True), config)
+            run_policy(Engine(platform, arrays), config)
         times = []
         for _ in range(spec["repeat"]):
             t0 = time.perf_counter()
-            run_policy(Engine(platform, arrays, simgrid_energy_quirk=True), config)
+            run_policy(Engine(platform, arrays), config)
             times.append(time.perf_counter() - t0)
         batsim_s = float(batsim["simulation_time"])
         rows.append({"run": folder.name, "policy": " ".join(words), "jobs": len(arrays),

@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "high_mem, high_mem_bw, low_power, first_fit")
     sim.add_argument("--backfill", choices=("easy",), help="EASY backfilling on requested walltimes")
     sim.add_argument("--out", help="folder for Batsim-style outputs (default: print metrics only)")
+    sim.add_argument("--energy-accounting", choices=("batsim", "ideal"), default="batsim",
+                     help="batsim (default): SimGrid's, which bills machines at p-state 0 until "
+                          "their first energy update, as real Batsim does; ideal: each machine at "
+                          "its own p-state from t=0 (no real Batsim run gives it)")
     _conversion_args(sim)
 
     rep = sub.add_parser("replay", help="re-simulate a recorded Batsim run on the embedded engine")
@@ -84,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                "--platform/--workload/--policy)")
     cv.add_argument("--platform", type=_platform_arg, help="platform JSON or SimGrid XML, or a bundled name")
     cv.add_argument("--hierarchy", help="hierarchy.json for an XML platform")
-    cv.add_argument("--workload", help="Batsim JSON workload or SWF trace")
+    cv.add_argument("--workload", help="Batsim JSON workload or SWF trace (with an options file: "
+                                       "replaces its trace, as hdeeprm-launch -cw does)")
+    cv.add_argument("-cw", "--customworkload", dest="workload", help=argparse.SUPPRESS)
     cv.add_argument("--policy", default="first:first_fit", help="JOBKEY:COREKEY (default first:first_fit)")
     cv.add_argument("--backfill", choices=("easy",))
     cv.add_argument("--model", help="checkpoint of a LEARNING agent (options-file mode)")
@@ -93,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="network of the platform XML given to Batsim (links: the original's link "
                          "model; needs a platform JSON, and shifts times)")
     cv.add_argument("--timeout", type=float, default=120.0, help="longest wait for a Batsim message, s")
-    cv.add_argument("--out", required=True, help="folder for both runs' outputs and the report")
+    cv.add_argument("--out", required=True, help="new or empty folder for both runs' outputs and the report")
+    cv.add_argument("--no-explain", action="store_true",
+                    help="when the runs differ, do not replay Batsim's transcript to explain why")
     _conversion_args(cv)
 
     from .analysis_cli import add_subcommands  # plot, compare, report, describe, jobstat, clean
@@ -141,13 +149,15 @@ def cmd_simulate(args) -> int:
 
     config = PolicyConfig.parse(args.policy, args.backfill)
     platform, workload = _load_inputs(args)
-    engine = Engine(platform, workload, simgrid_energy_quirk=args.platform.endswith(".xml"))
+    engine = Engine(platform, workload, energy_accounting=args.energy_accounting)
     result = run_policy(engine, config, rng=run_generators(args.seed)[1])
     metrics = headline_metrics(result)
     print(f"{workload.source}: {len(workload.jobs)} jobs on {platform.source} "
           f"({platform.nb_machines} cores), policy {config}")
     for line in metrics.lines():
         print("  " + line)
+    if args.energy_accounting != "batsim":
+        print(f"  energy accounting: {args.energy_accounting} (not what real Batsim reports)")
     over = result.overutilization.as_json()["summary"]
     print(f"  blocked passes: {over['core_shortages']} for cores, {over['memory_shortages']} for memory; "
           f"bandwidth over-subscribed on {over['oversubscribed_processors']} processors "
@@ -162,7 +172,8 @@ def cmd_simulate(args) -> int:
             "hierarchy": os.path.abspath(args.hierarchy) if args.hierarchy else None,
             "workload": os.path.abspath(args.workload), "policy": f"{config.job_key}:{config.core_key}",
             "backfill": config.backfill, "nb_jobs": args.nb_jobs, "seed": args.seed,
-            "runtime_model": args.runtime_model, "hdeeprm_version": __version__,
+            "runtime_model": args.runtime_model, "energy_accounting": args.energy_accounting,
+            "hdeeprm_version": __version__,
             "metrics": metrics.as_dict(),
         }
         with open(os.path.join(args.out, "run_config.json"), "w") as f:
@@ -234,22 +245,26 @@ def cmd_crossval(args) -> int:
         if not (args.platform or "").endswith(".json"):
             raise ConfigError("--network links needs an HDeepRM platform JSON (--platform)")
         options["description"] = read_platform_description(args.platform)
+    explain = not args.no_explain
     if args.options:
-        if args.platform or args.workload:
-            raise ConfigError("give either an options file or --platform/--workload, not both")
-        report = crossvalidate_options(args.options, args.out, model=args.model, backend_options=options)
-        what = args.options
+        if args.platform:
+            raise ConfigError("give either an options file or --platform, not both (the options "
+                              "file names its platform)")
+        report = crossvalidate_options(args.options, args.out, model=args.model, workload=args.workload,
+                                       backend_options=options, explain_differences=explain)
+        what = args.options + (f" with workload {args.workload}" if args.workload else "")
     else:
         if not (args.platform and args.workload):
             raise ConfigError("crossval needs an options file, or --platform and --workload")
         policy = PolicyConfig.parse(args.policy, args.backfill)
         report = crossvalidate(args.platform, args.hierarchy, args.workload, policy, args.out,
                                seed=args.seed, nb_jobs=args.nb_jobs, runtime_model=args.runtime_model,
-                               backend_options=options)
+                               backend_options=options, explain_differences=explain)
         what = f"{args.workload} on {args.platform}, policy {policy}"
     print(f"crossval: {what}")
     print(report.summary())
-    print(f"outputs in {args.out} (embedded/, batsim/, crossval.json, crossval_differences.csv)")
+    print(f"outputs in {args.out} (embedded/, batsim/, crossval.json, crossval_differences.csv"
+          + (", replay/, crossval_delivery.csv)" if report.explanation is not None else ")"))
     return 0 if report.agree else 1
 
 

@@ -112,13 +112,9 @@ def classic_action(env, agent_opts: dict, source: str) -> int:
 
 
 def launch(args) -> int:
-    import torch
+    import torch  # noqa: F401  (before any work: a missing torch gets the install hint)
 
-    from .agent import load_agent_class
-    from .agents import ALGORITHMS, build_agent
-    from .agents.common import load_checkpoint, save_checkpoint
     from .env import HeteroEnv
-    from .train import FixedActionAgent, HDeepRMLogs, Progress, run_episode
 
     source = args.options_file
     options = check_options(read_json_object(source), source)
@@ -129,6 +125,20 @@ def launch(args) -> int:
     workload = str(Path(args.customworkload).resolve()) if args.customworkload else None
     env = HeteroEnv.from_options(Path(source), workload=workload, backend=args.backend,
                                  backend_options={"batsim": args.batsim} if args.backend == "batsim" else None)
+    try:
+        return _run_episodes(args, env, options, agent_opts, source, workload, seed)
+    finally:
+        env.close()  # the Batsim backend stops its process and removes its temporary folder
+
+
+def _run_episodes(args, env, options, agent_opts, source, workload, seed) -> int:
+    import torch
+
+    from .agent import load_agent_class
+    from .agents import ALGORITHMS, build_agent
+    from .agents.common import load_checkpoint, save_checkpoint
+    from .train import FixedActionAgent, HDeepRMLogs, Progress, run_episode
+
     if "nb_resources" in options and options["nb_resources"] != env.platform.nb_machines:
         warnings.warn(f"{source}: nb_resources is {options['nb_resources']} but the platform has "
                       f"{env.platform.nb_machines} cores; using the platform's", stacklevel=1)

@@ -69,12 +69,87 @@ def read_transcript(path: str) -> Iterator[tuple[int, str, dict]]:
                                   f"({{\"from\": ..., \"msg\": ...}}): {e}") from None
 
 
+@dataclass(frozen=True)
+class DeliveryNote:
+    """A Batsim message whose events the engine, fed the same decisions, has otherwise:
+    ``split`` (the engine has these events at or before the message's time, Batsim delivered
+    them in a later message), ``merged`` (Batsim delivered together events the engine has at
+    different times) or ``shifted`` (Batsim's time differs from the engine's by more than
+    its 6 printed decimals)."""
+
+    line: int  # in the transcript
+    time: float  # Batsim's now
+    kind: str
+    jobs: tuple[str, ...]
+    detail: str
+
+    def describe(self) -> str:
+        jobs = ", ".join(self.jobs[:4]) + (f" and {len(self.jobs) - 4} more" if len(self.jobs) > 4 else "")
+        return f"t={self.time:.6f} (transcript line {self.line}): {self.kind}: jobs {jobs}: {self.detail}"
+
+
+class DeliveryTracker:
+    """Compares the grouping and times of Batsim's messages with the engine's instants
+    during a replay (see :class:`DeliveryNote`). Events are (kind, job) pairs, kind
+    ``submitted`` or ``completed``."""
+
+    # Batsim prints 6 decimals: its now may be up to half a microsecond from the real time.
+    PRINT_SLACK = 5.5e-7
+
+    def __init__(self, job_ids):
+        self.job_ids = job_ids
+        self.notes: list[DeliveryNote] = []
+        self._engine_time: dict[tuple[str, int], float] = {}
+        self._unreported: dict[tuple[str, int], float] = {}
+
+    def on_instant(self, point) -> None:
+        for kind, jobs in (("submitted", point.submitted), ("completed", point.completed)):
+            for job in jobs:
+                self._engine_time[(kind, job)] = point.time
+                self._unreported[(kind, job)] = point.time
+
+    def on_message(self, line: int, now: float, named: list[tuple[str, int]], check_splits: bool = True) -> None:
+        times = {}
+        for event in named:
+            self._unreported.pop(event, None)
+            if event in self._engine_time:
+                times[event] = self._engine_time[event]
+        if len(set(times.values())) > 1:
+            lo, hi = min(times.values()), max(times.values())
+            self._note(line, now, "merged", list(times),
+                       f"Batsim sent them in one message; the engine has them from {lo:.9f} to "
+                       f"{hi:.9f} ({hi - lo:.3g} s apart)")
+        shifted = [e for e, t in times.items() if abs(t - now) > self.PRINT_SLACK]
+        if shifted:
+            t = times[shifted[0]]
+            self._note(line, now, "shifted", shifted,
+                       f"Batsim reported them at {now:.6f}, the engine has them at {t:.9f}")
+        # SIMULATION_BEGINS comes before the submissions at t=0: not a split.
+        late = [e for e, t in self._unreported.items() if t <= now + self.PRINT_SLACK] if check_splits else []
+        if late:
+            for event in late:
+                del self._unreported[event]
+            self._note(line, now, "split", late,
+                       "the engine has them by this time, Batsim delivered them in a later message")
+
+    def _note(self, line: int, now: float, kind: str, events, detail: str) -> None:
+        jobs = tuple(f"{self.job_ids[job]} ({what})" for what, job in sorted(events, key=lambda e: e[1]))
+        self.notes.append(DeliveryNote(line, now, kind, jobs, detail))
+
+
 def replay(folder: str) -> SimulationResult:
     """Replay the scenario in ``folder`` and return the engine's result."""
+    return replay_with_notes(folder)[0]
+
+
+def replay_with_notes(folder: str) -> tuple[SimulationResult, list[DeliveryNote]]:
+    """Replay the scenario in ``folder``; also returns where Batsim's messages grouped or
+    timed events otherwise than the engine does (see :class:`DeliveryNote`)."""
     scenario = find_scenario(folder)
     platform = load_platform(scenario.platform, hierarchy=scenario.hierarchy)
     workload = read_batsim_workload(scenario.workload)
-    engine = Engine(platform, workload, simgrid_energy_quirk=True)
+    engine = Engine(platform, workload)
+    tracker = DeliveryTracker(engine.jobs.job_ids)
     index = {f"{workload.name}!{job_id}": i for i, job_id in enumerate(engine.jobs.job_ids)}
     named: list[tuple[str, int]] = []  # jobs Batsim's last message said were submitted / done
 
@@ -88,19 +163,22 @@ def replay(folder: str) -> SimulationResult:
         now = float(msg["now"])
         if sender == "batsim":
             named = []
+            begins = False
             for event in msg["events"]:
                 kind, data = event["type"], event.get("data", {})
                 if kind == "JOB_SUBMITTED":
                     named.append(("submitted", job_of(data["job_id"], lineno)))
                 elif kind == "JOB_COMPLETED":
                     named.append(("completed", job_of(data["job_id"], lineno)))
-            follow_batsim(engine, now, named, f"{scenario.transcript}: line {lineno}")
+                begins = begins or kind == "SIMULATION_BEGINS"
+            follow_batsim(engine, now, named, f"{scenario.transcript}: line {lineno}", tracker.on_instant)
+            tracker.on_message(lineno, now, named, check_splits=not begins)
             continue
         for event in msg["events"]:
             kind, data = event["type"], event.get("data", {})
             when = float(event.get("timestamp", now))
             if when > engine.now:
-                engine.run_until(when)
+                engine.run_until(when, tracker.on_instant)
             try:
                 if kind == "EXECUTE_JOB":
                     engine.execute(job_of(data["job_id"], lineno), parse_intervals(data["alloc"]))
@@ -117,18 +195,20 @@ def replay(folder: str) -> SimulationResult:
             except HDeepRMError as e:
                 raise ReplayError(f"{scenario.transcript}: line {lineno}: {kind} at {when:.6f}: {e}") from None
     engine.run_to_end()
-    return engine.result()
+    return engine.result(), tracker.notes
 
 
-def follow_batsim(engine: Engine, now: float, named: list[tuple[str, int]], where: str) -> None:
+def follow_batsim(engine: Engine, now: float, named: list[tuple[str, int]], where: str,
+                  on_instant=None) -> None:
     """Bring ``engine`` to Batsim's time ``now`` and step it until every job Batsim reported
     in its message (``("submitted" | "completed", job)`` pairs) is submitted or done.
 
     Batsim's clock and ours may disagree by floating-point noise, and Batsim prints times
     rounded to 6 decimals; a completion it reports at 10.000000 may be due at 10.0000001 here.
-    Used by replay and by the Batsim backend's mirror engine.
+    Used by replay and by the Batsim backend's mirror engine. ``on_instant`` sees every
+    instant the engine processes.
     """
-    engine.run_until(now)
+    engine.run_until(now, on_instant)
 
     def pending():
         for what, job in named:
@@ -140,7 +220,10 @@ def follow_batsim(engine: Engine, now: float, named: list[tuple[str, int]], wher
         return None
 
     while (job := pending()) is not None:
-        if engine.step_instant() is None or engine.now > now + _TIME_SLACK:
+        point = engine.step_instant()
+        if point is not None and on_instant is not None:
+            on_instant(point)
+        if point is None or engine.now > now + _TIME_SLACK:
             raise ReplayError(
                 f"{where}: Batsim reported job {engine.jobs.job_ids[job]} at "
                 f"{now:.6f} but the engine has it at {engine.now:.6f}; the platform or workload "

@@ -45,8 +45,7 @@ def test_differences_are_reported_per_job_and_in_aggregate(tmp_path):
     """A7 is the run where SimGrid's floating point makes a few jobs end in another order:
     our own FCFS decisions then differ from the recorded ones."""
     scenario = find_scenario(str(REFERENCE / "A7-fcfs-sdsc-sp2"))
-    engine = Engine(load_platform(scenario.platform), read_batsim_workload(scenario.workload),
-                    simgrid_energy_quirk=True)
+    engine = Engine(load_platform(scenario.platform), read_batsim_workload(scenario.workload))
     write_outputs(run_policy(engine, PolicyConfig.parse("first:first_fit")), str(tmp_path))
     report = compare_runs(tmp_path, REFERENCE / "A7-fcfs-sdsc-sp2")
     assert not report.agree
@@ -140,3 +139,105 @@ def test_crossval_of_a_trace_on_a_platform_json(tmp_path, capsys):
     assert "200 compared, 0 differ" in capsys.readouterr().out
     exported = (tmp_path / "out" / "batsim" / "platform.xml").read_text()
     assert exported.count("<host ") == 2280 + 1  # one per core, plus the master host
+
+
+# ------------------------------------------------------------------ divergence and its cause
+
+
+def test_differences_are_listed_in_order_of_divergence_and_explained(tmp_path):
+    """A7 with our own FCFS: SimGrid's clock delivers some completions otherwise than the
+    engine would, and our decisions part from Batsim's there. Replaying Batsim's own
+    transcript on the engine reproduces Batsim's files, so crossval calls it a difference in
+    event delivery and points at the Batsim message before the first divergence."""
+    from hdeeprm.crossval import explain
+
+    scenario = find_scenario(str(REFERENCE / "A7-fcfs-sdsc-sp2"))
+    engine = Engine(load_platform(scenario.platform), read_batsim_workload(scenario.workload))
+    write_outputs(run_policy(engine, PolicyConfig.parse("first:first_fit")), str(tmp_path / "embedded"))
+    report = compare_runs(tmp_path / "embedded", REFERENCE / "A7-fcfs-sdsc-sp2")
+    times = [d.time for d in report.differences]
+    assert times == sorted(times) and report.first_divergence == times[0]
+    assert report.summary().index(report.differences[0].job_id) < report.summary().index("verdict")
+    explanation = explain(report, REFERENCE / "A7-fcfs-sdsc-sp2", tmp_path / "replay")
+    assert explanation.replay_agrees and explanation.cause == "event delivery"
+    cause = explanation.cause_note()
+    assert cause is not None and cause.time <= report.first_divergence + 1e-6
+    assert cause.kind in ("split", "merged", "shifted")
+    report.explanation = explanation
+    report.write(tmp_path)
+    doc = json.loads((tmp_path / "crossval.json").read_text())
+    assert doc["explanation"]["cause"] == "event delivery"
+    assert doc["first_divergence"] == pytest.approx(report.first_divergence)
+    with open(tmp_path / "crossval_delivery.csv") as f:
+        assert len(list(csv.DictReader(f))) == len(explanation.notes)
+    with open(tmp_path / "crossval_differences.csv") as f:
+        assert float(next(csv.DictReader(f))["divergence_time"]) == report.first_divergence
+
+
+def test_a_model_difference_is_told_apart_from_event_delivery(tmp_path):
+    """Batsim's files that the engine cannot reproduce from Batsim's own decisions (here a
+    start time edited by hand) are a model difference."""
+    from hdeeprm.crossval import explain
+    import shutil
+
+    batsim = tmp_path / "batsim"
+    shutil.copytree(REFERENCE / "A5-hdeeprm-small", batsim)
+    lines = (batsim / "out_jobs.csv").read_text().splitlines()
+    head = lines[0].split(",")
+    row = lines[1].split(",")
+    finish = head.index("finish_time")
+    row[finish] = f"{float(row[finish]) + 1.0:.6f}"
+    lines[1] = ",".join(row)
+    (batsim / "out_jobs.csv").write_text("\n".join(lines) + "\n")
+    write_outputs(replay(str(REFERENCE / "A5-hdeeprm-small")), str(tmp_path / "embedded"))
+    report = compare_runs(tmp_path / "embedded", batsim)
+    assert not report.agree
+    explanation = explain(report, batsim, tmp_path / "replay")
+    assert explanation.cause == "model" and not explanation.replay_agrees
+    assert "model differs" in explanation.summary()
+
+
+# ------------------------------------------------------------------ output folder and faults
+
+
+def test_crossval_refuses_a_used_output_folder(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert _cli("A5-hdeeprm-small", tmp_path) == 2
+    err = capsys.readouterr().err.strip()
+    assert "the folder is not empty" in err and len(err.splitlines()) == 1
+    assert (out / "notes.txt").read_text() == "mine" and sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    (out / "notes.txt").unlink()
+    (out / "crossval.lock").write_text("123\n")
+    assert _cli("A5-hdeeprm-small", tmp_path) == 2
+    assert "another crossval is writing there" in capsys.readouterr().err
+
+
+def test_an_unwritable_output_folder_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    scenario = find_scenario(str(REFERENCE / "A5-hdeeprm-small"))
+    code = main(["crossval", "--platform", scenario.platform, "--hierarchy", scenario.hierarchy,
+                 "--workload", scenario.workload, "--out", str(tmp_path / "file" / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "cannot write there" in err and len(err.splitlines()) == 1
+
+
+def test_a_failing_batsim_keeps_the_embedded_run_and_quotes_only_the_log_lines_that_matter(tmp_path, capsys):
+    fake = tmp_path / "batsim"
+    fake.write_text("#!/bin/sh\n"
+                    "echo '[0.000000] [xbt_cfg/INFO] Configuration change: noise'\n"
+                    "echo '[0.000000] /src/kernel/routing/NetZoneImpl.cpp:42: [ker_routing/CRITICAL] "
+                    "There cannot be a route here'\n"
+                    "exit 134\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    scenario = find_scenario(str(REFERENCE / "A5-hdeeprm-small"))
+    code = main(["crossval", "--platform", scenario.platform, "--hierarchy", scenario.hierarchy,
+                 "--workload", scenario.workload, "--batsim", str(fake), "--timeout", "5",
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "There cannot be a route here" in err and "noise" not in err
+    assert "the embedded run is kept" in err
+    assert (tmp_path / "out" / "embedded" / "out_jobs.csv").is_file()
+    assert not (tmp_path / "out" / "crossval.lock").exists()

@@ -159,11 +159,40 @@ def test_simgrid_quirk_bills_pstate0_until_first_query():
     plat = Platform(("h0", "h1"), np.array([[1e9, 5e8]] * 2), np.array([[100.0, 50.0]] * 2),
                     np.array([[200.0, 150.0]] * 2), np.array([2, 2]), np.array([1, 1]))
     wl = workload([(5, 1, "d", None)], {"d": ("delay", 5)})
-    for quirk, expected in ((True, 2 * 100 * 5), (False, 2 * 50 * 5)):
-        engine = Engine(plat, wl, simgrid_energy_quirk=quirk)
+    for accounting, expected in (("batsim", 2 * 100 * 5), ("ideal", 2 * 50 * 5)):
+        engine = Engine(plat, wl, energy_accounting=accounting)
         run_fixed(engine, {"0": [0]})
         # From 5 to 10 s: host 0 runs a delay job (idle power), host 1 is idle: 50 W each.
         assert engine.energy == pytest.approx(expected + 2 * 50 * 5)
+
+
+def test_later_submissions_do_not_update_the_energy_billing():
+    """Batsim queries the energy at its first submission, job starts and ends and p-state
+    changes only (a query at t=0 updates nothing). Jobs submitted at 0 and 100, both rejected,
+    and one started at 1000: both hosts are billed at p-state 0 (100 W) until 1000, not 100."""
+    plat = Platform(("h0", "h1"), np.array([[1e9, 5e8]] * 2), np.array([[100.0, 50.0]] * 2),
+                    np.array([[200.0, 150.0]] * 2), np.array([2, 2]), np.array([1, 1]))
+    wl = workload([(0, 3, "d", None), (100, 3, "d", None), (1000, 1, "d", None)], {"d": ("delay", 10)})
+    for accounting, watts_until_1000 in (("batsim", 100.0), ("ideal", 50.0)):
+        engine = Engine(plat, wl, energy_accounting=accounting)
+        while (point := engine.next_decision_point()) is not None:
+            for job in point.submitted:
+                if job < 2:
+                    engine.reject(job)
+                else:
+                    engine.execute(job, [0])
+        result = engine.result()
+        assert result.energy_accounting == accounting
+        # From 1000 to 1010 both hosts draw their p-state 1 idle power, 50 W.
+        assert result.consumed_joules == pytest.approx(2 * watts_until_1000 * 1000 + 2 * 50 * 10)
+
+
+def test_unknown_energy_accounting_is_refused():
+    from hdeeprm.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="energy_accounting 'simgrid': expected one of batsim, ideal"):
+        Engine(flat_platform([1e9]), workload([(0, 1, "d", None)], {"d": ("delay", 1)}),
+               energy_accounting="simgrid")
 
 
 def test_bad_decisions_raise_clear_errors():

@@ -151,8 +151,7 @@ def test_recorded_batsim_inputs_with_the_simgrid_quirk_give_identical_outputs(sc
     workload = workload.window(0, min(len(workload), 1500))
     backfill = "easy" if "easy" in scenario else None
     for policy in ("first:first_fit", "shortest:high_mem"):
-        reference, fast = both(platform, workload, PolicyConfig.parse(policy, backfill), tmp_path / policy,
-                               simgrid_energy_quirk=True)
+        reference, fast = both(platform, workload, PolicyConfig.parse(policy, backfill), tmp_path / policy)
         assert_same(reference, fast, tmp_path / policy)
 
 

@@ -59,8 +59,8 @@ def hand_workload(jobs):
     return Workload(tuple(out), profiles)
 
 
-def run(platform, workload, policy, backfill=None, seed=0):
-    engine = Engine(platform, workload)
+def run(platform, workload, policy, backfill=None, seed=0, energy_accounting="batsim"):
+    engine = Engine(platform, workload, energy_accounting=energy_accounting)
     result = run_policy(engine, PolicyConfig.parse(policy, backfill), rng=np.random.default_rng(seed))
     return engine, result
 
@@ -78,17 +78,21 @@ def test_high_mem_bw_beats_high_gflops_when_bandwidth_throttles():
     platform = hand_platform(BANDWIDTH_PLATFORM, [1000.0])
     workload = hand_workload(BANDWIDTH_JOBS)
     # high_gflops packs both jobs on processor 0: 12 GB/s > 10 GB/s, so both cores run in P1
-    # at 0.75 x 10 = 7.5 GFLOP/s: 80 / 7.5 = 10.667 s. Power: 2 x 20 W busy + 2 x 1 W in P3.
-    engine, result = run(platform, workload, "first:high_gflops")
+    # at 0.75 x 10 = 7.5 GFLOP/s: 80 / 7.5 = 10.667 s. Power: 2 x 20 W busy + 2 x 1 W in P3
+    # (each core billed at its own p-state: the ideal accounting).
+    engine, result = run(platform, workload, "first:high_gflops", energy_accounting="ideal")
     assert sorted(np.concatenate(result.alloc).tolist()) == [0, 1]
     assert result.finish.max() == pytest.approx(80 / 7.5, abs=1e-5)
     assert result.consumed_joules == pytest.approx(42 * 80 / 7.5, rel=1e-6)
+    # As Batsim bills it: everything happens at t=0 or at the end, so the two idle cores,
+    # whose p-state never changes, stay billed at p-state 0 (20 W) for the whole run.
+    assert run(platform, workload, "first:high_gflops")[1].consumed_joules == pytest.approx(80 * 80 / 7.5, rel=1e-6)
     spans = result.overutilization.bandwidth_spans
     assert list(spans) == [0] and spans[0][0][0] == 0.0
     assert spans[0][0][1] == pytest.approx(80 / 7.5, abs=1e-5)
     # high_mem_bw spreads by remaining bandwidth: processor 1 (100, then 94 GB/s left) takes
     # both jobs at 8 GFLOP/s unthrottled: 80 / 8 = 10 s, and 42 W x 10 s.
-    engine, result = run(platform, workload, "first:high_mem_bw")
+    engine, result = run(platform, workload, "first:high_mem_bw", energy_accounting="ideal")
     assert sorted(np.concatenate(result.alloc).tolist()) == [2, 3]
     assert result.finish.max() == pytest.approx(10.0, abs=1e-5)
     assert result.consumed_joules == pytest.approx(420.0, rel=1e-6)

@@ -20,8 +20,12 @@ Semantics reproduced from Batsim 4.2.1 / SimGrid 3.32 (README, "Simulation seman
   change mid-job keeps the work done; it completes if its end is <= start + walltime;
 - a machine's power is idle + load x (full - idle) of its p-state, where load is the fraction
   of its speed the job uses (machines faster than the job's bottleneck are partially loaded);
-- optional: SimGrid's energy plugin bills every machine at p-state 0 until its first energy
-  update (a p-state change, or Batsim's first energy query after t=0).
+- energy accounting ``"batsim"`` (the default): SimGrid's energy plugin bills every machine
+  at p-state 0 until its first energy update, which is a p-state change or Batsim's first
+  energy query after t=0. Batsim queries the energy of all machines at its first job
+  submission, at every job start and end and at every p-state change (job_submitter.cpp,
+  jobs_execution.cpp, export.cpp), never at later submissions. ``"ideal"`` bills each
+  machine at its own p-state from t=0; real Batsim cannot produce it.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from time import perf_counter
 import numpy as np
 import simpy
 
-from ..errors import SimulationError
+from ..errors import ConfigError, SimulationError
 from ..platform.model import Platform
 from ..workload.model import KIND_DELAY, Workload, WorkloadArrays
 from .kernels import bottleneck_speed, claim_machines, lowest_free, update_powers
@@ -51,6 +55,9 @@ FINAL_STATE_NAMES = {
     KILLED: "COMPLETED_KILLED",
     REJECTED_STATE: "REJECTED",
 }
+
+# How machines are billed before their first energy update (see the module docstring).
+ENERGY_ACCOUNTINGS = ("batsim", "ideal")
 
 # Batsim writes a parallel job of zero flops as lasting 10 microseconds in out_jobs.csv,
 # although it frees its machines at once.
@@ -115,6 +122,7 @@ class SimulationResult:
     scheduling_seconds: float
     # Set by the scheduler that drove the run (hdeeprm.contention.Overutilization).
     overutilization: object | None = None
+    energy_accounting: str = "batsim"
 
 
 class Engine:
@@ -126,7 +134,7 @@ class Engine:
         workload: Workload | WorkloadArrays,
         *,
         workload_name: str = "w0",
-        simgrid_energy_quirk: bool = False,
+        energy_accounting: str = "batsim",
         record_energy_rows: bool = True,
         batsim_time_rounding: bool = True,
     ):
@@ -164,8 +172,13 @@ class Engine:
         self.busy_job = np.full(m, -1, np.int64)
         self.nb_free = m
         self.pstate = np.array(platform.initial_pstate, dtype=np.int64)
-        self._quirk_pending = simgrid_energy_quirk
-        self._billed = np.zeros(m, np.int64) if simgrid_energy_quirk else self.pstate.copy()
+        if energy_accounting not in ENERGY_ACCOUNTINGS:
+            raise ConfigError(f"energy_accounting {energy_accounting!r}: expected one of "
+                              f"{', '.join(ENERGY_ACCOUNTINGS)}")
+        self.energy_accounting = energy_accounting
+        batsim_billing = energy_accounting == "batsim"
+        self._quirk_pending = batsim_billing
+        self._billed = np.zeros(m, np.int64) if batsim_billing else self.pstate.copy()
         self.power = self._watts_idle[np.arange(m), self._billed].copy()
         self._total_power = float(self.power.sum())
         self._wattmin = float(self._watts_idle[np.arange(m), self.pstate].sum())
@@ -247,14 +260,18 @@ class Engine:
             if self._point:
                 return self._point
 
-    def run_until(self, when: float) -> DecisionPoint:
+    def run_until(self, when: float, on_instant=None) -> DecisionPoint:
         """Process every event at or before ``when`` and move the clock to ``when`` (used by
-        replay, whose decisions come with their own times). Returns what happened."""
+        replay, whose decisions come with their own times). Returns what happened, merged;
+        ``on_instant`` (optional) sees each instant's own decision point."""
         clock = self._clock
         merged = DecisionPoint(when)
         while clock.peek() <= when:
             self._point = DecisionPoint(clock.peek())
-            clock.step()
+            while clock.peek() == self._point.time:
+                clock.step()
+            if on_instant is not None:
+                on_instant(self._point)
             _merge(merged, self._point)
         if when > clock.now:
             clock.set_now(when)
@@ -423,8 +440,9 @@ class Engine:
     def _on_submit(self, event) -> None:
         group = event.value
         lo, hi = int(self._submission_groups[group]), int(self._submission_groups[group + 1])
-        self._energy_query()
+        # Batsim's job submitter queries the energy at its first submission only.
         if self._energy_first_submission is None:
+            self._energy_query()
             self._advance_energy()
             self._energy_first_submission = self.energy
         self.job_state[lo:hi] = QUEUED
@@ -563,6 +581,7 @@ class Engine:
             end_time=self._clock.now,
             wall_seconds=wall,
             scheduling_seconds=self.scheduling_seconds,
+            energy_accounting=self.energy_accounting,
         )
 
     def check_invariants(self) -> None:

@@ -486,8 +486,8 @@ def _on_submit(s):
     """Engine._on_submit."""
     g = s.next_group
     lo, hi = s.groups[g], s.groups[g + 1]
-    _energy_query(s)
     if np.isnan(s.first_sub_energy):
+        _energy_query(s)
         _advance_energy(s)
         s.first_sub_energy = s.energy
     for j in range(lo, hi):

@@ -12,6 +12,17 @@ the original HDeepRM link model instead (per-node up/down links inside each clus
 one uplink per cluster to the master zone); it needs the platform JSON's description, and
 its latencies shift every time by a little, as on a real network.
 
+Zones of the links model, as SimGrid 3.32 needs them: the master zone is a ``Full`` zone, not
+``None``. Batsim's submitters and server both run on ``master_host`` and talk through 1-byte
+mailbox messages, and a message between two hosts of one zone asks that zone for a local
+route (``NetZoneImpl::get_global_route_with_netzones``); a ``None`` zone (``EmptyZone``) dies
+there ("There can't be route in an Empty zone"), while a ``Full`` zone of one host answers with
+the network model's loopback link, which it adds when it is sealed. Each ``zoneRoute`` of the
+(Full) main zone joins two of its child zones through gateways that lie inside them
+(``master_host`` and the cluster's router); each ``route`` of a cluster zone joins a core and the
+router through the core's node link. Cores of one cluster have no route between them: jobs have
+no communication (``com`` 0), and SimGrid only looks routes up for non-zero byte counts.
+
 Workload: every job gets its own profile (``p<index>``), so per-job work, memory and
 bandwidth survive even when two jobs of a trace had the same profile name.
 """
@@ -93,12 +104,31 @@ def _link(parent: etree._Element, name: str, link) -> None:
                      bandwidth=link.bandwidth, latency=link.latency)
 
 
+def _check_linked(platform: Platform, description: PlatformDescription) -> None:
+    """The description must be the platform's own (same clusters, same nodes per cluster), and
+    no host may take the name of a zone or router, which share SimGrid's namespace."""
+    h = platform.hierarchy
+    clusters = len(description.clusters)
+    node_cluster = np.asarray(h.node_cluster)
+    if node_cluster.size and (node_cluster.min() < 0 or node_cluster.max() >= clusters) or [
+            int((node_cluster == c).sum()) for c in range(clusters)] != [
+            cluster.nb_nodes for cluster in description.clusters]:
+        raise ConfigError(f"network='links': the description {description.source} does not describe "
+                          f"this platform ({platform.source}): its clusters and nodes differ")
+    reserved = {"main", "master"} | {f"{p}_{c}" for p in ("clu", "rou") for c in range(clusters)}
+    taken = sorted(reserved.intersection(platform.host_names))
+    if taken:
+        raise PlatformError(platform.source, "host names", f"{', '.join(map(repr, taken))}: names of "
+                            "the zones and routers of network='links'")
+
+
 def _linked_zones(root: etree._Element, platform: Platform, description: PlatformDescription) -> None:
     """The original HDeepRM layout: a Full zone of a master zone and one zone per cluster,
     nodes on their own up/down link, clusters on their own uplink."""
+    _check_linked(platform, description)
     h = platform.hierarchy
     main = etree.SubElement(root, "zone", id="main", routing="Full")
-    master = etree.SubElement(main, "zone", id="master", routing="None")
+    master = etree.SubElement(main, "zone", id="master", routing="Full")
     _master(master)
     cluster_of_core = h.node_cluster[h.core_node]
     for c, cluster in enumerate(description.clusters):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -116,19 +117,32 @@ class BatsimProcess:
         self._finalizer()
         _LIVE.discard(self)
 
-    def _log_tail(self, lines: int = 8) -> str:
+    def _log_tail(self, lines: int = 6) -> str:
         try:
             self._log.flush()
-            tail = self.log_path.read_text(errors="replace").strip().splitlines()[-lines:]
+            text = self.log_path.read_text(errors="replace")
         except OSError:
             return ""
-        return f"; last lines of {self.log_path}:\n" + "\n".join(tail) if tail else f" (see {self.log_path})"
+        tail = important_log_lines(text)[-lines:]
+        return (f"; {self.log_path} says: " + " | ".join(tail) if tail
+                else f" (see {self.log_path})")
 
     def __enter__(self) -> "BatsimProcess":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+# SimGrid and Batsim log lines look like "[0.000000] [xbt_cfg/INFO] ..." or
+# "[host:actor:(1) 0.000000] file.cpp:12: [category/CRITICAL] ...".
+_LOG_LEVEL = re.compile(r"\[[\w.-]+/(TRACE|DEBUG|VERBOSE|INFO)\]")
+
+
+def important_log_lines(text: str) -> list[str]:
+    """The lines of a batsim log that explain a failure: everything but SimGrid's and
+    Batsim's informational messages (warnings, errors, assertions, backtraces, exit notes)."""
+    return [line.strip() for line in text.splitlines() if line.strip() and not _LOG_LEVEL.search(line)]
 
 
 def _terminate(popen: subprocess.Popen, log) -> None:

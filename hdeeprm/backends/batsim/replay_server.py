@@ -174,7 +174,7 @@ class EngineServerThread(_ThreadPeer):
         from ...core.engine import Engine
 
         super().__init__()
-        self.engine = Engine(platform, workload, simgrid_energy_quirk=True)
+        self.engine = Engine(platform, workload)
         n = platform.nb_machines
         self.batsim_of = (rng.permutation(n) if permute_ids else np.arange(n)).astype(np.int64)
         self.ours_of = np.empty_like(self.batsim_of)

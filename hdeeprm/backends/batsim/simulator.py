@@ -35,7 +35,7 @@ from ...core.engine import (
     FINAL_STATE_NAMES, FINISHED, KILLED, QUEUED, REJECTED, REJECTED_STATE, RUNNING,
     ZERO_WORK_RECORDED_DURATION, DecisionPoint, Engine, SimulationResult)
 from ...core.intervals import format_intervals, parse_intervals
-from ...errors import BatsimError, HDeepRMError, SimulationError
+from ...errors import BatsimError, ConfigError, HDeepRMError, SimulationError
 from ...platform.json_platform import PlatformDescription
 from ...platform.model import Platform
 from ...replay import follow_batsim
@@ -86,6 +86,15 @@ class ProcessLauncher:
         return BatsimProcess(command, Path(inputs.workdir) / "batsim.log", cwd=inputs.workdir)
 
 
+def batsim_energy_accounting(network: str) -> str:
+    """The engine's accounting that gives real Batsim's energy on an exported platform.
+    Batsim's first energy query (at the first submission, usually t=0) updates no machine on
+    the zero-latency network, so machines stay billed at p-state 0 ("batsim"). With links,
+    Batsim's internal messages take a few 1e-10 s, that query lands just after t=0 and
+    updates every machine at once: SimGrid then bills each at its own p-state ("ideal")."""
+    return "ideal" if network == "links" else "batsim"
+
+
 class BatsimSimulator:
     """One simulation on real Batsim; see the module docstring.
 
@@ -100,7 +109,11 @@ class BatsimSimulator:
                  batsim: str | None = None, workdir: str | Path | None = None,
                  timeout_s: float = 60.0, network: str = "zero-latency",
                  description: PlatformDescription | None = None,
-                 launcher: Launcher | None = None, extra_args: tuple[str, ...] = ()):
+                 launcher: Launcher | None = None, extra_args: tuple[str, ...] = (),
+                 energy_accounting: str = "batsim"):
+        if energy_accounting != "batsim":
+            raise ConfigError(f"energy_accounting {energy_accounting!r}: the batsim backend's energy is "
+                              "SimGrid's; only 'batsim' accounting exists there")
         self.platform = platform
         self.jobs = workload.compile() if isinstance(workload, Workload) else workload
         self.workload_name = WORKLOAD_NAME
@@ -118,7 +131,7 @@ class BatsimSimulator:
         self._killed: set[int] = set()
         self._index = {f"{WORKLOAD_NAME}!{job_id}": i for i, job_id in enumerate(self.jobs.job_ids)}
         self._names = [f"{WORKLOAD_NAME}!{job_id}" for job_id in self.jobs.job_ids]
-        self._mirror = Engine(platform, self.jobs, simgrid_energy_quirk=True)
+        self._mirror = Engine(platform, self.jobs, energy_accounting=batsim_energy_accounting(network))
         self._decisions: list[Event] = []
         self._now = 0.0
         self._ended = False
@@ -138,7 +151,9 @@ class BatsimSimulator:
         try:
             write_platform_xml(platform, inputs.platform_xml, network, description)
             write_workload_json(self.jobs, platform.nb_machines, inputs.workload_json)
-            self._transport = Transport(timeout_s)
+            # A kept work folder is a replayable scenario: inputs, Batsim's outputs, transcript.
+            transcript = None if self._own_workdir else str(self.workdir / "transcript.jsonl")
+            self._transport = Transport(timeout_s, transcript=transcript)
             self._peer = launcher(inputs, self._transport.endpoint)
             self._begin(self._receive())
         except BaseException:

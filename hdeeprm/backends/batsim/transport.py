@@ -21,7 +21,8 @@ class Transport:
     """A REP socket bound to a free local TCP port (``endpoint`` is what Batsim's ``-s``
     needs)."""
 
-    def __init__(self, timeout_s: float = 60.0, host: str = "127.0.0.1"):
+    def __init__(self, timeout_s: float = 60.0, host: str = "127.0.0.1",
+                 transcript: str | None = None):
         import zmq  # optional dependency: the batsim extra
 
         if timeout_s <= 0:
@@ -36,6 +37,9 @@ class Transport:
         self._poller.register(self._socket, zmq.POLLIN)
         self._awaiting_reply = False
         self.messages_received = 0
+        # Every message both ways, one JSON line each ({"from": ..., "msg": ...}): the
+        # transcript format `hdeeprm replay` reads, so a run can be replayed on the engine.
+        self._transcript = open(transcript, "wb") if transcript is not None else None
 
     def receive(self, check: Callable[[], None] | None = None) -> Message:
         """The next message from Batsim. ``check`` runs every 0.2 s while waiting and may
@@ -53,19 +57,29 @@ class Transport:
         raw = self._socket.recv()
         self._awaiting_reply = True
         self.messages_received += 1
+        self._record(b"batsim", raw)
         return decode(raw)
 
     def send(self, message: Message) -> None:
         if not self._awaiting_reply:
             raise BatsimError("protocol misuse: a reply can only answer a Batsim message")
-        self._socket.send(encode(message))
+        raw = encode(message)
+        self._socket.send(raw)
         self._awaiting_reply = False
+        self._record(b"scheduler", raw)
+
+    def _record(self, sender: bytes, raw: bytes) -> None:
+        if self._transcript is not None:
+            self._transcript.write(b'{"from": "' + sender + b'", "msg": ' + raw.strip() + b"}\n")
 
     @property
     def awaiting_reply(self) -> bool:
         return self._awaiting_reply
 
     def close(self) -> None:
+        if self._transcript is not None:
+            self._transcript.close()
+            self._transcript = None
         if not self._socket.closed:
             self._socket.close(linger=0)
             self._context.term()
