@@ -148,7 +148,7 @@ def replay_with_notes(folder: str) -> tuple[SimulationResult, list[DeliveryNote]
     scenario = find_scenario(folder)
     platform = load_platform(scenario.platform, hierarchy=scenario.hierarchy)
     workload = read_batsim_workload(scenario.workload)
-    engine = Engine(platform, workload)
+    engine = Engine(platform, workload, clock="exact")  # follows Batsim's printed times
     tracker = DeliveryTracker(engine.jobs.job_ids)
     index = {f"{workload.name}!{job_id}": i for i, job_id in enumerate(engine.jobs.job_ids)}
     named: list[tuple[str, int]] = []  # jobs Batsim's last message said were submitted / done

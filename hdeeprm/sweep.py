@@ -14,9 +14,18 @@ errors); relative paths are taken from its folder:
   checkpoints  agent checkpoints written by ``hdeeprm train``, run greedily (default none)
   seeds        root seeds (default: the experiment's)
   outputs      write each window's Batsim outputs (default true; false: metrics only)
+  backend      the simulator every cell runs on: ``embedded`` (default) or ``batsim`` (real
+               Batsim, one process per episode in its own temporary folder)
+  batsim       the batsim executable (default: $HDEEPRM_BATSIM, then PATH)
+  timeout      longest wait for a Batsim message, seconds (default 120)
+  networks     network models of the platform as Batsim sees it: ``zero-latency`` (default)
+               and/or ``links`` (the original's link model; needs platform JSONs). On the
+               embedded backend, the energy accounting Batsim has on that network
+  options      original HDeepRM options files, as ``"FILE"`` or ``{"file": FILE, "model":
+               CKPT}``: cross-validated by ``hdeeprm crossval --grid`` (not swept)
 
-The grid is the product platforms x workloads x overrides x (policies + checkpoints) x
-seeds, in that order. One cell evaluates one policy exactly as ``hdeeprm evaluate`` does:
+The grid is the product platforms x workloads x overrides x networks x (policies +
+checkpoints) x seeds, in that order. One cell evaluates one policy exactly as ``hdeeprm evaluate`` does:
 on the experiment's ``eval_episodes`` held-out windows of ``episode_jobs`` jobs drawn from
 the cell's seed (which also seeds the trace conversion), so a cell of seed s reproduces the
 row of ``hdeeprm evaluate`` with ``--seed s``.
@@ -33,7 +42,9 @@ experiment's resolved fields, the checkpoint's content): running the same grid a
 the cells already in ``cells/`` (an interrupted sweep resumes) and retries failed ones.
 Everything but timing.json, timing columns and sweep.json is identical whatever the engine,
 the number of workers or the order of completion: each cell's randomness comes from its own
-seed only.
+seed only. ``hdeeprm sweep --backend batsim`` (or ``"backend": "batsim"``) runs the same
+cells on real Batsim; ``hdeeprm crossval --grid GRID`` compares both backends cell by cell
+(hdeeprm.crossval).
 """
 
 from __future__ import annotations
@@ -65,6 +76,9 @@ if TYPE_CHECKING:
     from .experiment import ExperimentConfig
 
 PATH_FIELDS = ("platform", "workload", "hierarchy")
+BACKENDS = ("embedded", "batsim")  # hdeeprm.backends.BACKENDS, without importing the backends
+NETWORKS = ("zero-latency", "links")
+DEFAULT_NETWORK = "zero-latency"
 METRIC_COLUMNS = ("return_mean", "return_std", "makespan", "mean_waiting_time", "mean_slowdown",
                   "mean_bounded_slowdown", "utilization", "consumed_joules")
 COUNT_COLUMNS = ("nb_jobs", "nb_finished", "nb_rejected")
@@ -87,6 +101,11 @@ class GridConfig:
     checkpoints: tuple[str, ...] = ()
     seeds: tuple[int, ...] | None = None
     outputs: bool = True
+    backend: str = "embedded"
+    batsim: str | None = None
+    timeout: float = 120.0
+    networks: tuple[str, ...] = (DEFAULT_NETWORK,)
+    options: tuple[dict, ...] = ()  # {"file": str, "model": str | None}
     source: str = field(default="grid", compare=False)
 
     @classmethod
@@ -151,17 +170,63 @@ class GridConfig:
             if not isinstance(data["outputs"], bool):
                 raise ConfigError(f"{source}: outputs: expected true or false, got {data['outputs']!r}")
             values["outputs"] = data["outputs"]
+        if "backend" in data:
+            if data["backend"] not in BACKENDS:
+                raise ConfigError(f"{source}: backend: expected one of {', '.join(BACKENDS)}, got {data['backend']!r}")
+            values["backend"] = data["backend"]
+        if "batsim" in data:
+            if data["batsim"] is not None and (not isinstance(data["batsim"], str) or not data["batsim"]):
+                raise ConfigError(f"{source}: batsim: expected the path of the batsim executable, got {data['batsim']!r}")
+            values["batsim"] = data["batsim"]
+        if "timeout" in data:
+            timeout = data["timeout"]
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+                raise ConfigError(f"{source}: timeout: expected a number of seconds > 0, got {timeout!r}")
+            values["timeout"] = float(timeout)
+        if "networks" in data:
+            networks = strings("networks")
+            for i, network in enumerate(networks):
+                if network not in NETWORKS:
+                    raise ConfigError(f"{source}: networks[{i}]: expected one of {', '.join(NETWORKS)}, got {network!r}")
+            if len(set(networks)) != len(networks):
+                raise ConfigError(f"{source}: networks: a network is listed twice")
+            values["networks"] = networks
+        if "options" in data:
+            values["options"] = _options_entries(data["options"], source)
         grid = cls(**values)
-        if not grid.policies and not grid.checkpoints:
+        if not grid.policies and not grid.checkpoints and not grid.options:
             raise ConfigError(f"{source}: policies: expected at least one policy or checkpoint")
         return grid
+
+    def with_backend(self, backend: str | None = None, batsim: str | None = None, timeout: float | None = None,
+                     network: str | None = None) -> "GridConfig":
+        """The grid with command-line overrides (None: the grid's value)."""
+        changes: dict[str, Any] = {}
+        if backend is not None:
+            changes["backend"] = backend
+        if batsim is not None:
+            changes["batsim"] = batsim
+        if timeout is not None:
+            if not timeout > 0:
+                raise ConfigError(f"--timeout {timeout}: expected a number of seconds > 0")
+            changes["timeout"] = float(timeout)
+        if network is not None:
+            changes["networks"] = (network,)
+        return replace(self, **changes) if changes else self
+
+    def batsim_path(self) -> str | None:
+        """The batsim executable, a relative path taken from the grid's folder when it is there."""
+        if self.batsim is None:
+            return None
+        candidate = self.base_dir / self.batsim
+        return str(candidate) if os.sep in self.batsim and candidate.exists() else self.batsim
 
     @property
     def base_dir(self) -> Path:
         return Path(self.source).parent
 
-    def cells(self) -> list["Cell"]:
-        """The grid's cells in grid order (validated: a bad value fails here, before anything runs)."""
+    def resolve(self) -> "ResolvedGrid":
+        """The grid's axes, checked and with their paths found (shared by sweep and crossval)."""
         from .experiment import ExperimentConfig, _locate
 
         base = self.base_dir
@@ -187,26 +252,90 @@ class GridConfig:
                 raise ConfigError(f"{self.source}: checkpoints[{i}]: {path}: checkpoint not found")
             policies.append((f"agent:{text}", str(path)))
         seeds = self.seeds if self.seeds is not None else (experiment.seed,)
+        overrides = []
+        for i, block in enumerate(self.overrides):
+            resolved = {k: (_locate(base, v, k) if k in PATH_FIELDS and isinstance(v, str) else v)
+                        for k, v in block.items()}
+            overrides.append((i, block, resolved))
+        if "links" in self.networks:
+            for label, platform in platforms:
+                if not _platform_json(platform):
+                    raise ConfigError(f"{self.source}: networks: 'links' needs HDeepRM platform JSONs; "
+                                      f"platform {label!r} is not one")
+        return ResolvedGrid(experiment, platforms, workloads, overrides, policies, seeds)
+
+    def configure(self, resolved: "ResolvedGrid", platform: str, workload: str, override: tuple,
+                  seed: int) -> "ExperimentConfig":
+        i, _, values = override
+        try:
+            return replace(resolved.experiment, platform=platform, workload=workload, seed=seed, **values)
+        except (ConfigError, TypeError) as e:
+            raise ConfigError(f"{self.source}: overrides[{i}]: {e}") from None
+
+    def cells(self) -> list["Cell"]:
+        """The grid's cells in grid order (validated: a bad value fails here, before anything runs)."""
+        if self.options:
+            raise ConfigError(f"{self.source}: options: options files are cross-validated with "
+                              "'hdeeprm crossval --grid', not swept; list policies or checkpoints")
+        resolved = self.resolve()
+        base = self.base_dir
         cells = []
-        for platform_label, platform in platforms:
-            for workload_label, workload in workloads:
-                for i, block in enumerate(self.overrides):
-                    resolved = {k: (_locate(base, v, k) if k in PATH_FIELDS and isinstance(v, str) else v)
-                                for k, v in block.items()}
-                    for policy, checkpoint in policies:
-                        for seed in seeds:
-                            try:
-                                config = replace(experiment, platform=platform, workload=workload, seed=seed, **resolved)
-                            except (ConfigError, TypeError) as e:
-                                raise ConfigError(f"{self.source}: overrides[{i}]: {e}") from None
-                            cells.append(_make_cell(config, base, platform_label, workload_label, block,
-                                                    policy, checkpoint, self.outputs))
-        names = [c.name for c in cells]
-        if len(set(names)) != len(names):
-            twice = sorted({n for n in names if names.count(n) > 1})[0]
-            raise ConfigError(f"{self.source}: two cells have the same parameters ({twice}): "
-                              "a policy, platform, workload or overrides block is listed twice")
+        for platform_label, platform in resolved.platforms:
+            for workload_label, workload in resolved.workloads:
+                for override in resolved.overrides:
+                    for network in self.networks:
+                        for policy, checkpoint in resolved.policies:
+                            for seed in resolved.seeds:
+                                config = self.configure(resolved, platform, workload, override, seed)
+                                cells.append(_make_cell(config, base, platform_label, workload_label, override[1],
+                                                        policy, checkpoint, self.outputs, self.backend, network,
+                                                        self.batsim_path(), self.timeout))
+        check_unique(cells, self.source)
         return cells
+
+
+@dataclass(frozen=True)
+class ResolvedGrid:
+    """A grid's axes: (label, path) of platforms and workloads, (index, block as written,
+    block with paths found) of overrides, (policy, checkpoint path) of policies."""
+
+    experiment: ExperimentConfig
+    platforms: list[tuple[str, str]]
+    workloads: list[tuple[str, str]]
+    overrides: list[tuple[int, dict, dict]]
+    policies: list[tuple[str, str | None]]
+    seeds: tuple[int, ...]
+
+
+def check_unique(cells: list, source: str) -> None:
+    names = [c.name for c in cells]
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})[0]
+        raise ConfigError(f"{source}: two cells have the same parameters ({twice}): "
+                          "a policy, platform, workload, network or overrides block is listed twice")
+
+
+def _platform_json(platform: str) -> bool:
+    from .platform import resolve_platform_name
+
+    return resolve_platform_name(platform).endswith(".json")
+
+
+def _options_entries(value: Any, source: str) -> tuple[dict, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{source}: options: expected a list of options files or "
+                          f"{{\"file\": FILE, \"model\": CHECKPOINT}} objects, got {value!r}")
+    entries = []
+    for i, entry in enumerate(value):
+        if isinstance(entry, str) and entry:
+            entry = {"file": entry}
+        if (not isinstance(entry, dict) or not isinstance(entry.get("file"), str) or not entry["file"]
+                or not set(entry) <= {"file", "model"}
+                or not isinstance(entry.get("model", ""), str)):
+            raise ConfigError(f"{source}: options[{i}]: expected an options file or {{\"file\": FILE, "
+                              f"\"model\": CHECKPOINT}}, got {entry!r}")
+        entries.append({"file": entry["file"], "model": entry.get("model")})
+    return tuple(entries)
 
 
 def _expand_policy(text: str, where: str) -> list[str]:
@@ -254,6 +383,10 @@ class Cell:
     policy: str  # JOBKEY:COREKEY[+easy], random, agent:PATH
     checkpoint: str | None
     outputs: bool
+    backend: str = "embedded"
+    network: str = DEFAULT_NETWORK
+    batsim: str | None = None  # not in params: where batsim is does not change results
+    timeout: float = 120.0
 
     @property
     def label(self) -> dict:
@@ -261,7 +394,8 @@ class Cell:
 
 
 def _make_cell(config, base: Path, platform: str, workload: str, overrides: dict,
-               policy: str, checkpoint: str | None, outputs: bool) -> Cell:
+               policy: str, checkpoint: str | None, outputs: bool, backend: str = "embedded",
+               network: str = DEFAULT_NETWORK, batsim: str | None = None, timeout: float = 120.0) -> Cell:
     experiment = config.as_dict()
     for key in PATH_FIELDS:
         if experiment.get(key):
@@ -270,11 +404,50 @@ def _make_cell(config, base: Path, platform: str, workload: str, overrides: dict
               "seed": config.seed, "experiment": experiment, "outputs": outputs}
     if checkpoint is not None:
         params["checkpoint_sha256"] = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
+    # Only when not the defaults, so that the cells of a grid without them keep their names.
+    if backend != "embedded":
+        params["backend"] = backend
+    if network != DEFAULT_NETWORK:
+        params["network"] = network
     key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
-    slug = policy.replace(":", "-").replace("+", "-").replace("/", "-")
+    return Cell(f"{policy_slug(policy)}_s{config.seed}_{key[:10]}", key, params, config, policy, checkpoint,
+                outputs, backend, network, batsim, timeout)
+
+
+def policy_slug(policy: str) -> str:
     if policy.startswith("agent:"):
-        slug = "agent-" + Path(policy[6:]).stem
-    return Cell(f"{slug}_s{config.seed}_{key[:10]}", key, params, config, policy, checkpoint, outputs)
+        return "agent-" + Path(policy[6:]).stem
+    return policy.replace(":", "-").replace("+", "-").replace("/", "-")
+
+
+def backend_options(backend: str, network: str, platform: str, batsim: str | None = None,
+                    timeout: float = 120.0) -> dict:
+    """What a simulator of ``backend`` needs to show ``platform`` on ``network`` as Batsim
+    does (for the embedded engine: Batsim's energy accounting on that network)."""
+    if backend == "embedded":
+        # zero-latency: the engine's default accounting, which is Batsim's there
+        return {} if network == DEFAULT_NETWORK else {"energy_accounting": "ideal"}
+    options: dict[str, Any] = {"batsim": batsim, "timeout_s": timeout, "network": network}
+    if network == "links":
+        from .platform import read_platform_description, resolve_platform_name
+
+        options["description"] = read_platform_description(resolve_platform_name(platform))
+    return options
+
+
+def _make_env(cell: Cell, **env_overrides):
+    """``cell.experiment.make_env`` on the cell's backend (each Batsim episode in its own
+    temporary folder, removed when the episode ends)."""
+    from .env import HeteroEnv
+
+    config = cell.experiment
+    env_config = config.env_config()
+    if env_overrides:
+        env_config = replace(env_config, **env_overrides)
+    return HeteroEnv(config.platform, config.workload, env_config, hierarchy=config.hierarchy,
+                     nb_jobs=config.nb_jobs, conversion_seed=config.seed, backend=cell.backend,
+                     backend_options=backend_options(cell.backend, cell.network, config.platform,
+                                                     cell.batsim, cell.timeout))
 
 
 @dataclass
@@ -296,13 +469,13 @@ def run_cell(cell: Cell) -> CellOutput:
 
     config = cell.experiment
     if cell.policy == "random":
-        env = config.make_env(actions=DEFAULT_PAIRS, void=False)
+        env = _make_env(cell, actions=DEFAULT_PAIRS, void=False)
         agent: Any = RandomMaskedAgent(config.seed)
     elif cell.checkpoint is not None:
         from .agents import ALGORITHMS, build_agent
         from .agents.common import load_checkpoint
 
-        env = config.make_env()
+        env = _make_env(cell)
         agent = build_agent(ALGORITHMS[config.algorithm], config.gamma, config.hidden, env.action_space.n,
                             env.observation_space.shape[0], seed=config.seed)
         load_checkpoint(cell.checkpoint, agent)
@@ -310,20 +483,20 @@ def run_cell(cell: Cell) -> CellOutput:
     else:
         pair, _, backfill = cell.policy.partition("+")
         policy = PolicyConfig.parse(pair, backfill or None)
-        env = config.make_env(actions=((policy.job_key, policy.core_key),), void=False, backfill=policy.backfill)
+        env = _make_env(cell, actions=((policy.job_key, policy.core_key),), void=False, backfill=policy.backfill)
         agent = FixedActionAgent(0)
-    windows, seconds, files = [], [], {}
-    with tempfile.TemporaryDirectory(prefix="hdeeprm-cell-") as tmp:
-        for k, seed in enumerate(episode_seeds(config.seed, config.eval_episodes, stream=1)):
-            record = run_episode(env, agent, seed=seed)
-            windows.append({"seed": seed, "return": record.reward, "steps": record.steps, **record.metrics})
-            seconds.append(record.wall_seconds)
-            if cell.outputs and record.result is not None:
-                write_outputs(record.result, os.path.join(tmp, f"episode_{k}"))
-        for root, _, names in os.walk(tmp):
-            for name in names:
-                path = os.path.join(root, name)
-                files[os.path.relpath(path, tmp)] = Path(path).read_bytes()
+    windows, seconds = [], []
+    try:
+        with tempfile.TemporaryDirectory(prefix="hdeeprm-cell-") as tmp:
+            for k, seed in enumerate(episode_seeds(config.seed, config.eval_episodes, stream=1)):
+                record = run_episode(env, agent, seed=seed)
+                windows.append({"seed": seed, "return": record.reward, "steps": record.steps, **record.metrics})
+                seconds.append(record.wall_seconds)
+                if cell.outputs and record.result is not None:
+                    write_outputs(record.result, os.path.join(tmp, f"episode_{k}"))
+            files = read_tree(tmp)
+    finally:
+        env.close()  # the Batsim backend stops its process and removes its folder
     mean, std = summarise(w["return"] for w in windows)
     summary = {"windows": len(windows), "return_mean": float(mean), "return_std": float(std)}
     for key in METRIC_COLUMNS[2:]:
@@ -331,6 +504,16 @@ def run_cell(cell: Cell) -> CellOutput:
     for key, source in zip(COUNT_COLUMNS, ("nb_jobs", "nb_finished", "nb_rejected")):
         summary[key] = int(sum(w[source] for w in windows))
     return CellOutput(summary, windows, files, seconds)
+
+
+def read_tree(root: str | os.PathLike) -> dict[str, bytes]:
+    """Every file under ``root``, by its path relative to it (what a worker sends back)."""
+    files = {}
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(folder, name)
+            files[os.path.relpath(path, root)] = Path(path).read_bytes()
+    return files
 
 
 def _write_cell(cells_dir: Path, cell: Cell, output: CellOutput, seconds: float) -> None:
@@ -369,7 +552,8 @@ class SweepReport:
 class SweepProgress:
     """One line on stderr: cells done, running and failed, elapsed and estimated time left."""
 
-    def __init__(self, total: int, skipped: int, stream=None, enabled: bool | None = None):
+    def __init__(self, total: int, skipped: int, stream=None, enabled: bool | None = None, label: str = "sweep"):
+        self.label = label
         self.stream = sys.stderr if stream is None else stream
         self.enabled = self.stream.isatty() if enabled is None else enabled
         self.total, self.skipped = total, skipped
@@ -386,7 +570,7 @@ class SweepProgress:
         ran = self.done + self.failed
         left = elapsed / ran * (self.total - finished) if ran else float("nan")
         eta = f"{left:.0f}s left" if math.isfinite(left) else "?"
-        self.stream.write(f"\rsweep [{'#' * filled}{'.' * (width - filled)}] {finished}/{self.total} "
+        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {finished}/{self.total} "
                           f"({self.done} done, {self.running} running, {self.failed} failed"
                           f"{f', {self.skipped} earlier' if self.skipped else ''}) {elapsed:.0f}s, {eta} ")
         self.stream.flush()
@@ -490,7 +674,8 @@ def run_sweep(grid: GridConfig, out_dir: str | os.PathLike, engine: WorkerEngine
         wall = time.perf_counter() - t0
         write_results(rows, out / "results.csv")
         (out / "sweep.json").write_text(json.dumps({
-            "grid": grid.source, "engine": engine.describe(), "workers": engine.workers, "cells": len(cells),
+            "grid": grid.source, "backend": grid.backend, "engine": engine.describe(), "workers": engine.workers,
+            "cells": len(cells),
             "ran": ran, "failed": failed, "skipped": skipped, "wall_seconds": wall}, indent=1) + "\n")
     return SweepReport(rows, ran, skipped, failed, wall, engine.describe(), out)
 
@@ -542,8 +727,20 @@ def add_subcommands(sub) -> dict:
                                     "cells already in --out are skipped, so an interrupted sweep resumes.")
     sw.add_argument("grid", help="grid JSON file (see hdeeprm/data/grids/quickstart-pairs.json)")
     sw.add_argument("--out", required=True, help="output folder (cells/, results.csv)")
+    add_backend_args(sw)
     add_engine_args(sw)
     return {"sweep": cmd_sweep}
+
+
+def add_backend_args(parser: argparse.ArgumentParser) -> None:
+    """--backend, --batsim, --timeout (each replaces the grid file's value)."""
+    parser.add_argument("--backend", choices=BACKENDS,
+                        help="simulator of every cell: embedded (default) or batsim (real Batsim); "
+                             "replaces the grid's 'backend'")
+    parser.add_argument("--batsim", metavar="PATH", help="batsim executable (default: the grid's 'batsim', "
+                                                          "then $HDEEPRM_BATSIM, then PATH)")
+    parser.add_argument("--timeout", type=float, help="longest wait for a Batsim message, s (default: the "
+                                                      "grid's 'timeout', or 120)")
 
 
 def add_engine_args(parser: argparse.ArgumentParser,
@@ -556,7 +753,7 @@ def add_engine_args(parser: argparse.ArgumentParser,
 
 
 def cmd_sweep(args) -> int:
-    grid = GridConfig.load(args.grid)
+    grid = GridConfig.load(args.grid).with_backend(args.backend, args.batsim, args.timeout)
     grid.cells()  # validate before starting any worker
     with make_engine(args.engine, args.workers, args.address) as engine:
         report = run_sweep(grid, args.out, engine)
@@ -564,5 +761,5 @@ def cmd_sweep(args) -> int:
     return 1 if report.failed else 0
 
 
-__all__ = ["Cell", "CellOutput", "GridConfig", "SweepReport", "add_subcommands", "print_summary", "run_cell",
-           "run_sweep"]
+__all__ = ["Cell", "CellOutput", "GridConfig", "ResolvedGrid", "SweepReport", "add_subcommands", "backend_options",
+           "print_summary", "read_tree", "run_cell", "run_sweep"]

@@ -42,6 +42,8 @@ from ..errors import ConfigError, SimulationError
 from ..platform.model import Platform
 from ..workload.model import KIND_DELAY, Workload, WorkloadArrays
 from .kernels import bottleneck_speed, claim_machines, lowest_free, update_powers
+from .simgrid_steps import (JOB_DELAY, JOB_DELAY_KILLED, JOB_TASK, JOB_TIMEOUT, REPLY, SUBMITTER,
+                            WAITER, Activities)
 from .intervals import format_intervals
 
 # Job life cycle.
@@ -58,6 +60,11 @@ FINAL_STATE_NAMES = {
 
 # How machines are billed before their first energy update (see the module docstring).
 ENERGY_ACCOUNTINGS = ("batsim", "ideal")
+# How time advances: "simgrid" steps SimGrid's clock as Batsim does (core/simgrid_steps.py),
+# "exact" computes each end as start + work / speed.
+CLOCKS = ("simgrid", "exact")
+# Batsim's CALL_ME_LATER waiter never sleeps less than this (jobs_execution.cpp, waiter_process).
+MIN_WAITER_SLEEP_S = 1e-5
 
 # Batsim writes a parallel job of zero flops as lasting 10 microseconds in out_jobs.csv,
 # although it frees its machines at once.
@@ -137,6 +144,7 @@ class Engine:
         energy_accounting: str = "batsim",
         record_energy_rows: bool = True,
         batsim_time_rounding: bool = True,
+        clock: str = "simgrid",
     ):
         self.platform = platform
         if isinstance(workload, Workload):
@@ -197,15 +205,22 @@ class Engine:
         self.nb_grouped_switches = 0
 
         self._point = DecisionPoint(0.0)
+        self._finished = False
+        self._round_decisions = batsim_time_rounding
+        self._decision_time_for = -math.inf
+        if clock not in CLOCKS:
+            raise ConfigError(f"clock {clock!r}: expected one of {', '.join(CLOCKS)}")
+        self.clock = clock
+        self._acts: Activities | None = None
+        if clock == "simgrid":
+            self._start_simgrid_clock()
+            return
         # Submissions: one event per distinct submit time, each scheduling the next one.
         subtime = workload.subtime
         if n:
             starts = np.concatenate(([0], np.flatnonzero(np.diff(subtime) != 0) + 1, [n]))
             self._submission_groups = starts
             self._clock.schedule_at(float(subtime[0]), self._on_submit, 0)
-        self._finished = False
-        self._round_decisions = batsim_time_rounding
-        self._decision_time_for = -math.inf
 
     # ------------------------------------------------------------------ queries
 
@@ -240,7 +255,12 @@ class Engine:
         jobs = np.asarray(jobs, dtype=np.int64)
         now = self._clock.now
         delay = self.jobs.kind[jobs] == KIND_DELAY
-        parallel_left = self._remaining[jobs] - self._rate[jobs] * (now - self._progress_time[jobs])
+        if self._acts is not None:  # a task's remains are the fraction of its work left
+            slots = self._task_slot[jobs]
+            left = np.where(slots >= 0, self._acts.remains[np.maximum(slots, 0)], 0.0)
+            parallel_left = left * self.jobs.work[jobs]
+        else:
+            parallel_left = self._remaining[jobs] - self._rate[jobs] * (now - self._progress_time[jobs])
         done = np.where(delay, now - self.start[jobs], self.jobs.work[jobs] - parallel_left)
         return np.clip(done, 0.0, self.jobs.work[jobs])
 
@@ -248,6 +268,8 @@ class Engine:
 
     def next_decision_point(self) -> DecisionPoint | None:
         """Process every event of the next instant at which something happens; None at the end."""
+        if self._acts is not None:
+            return self._next_simgrid_point()
         clock = self._clock
         while True:
             when = clock.peek()
@@ -264,6 +286,7 @@ class Engine:
         """Process every event at or before ``when`` and move the clock to ``when`` (used by
         replay, whose decisions come with their own times). Returns what happened, merged;
         ``on_instant`` (optional) sees each instant's own decision point."""
+        self._need_exact_clock("run_until")
         clock = self._clock
         merged = DecisionPoint(when)
         while clock.peek() <= when:
@@ -280,6 +303,7 @@ class Engine:
 
     def step_instant(self) -> DecisionPoint | None:
         """Process only the next instant's events, even if nothing visible happens."""
+        self._need_exact_clock("step_instant")
         clock = self._clock
         when = clock.peek()
         if when == math.inf:
@@ -321,7 +345,9 @@ class Engine:
         self.alloc[job] = hosts
         self._running.add(job)
         self._job_energy_time[job] = now
-        if self.jobs.kind[job] == KIND_DELAY:
+        if self._acts is not None:
+            self._start_activities(job, hosts)
+        elif self.jobs.kind[job] == KIND_DELAY:
             delay, walltime = self.jobs.work[job], self.jobs.walltime[job]
             # Batsim sleeps the whole delay only if it is strictly below the walltime.
             if delay < walltime:
@@ -399,6 +425,13 @@ class Engine:
             job_hosts = self.alloc[job]
             if self.jobs.kind[job] == KIND_DELAY:
                 self._job_power[job] = self._refresh_powers(job_hosts, 0.0)
+            elif self._acts is not None:
+                # SimGrid keeps the task's remains and gives it the new bottleneck's rate.
+                self._rate[job] = bottleneck_speed(job_hosts, self.pstate, self._speeds)
+                slot = self._task_slot[job]
+                if self.jobs.work[job] > 0:
+                    self._acts.rate[slot] = self._rate[job] / self.jobs.work[job]
+                self._job_power[job] = self._refresh_powers(job_hosts, self._rate[job])
             else:
                 self._remaining[job] -= self._rate[job] * (now - self._progress_time[job])
                 self._progress_time[job] = now
@@ -412,11 +445,21 @@ class Engine:
         self.nb_machine_switches += int(hosts.size)
         self.nb_grouped_switches += 1
         # Batsim acknowledges a computation p-state switch at once, in its next message.
-        self._clock.schedule_at(now, self._on_pstate_ack, (hosts, pstate))
+        if self._acts is not None:
+            self._pending.pstate_changes.append((hosts, pstate))
+        else:
+            self._clock.schedule_at(now, self._on_pstate_ack, (hosts, pstate))
 
     def call_me_later(self, when: float) -> None:
         """Ask for a decision point at ``when`` (at once if it is already past)."""
         self._decision_time()
+        if self._acts is not None:
+            now = self._clock.now
+            if when > now:  # Batsim's waiter actor sleeps, at least 1e-5 s
+                self._acts.add_sleep(WAITER, -1, max(float(when) - now, MIN_WAITER_SLEEP_S))
+            else:
+                self._pending.requested_calls += 1
+            return
         self._clock.schedule_at(max(float(when), self._clock.now), self._on_requested_call, None)
 
     def _decision_time(self) -> None:
@@ -424,6 +467,9 @@ class Engine:
         with 6 decimals, and Batsim applies the answer at max(its clock, that time). When the
         printed time was rounded up, decisions take effect that much later; we do the same
         (unless an event falls in between, which Batsim would have reported first)."""
+        if self._acts is not None:
+            self._answer()
+            return
         if not self._round_decisions:
             return
         clock = self._clock
@@ -487,6 +533,10 @@ class Engine:
         self._advance_energy()
         self._settle_job_energy(job)
         self._epoch[job] += 1
+        if self._acts is not None:
+            self._acts.cancel(self._task_slot[job])
+            self._acts.cancel(self._timeout_slot[job])
+            self._task_slot[job] = self._timeout_slot[job] = -1
         hosts = self.alloc[job]
         self.busy_job[hosts] = -1
         self.nb_free += hosts.size
@@ -499,7 +549,7 @@ class Engine:
         self._job_order.append(job)
         self.nb_unfinished -= 1
         self._energy_last_completion = self.energy
-        self._point.completed.append(job)
+        (self._pending if self._acts is not None else self._point).completed.append(job)
         self._energy_row("e")
 
     def _refresh_powers(self, hosts: np.ndarray, rate: float) -> float:
@@ -553,6 +603,180 @@ class Engine:
         if not self._finished:
             self._advance_energy()
             self._finished = True
+
+    # ------------------------------------------------------------------ SimGrid's clock
+
+    # Batsim's actors on SimGrid (server.cpp, job_submitter.cpp, jobs_execution.cpp,
+    # network.cpp), as the engine plays them with clock="simgrid":
+    # - Everything that ends in one SimGrid step reaches Batsim's server before the next step
+    #   and leaves in one message (``_pending``), sent at once if the scheduler is ready.
+    # - The scheduler's reply carries the message's time printed with 6 decimals; when that is
+    #   later than the clock, Batsim's reply actor first sleeps the difference. The decisions
+    #   take effect when the sleep ends; events of the sleep wait for the next message.
+    # - Events caused by decisions (p-state acknowledgements, tasks of zero work) come at the
+    #   same clock, in the next message.
+    # - The job submitter sleeps ``subtime - now`` (in long double) to each next submit time;
+    #   the job that woke it is submitted whatever the clock, and later jobs of the same
+    #   submit time only if the clock reached it: a clock an ulp short splits the group.
+    # - "No more jobs to submit" comes after the last submission: alone in the next message
+    #   when the submission was the step's last event, else at the end of that message.
+
+    def _start_simgrid_clock(self) -> None:
+        n = self.jobs.nb_jobs
+        self._acts = Activities()
+        self._task_slot = np.full(n, -1, np.int64)  # a job's task, delay or kill sleep
+        self._timeout_slot = np.full(n, -1, np.int64)  # a parallel job's walltime sleep
+        self._pending = DecisionPoint(0.0)  # events Batsim's server holds, not sent yet
+        self._ready = True  # the scheduler is not busy with a message
+        self._reply_due = False  # a message was handed out and not answered yet
+        self._notify_alone = False
+        self._last_event_submission = False
+        self._submitted_up_to = 0  # jobs [0, this) are submitted
+        self._woken_by_job = False  # the submitter slept until the next job's submit time
+        # The submitter's first round, at t=0 (before any step).
+        if self._submitter_round() and self._last_event_submission:
+            self._notify_alone = True
+
+    def _need_exact_clock(self, what: str) -> None:
+        if self._acts is not None:
+            raise SimulationError(f"{what} moves the clock to given times: it needs Engine(..., clock='exact')")
+
+    def _next_simgrid_point(self) -> DecisionPoint | None:
+        self._answer()
+        while True:
+            if self._ready and (self._pending or self._notify_alone):
+                if not self._pending:
+                    self._notify_alone = False
+                    self._pending.no_more_submissions = True
+                point, self._pending = self._pending, DecisionPoint(self._clock.now)
+                point.time = self._clock.now
+                self._point = point
+                self._reply_due = True
+                return point
+            if not self._simgrid_step():
+                self._finish()
+                return None
+
+    def _answer(self) -> None:
+        """The reply to the last message: if its printed time is later than the clock, Batsim's
+        reply actor sleeps until then before the decisions take effect."""
+        if not self._reply_due:
+            return
+        self._reply_due = False
+        now = self._clock.now
+        printed = float(f"{now:.6f}")
+        if self._round_decisions and printed > now:
+            self._ready = False
+            self._acts.add_sleep(REPLY, -1, printed - now)
+            while not self._ready:
+                if not self._simgrid_step():
+                    raise SimulationError("SimGrid clock: the reply sleep vanished")  # pragma: no cover
+
+    def _simgrid_step(self) -> bool:
+        """One SimGrid step and what Batsim's actors do with the activities that ended in it;
+        False when nothing is left to happen."""
+        acts = self._acts
+        if acts.compact():
+            self._reindex_activities()
+        now, done = acts.step(self._clock.now)
+        if done is None:
+            return False
+        self._clock.set_now(now)
+        sent_before = bool(self._pending)
+        self._last_event_submission = False
+        submitter_finished = reply_ended = False
+        for slot in done.tolist():
+            kind, job = int(acts.kind[slot]), int(acts.owner[slot])
+            if kind == SUBMITTER:
+                submitter_finished = self._submitter_round()
+                continue
+            if kind == REPLY:
+                reply_ended = True
+                continue
+            if kind == WAITER:
+                self._pending.requested_calls += 1
+                self._last_event_submission = False
+                continue
+            if self.job_state[job] != RUNNING or slot not in (self._task_slot[job], self._timeout_slot[job]):
+                continue  # its task and timeout ended in the same step: the task came first
+            final = SUCCESS if kind in (JOB_TASK, JOB_DELAY) else WALLTIME_REACHED
+            self._end(job, final)
+            self._last_event_submission = False
+        if submitter_finished:
+            if self._last_event_submission and self._ready and not sent_before:
+                self._notify_alone = True
+            else:
+                self._pending.no_more_submissions = True
+        if reply_ended:
+            self._ready = True
+        return True
+
+    def _reindex_activities(self) -> None:
+        acts = self._acts
+        count = acts.count
+        kinds, owners = acts.kind[:count], acts.owner[:count]
+        for slots, wanted in ((self._task_slot, (JOB_TASK, JOB_DELAY, JOB_DELAY_KILLED)),
+                              (self._timeout_slot, (JOB_TIMEOUT,))):
+            slots[slots >= 0] = -1
+            mine = np.flatnonzero(np.isin(kinds, wanted) & (owners >= 0))
+            slots[owners[mine]] = mine
+
+    def _submitter_round(self) -> bool:
+        """Batsim's job submitter, woken at the current clock: submits what is due and sleeps
+        until the next submit time. Returns True once every job is submitted."""
+        n = self.jobs.nb_jobs
+        subtime = self.jobs.subtime
+        now = self._clock.now
+        clock = np.longdouble(now)  # Batsim keeps the submission date in a long double
+        lo = hi = self._submitted_up_to
+        if self._woken_by_job:
+            hi += 1
+            self._woken_by_job = False
+        while hi < n:
+            due = np.longdouble(subtime[hi])
+            if due > clock:
+                self._submit(lo, hi)
+                self._acts.add_sleep(SUBMITTER, -1, float(due - clock))
+                self._woken_by_job = True
+                return False
+            hi += 1
+        self._submit(lo, hi)
+        return True
+
+    def _submit(self, lo: int, hi: int) -> None:
+        if hi <= lo:
+            return
+        if self._energy_first_submission is None:
+            # Batsim's job submitter queries the energy at its first submission only.
+            self._energy_query()
+            self._advance_energy()
+            self._energy_first_submission = self.energy
+        self.job_state[lo:hi] = QUEUED
+        self._pending.submitted.extend(range(lo, hi))
+        self._submitted_up_to = hi
+        self._last_event_submission = True
+
+    def _start_activities(self, job: int, hosts: np.ndarray) -> None:
+        """The SimGrid activities of a job started now (after its energy bookkeeping)."""
+        acts = self._acts
+        work, walltime = self.jobs.work[job], self.jobs.walltime[job]
+        limited = math.isfinite(walltime) and walltime > 0
+        if self.jobs.kind[job] == KIND_DELAY:
+            self._job_power[job] = self._refresh_powers(hosts, 0.0)
+            # Batsim sleeps the whole delay only if it is strictly below the walltime.
+            if limited and not work < walltime:
+                self._task_slot[job] = acts.add_sleep(JOB_DELAY_KILLED, job, walltime)
+            else:
+                self._task_slot[job] = acts.add_sleep(JOB_DELAY, job, work)
+            return
+        self._rate[job] = bottleneck_speed(hosts, self.pstate, self._speeds)
+        self._job_power[job] = self._refresh_powers(hosts, self._rate[job])
+        if work > 0:
+            self._task_slot[job] = acts.add_task(JOB_TASK, job, self._rate[job] / work)
+        else:  # no work: it ends in a step of zero length
+            self._task_slot[job] = acts.add_task(JOB_TASK, job, 1.0, remains=0.0)
+        if limited:
+            self._timeout_slot[job] = acts.add_sleep(JOB_TIMEOUT, job, walltime)
 
     # ------------------------------------------------------------------ results
 

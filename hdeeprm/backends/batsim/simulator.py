@@ -131,7 +131,8 @@ class BatsimSimulator:
         self._killed: set[int] = set()
         self._index = {f"{WORKLOAD_NAME}!{job_id}": i for i, job_id in enumerate(self.jobs.job_ids)}
         self._names = [f"{WORKLOAD_NAME}!{job_id}" for job_id in self.jobs.job_ids]
-        self._mirror = Engine(platform, self.jobs, energy_accounting=batsim_energy_accounting(network))
+        self._mirror = Engine(platform, self.jobs, energy_accounting=batsim_energy_accounting(network),
+                              clock="exact")  # follows Batsim's messages
         self._decisions: list[Event] = []
         self._now = 0.0
         self._ended = False
