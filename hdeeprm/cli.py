@@ -7,6 +7,7 @@ Subcommands:
   train     train an RL agent on an experiment, then compare it with the classic policies
   evaluate  compare an agent checkpoint with the 36 classic policies
   crossval  run one experiment on the embedded engine and on real Batsim, and compare
+            (--grid: every cell of a sweep grid, with a summary)
 
 User mistakes (bad files, unknown options) are reported in one line, with exit status 2.
 """
@@ -45,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "high_mem, high_mem_bw, low_power, first_fit")
     sim.add_argument("--backfill", choices=("easy",), help="EASY backfilling on requested walltimes")
     sim.add_argument("--out", help="folder for Batsim-style outputs (default: print metrics only)")
+    sim.add_argument("--clock", choices=("simgrid", "exact"), default="simgrid",
+                     help="simgrid (default): SimGrid's floating-point steps and Batsim's message "
+                          "grouping, as real Batsim; exact: each end at start + work / speed")
     sim.add_argument("--energy-accounting", choices=("batsim", "ideal"), default="batsim",
                      help="batsim (default): SimGrid's, which bills machines at p-state 0 until "
                           "their first energy update, as real Batsim does; ideal: each machine at "
@@ -86,23 +90,33 @@ def build_parser() -> argparse.ArgumentParser:
                                          "and report where they differ")
     cv.add_argument("options", nargs="?", help="an original HDeepRM options file (instead of "
                                                "--platform/--workload/--policy)")
+    cv.add_argument("--grid", metavar="GRID", help="cross-validate every cell of a sweep grid file (see "
+                                                   "hdeeprm sweep) into --out/cells/; a rerun skips the cells "
+                                                   "already done")
     cv.add_argument("--platform", type=_platform_arg, help="platform JSON or SimGrid XML, or a bundled name")
     cv.add_argument("--hierarchy", help="hierarchy.json for an XML platform")
     cv.add_argument("--workload", help="Batsim JSON workload or SWF trace (with an options file: "
                                        "replaces its trace, as hdeeprm-launch -cw does)")
     cv.add_argument("-cw", "--customworkload", dest="workload", help=argparse.SUPPRESS)
-    cv.add_argument("--policy", default="first:first_fit", help="JOBKEY:COREKEY (default first:first_fit)")
+    cv.add_argument("--policy", help="JOBKEY:COREKEY (default first:first_fit)")
     cv.add_argument("--backfill", choices=("easy",))
     cv.add_argument("--model", help="checkpoint of a LEARNING agent (options-file mode)")
     cv.add_argument("--batsim", metavar="PATH", help="batsim executable (default: $HDEEPRM_BATSIM, then PATH)")
-    cv.add_argument("--network", choices=("zero-latency", "links"), default="zero-latency",
-                    help="network of the platform XML given to Batsim (links: the original's link "
-                         "model; needs a platform JSON, and shifts times)")
-    cv.add_argument("--timeout", type=float, default=120.0, help="longest wait for a Batsim message, s")
-    cv.add_argument("--out", required=True, help="new or empty folder for both runs' outputs and the report")
+    cv.add_argument("--network", choices=("zero-latency", "links"),
+                    help="network of the platform XML given to Batsim (default zero-latency; links: the "
+                         "original's link model; needs a platform JSON, and shifts times); with --grid, "
+                         "replaces the grid's networks")
+    cv.add_argument("--timeout", type=float, help="longest wait for a Batsim message, s (default 120)")
+    cv.add_argument("--out", required=True, help="new or empty folder for both runs' outputs and the report "
+                                                 "(with --grid: the grid's folder, reused to resume)")
+    cv.add_argument("--clock", choices=("simgrid", "exact"), default="simgrid",
+                    help="the embedded engine's clock (default simgrid, Batsim's; exact: end = start "
+                         "+ work / speed, to see what SimGrid's arithmetic changes)")
     cv.add_argument("--no-explain", action="store_true",
                     help="when the runs differ, do not replay Batsim's transcript to explain why")
+    cv.add_argument("--markdown", action="store_true", help="with --grid: print the summary table in Markdown")
     _conversion_args(cv)
+    add_engine_args(cv, "with --grid: parallel workers (default: 1 for local, the cluster's CPUs for ray)")
 
     from .analysis_cli import add_subcommands  # plot, compare, report, describe, jobstat, clean
 
@@ -149,7 +163,7 @@ def cmd_simulate(args) -> int:
 
     config = PolicyConfig.parse(args.policy, args.backfill)
     platform, workload = _load_inputs(args)
-    engine = Engine(platform, workload, energy_accounting=args.energy_accounting)
+    engine = Engine(platform, workload, energy_accounting=args.energy_accounting, clock=args.clock)
     result = run_policy(engine, config, rng=run_generators(args.seed)[1])
     metrics = headline_metrics(result)
     print(f"{workload.source}: {len(workload.jobs)} jobs on {platform.source} "
@@ -172,7 +186,7 @@ def cmd_simulate(args) -> int:
             "hierarchy": os.path.abspath(args.hierarchy) if args.hierarchy else None,
             "workload": os.path.abspath(args.workload), "policy": f"{config.job_key}:{config.core_key}",
             "backfill": config.backfill, "nb_jobs": args.nb_jobs, "seed": args.seed,
-            "runtime_model": args.runtime_model, "energy_accounting": args.energy_accounting,
+            "runtime_model": args.runtime_model, "energy_accounting": args.energy_accounting, "clock": args.clock,
             "hdeeprm_version": __version__,
             "metrics": metrics.as_dict(),
         }
@@ -238,6 +252,15 @@ def cmd_crossval(args) -> int:
     from .errors import ConfigError
     from .policies import PolicyConfig
 
+    if args.grid:
+        return _crossval_grid(args)
+    given = [flag for flag, value in (("--engine", args.engine != "local"), ("--workers", args.workers),
+                                      ("--address", args.address), ("--markdown", args.markdown)) if value]
+    if given:
+        raise ConfigError(f"{given[0]} goes with --grid")
+    args.network = args.network or "zero-latency"
+    args.timeout = 120.0 if args.timeout is None else args.timeout
+    args.policy = args.policy or "first:first_fit"
     options = {"batsim": args.batsim, "timeout_s": args.timeout, "network": args.network}
     if args.network == "links":
         from .platform import read_platform_description
@@ -251,7 +274,8 @@ def cmd_crossval(args) -> int:
             raise ConfigError("give either an options file or --platform, not both (the options "
                               "file names its platform)")
         report = crossvalidate_options(args.options, args.out, model=args.model, workload=args.workload,
-                                       backend_options=options, explain_differences=explain)
+                                       backend_options=options, explain_differences=explain,
+                                       clock=args.clock)
         what = args.options + (f" with workload {args.workload}" if args.workload else "")
     else:
         if not (args.platform and args.workload):
@@ -259,13 +283,37 @@ def cmd_crossval(args) -> int:
         policy = PolicyConfig.parse(args.policy, args.backfill)
         report = crossvalidate(args.platform, args.hierarchy, args.workload, policy, args.out,
                                seed=args.seed, nb_jobs=args.nb_jobs, runtime_model=args.runtime_model,
-                               backend_options=options, explain_differences=explain)
+                               backend_options=options, explain_differences=explain, clock=args.clock)
         what = f"{args.workload} on {args.platform}, policy {policy}"
     print(f"crossval: {what}")
     print(report.summary())
     print(f"outputs in {args.out} (embedded/, batsim/, crossval.json, crossval_differences.csv"
           + (", replay/, crossval_delivery.csv)" if report.explanation is not None else ")"))
     return 0 if report.agree else 1
+
+
+def _crossval_grid(args) -> int:
+    """``crossval --grid``: the grid's cells on both backends (hdeeprm.crossval.run_grid)."""
+    from .crossval import grid_cells, print_grid_report, run_grid
+    from .errors import ConfigError
+    from .parallel import make_engine
+    from .sweep import GridConfig
+
+    given = [flag for flag, value in (
+        ("an options file", args.options), ("--platform", args.platform), ("--hierarchy", args.hierarchy),
+        ("--workload", args.workload), ("--policy", args.policy), ("--backfill", args.backfill),
+        ("--model", args.model), ("--nb-jobs", args.nb_jobs), ("--seed", args.seed != 0),
+        ("--runtime-model", args.runtime_model != "real"), ("--clock exact", args.clock != "simgrid")) if value]
+    if given:
+        raise ConfigError(f"--grid: {given[0]} does not go with a grid; its platforms, workloads, "
+                          "policies, seeds and options files are in the grid file")
+    grid = GridConfig.load(args.grid).with_backend(batsim=args.batsim, timeout=args.timeout, network=args.network)
+    explain = not args.no_explain
+    grid_cells(grid, explain)  # validate before starting any worker
+    with make_engine(args.engine, args.workers, args.address) as engine:
+        report = run_grid(grid, args.out, engine, explain_differences=explain)
+    print_grid_report(report, markdown=args.markdown)
+    return report.exit_status
 
 
 COMMANDS = {"simulate": cmd_simulate, "replay": cmd_replay, "convert": cmd_convert,

@@ -368,7 +368,12 @@ class HeteroEnv(gym.Env):
         # the Python internals below stay the reference it is tested against.
         if fast and backend != "embedded":
             raise ConfigError("fast=True needs the embedded backend")
-        self._use_fast = backend == "embedded" and fast is not False
+        from .fastsim import supports_clock
+
+        clock = self.backend_options.get("clock", "simgrid")
+        if fast and not supports_clock(clock):
+            raise ConfigError(f"fast=True: the compiled path does not run clock={clock!r} yet")
+        self._use_fast = backend == "embedded" and fast is not False and supports_clock(clock)
         self._fast = None
         self._action_codes = [(-1, -1) if pair is None else (JOB_KEYS.index(pair[0]), ALL_CORE_KEYS.index(pair[1]))
                               for pair in self._actions]

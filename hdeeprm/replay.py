@@ -138,8 +138,106 @@ class DeliveryTracker:
 
 
 def replay(folder: str) -> SimulationResult:
-    """Replay the scenario in ``folder`` and return the engine's result."""
-    return replay_with_notes(folder)[0]
+    """Replay the scenario in ``folder`` and return the engine's result: in lockstep with
+    Batsim's messages on SimGrid's clock when the engine makes every one of them (then the
+    times are Batsim's to the bit), else following Batsim's printed times."""
+    result, mismatch = replay_lockstep(folder)
+    return result if mismatch is None else replay_with_notes(folder)[0]
+
+
+def replay_lockstep(folder: str) -> tuple[SimulationResult | None, DeliveryNote | None]:
+    """Run the engine on SimGrid's clock (``clock="simgrid"``) and answer each of its decision
+    points with the scheduler's recorded reply, checking that each point is Batsim's message:
+    same printed time, same jobs submitted and completed, same calls, p-state changes and end
+    of submissions. Returns the result when every message matches, else the first mismatch."""
+    scenario = find_scenario(folder)
+    platform = load_platform(scenario.platform, hierarchy=scenario.hierarchy)
+    workload = read_batsim_workload(scenario.workload)
+    engine = Engine(platform, workload, energy_accounting=_energy_accounting(scenario.platform))
+    ids = engine.jobs.job_ids
+    index = {f"{workload.name}!{job_id}": i for i, job_id in enumerate(ids)}
+
+    def job_of(text: str, lineno: int) -> int:
+        try:
+            return index[text]
+        except KeyError:
+            raise ReplayError(f"{scenario.transcript}: line {lineno}: unknown job {text!r}") from None
+
+    def mismatch(lineno: int, now: float, jobs, detail: str) -> tuple[None, DeliveryNote]:
+        names = tuple(sorted({f"{ids[j]} ({what})" for what, j in jobs}))
+        return None, DeliveryNote(lineno, now, "other message", names, detail)
+
+    for lineno, sender, msg in read_transcript(scenario.transcript):
+        now = float(msg["now"])
+        if sender == "scheduler":
+            for event in msg["events"]:
+                _apply(engine, event, now, lineno, job_of, scenario.transcript)
+            continue
+        kinds = [event["type"] for event in msg["events"]]
+        if "SIMULATION_BEGINS" in kinds:
+            continue
+        if "SIMULATION_ENDS" in kinds:
+            point = engine.next_decision_point()
+            if point is not None:
+                return mismatch(lineno, now, _events_of(point), f"Batsim ends the simulation; the engine "
+                                f"has a decision point at {point.time:.9f}")
+            return engine.result(), None
+        batsim = {(("submitted" if e["type"] == "JOB_SUBMITTED" else "completed"),
+                   job_of(e["data"]["job_id"], lineno))
+                  for e in msg["events"] if e["type"] in ("JOB_SUBMITTED", "JOB_COMPLETED")}
+        point = engine.next_decision_point()
+        if point is None:
+            return mismatch(lineno, now, batsim, "Batsim sends events after the engine's end")
+        ours = _events_of(point)
+        facts = (kinds.count("REQUESTED_CALL"), kinds.count("RESOURCE_STATE_CHANGED"),
+                 any(e["type"] == "NOTIFY" and e.get("data", {}).get("type") == "no_more_static_job_to_submit"
+                     for e in msg["events"]))
+        if (float(f"{point.time:.6f}") != now or ours != batsim
+                or facts != (point.requested_calls, len(point.pstate_changes), point.no_more_submissions)):
+            only_batsim, only_ours = sorted(batsim - ours), sorted(ours - batsim)
+            return mismatch(lineno, now, batsim ^ ours or batsim,
+                            f"Batsim's message: {len(batsim)} jobs at {now:.6f}; the engine's SimGrid clock: "
+                            f"{len(ours)} at {point.time:.9f}"
+                            + (f"; only Batsim has {_names(ids, only_batsim)}" if only_batsim else "")
+                            + (f"; only the engine has {_names(ids, only_ours)}" if only_ours else ""))
+    return mismatch(0, engine.now, set(), "the transcript ends before SIMULATION_ENDS")
+
+
+def _energy_accounting(platform_xml: str) -> str:
+    """On a platform with links, Batsim's internal messages take time, so its first energy
+    query (at the first submission, t=0 in the workload) lands just after t=0 and SimGrid
+    bills every machine at its own p-state from the start: the engine's "ideal" accounting."""
+    with open(platform_xml, encoding="utf-8", errors="replace") as f:
+        return "ideal" if "<link " in f.read() else "batsim"
+
+
+def _events_of(point) -> set[tuple[str, int]]:
+    return {("submitted", j) for j in point.submitted} | {("completed", j) for j in point.completed}
+
+
+def _names(ids, events) -> str:
+    shown = ", ".join(f"{ids[j]} ({what})" for what, j in events[:4])
+    return shown + (f" and {len(events) - 4} more" if len(events) > 4 else "")
+
+
+def _apply(engine: Engine, event: dict, now: float, lineno: int, job_of, where: str) -> None:
+    """Apply one of the scheduler's recorded decisions to ``engine`` now."""
+    kind, data = event["type"], event.get("data", {})
+    try:
+        if kind == "EXECUTE_JOB":
+            engine.execute(job_of(data["job_id"], lineno), parse_intervals(data["alloc"]))
+        elif kind == "REJECT_JOB":
+            engine.reject(job_of(data["job_id"], lineno))
+        elif kind == "KILL_JOB":
+            for job_id in data["job_ids"]:
+                engine.kill(job_of(job_id, lineno))
+        elif kind == "SET_RESOURCE_STATE":
+            engine.set_pstate(parse_intervals(data["resources"]), int(data["state"]))
+        elif kind == "CALL_ME_LATER":
+            engine.call_me_later(float(data["timestamp"]))
+        # Other events (notifications, queries) do not change the simulation.
+    except HDeepRMError as e:
+        raise ReplayError(f"{where}: line {lineno}: {kind} at {now:.6f}: {e}") from None
 
 
 def replay_with_notes(folder: str) -> tuple[SimulationResult, list[DeliveryNote]]:
@@ -148,7 +246,8 @@ def replay_with_notes(folder: str) -> tuple[SimulationResult, list[DeliveryNote]
     scenario = find_scenario(folder)
     platform = load_platform(scenario.platform, hierarchy=scenario.hierarchy)
     workload = read_batsim_workload(scenario.workload)
-    engine = Engine(platform, workload, clock="exact")  # follows Batsim's printed times
+    engine = Engine(platform, workload, clock="exact",  # follows Batsim's printed times
+                    energy_accounting=_energy_accounting(scenario.platform))
     tracker = DeliveryTracker(engine.jobs.job_ids)
     index = {f"{workload.name}!{job_id}": i for i, job_id in enumerate(engine.jobs.job_ids)}
     named: list[tuple[str, int]] = []  # jobs Batsim's last message said were submitted / done
@@ -179,21 +278,7 @@ def replay_with_notes(folder: str) -> tuple[SimulationResult, list[DeliveryNote]
             when = float(event.get("timestamp", now))
             if when > engine.now:
                 engine.run_until(when, tracker.on_instant)
-            try:
-                if kind == "EXECUTE_JOB":
-                    engine.execute(job_of(data["job_id"], lineno), parse_intervals(data["alloc"]))
-                elif kind == "REJECT_JOB":
-                    engine.reject(job_of(data["job_id"], lineno))
-                elif kind == "KILL_JOB":
-                    for job_id in data["job_ids"]:
-                        engine.kill(job_of(job_id, lineno))
-                elif kind == "SET_RESOURCE_STATE":
-                    engine.set_pstate(parse_intervals(data["resources"]), int(data["state"]))
-                elif kind == "CALL_ME_LATER":
-                    engine.call_me_later(float(data["timestamp"]))
-                # Other events (notifications, queries) do not change the simulation.
-            except HDeepRMError as e:
-                raise ReplayError(f"{scenario.transcript}: line {lineno}: {kind} at {when:.6f}: {e}") from None
+            _apply(engine, event, when, lineno, job_of, scenario.transcript)
     engine.run_to_end()
     return engine.result(), tracker.notes
 

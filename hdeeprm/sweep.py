@@ -141,7 +141,8 @@ class GridConfig:
         values["experiment"] = data["experiment"]
         for key in ("platforms", "workloads", "policies"):
             if key in data:
-                values[key] = strings(key)
+                # a grid of options files alone (for crossval) has no policy
+                values[key] = strings(key, allow_empty=key == "policies" and bool(data.get("options")))
         if "checkpoints" in data:
             values["checkpoints"] = strings("checkpoints", allow_empty=True)
         if "seeds" in data:
@@ -219,7 +220,7 @@ class GridConfig:
         if self.batsim is None:
             return None
         candidate = self.base_dir / self.batsim
-        return str(candidate) if os.sep in self.batsim and candidate.exists() else self.batsim
+        return str(candidate.resolve()) if os.sep in self.batsim and candidate.exists() else self.batsim
 
     @property
     def base_dir(self) -> Path:

@@ -2,12 +2,15 @@
 
 The reference is Engine (SimPy) + ResourceModel + QueueScheduler, one Python call per
 decision; the fast path runs the same policies in compiled code. Every comparison here is
-exact: the Batsim output files byte for byte, and the result arrays with ==.
+exact: the Batsim output files byte for byte, and the result arrays with ==. Each runs with
+both of the engine's clocks: "simgrid" (SimGrid's steps and Batsim's message grouping, the
+default) and "exact".
 """
 
 from __future__ import annotations
 
 import filecmp
+import os
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +28,7 @@ from hdeeprm.workload import load_workload, read_batsim_workload
 DATA = Path(__file__).parent / "data"
 TRACES = DATA / "traces"
 REFERENCE = DATA / "batsim-reference"
+CLOCKS = ("simgrid", "exact")
 OUTPUTS = ("out_jobs.csv", "out_schedule.csv", "out_consumed_energy.csv", "out_pstate_changes.csv",
            "overutilization.json")
 
@@ -102,6 +106,60 @@ def test_printed6_is_pythons_six_decimal_rounding():
         assert sim.printed6(x) == float(f"{x:.6f}"), x
 
 
+def test_longdouble_difference_is_x87s_bit_for_bit():
+    # Batsim's job submitter sleeps (double)((long double)subtime - (long double)clock).
+    from hdeeprm.core.simgrid_steps import longdouble_difference
+
+    if np.finfo(np.longdouble).nmant != 63:
+        pytest.skip("numpy's long double is not x87 80-bit extended here")
+    rng = np.random.default_rng(2)
+    n = 250_000
+    sub = rng.integers(0, 2**31, n).astype(float)
+    pairs = [
+        (sub, np.nextafter(sub, -np.inf)),  # the clock an ulp below an integer subtime
+        (sub, sub - rng.integers(1, 2000, n) * np.spacing(sub)),
+        (sub, sub - 1e-10 * rng.uniform(0, 10, n)),
+        (sub, sub + 1e-9 * rng.uniform(0, 2, n)),
+    ]
+    mag = 10.0 ** rng.uniform(-12, 12, n)
+    pairs.append((rng.uniform(0, 1, n) * mag, rng.uniform(0, 1, n) * mag * 10.0 ** rng.uniform(-20, 1, n)))
+    pairs.append((10.0 ** rng.uniform(-300, 300, n), 10.0 ** rng.uniform(-300, 300, n) * rng.choice([-1, 1], n)))
+    # Near-ties: |a - b - fl(a - b)| about half an ulp, around the 64-bit rounding window.
+    a = np.ldexp(rng.uniform(1, 2, n), rng.integers(-30, 40, n))
+    odd = np.nextafter(a - np.mod(a, 2 * np.spacing(a)), np.inf)
+    for base in (a, odd):
+        for sign in (1, -1):
+            pairs.append((base, sign * np.spacing(base) / 2 * (1 - rng.uniform(-3, 3, n) * 2.0 ** -11)))
+            for edge in (1 - 2.0 ** -11, 1 - 2.0 ** -12, 1 - 3 * 2.0 ** -12):
+                pairs.append((base, np.full(n, sign * edge) * np.spacing(base) / 2))
+    p2 = np.ldexp(1.0, rng.integers(-40, 40, n))  # binade edges
+    pairs.append((p2, np.spacing(p2) / 4 * (1 - rng.uniform(-2, 2, n) * 2.0 ** -11)))
+    pairs.append((p2, -np.spacing(p2) / 2 * (1 - rng.uniform(-2, 2, n) * 2.0 ** -11)))
+    a = np.concatenate([np.ascontiguousarray(x, float) for x, _ in pairs])
+    b = np.concatenate([np.ascontiguousarray(y, float) for _, y in pairs])
+    expected = (a.astype(np.longdouble) - b.astype(np.longdouble)).astype(np.float64)
+    got = _longdouble_differences(a, b)
+    assert a.size > 4_000_000
+    assert ((a - b) != expected).sum() > 100_000  # the double rounding did matter
+    mismatches = np.flatnonzero(got != expected)
+    assert mismatches.size == 0, list(zip(a[mismatches[:5]], b[mismatches[:5]]))
+
+
+def _longdouble_differences(a, b):
+    import numba
+
+    from hdeeprm.core.simgrid_steps import longdouble_difference
+
+    @numba.njit
+    def each(a, b, out):
+        for i in range(a.shape[0]):
+            out[i] = longdouble_difference(a[i], b[i])
+
+    out = np.empty_like(a)
+    each(a, b, out)
+    return out
+
+
 # -- whole classic runs -----------------------------------------------------------------------
 
 PAIRS = [
@@ -117,22 +175,24 @@ PAIRS = [
 ]
 
 
+@pytest.mark.parametrize("clock", CLOCKS)
 @pytest.mark.parametrize("policy, backfill", PAIRS)
-def test_key_pairs_on_gaia_give_identical_outputs(policy, backfill, tmp_path):
+def test_key_pairs_on_gaia_give_identical_outputs(policy, backfill, clock, tmp_path):
     platform, workload = gaia_workload()
-    reference, fast = both(platform, workload, PolicyConfig.parse(policy, backfill), tmp_path)
+    reference, fast = both(platform, workload, PolicyConfig.parse(policy, backfill), tmp_path, clock=clock)
     assert_same(reference, fast, tmp_path)
     assert (reference.final_state != 0).all()
 
 
+@pytest.mark.parametrize("clock", CLOCKS)
 @pytest.mark.parametrize("backfill", [None, "easy"])
-def test_fcfs_on_a_flat_platform_with_a_long_queue_gives_identical_outputs(backfill, tmp_path):
+def test_fcfs_on_a_flat_platform_with_a_long_queue_gives_identical_outputs(backfill, clock, tmp_path):
     # 32 hosts for KTH-SP2 (100 processors): jobs larger than the platform are rejected and
     # the queue grows long, exercising the rejections, the blocked head and EASY's shadow.
     workload = load_workload(TRACES / "kth-sp2-head.swf.gz", max_res=64, reference_speed_gflops=1.0,
                              rng=np.random.default_rng(0)).compile()
     platform = flat_platform(32, speed=0.7e9)  # non-integer end times: decision-time rounding
-    reference, fast = both(platform, workload, PolicyConfig("first", "first_fit", backfill), tmp_path)
+    reference, fast = both(platform, workload, PolicyConfig("first", "first_fit", backfill), tmp_path, clock=clock)
     assert_same(reference, fast, tmp_path)
     assert (reference.final_state == 4).any()
 
@@ -140,8 +200,9 @@ def test_fcfs_on_a_flat_platform_with_a_long_queue_gives_identical_outputs(backf
 SCENARIOS = sorted(p.name for p in REFERENCE.iterdir() if (p / "platform.xml").exists())
 
 
+@pytest.mark.parametrize("clock", CLOCKS)
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_recorded_batsim_inputs_with_the_simgrid_quirk_give_identical_outputs(scenario, tmp_path):
+def test_recorded_batsim_inputs_with_the_simgrid_quirk_give_identical_outputs(scenario, clock, tmp_path):
     # Delay jobs and walltimes (A1), speed classes (A2), ties and rejections (A3), EASY (A4),
     # hierarchies on XML platforms (A5, A6, A9), p-states declared by the platform (A8).
     folder = REFERENCE / scenario
@@ -151,36 +212,105 @@ def test_recorded_batsim_inputs_with_the_simgrid_quirk_give_identical_outputs(sc
     workload = workload.window(0, min(len(workload), 1500))
     backfill = "easy" if "easy" in scenario else None
     for policy in ("first:first_fit", "shortest:high_mem"):
-        reference, fast = both(platform, workload, PolicyConfig.parse(policy, backfill), tmp_path / policy)
+        reference, fast = both(platform, workload, PolicyConfig.parse(policy, backfill), tmp_path / policy,
+                               clock=clock)
         assert_same(reference, fast, tmp_path / policy)
 
 
-def test_an_empty_workload_and_the_engine_left_behind(tmp_path):
+@pytest.mark.parametrize("clock", CLOCKS)
+def test_an_empty_workload_and_the_engine_left_behind(clock, tmp_path):
     platform, workload = gaia_workload(300)
     for arrays in (workload.window(0, 1), workload):
-        engine = Engine(platform, arrays)
-        run_policy(engine, PolicyConfig("smallest", "high_cores", "easy"))
+        engine = Engine(platform, arrays, clock=clock)
+        run_policy(engine, PolicyConfig("smallest", "high_cores", "easy"), fast=True)
         engine.check_invariants()
         assert engine.nb_unfinished == 0 and not engine.running_jobs()
     from hdeeprm.workload.model import Workload
 
-    result = run_policy(Engine(platform, Workload((), {})), PolicyConfig())
+    result = run_policy(Engine(platform, Workload((), {}), clock=clock), PolicyConfig(), fast=True)
     assert result.job_order == [] and result.consumed_joules == 0.0
 
 
-def test_no_rounding_and_no_energy_rows_are_followed_too(tmp_path):
+def edge_workload(rng, nb_jobs=2000):
+    """Jobs made to hit SimGrid's corner cases: no work, walltimes equal to (or an ulp off)
+    the task's duration, delay jobs killed at their walltime, submit times shared by many jobs
+    and not representable in binary."""
+    from hdeeprm.workload.model import Job, Profile, Workload
+
+    jobs, profiles = [], {}
+    t = 0.0
+    speeds = (1e9, 0.7e9, 1.3e9)
+    for i in range(nb_jobs):
+        if rng.random() < 0.6:
+            t += float(rng.choice([0.1, 0.3, 1.0, 7.0, 13.37]))
+        res = int(rng.integers(1, 6))
+        walltime = float(rng.choice([5.0, 10.0, 30.0, 100.0]))
+        case = rng.integers(0, 6)
+        if case == 0:
+            profiles[f"p{i}"] = Profile(f"p{i}", "parallel_homogeneous", cpu=0.0)
+        elif case == 1:  # exactly the walltime on the slowest or fastest machine
+            speed = float(rng.choice(speeds))
+            profiles[f"p{i}"] = Profile(f"p{i}", "parallel_homogeneous", cpu=walltime * speed)
+        elif case == 2:
+            profiles[f"p{i}"] = Profile(f"p{i}", "delay", delay=float(rng.choice([walltime, walltime / 3])))
+        else:
+            profiles[f"p{i}"] = Profile(f"p{i}", "parallel_homogeneous",
+                                        cpu=float(rng.uniform(0.1, 2.0)) * walltime * 1e9)
+        jobs.append(Job(str(i), round(t, 2), res, f"p{i}", walltime))
+    return Workload(tuple(jobs), profiles).compile()
+
+
+@pytest.mark.parametrize("clock", CLOCKS)
+@pytest.mark.parametrize("policy, backfill", [("first:first_fit", None), ("smallest:first_fit", "easy"),
+                                              ("random:random", None)])
+def test_simgrid_corner_cases_give_identical_outputs(policy, backfill, clock, tmp_path):
+    # Zero-work tasks, walltime kills in the same step as the task's end, delay kills,
+    # heterogeneous speeds (non-integer rates) and hundreds of activities (compaction).
+    rng = np.random.default_rng(11)
+    workload = edge_workload(rng)
+    n = 24
+    speeds = np.array([1e9, 0.7e9, 1.3e9])[np.arange(n) % 3]
+    platform = Platform(host_names=tuple(f"h{i:03d}" for i in range(n)), speeds=speeds[:, None],
+                        watts_idle=np.full((n, 1), 100.0), watts_full=np.full((n, 1), 200.0),
+                        nb_pstates=np.ones(n, np.int64), initial_pstate=np.zeros(n, np.int64))
+    reference, fast = both(platform, workload, PolicyConfig.parse(policy, backfill), tmp_path, clock=clock)
+    assert_same(reference, fast, tmp_path)
+    assert (reference.final_state == 2).sum() > 50 and (reference.final_state == 1).sum() > 500
+
+
+# Opt-in: a folder with platform.xml and workload.json of a large recorded Batsim input, such
+# as the 100,000-job HPC2N FCFS scenario (240 heterogeneous hosts).
+S2 = Path(os.environ.get("HDEEPRM_LARGE_SCENARIO", "/nonexistent"))
+
+
+@pytest.mark.skipif(not (S2 / "workload.json").exists(),
+                    reason="set HDEEPRM_LARGE_SCENARIO to a folder with platform.xml and workload.json")
+def test_the_100k_job_recorded_batsim_input_gives_identical_outputs(tmp_path):
+    # Real Batsim's run of it is reproduced exactly by the simgrid clock (the engine's tests).
+    platform = load_platform(S2 / "platform.xml")
+    workload = read_batsim_workload(S2 / "workload.json").compile()
+    reference, fast = both(platform, workload, PolicyConfig(), tmp_path)
+    assert_same(reference, fast, tmp_path)
+
+
+@pytest.mark.parametrize("clock", CLOCKS)
+def test_no_rounding_and_no_energy_rows_are_followed_too(clock, tmp_path):
     platform, workload = gaia_workload(400)
     reference, fast = both(platform, workload, PolicyConfig("shortest", "high_cores", "easy"), tmp_path,
-                           batsim_time_rounding=False, record_energy_rows=False)
+                           batsim_time_rounding=False, record_energy_rows=False, clock=clock)
     assert_same(reference, fast, tmp_path)
     assert list(fast.energy_rows) == []
 
 
 # -- when the fast path is taken ----------------------------------------------------------------
 
-def test_run_policy_takes_the_fast_path_only_without_hooks():
+@pytest.mark.parametrize("clock", CLOCKS)
+def test_run_policy_takes_the_fast_path_only_without_hooks(clock):
+    from hdeeprm import fastsim
+
     platform, workload = gaia_workload(100)
-    engine = Engine(platform, workload)
+    engine = Engine(platform, workload, clock=clock)
+    assert fastsim.supports(engine, PolicyConfig())
     result = run_policy(engine, PolicyConfig())
     assert isinstance(result.alloc, Allocations)
     assert engine.nb_unfinished == 0 and engine.now == result.end_time
@@ -189,9 +319,9 @@ def test_run_policy_takes_the_fast_path_only_without_hooks():
         def next_decision_point(self):
             return super().next_decision_point()
 
-    result = run_policy(Hooked(platform, workload), PolicyConfig())
+    result = run_policy(Hooked(platform, workload, clock=clock), PolicyConfig())
     assert isinstance(result.alloc, list)
-    started = Engine(platform, workload)
+    started = Engine(platform, workload, clock=clock)
     started.next_decision_point()
     with pytest.raises(ValueError, match="not started"):
         run_policy(started, PolicyConfig(), fast=True)
@@ -224,11 +354,11 @@ def same(a, b) -> bool:
     return type(a) is type(b) and a == b
 
 
-def env_episode(fast, choose, seed, **config):
+def env_episode(fast, choose, seed, clock="simgrid", **config):
     from hdeeprm.env import HeteroEnv
 
     config.setdefault("nb_jobs", 300)
-    env = HeteroEnv("gaia", ENV_TRACE, fast=fast, **config)
+    env = HeteroEnv("gaia", ENV_TRACE, fast=fast, backend_options={"clock": clock}, **config)
     steps = [env.reset(seed=seed)]
     rng = np.random.default_rng(seed)
     done = False
@@ -260,11 +390,12 @@ ENV_CASES = [
 ]
 
 
+@pytest.mark.parametrize("clock", CLOCKS)
 @pytest.mark.parametrize("config", ENV_CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
 @pytest.mark.parametrize("choose", [random_valid, void_when_allowed])
-def test_hetero_env_steps_are_identical(config, choose, tmp_path):
-    reference, steps_ref = env_episode(False, choose, 3, **dict(config))
-    fast, steps_fast = env_episode(True, choose, 3, **dict(config))
+def test_hetero_env_steps_are_identical(config, choose, clock, tmp_path):
+    reference, steps_ref = env_episode(False, choose, 3, clock, **dict(config))
+    fast, steps_fast = env_episode(True, choose, 3, clock, **dict(config))
     assert len(steps_ref) == len(steps_fast) > 2
     for i, (a, b) in enumerate(zip(steps_ref, steps_fast)):
         assert same(a, b), f"step {i} differs"
@@ -280,12 +411,13 @@ def test_hetero_env_steps_are_identical(config, choose, tmp_path):
             fast.result()
 
 
-def test_hetero_env_pickles_in_the_middle_of_an_episode():
+@pytest.mark.parametrize("clock", CLOCKS)
+def test_hetero_env_pickles_in_the_middle_of_an_episode(clock):
     import pickle
 
     from hdeeprm.env import HeteroEnv
 
-    env = HeteroEnv("gaia", ENV_TRACE, nb_jobs=200, observation="minimal")
+    env = HeteroEnv("gaia", ENV_TRACE, nb_jobs=200, observation="minimal", backend_options={"clock": clock})
     env.reset(seed=1)
     for _ in range(20):
         env.step(int(np.flatnonzero(env.action_masks())[0]))
@@ -336,8 +468,9 @@ def tight_workload(rng, nb_cores, nb_jobs=150):
     return Workload(tuple(jobs), profiles).compile()
 
 
+@pytest.mark.parametrize("clock", CLOCKS)
 @pytest.mark.parametrize("seed", range(6))
-def test_every_core_key_under_tight_memory_gives_identical_outputs(seed, tmp_path):
+def test_every_core_key_under_tight_memory_gives_identical_outputs(seed, clock, tmp_path):
     from hdeeprm.keys import ALL_CORE_KEYS, JOB_KEYS
 
     rng = np.random.default_rng(seed)
@@ -347,6 +480,7 @@ def test_every_core_key_under_tight_memory_gives_identical_outputs(seed, tmp_pat
         job_key = JOB_KEYS[int(rng.integers(len(JOB_KEYS)))]
         backfill = "easy" if rng.random() < 0.5 else None
         out = tmp_path / core_key
-        reference, fast = both(platform, workload, PolicyConfig(job_key, core_key, backfill), out, seed=seed)
+        reference, fast = both(platform, workload, PolicyConfig(job_key, core_key, backfill), out, seed=seed,
+                               clock=clock)
         assert_same(reference, fast, out)
         assert reference.overutilization.memory_shortages  # memory did bind

@@ -203,3 +203,66 @@ def test_ray_engine_gives_the_local_results(tmp_path):
     ray = train(config, tmp_path / "train-ray", workers=2, engine="ray", progress=False)
     assert ray["returns"] == local["returns"]
     assert (tmp_path / "train-local" / "losses.log").read_text() == (tmp_path / "train-ray" / "losses.log").read_text()
+
+
+# ---------------------------------------------------------------------- backends
+
+
+def _engine_batsim(path: Path) -> str:
+    """A stand-in for the batsim executable that answers from an embedded engine."""
+    import stat
+    import sys
+
+    path.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m hdeeprm.backends.batsim.replay_server --engine -- "$@"\n')
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return str(path)
+
+
+def test_cells_run_on_the_batsim_backend(tmp_path, capsys):
+    """The same cells on a Batsim stand-in: the schedules of the embedded run (every metric
+    but the return, whose work-done terms come from the mirror engine), other cell names."""
+    pytest.importorskip("zmq")
+    path = write_grid(tmp_path, policies=["shortest:high_gflops+easy"], seeds=[0])
+    embedded = run_sweep(GridConfig.load(path), tmp_path / "embedded", progress=False)
+    assert embedded.failed == 0 and "backend" not in GridConfig.load(path).cells()[0].params
+    fake = _engine_batsim(tmp_path / "batsim")
+    assert main(["sweep", str(path), "--out", str(tmp_path / "batsim-out"), "--backend", "batsim",
+                 "--batsim", fake, "--timeout", "20"]) == 0
+    assert "1 cells: 1 ran" in capsys.readouterr().out
+    [a], [b] = rows(tmp_path / "embedded"), rows(tmp_path / "batsim-out")
+    assert a["cell"] != b["cell"] and b["status"] == "done"
+    for key in ("makespan", "mean_waiting_time", "mean_bounded_slowdown", "nb_finished"):
+        assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-9), key
+    assert float(a["return_mean"]) == pytest.approx(float(b["return_mean"]), rel=1e-6)
+    metrics = json.loads((tmp_path / "batsim-out" / "cells" / b["cell"] / "metrics.json").read_text())
+    assert metrics["params"]["backend"] == "batsim"
+    assert (tmp_path / "batsim-out" / "cells" / b["cell"] / "episode_1" / "out_jobs.csv").is_file()
+    assert json.loads((tmp_path / "batsim-out" / "sweep.json").read_text())["backend"] == "batsim"
+    # the grid file's backend, with the stand-in named relative to the grid's folder
+    path.write_text(json.dumps({"experiment": "small.json", "policies": ["shortest:high_gflops+easy"],
+                                "seeds": [0], "backend": "batsim", "batsim": "./batsim", "timeout": 20}))
+    again = run_sweep(GridConfig.load(path), tmp_path / "batsim-out", progress=False)
+    assert (again.ran, again.skipped) == (0, 1)
+
+
+def test_a_links_network_is_its_own_cell_with_batsims_energy_accounting(tmp_path):
+    path = write_grid(tmp_path, policies=["first:first_fit"], seeds=[0], networks=["zero-latency", "links"],
+                      outputs=False)
+    run_sweep(GridConfig.load(path), tmp_path / "out", progress=False)
+    zero, links = rows(tmp_path / "out")
+    assert "network" not in GridConfig.load(path).cells()[0].params
+    assert zero["makespan"] == links["makespan"] and zero["consumed_joules"] != links["consumed_joules"]
+
+
+@pytest.mark.parametrize("grid, message", [
+    ({"backend": "simgrid"}, "backend: expected one of embedded, batsim"),
+    ({"timeout": 0}, "timeout: expected a number of seconds > 0"),
+    ({"networks": ["links", "links"]}, "networks: a network is listed twice"),
+    ({"networks": ["links"], "platforms": ["p.xml"]}, "'links' needs HDeepRM platform JSONs"),
+    ({"options": ["opts.json"]}, "options files are cross-validated with 'hdeeprm crossval --grid'"),
+])
+def test_backend_mistakes_name_the_file_and_the_field(tmp_path, grid, message, capsys):
+    path = write_grid(tmp_path, **grid)
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and message in err and err.count("\n") == 1

@@ -63,6 +63,9 @@ ENERGY_ACCOUNTINGS = ("batsim", "ideal")
 # How time advances: "simgrid" steps SimGrid's clock as Batsim does (core/simgrid_steps.py),
 # "exact" computes each end as start + work / speed.
 CLOCKS = ("simgrid", "exact")
+# Where "no more jobs to submit" goes (clock="simgrid"): nowhere yet, in the message after
+# the one being gathered, in the next message.
+_NOTIFY_NONE, _NOTIFY_AFTER, _NOTIFY_NEXT = 0, 1, 2
 # Batsim's CALL_ME_LATER waiter never sleeps less than this (jobs_execution.cpp, waiter_process).
 MIN_WAITER_SLEEP_S = 1e-5
 
@@ -618,24 +621,28 @@ class Engine:
     # - The job submitter sleeps ``subtime - now`` (in long double) to each next submit time;
     #   the job that woke it is submitted whatever the clock, and later jobs of the same
     #   submit time only if the clock reached it: a clock an ulp short splits the group.
-    # - "No more jobs to submit" comes after the last submission: alone in the next message
-    #   when the submission was the step's last event, else at the end of that message.
+    # - "No more jobs to submit" comes after the last submission: in the next message (with
+    #   what the reply caused, if anything) when the submission was the step's last event,
+    #   else at the end of that message.
 
     def _start_simgrid_clock(self) -> None:
         n = self.jobs.nb_jobs
+        # A float clock from the start (SimPy's is the int 0 until set): times noted at t=0,
+        # before the first step, are then 0.0 as with the exact clock.
+        self._clock.set_now(0.0)
         self._acts = Activities()
         self._task_slot = np.full(n, -1, np.int64)  # a job's task, delay or kill sleep
         self._timeout_slot = np.full(n, -1, np.int64)  # a parallel job's walltime sleep
         self._pending = DecisionPoint(0.0)  # events Batsim's server holds, not sent yet
         self._ready = True  # the scheduler is not busy with a message
         self._reply_due = False  # a message was handed out and not answered yet
-        self._notify_alone = False
+        self._notify = _NOTIFY_NONE
         self._last_event_submission = False
         self._submitted_up_to = 0  # jobs [0, this) are submitted
         self._woken_by_job = False  # the submitter slept until the next job's submit time
         # The submitter's first round, at t=0 (before any step).
         if self._submitter_round() and self._last_event_submission:
-            self._notify_alone = True
+            self._notify = _NOTIFY_AFTER
 
     def _need_exact_clock(self, what: str) -> None:
         if self._acts is not None:
@@ -644,12 +651,14 @@ class Engine:
     def _next_simgrid_point(self) -> DecisionPoint | None:
         self._answer()
         while True:
-            if self._ready and (self._pending or self._notify_alone):
-                if not self._pending:
-                    self._notify_alone = False
+            if self._ready and (self._pending or self._notify == _NOTIFY_NEXT):
+                if self._notify == _NOTIFY_NEXT:  # with what the last reply caused, if anything
+                    self._notify = _NOTIFY_NONE
                     self._pending.no_more_submissions = True
                 point, self._pending = self._pending, DecisionPoint(self._clock.now)
                 point.time = self._clock.now
+                if self._notify == _NOTIFY_AFTER:
+                    self._notify = _NOTIFY_NEXT
                 self._point = point
                 self._reply_due = True
                 return point
@@ -704,7 +713,7 @@ class Engine:
             self._last_event_submission = False
         if submitter_finished:
             if self._last_event_submission and self._ready and not sent_before:
-                self._notify_alone = True
+                self._notify = _NOTIFY_AFTER
             else:
                 self._pending.no_more_submissions = True
         if reply_ended:

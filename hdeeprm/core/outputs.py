@@ -15,6 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .engine import FINAL_STATE_NAMES, KILLED, REJECTED_STATE, SUCCESS, WALLTIME_REACHED, SimulationResult
+
+# Batsim's run time of a task of zero work, a long double literal (1e-5l in jobs_execution.cpp).
+ZERO_WORK_RECORDED_DURATION_TEXT = "1e-5"
 from ..workload.model import KIND_DELAY
 from .intervals import format_intervals
 
@@ -148,8 +151,27 @@ def write_outputs(result: SimulationResult, out_dir: str, prefix: str = "out") -
     return paths
 
 
+def _batsim_job_times(result: SimulationResult) -> tuple[np.ndarray, ...]:
+    """Execution, finish, waiting, turnaround and stretch per job as Batsim computes them:
+    in long double from its start and run time (1e-5 s for a task of zero work), then
+    rounded to double (export.cpp), so that the 6 printed decimals are Batsim's."""
+    L = np.longdouble
+    w = result.workload
+    start = result.start.astype(L)
+    runtime = result.finish.astype(L) - start
+    zero_work = (w.kind != KIND_DELAY) & (w.work == 0) & (result.final_state == SUCCESS)
+    runtime[zero_work] = L(ZERO_WORK_RECORDED_DURATION_TEXT)
+    subtime = w.subtime.astype(L)
+    turnaround = start + runtime - subtime
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stretch = turnaround / runtime
+    return (runtime.astype(np.float64), (start + runtime).astype(np.float64),
+            (start - subtime).astype(np.float64), turnaround.astype(np.float64), stretch.astype(np.float64))
+
+
 def write_jobs(result: SimulationResult, path: str) -> None:
     w = result.workload
+    execution, finish, waiting, turnaround, stretch = _batsim_job_times(result)
     with open(path, "w", newline="") as f:
         f.write(",".join(JOB_COLUMNS) + "\n")
         for j in result.job_order:
@@ -161,13 +183,10 @@ def write_jobs(result: SimulationResult, path: str) -> None:
             if state == REJECTED_STATE:
                 row = head + ["0", "REJECTED", "", "", "", "", "", "", "", "", '""']
             else:
-                start, finish = result.start[j], result.finish[j]
-                execution = finish - start
-                turnaround = finish - w.subtime[j]
                 row = head + [
-                    "1" if state == SUCCESS else "0", FINAL_STATE_NAMES[int(state)], _f6(start),
-                    _f6(execution), _f6(finish), _f6(start - w.subtime[j]), _f6(turnaround),
-                    _f6(turnaround / execution) if execution > 0 else "inf",
+                    "1" if state == SUCCESS else "0", FINAL_STATE_NAMES[int(state)], _f6(result.start[j]),
+                    _f6(execution[j]), _f6(finish[j]), _f6(waiting[j]), _f6(turnaround[j]),
+                    _f6(stretch[j]) if execution[j] > 0 else "inf",
                     format_intervals(result.alloc[j]), _f6(result.job_energy[j]), '""',
                 ]
             f.write(",".join(_csv_field(x) for x in row) + "\n")

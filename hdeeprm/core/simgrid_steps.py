@@ -25,6 +25,8 @@ path. Thresholds: ``sg_maxmin_precision * sg_surf_precision`` and ``sg_surf_prec
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
@@ -162,3 +164,29 @@ class Activities:
         self.nb_alive += 1
         self.alive[a] = True
         return a
+
+
+@numba.njit(cache=True, nogil=True)
+def longdouble_difference(a, b):
+    """``float(np.longdouble(a) - np.longdouble(b))`` for doubles ``a`` and ``b`` on x86-64
+    (x87 80-bit extended: 64-bit significand), without long doubles (numba has none).
+
+    The x87 subtraction rounds the exact difference to 64 bits, and the conversion rounds
+    that to 53: a double rounding. TwoSum gives the exact difference as ``s + e`` with
+    ``s = fl(a - b)``; the two roundings differ from ``s`` only when the 64-bit rounding lands
+    exactly on the midpoint between ``s`` and its neighbour ``t`` (towards ``e``), i.e. when
+    ``|e|`` is within half a 64-bit spacing of half the gap, and ties-to-even then picks ``t``.
+    Batsim's job submitter computes its sleeps this way (job_submitter.cpp)."""
+    s = a - b
+    bb = s - a
+    e = (a - (s - bb)) + (-b - bb)  # exact: a - b == s + e
+    if e == 0.0 or not math.isfinite(s):
+        return s
+    t = np.nextafter(s, math.inf if e > 0.0 else -math.inf)
+    h = abs(t - s) * 0.5  # half the 53-bit gap (exact: a power of two)
+    if abs(e) < h - h * (1.0 / 2048.0):  # the 64-bit spacing there is h / 1024
+        return s
+    # The 64-bit value is the midpoint (which is even at 64 bits); to 53 bits, ties to even.
+    mantissa, _ = math.frexp(abs(s))
+    odd = int(mantissa * 9007199254740992.0) & 1  # 2**53: the significand's last bit
+    return t if odd else s

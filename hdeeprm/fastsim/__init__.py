@@ -8,7 +8,11 @@ bit for bit (tests/test_fastpath.py compares them on real trace excerpts). It is
 - by ``run_policy`` when nothing needs a Python hook between decisions: a plain ``Engine``
   that has not started, any key pair, with or without EASY (``fast=False`` forces the
   reference);
-- by ``HeteroEnv`` on the embedded backend (``fast=False`` forces the reference).
+- by ``HeteroEnv`` on the embedded backend (``fast=False`` forces the reference);
+
+with either of the engine's clocks (``SUPPORTED_CLOCKS``): "simgrid" steps SimGrid's
+activities with the engine's own kernels (``core.simgrid_steps``) and groups events into
+Batsim's messages as the engine does; "exact" keeps an event heap of exact end times.
 
 A fast run's result differs from the reference's only in form: its allocations, energy
 rows, p-state rows and bandwidth spans are read-only sequences over flat arrays (built item
@@ -29,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..contention import _KEY_CODE, ResourceModel
-from ..core.engine import REJECTED_STATE, RUNNING, Engine, SimulationResult
+from ..core.engine import QUEUED, REJECTED_STATE, RUNNING, DecisionPoint, Engine, SimulationResult
 from ..keys import JOB_KEYS, job_key_values
 from . import alloc, envk, sim, state
 from .results import Allocations, BandwidthSpans, EnergyRows, PStateRows
@@ -39,7 +43,8 @@ __all__ = ["FastRun", "alloc", "envk", "run_policy", "sim", "state", "supports"]
 _HERE = Path(__file__).resolve().parent
 # Modules whose kernels or constants the compiled code embeds.
 _DEPENDENCIES = (_HERE.parent / "contention.py", _HERE.parent / "core" / "kernels.py",
-                 _HERE.parent / "core" / "engine.py", _HERE.parent / "workload" / "model.py",
+                 _HERE.parent / "core" / "engine.py", _HERE.parent / "core" / "simgrid_steps.py",
+                 _HERE.parent / "workload" / "model.py",
                  _HERE.parent / "keys.py")
 
 
@@ -114,7 +119,8 @@ class FastRun:
         alloc_off = np.zeros(n, i8)
         if n:
             np.cumsum(res[:-1], out=alloc_off[1:])
-        groups = (np.asarray(engine._submission_groups, dtype=i8) if n else np.zeros(1, i8))
+        sg = engine._acts is not None  # SimGrid's clock: no submission instants
+        groups = (np.asarray(engine._submission_groups, dtype=i8) if n and not sg else np.zeros(1, i8))
         static_key = np.zeros((7, resources.nb_processors))
         for code, values in resources._key_args.values():
             static_key[code] = values
@@ -138,12 +144,15 @@ class FastRun:
             proc_bw_kbs=np.array(resources.proc_bw_kbs, dtype=i8),
             pstate_rules=bool(resources.pstate_rules), round_decisions=bool(engine._round_decisions),
             record_rows=bool(engine._record_energy_rows), backfill=bool(backfill),
-            now=0.0, eid=1 if n else 0, next_group=0 if n else -1,
-            sub_time=float(jobs.subtime[0]) if n else math.inf, sub_eid=0, h_size=0,
+            now=0.0, eid=1 if n and not sg else 0, next_group=0 if n and not sg else -1,
+            sub_time=float(jobs.subtime[0]) if n and not sg else math.inf, sub_eid=0, h_size=0,
             decision_time_for=float(engine._decision_time_for),
             quirk_pending=bool(engine._quirk_pending), finished=False, nb_unfinished=n,
             eng_nb_free=m, total_power=float(engine._total_power), wattmin=float(engine._wattmin),
-            energy=0.0, energy_time=0.0, first_sub_energy=math.nan, last_completion_energy=0.0,
+            energy=float(engine.energy), energy_time=float(engine._energy_time),
+            first_sub_energy=(math.nan if engine._energy_first_submission is None
+                              else float(engine._energy_first_submission)),
+            last_completion_energy=0.0,
             last_row_time=-math.inf, last_row_energy=0.0, nb_erows=0, nb_prows=0,
             nb_prow_hosts=0, nb_machine_switches=0, nb_grouped_switches=0, nb_order=0,
             # The engine's own arrays: the run updates them in place.
@@ -178,6 +187,7 @@ class FastRun:
             rng=self.rng, nb_running=0, ack_pending=False, ack_time=0.0, pt_ack=False,
             ack_points=env is not None, sc_f8=np.zeros(m), sc_a=np.zeros(m, i8), sc_b=np.zeros(m, i8),
         )
+        fields.update(_simgrid_fields(engine))
         fields.update(_env_fields(env, n, m, resources))
         fields.update(_tree_fields(core_keys, resources))
         self.s = self._build(fields)
@@ -245,6 +255,8 @@ class FastRun:
                                          f["pr_len"], f["pr_hosts"], int(f["nb_prows"]))
         engine._clock._queue.clear()
         engine._clock.set_now(float(f["now"]))
+        if engine._acts is not None:
+            _sync_simgrid(engine, f)
         return f
 
     def overutilization(self, f: dict | None = None):
@@ -271,6 +283,60 @@ class FastRun:
     def counters(self) -> dict:
         f = self.fields()
         return {"decision_points": int(f["nb_points"]), "passes": int(f["nb_passes"])}
+
+
+def _simgrid_fields(engine: Engine) -> dict:
+    """SimGrid's activities and Batsim's message state (``Engine`` clock="simgrid"), copied
+    from a pristine engine (its job submitter's first round, at t=0, has run); placeholders
+    with the exact clock."""
+    i8 = np.int64
+    acts = engine._acts
+    if acts is None:
+        n = engine.jobs.nb_jobs
+        return dict(
+            sg=False, a_count=0, a_nb_alive=0, a_is_task=np.zeros(0, np.bool_), a_remains=np.zeros(0),
+            a_rate=np.zeros(0), a_duration=np.zeros(0), a_alive=np.zeros(0, np.bool_),
+            a_kind=np.zeros(0, np.int8), a_owner=np.zeros(0, i8), a_done=np.zeros(0, i8),
+            task_slot=np.full(n, -1, i8), timeout_slot=np.full(n, -1, i8), pd_lo=0, pd_nb_completed=0,
+            pd_completed=np.zeros(0, i8), pd_calls=0, pd_acks=0, pd_nomore=False, sg_ready=True,
+            reply_due=False, notify=0, last_sub=False, sub_upto=0, woken_by_job=False,
+        )
+    pending = engine._pending
+    return dict(
+        sg=True, a_count=int(acts.count), a_nb_alive=int(acts.nb_alive), a_is_task=acts.is_task.copy(),
+        a_remains=acts.remains.copy(), a_rate=acts.rate.copy(), a_duration=acts.duration.copy(),
+        a_alive=acts.alive.copy(), a_kind=acts.kind.copy(), a_owner=acts.owner.copy(),
+        a_done=np.zeros(acts.is_task.shape[0], i8), task_slot=engine._task_slot,
+        timeout_slot=engine._timeout_slot, pd_lo=0, pd_nb_completed=0, pd_completed=np.zeros(16, i8),
+        pd_calls=int(pending.requested_calls), pd_acks=len(pending.pstate_changes),
+        pd_nomore=bool(pending.no_more_submissions), sg_ready=bool(engine._ready),
+        reply_due=bool(engine._reply_due), notify=int(engine._notify),
+        last_sub=bool(engine._last_event_submission), sub_upto=int(engine._submitted_up_to),
+        woken_by_job=bool(engine._woken_by_job),
+    )
+
+
+def _sync_simgrid(engine: Engine, f: dict) -> None:
+    """Write SimGrid's activities and Batsim's message state back into the engine (the slot
+    arrays are shared). The p-state acknowledgements not sent yet, if any, are not restored
+    (a run ends with none)."""
+    acts = engine._acts
+    for name in ("is_task", "remains", "rate", "duration", "alive", "kind", "owner"):
+        setattr(acts, name, f["a_" + name])
+    acts.done = np.empty(f["a_is_task"].shape[0], np.int64)
+    acts.count, acts.nb_alive = int(f["a_count"]), int(f["a_nb_alive"])
+    pending = DecisionPoint(float(f["now"]))
+    pending.submitted = list(range(int(f["pd_lo"]), int(f["sub_upto"])))
+    pending.completed = f["pd_completed"][:int(f["pd_nb_completed"])].tolist()
+    pending.requested_calls = int(f["pd_calls"])
+    pending.no_more_submissions = bool(f["pd_nomore"])
+    engine._pending = pending
+    engine._ready = bool(f["sg_ready"])
+    engine._reply_due = bool(f["reply_due"])
+    engine._notify = int(f["notify"])
+    engine._last_event_submission = bool(f["last_sub"])
+    engine._submitted_up_to = int(f["sub_upto"])
+    engine._woken_by_job = bool(f["woken_by_job"])
 
 
 def _env_fields(env: dict | None, n: int, m: int, resources: ResourceModel) -> dict:
@@ -332,15 +398,31 @@ def _tree_fields(core_keys, resources: ResourceModel) -> dict:
 
 
 def _pristine(engine: Engine) -> bool:
-    """No event processed and no decision taken yet."""
+    """No event processed and no decision taken yet (with SimGrid's clock, the job
+    submitter's first round at t=0, which the constructor runs, may have submitted jobs)."""
+    if engine._acts is not None:
+        pending, upto = engine._pending, engine._submitted_up_to
+        return (engine.now == 0.0 and engine.nb_machine_switches == 0 and engine._ready
+                and not engine._reply_due and engine._acts.count <= 1 and not pending.completed
+                and not pending.requested_calls and not pending.pstate_changes
+                and pending.submitted == list(range(upto)) and bool((engine.job_state[:upto] == QUEUED).all())
+                and not engine.job_state[upto:].any() and engine.energy == 0.0)
     return (engine.now == 0.0 and engine.nb_machine_switches == 0 and not engine.job_state.any()
             and len(engine._clock._queue) == (1 if engine.jobs.nb_jobs else 0))
+
+
+# The engine's clocks (Engine(..., clock=...)) the compiled path reproduces.
+SUPPORTED_CLOCKS = ("exact", "simgrid")
+
+
+def supports_clock(clock: str) -> bool:
+    return clock in SUPPORTED_CLOCKS
 
 
 def supports(engine, config) -> bool:
     """Whether ``run_policy(engine, config)`` can take the fast path: a plain Engine (not a
     subclass, whose overrides are hooks) that has not started yet."""
-    return type(engine) is Engine and _pristine(engine)
+    return type(engine) is Engine and supports_clock(engine.clock) and _pristine(engine)
 
 
 def run_policy(engine: Engine, config, rng: np.random.Generator | None = None) -> SimulationResult:

@@ -275,6 +275,10 @@ def observe(s, obs):
                 work = s.work[job]
                 if s.kind[job] == KIND_DELAY:
                     done = now - s.start[job]
+                elif s.sg:  # the task's remains are the fraction of its work left
+                    task = s.task_slot[job]
+                    left = s.a_remains[task] if task >= 0 else 0.0
+                    done = work - left * work
                 else:
                     done = work - (s.remaining[job] - s.rate[job] * (now - s.progress_time[job]))
                 done = _clip(done, 0.0, work)

@@ -11,7 +11,10 @@ only how the work is organised:
   point (where HeteroEnv integrates its rewards);
 - the waiting queue is kept sorted by every job key in use (insertions and removals are
   binary searches and short moves), so a pass never sorts the queue;
-- EASY's expected ends are a sorted array; a job's cores are a slice of one flat array.
+- EASY's expected ends are a sorted array; a job's cores are a slice of one flat array;
+- with SimGrid's clock (``s.sg``, Engine clock="simgrid") there is no event queue: time
+  advances by ``core.simgrid_steps.sg_step`` over the activity arrays, as in the engine's
+  "SimGrid's clock" section, and Batsim's pending message is kept beside the current point.
 
 Everything works on a ``FastState`` (``hdeeprm.fastsim.state``); Python drives it through
 ``run_classic`` (a whole classic-policy run) or the env kernels (``hdeeprm.fastsim.envk``).
@@ -24,7 +27,10 @@ import numpy as np
 
 from ..contention import CORE_SHORTAGE, FITS, MEMORY_SHORTAGE, memory_capacity, pstate_targets
 from ..core.engine import FINISHED, QUEUED, REJECTED, REJECTED_STATE, RUNNING, SUCCESS, WALLTIME_REACHED
+from ..core.engine import _NOTIFY_AFTER, _NOTIFY_NEXT, _NOTIFY_NONE
 from ..core.kernels import bottleneck_speed, update_powers
+from ..core.simgrid_steps import (JOB_DELAY, JOB_DELAY_KILLED, JOB_TASK, JOB_TIMEOUT, REPLY, SUBMITTER,
+                                  WAITER, longdouble_difference, sg_compact, sg_step)
 from ..workload.model import KIND_DELAY
 from .alloc import allocate, release_hosts
 
@@ -306,7 +312,10 @@ def _energy_row(s, kind):
 @numba.njit(cache=True, nogil=True)
 def decision_time(s):
     """Engine._decision_time: decisions take effect at the printed (6-decimal) time when it
-    rounds up, unless an event falls in between."""
+    rounds up, unless an event falls in between. With SimGrid's clock: Engine._answer."""
+    if s.sg:
+        _answer(s)
+        return
     if not s.round_decisions:
         return
     now = s.now
@@ -353,7 +362,9 @@ def execute(s, job):
     s.job_state[job] = RUNNING
     s.start[job] = now
     s.job_energy_time[job] = now
-    if s.kind[job] == KIND_DELAY:
+    if s.sg:
+        _start_activities(s, job, hosts)
+    elif s.kind[job] == KIND_DELAY:
         delay, walltime = s.work[job], s.walltime[job]
         if delay < walltime:
             _schedule_end(s, job, now + delay, SUCCESS)
@@ -422,6 +433,12 @@ def set_pstate(s, hosts, pstate):
         job_hosts = hosts_of(s, job)
         if s.kind[job] == KIND_DELAY:
             s.job_power[job] = _refresh(s, job_hosts, 0.0)
+        elif s.sg:
+            # SimGrid keeps the task's remains and gives it the new bottleneck's rate.
+            s.rate[job] = bottleneck_speed(job_hosts, s.pstate, s.speeds)
+            if s.work[job] > 0:
+                s.a_rate[s.task_slot[job]] = s.rate[job] / s.work[job]
+            s.job_power[job] = _refresh(s, job_hosts, s.rate[job])
         else:
             s.remaining[job] -= s.rate[job] * (now - s.progress_time[job])
             s.progress_time[job] = now
@@ -447,8 +464,11 @@ def set_pstate(s, hosts, pstate):
     s.nb_prows = r + 1
     s.nb_machine_switches += k
     s.nb_grouped_switches += 1
-    s.ack_pending = True  # Engine._on_pstate_ack, due now
-    s.ack_time = now
+    if s.sg:  # in Batsim's next message
+        s.pd_acks += 1
+    else:
+        s.ack_pending = True  # Engine._on_pstate_ack, due now
+        s.ack_time = now
 
 
 @numba.njit(cache=True, nogil=True)
@@ -459,6 +479,11 @@ def _end(s, job, final):
     _advance_energy(s)
     _settle(s, job)
     s.epoch[job] += 1
+    if s.sg:
+        _act_cancel(s, s.task_slot[job])
+        _act_cancel(s, s.timeout_slot[job])
+        s.task_slot[job] = -1
+        s.timeout_slot[job] = -1
     hosts = hosts_of(s, job)
     for i in range(hosts.shape[0]):
         s.busy_job[hosts[i]] = -1
@@ -473,11 +498,18 @@ def _end(s, job, final):
     s.nb_order += 1
     s.nb_unfinished -= 1
     s.last_completion_energy = s.energy
-    c = s.nb_completed
-    if c == s.completed.shape[0]:
-        s.completed = grow(s.completed, c + 1)
-    s.completed[c] = job
-    s.nb_completed = c + 1
+    if s.sg:  # Batsim's server holds it for the next message
+        c = s.pd_nb_completed
+        if c == s.pd_completed.shape[0]:
+            s.pd_completed = grow(s.pd_completed, c + 1)
+        s.pd_completed[c] = job
+        s.pd_nb_completed = c + 1
+    else:
+        c = s.nb_completed
+        if c == s.completed.shape[0]:
+            s.completed = grow(s.completed, c + 1)
+        s.completed[c] = job
+        s.nb_completed = c + 1
     _energy_row(s, ROW_END)
 
 
@@ -525,7 +557,10 @@ def _step(s):
 @numba.njit(cache=True, nogil=True)
 def next_point(s):
     """Engine.next_decision_point(): process the next instant at which a job is submitted
-    or completes; False at the end (then the energy is integrated to the last event)."""
+    or completes; False at the end (then the energy is integrated to the last event).
+    With SimGrid's clock: Engine._next_simgrid_point, every message is a point."""
+    if s.sg:
+        return _sg_next_point(s)
     while True:
         when = peek(s)
         if when == INF:
@@ -551,6 +586,247 @@ def next_point(s):
         if s.pt_hi > s.pt_lo or s.nb_completed > 0 or s.pt_ack:
             s.nb_points += 1
             return True
+
+
+# ---------------------------------------------------------------------------- SimGrid's clock
+
+# Where "no more jobs to submit" goes (Engine._notify).
+NOTIFY_NONE, NOTIFY_AFTER, NOTIFY_NEXT = _NOTIFY_NONE, _NOTIFY_AFTER, _NOTIFY_NEXT
+
+
+@numba.njit(cache=True, nogil=True)
+def _act_add(s, is_task, kind, owner, remains, rate, duration):
+    """Activities.add_task (remains, rate) or add_sleep (duration): the new activity's slot."""
+    a = s.a_count
+    if a == s.a_is_task.shape[0]:
+        s.a_is_task = grow(s.a_is_task, a + 1)
+        s.a_remains = grow(s.a_remains, a + 1)
+        s.a_rate = grow(s.a_rate, a + 1)
+        s.a_duration = grow(s.a_duration, a + 1)
+        s.a_alive = grow(s.a_alive, a + 1)
+        s.a_kind = grow(s.a_kind, a + 1)
+        s.a_owner = grow(s.a_owner, a + 1)
+    s.a_count = a + 1
+    s.a_nb_alive += 1
+    s.a_alive[a] = True
+    s.a_is_task[a] = is_task
+    if is_task:
+        s.a_remains[a] = remains
+        s.a_rate[a] = rate
+    else:
+        s.a_duration[a] = duration
+    s.a_kind[a] = kind
+    s.a_owner[a] = owner
+    return a
+
+
+@numba.njit(cache=True, nogil=True)
+def _act_sleep(s, kind, owner, duration):
+    return _act_add(s, False, kind, owner, 0.0, 0.0, duration)
+
+
+@numba.njit(cache=True, nogil=True)
+def _act_cancel(s, slot):
+    """Activities.cancel."""
+    if slot >= 0 and s.a_alive[slot]:
+        s.a_alive[slot] = False
+        s.a_nb_alive -= 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _forget_slots(s):
+    """Every job's slots to -1 (the jobs with a slot are the owners of the listed activities)."""
+    for a in range(s.a_count):
+        owner = s.a_owner[a]
+        if owner < 0:
+            continue
+        kind = s.a_kind[a]
+        if kind == JOB_TASK or kind == JOB_DELAY or kind == JOB_DELAY_KILLED:
+            s.task_slot[owner] = -1
+        elif kind == JOB_TIMEOUT:
+            s.timeout_slot[owner] = -1
+
+
+@numba.njit(cache=True, nogil=True)
+def _act_compact(s):
+    """Activities.compact, then Engine._reindex_activities when it did."""
+    alive = s.a_nb_alive
+    if s.a_count - alive <= max(32, alive):
+        return
+    _forget_slots(s)
+    s.a_count = sg_compact(s.a_is_task, s.a_remains, s.a_rate, s.a_duration, s.a_alive, s.a_kind,
+                           s.a_owner, s.a_count)
+    for a in range(s.a_count):
+        owner = s.a_owner[a]
+        if owner < 0:
+            continue
+        kind = s.a_kind[a]
+        if kind == JOB_TASK or kind == JOB_DELAY or kind == JOB_DELAY_KILLED:
+            s.task_slot[owner] = a
+        elif kind == JOB_TIMEOUT:
+            s.timeout_slot[owner] = a
+
+
+@numba.njit(cache=True, nogil=True)
+def _pending(s):
+    """bool(Engine._pending)."""
+    return (s.sub_upto > s.pd_lo or s.pd_nb_completed > 0 or s.pd_calls > 0 or s.pd_acks > 0
+            or s.pd_nomore)
+
+
+@numba.njit(cache=True, nogil=True)
+def _sg_submit(s, lo, hi):
+    """Engine._submit."""
+    if hi <= lo:
+        return
+    if np.isnan(s.first_sub_energy):
+        _energy_query(s)
+        _advance_energy(s)
+        s.first_sub_energy = s.energy
+    for j in range(lo, hi):
+        s.job_state[j] = QUEUED
+    s.sub_upto = hi
+    s.last_sub = True
+
+
+@numba.njit(cache=True, nogil=True)
+def _submitter_round(s):
+    """Engine._submitter_round: returns True once every job is submitted."""
+    n = s.n
+    now = s.now
+    lo = hi = s.sub_upto
+    if s.woken_by_job:
+        hi += 1
+        s.woken_by_job = False
+    while hi < n:
+        due = s.subtime[hi]
+        if due > now:  # (comparing the long doubles of two doubles compares the doubles)
+            _sg_submit(s, lo, hi)
+            _act_sleep(s, SUBMITTER, -1, longdouble_difference(due, now))
+            s.woken_by_job = True
+            return False
+        hi += 1
+    _sg_submit(s, lo, hi)
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _start_activities(s, job, hosts):
+    """Engine._start_activities."""
+    work, walltime = s.work[job], s.walltime[job]
+    limited = np.isfinite(walltime) and walltime > 0
+    if s.kind[job] == KIND_DELAY:
+        s.job_power[job] = _refresh(s, hosts, 0.0)
+        if limited and not work < walltime:
+            s.task_slot[job] = _act_sleep(s, JOB_DELAY_KILLED, job, walltime)
+        else:
+            s.task_slot[job] = _act_sleep(s, JOB_DELAY, job, work)
+        return
+    s.rate[job] = bottleneck_speed(hosts, s.pstate, s.speeds)
+    s.job_power[job] = _refresh(s, hosts, s.rate[job])
+    if work > 0:
+        s.task_slot[job] = _act_add(s, True, JOB_TASK, job, 1.0, s.rate[job] / work, 0.0)
+    else:  # no work: it ends in a step of zero length
+        s.task_slot[job] = _act_add(s, True, JOB_TASK, job, 0.0, 1.0, 0.0)
+    if limited:
+        s.timeout_slot[job] = _act_sleep(s, JOB_TIMEOUT, job, walltime)
+
+
+@numba.njit(cache=True, nogil=True)
+def _sg_step(s):
+    """Engine._simgrid_step: one SimGrid step and what Batsim's actors do with the activities
+    that ended in it; False when nothing is left to happen."""
+    _act_compact(s)
+    if s.a_done.shape[0] < s.a_count:
+        s.a_done = np.empty(s.a_is_task.shape[0], np.int64)
+    now, k = sg_step(s.a_is_task, s.a_remains, s.a_rate, s.a_duration, s.a_alive, s.a_count,
+                     s.now, s.a_done)
+    if k < 0:
+        return False
+    s.a_nb_alive -= k
+    s.now = now
+    sent_before = _pending(s)
+    s.last_sub = False
+    submitter_finished = False
+    reply_ended = False
+    done = s.a_done  # (new activities never replace this array)
+    for i in range(k):
+        slot = done[i]
+        kind = s.a_kind[slot]
+        job = s.a_owner[slot]
+        if kind == SUBMITTER:
+            submitter_finished = _submitter_round(s)
+            continue
+        if kind == REPLY:
+            reply_ended = True
+            continue
+        if kind == WAITER:
+            s.pd_calls += 1
+            s.last_sub = False
+            continue
+        if s.job_state[job] != RUNNING or (slot != s.task_slot[job] and slot != s.timeout_slot[job]):
+            continue  # its task and timeout ended in the same step: the task came first
+        final = SUCCESS if kind == JOB_TASK or kind == JOB_DELAY else WALLTIME_REACHED
+        _end(s, job, final)
+        s.last_sub = False
+    if submitter_finished:
+        if s.last_sub and s.sg_ready and not sent_before:
+            s.notify = NOTIFY_AFTER
+        else:
+            s.pd_nomore = True
+    if reply_ended:
+        s.sg_ready = True
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _answer(s):
+    """Engine._answer: if the last message's printed time is later than the clock, Batsim's
+    reply actor sleeps until then before the decisions take effect."""
+    if not s.reply_due:
+        return
+    s.reply_due = False
+    now = s.now
+    printed = printed6(now)
+    if s.round_decisions and printed > now:
+        s.sg_ready = False
+        _act_sleep(s, REPLY, -1, printed - now)
+        while not s.sg_ready:
+            if not _sg_step(s):
+                raise RuntimeError("SimGrid clock: the reply sleep vanished")
+
+
+@numba.njit(cache=True, nogil=True)
+def _sg_next_point(s):
+    """Engine._next_simgrid_point: the next message Batsim sends; False at the end."""
+    _answer(s)
+    while True:
+        if s.sg_ready and (_pending(s) or s.notify == NOTIFY_NEXT):
+            if s.notify == NOTIFY_NEXT:  # with what the last reply caused, if anything
+                s.notify = NOTIFY_NONE
+            s.pt_time = s.now
+            s.pt_lo = s.pd_lo
+            s.pt_hi = s.sub_upto
+            s.pd_lo = s.sub_upto
+            held = s.completed
+            s.completed = s.pd_completed
+            s.pd_completed = held
+            s.nb_completed = s.pd_nb_completed
+            s.pd_nb_completed = 0
+            s.pt_ack = s.pd_acks > 0
+            s.pd_acks = 0
+            s.pd_calls = 0
+            s.pd_nomore = False
+            if s.notify == NOTIFY_AFTER:
+                s.notify = NOTIFY_NEXT
+            s.reply_due = True
+            s.nb_points += 1
+            return True
+        if not _sg_step(s):
+            if not s.finished:
+                _advance_energy(s)
+                s.finished = True
+            return False
 
 
 # ---------------------------------------------------------------------------- queue

@@ -196,6 +196,31 @@ FIELDS = (
     "env_completed",  # i8
     "env_started",  # i8
     "env_wait_sum",  # f8
+    "sg",  # bool: SimGrid's clock (Engine clock='simgrid'), else the exact one
+    "a_count",  # i8 SimGrid activities in the list, dead ones included (Activities.count)
+    "a_nb_alive",  # i8 alive ones (Activities.nb_alive)
+    "a_is_task",  # b1[] activities in creation order (core.simgrid_steps.Activities)
+    "a_remains",  # f8[]
+    "a_rate",  # f8[]
+    "a_duration",  # f8[]
+    "a_alive",  # b1[]
+    "a_kind",  # i1[]
+    "a_owner",  # i8[]
+    "a_done",  # i8[] slots ended by the last step
+    "task_slot",  # i8[n] a job's task, delay or kill sleep (-1: none)
+    "timeout_slot",  # i8[n] a parallel job's walltime sleep (-1: none)
+    "pd_lo",  # i8 first submitted job not sent yet (Batsim's server holds pd_lo..sub_upto-1)
+    "pd_nb_completed",  # i8
+    "pd_completed",  # i8[] completions not sent yet, in event order
+    "pd_calls",  # i8 requested calls not sent yet
+    "pd_acks",  # i8 p-state acknowledgements not sent yet
+    "pd_nomore",  # bool: 'no more jobs to submit' not sent yet
+    "sg_ready",  # bool: the scheduler is not busy with a message
+    "reply_due",  # bool: a message was handed out and not answered yet
+    "notify",  # i8 where 'no more jobs to submit' goes: 0 nowhere yet, 1 after the next message, 2 next
+    "last_sub",  # bool: the step's last event so far is a submission
+    "sub_upto",  # i8 jobs [0, this) are submitted
+    "woken_by_job",  # bool: the submitter slept until the next job's submit time
 )
 
 
@@ -235,7 +260,10 @@ def build(
         tr_dcount, tr_stack, node_proc_ptr, node_procs, track_stats, qs, requests, req_work,
         obs_kind, hardware_size, node_slot, proc_slot, core_slot, limits, sensitivity,
         previous_queue, objective, inverse_time, r_time, r_in_system, r_busy, r_busy_integral,
-        r_integral, r_cost_at_decision, env_steps, env_completed, env_started, env_wait_sum):
+        r_integral, r_cost_at_decision, env_steps, env_completed, env_started, env_wait_sum,
+        sg, a_count, a_nb_alive, a_is_task, a_remains, a_rate, a_duration, a_alive, a_kind,
+        a_owner, a_done, task_slot, timeout_slot, pd_lo, pd_nb_completed, pd_completed, pd_calls, pd_acks,
+        pd_nomore, sg_ready, reply_due, notify, last_sub, sub_upto, woken_by_job):
     """The StructRef of the field values, in FIELDS order. (Named parameters rather than
     ``*values``: numba's dispatcher types them in C, a tuple of values in Python.)"""
     return FastState(
@@ -261,7 +289,10 @@ def build(
         tr_stack, node_proc_ptr, node_procs, track_stats, qs, requests, req_work, obs_kind,
         hardware_size, node_slot, proc_slot, core_slot, limits, sensitivity, previous_queue,
         objective, inverse_time, r_time, r_in_system, r_busy, r_busy_integral, r_integral,
-        r_cost_at_decision, env_steps, env_completed, env_started, env_wait_sum)
+        r_cost_at_decision, env_steps, env_completed, env_started, env_wait_sum,
+        sg, a_count, a_nb_alive, a_is_task, a_remains, a_rate, a_duration, a_alive, a_kind,
+        a_owner, a_done, task_slot, timeout_slot, pd_lo, pd_nb_completed, pd_completed, pd_calls, pd_acks,
+        pd_nomore, sg_ready, reply_due, notify, last_sub, sub_upto, woken_by_job)
 
 
 @numba.njit(cache=True)
@@ -443,4 +474,29 @@ def dump(s):
         s.env_completed,
         s.env_started,
         s.env_wait_sum,
+        s.sg,
+        s.a_count,
+        s.a_nb_alive,
+        s.a_is_task,
+        s.a_remains,
+        s.a_rate,
+        s.a_duration,
+        s.a_alive,
+        s.a_kind,
+        s.a_owner,
+        s.a_done,
+        s.task_slot,
+        s.timeout_slot,
+        s.pd_lo,
+        s.pd_nb_completed,
+        s.pd_completed,
+        s.pd_calls,
+        s.pd_acks,
+        s.pd_nomore,
+        s.sg_ready,
+        s.reply_due,
+        s.notify,
+        s.last_sub,
+        s.sub_upto,
+        s.woken_by_job,
     )
