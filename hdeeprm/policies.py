@@ -198,7 +198,7 @@ class QueueScheduler:
         self._starts.append((job, hosts))
         self.running_hosts[job] = hosts
         if self.config.backfill:
-            end = self.engine.now + self.engine.jobs.walltime[job]
+            end = self.engine.scheduler_time + self.engine.jobs.walltime[job]
             self._expected_end_of[job] = end
             bisect.insort(self._expected_ends, (end, job))
         return True
@@ -219,7 +219,7 @@ class QueueScheduler:
         candidate still running at the shadow time is kept only if the head still fits then.
         """
         jobs, resources = self.engine.jobs, self.resources
-        now = self.engine.now
+        now = self.engine.scheduler_time
         needed = int(jobs.res[head])
         head_mem = int(resources.job_mem_kb[head])
         ends = self._expected_ends

@@ -160,3 +160,26 @@ def test_train_and_evaluate_commands(tmp_path, capsys):
     experiment.write_text(json.dumps({"platfrom": "gaia"}))
     assert hdeeprm_main(["train", str(experiment)]) == 2
     assert "unknown key 'platfrom'" in capsys.readouterr().err
+
+
+def test_launch_on_the_batsim_backend_closes_its_env(tmp_path, monkeypatch, capsys):
+    """With --backend batsim the run's temporary folder (inputs, Batsim's files) is removed at
+    the end and the batsim process is gone (a stand-in that answers from an embedded engine)."""
+    import os
+    import stat
+    import sys
+    import tempfile
+
+    pytest.importorskip("zmq")
+    fake = tmp_path / "batsim"
+    fake.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m hdeeprm.backends.batsim.replay_server '
+                    '--engine -- "$@"\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    out = tmp_path / "out"
+    assert launch([str(classic_options(tmp_path, nb_jobs=20)), "--backend", "batsim", "--batsim", str(fake),
+                   "--out", str(out)]) == 0
+    assert len((out / "episode_0" / "out_jobs.csv").read_text().splitlines()) == 21
+    assert not [p for p in os.listdir(scratch) if p.startswith("hdeeprm-batsim-")]

@@ -30,6 +30,9 @@ class Simulator(Protocol):
     def now(self) -> float: ...
 
     @property
+    def scheduler_time(self) -> float: ...  # the time schedulers compute with (see Engine)
+
+    @property
     def nb_running(self) -> int: ...
 
     def next_decision_point(self) -> DecisionPoint | None: ...

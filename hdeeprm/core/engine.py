@@ -232,6 +232,16 @@ class Engine:
         return self._clock.now
 
     @property
+    def scheduler_time(self) -> float:
+        """The time a scheduler is told. Through Batsim's protocol it is the message's time
+        printed with 6 decimals, so on SimGrid's clock that is what it gets: schedulers that
+        compute with time (EASY's reservations) then decide what they decide on Batsim. The
+        exact clock gives its own time."""
+        if self._acts is not None:
+            return float(f"{self._point.time:.6f}")
+        return self._clock.now
+
+    @property
     def nb_machines(self) -> int:
         return self.platform.nb_machines
 

@@ -137,6 +137,15 @@ def np_sum(a):
 
 
 @numba.njit(cache=True, nogil=True)
+def scheduler_time(s):
+    """Engine.scheduler_time: on SimGrid's clock, the last point's time printed with 6
+    decimals (what Batsim tells a scheduler); else the clock."""
+    if s.sg:
+        return printed6(s.pt_time)
+    return s.now
+
+
+@numba.njit(cache=True, nogil=True)
 def printed6(x):
     """``float(f"{x:.6f}")`` for 0 <= x < 2**52 / 1e6 (about 4.5e9): ``x`` rounded to 6
     decimals as Python prints it (the exact binary value, ties to even), read back.
@@ -1057,7 +1066,7 @@ def try_start(s, job, core_key, record):
     s.starts[k] = job
     s.nb_starts = k + 1
     if s.backfill:
-        _exp_insert(s, s.now + s.walltime[job], job)
+        _exp_insert(s, scheduler_time(s) + s.walltime[job], job)
     return True
 
 
@@ -1088,7 +1097,7 @@ def admit(s):
 @numba.njit(cache=True, nogil=True)
 def _backfill_easy(s, head, candidates, core_key):
     """QueueScheduler._backfill_easy; returns the jobs it started."""
-    now = s.now
+    now = scheduler_time(s)
     needed = s.res[head]
     head_mem = s.mem_kb[head]
     shadow = INF

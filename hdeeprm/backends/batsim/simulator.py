@@ -168,6 +168,11 @@ class BatsimSimulator:
         return self._now
 
     @property
+    def scheduler_time(self) -> float:
+        """Batsim's time as its last message gave it (6 decimals)."""
+        return self._now
+
+    @property
     def nb_machines(self) -> int:
         return self.platform.nb_machines
 
