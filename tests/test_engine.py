@@ -227,3 +227,19 @@ def test_platform_and_workload_arrays_stay_read_only_through_pickling():
         assert np.array_equal(getattr(copy, name), getattr(obj, name))
         with pytest.raises(ValueError):
             getattr(copy, name)[0] = 0
+
+
+def test_schedulers_are_told_the_time_with_batsims_six_decimals():
+    # A delay of 0.2 s started at 0.1 s ends at 0.1 + 0.2 = 0.30000000000000004 on SimGrid's
+    # clock; Batsim tells the scheduler 0.300000.
+    plat = flat_platform([1e9])
+    wl = workload([(0, 1, "a", None), (0, 1, "b", None)], {"a": ("delay", 0.1), "b": ("delay", 0.2)})
+    engine = Engine(plat, wl)
+    engine.next_decision_point()
+    engine.execute(0, [0])
+    assert engine.next_decision_point().no_more_submissions
+    assert engine.next_decision_point().completed == [0]
+    engine.execute(1, [0])
+    point = engine.next_decision_point()
+    assert point.completed == [1] and point.time == 0.1 + 0.2
+    assert engine.scheduler_time == 0.3 != engine.now
