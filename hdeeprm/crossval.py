@@ -133,6 +133,7 @@ class Explanation:
     replay_first: JobDifference | None
     notes: list  # hdeeprm.replay.DeliveryNote, in transcript order
     first_divergence: float | None
+    linked_network: bool = False  # the platform has links: Batsim's own messages take time
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -157,9 +158,12 @@ class Explanation:
         if self.cause == "event delivery":
             note = self.cause_note()
             at = f"; at t={note.time:.6f}, before the first divergence: {note.kind}" if note else ""
+            why = ("; on this platform with links Batsim's own messages take time on the network "
+                   "(about 1e-10 s each), which moves SimGrid's steps and the engine does not simulate"
+                   if self.linked_network else "")
             return (f"replaying Batsim's transcript on the engine reproduces Batsim's outputs, so the "
                     f"physics agree; Batsim delivered events otherwise than the engine in "
-                    f"{len(self.notes)} messages ({counts}){at}")
+                    f"{len(self.notes)} messages ({counts}){at}{why}")
         return ("given Batsim's own decisions, the engine reproduces Batsim's outputs and every one of "
                 "its messages; the embedded run decided otherwise (a policy that depends on more than "
                 "the messages, such as its own random draws)")
@@ -202,7 +206,7 @@ def explain(report: CrossvalReport, batsim_dir: str | os.PathLike, replay_dir: s
     given Batsim's decisions?). With ``clock="exact"`` the notes list every message Batsim
     grouped or timed otherwise than the exact clock."""
     from .core.outputs import write_outputs
-    from .replay import replay_lockstep, replay_with_notes
+    from .replay import has_links, replay_lockstep, replay_with_notes
 
     result, exact_notes = replay_with_notes(str(batsim_dir))
     write_outputs(result, str(replay_dir))
@@ -219,7 +223,7 @@ def explain(report: CrossvalReport, batsim_dir: str | os.PathLike, replay_dir: s
         cause = "decisions"
     return Explanation(cause, check.agree, check.jobs_differing,
                        check.differences[0] if check.differences else None, notes,
-                       report.first_divergence)
+                       report.first_divergence, has_links(Path(batsim_dir) / "platform.xml"))
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:

@@ -203,12 +203,17 @@ def replay_lockstep(folder: str) -> tuple[SimulationResult | None, DeliveryNote 
     return mismatch(0, engine.now, set(), "the transcript ends before SIMULATION_ENDS")
 
 
+def has_links(platform_xml: str | os.PathLike) -> bool:
+    """Whether a SimGrid platform declares links: Batsim's own messages then take time."""
+    with open(platform_xml, encoding="utf-8", errors="replace") as f:
+        return "<link " in f.read()
+
+
 def _energy_accounting(platform_xml: str) -> str:
     """On a platform with links, Batsim's internal messages take time, so its first energy
     query (at the first submission, t=0 in the workload) lands just after t=0 and SimGrid
     bills every machine at its own p-state from the start: the engine's "ideal" accounting."""
-    with open(platform_xml, encoding="utf-8", errors="replace") as f:
-        return "ideal" if "<link " in f.read() else "batsim"
+    return "ideal" if has_links(platform_xml) else "batsim"
 
 
 def _events_of(point) -> set[tuple[str, int]]:
