@@ -406,3 +406,27 @@ def test_a_tiny_grid_on_real_batsim(tmp_path, capsys):
     assert all(r["verdict"] in ("AGREE", "DIFFER") and r["jobs_compared"] == "40" for r in rows), rows
     assert (code == 0) == all(r["verdict"] == "AGREE" for r in rows)
     assert all((tmp_path / "out" / "cells" / r["cell"] / "batsim" / "batsim.log").is_file() for r in rows)
+
+
+def test_an_options_file_with_a_custom_workload_runs_it_on_both_backends(tmp_path, capsys):
+    """`crossval OPTIONS --workload W` plays the options file's agent on W, as
+    `hdeeprm-launch -cw W` does; the embedded run is written even so."""
+    options = {
+        "seed": 4, "nb_jobs": 30, "workload_file_path": str(KTH_HEAD),
+        "platform_file_path": str(bundled_platform("quickstart")),
+        "pybatsim": {"log_level": "INFO", "env": {"objective": "avg_job_slowdown"},
+                     "agent": {"type": "CLASSIC"}},
+    }
+    path = tmp_path / "options.json"
+    path.write_text(json.dumps(options))
+    custom = tmp_path / "custom.json"
+    assert main(["convert", str(REFERENCE.parent / "traces" / "gaia-2014-head.swf.gz"), "--platform", "quickstart",
+                 "--nb-jobs", "25", "--out", str(custom)]) == 0
+    fake = tmp_path / "batsim"
+    fake.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m hdeeprm.backends.batsim.replay_server '
+                    '--engine -- "$@"\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    assert main(["crossval", str(path), "--workload", str(custom), "--batsim", str(fake),
+                 "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert f"with workload {custom}" in out and "25 compared, 0 differ" in out
