@@ -824,7 +824,7 @@ def run_grid(grid, out_dir: str | os.PathLike, engine=None, *, explain_differenc
     import time
 
     from .parallel import LocalEngine
-    from .sweep import SweepProgress
+    from .sweep import SweepProgress, drive_cells
 
     cells = grid_cells(grid, explain_differences)
     engine = engine if engine is not None else LocalEngine(1)
@@ -847,51 +847,44 @@ def run_grid(grid, out_dir: str | os.PathLike, engine=None, *, explain_differenc
     t0 = time.perf_counter()
     ran = 0
 
-    def started(_):
-        bar.running = engine.in_flight
-        bar.draw()
-
-    results = engine.run(run_grid_cell, [cells[i] for i in todo], on_start=started)
-    try:
-        bar.draw()
-        for result in results:
-            i = todo[result.index]
-            cell = cells[i]
-            error_file, error_files = errors_dir / f"{cell.name}.txt", errors_dir / cell.name
-            if result.ok and result.value.error is None:
-                _write_grid_cell(cells_dir, cell, result.value, result.seconds)
+    def finished(result) -> None:
+        nonlocal ran
+        i = todo[result.index]
+        cell = cells[i]
+        error_file, error_files = errors_dir / f"{cell.name}.txt", errors_dir / cell.name
+        if result.ok and result.value.error is None:
+            _write_grid_cell(cells_dir, cell, result.value, result.seconds)
+            rows[i] = result.value.row
+            error_file.unlink(missing_ok=True)
+            shutil.rmtree(error_files, ignore_errors=True)
+            bar.done += 1
+        else:
+            if result.ok:  # the cell failed, its worker did not
+                error, tb, files = result.value.error, result.value.traceback, result.value.files
                 rows[i] = result.value.row
-                error_file.unlink(missing_ok=True)
-                shutil.rmtree(error_files, ignore_errors=True)
-                bar.done += 1
+                error = error.replace(CELL_DIR, str(error_files))
+                rows[i]["error"] = rows[i]["error"].replace(CELL_DIR, str(error_files))
             else:
-                if result.ok:  # the cell failed, its worker did not
-                    error, tb, files = result.value.error, result.value.traceback, result.value.files
-                    rows[i] = result.value.row
-                    error = error.replace(CELL_DIR, str(error_files))
-                    rows[i]["error"] = rows[i]["error"].replace(CELL_DIR, str(error_files))
-                else:
-                    error, tb, files = result.error or "", result.traceback, {}
-                    rows[i] = {**cell_row(cell), "verdict": "ERROR", "error": error.splitlines()[0] if error else ""}
-                errors_dir.mkdir(parents=True, exist_ok=True)
-                error_file.write_text(f"{error}\n\n{tb or ''}")
-                shutil.rmtree(error_files, ignore_errors=True)
-                if files:
-                    _write_files(error_files, files)
-                bar.failed += 1
-            ran += 1
-            if not bar.enabled:
-                row = rows[i]
-                what = row["error"] if row["verdict"] == "ERROR" else (
-                    f"{row['jobs_differing']}/{row['jobs_compared']} jobs differ"
-                    + (f", {row['cause'] or 'not explained'}" if row["verdict"] == "DIFFER" else ""))
-                print(f"[{skipped + bar.done + bar.failed}/{len(cells)}] {cell.name}: {row['verdict']} ({what})",
-                      file=bar.stream, flush=True)
-            bar.running = engine.in_flight
-            bar.draw()
+                error, tb, files = result.error or "", result.traceback, {}
+                rows[i] = {**cell_row(cell), "verdict": "ERROR", "error": error.splitlines()[0] if error else ""}
+            errors_dir.mkdir(parents=True, exist_ok=True)
+            error_file.write_text(f"{error}\n\n{tb or ''}")
+            shutil.rmtree(error_files, ignore_errors=True)
+            if files:
+                _write_files(error_files, files)
+            bar.failed += 1
+        ran += 1
+        if not bar.enabled:
+            row = rows[i]
+            what = row["error"] if row["verdict"] == "ERROR" else (
+                f"{row['jobs_differing']}/{row['jobs_compared']} jobs differ"
+                + (f", {row['cause'] or 'not explained'}" if row["verdict"] == "DIFFER" else ""))
+            print(f"[{skipped + bar.done + bar.failed}/{len(cells)}] {cell.name}: {row['verdict']} ({what})",
+                  file=bar.stream, flush=True)
+
+    try:
+        drive_cells(engine, run_grid_cell, [cells[i] for i in todo], bar, finished)
     finally:
-        results.close()
-        bar.close()
         report = GridReport(rows, ran, skipped, time.perf_counter() - t0, engine.describe(), out)
         report.write({"grid": grid.source, "engine": engine.describe(), "workers": engine.workers,
                       "ran": ran, "skipped": skipped, "wall_seconds": report.wall_seconds})

@@ -642,36 +642,29 @@ def run_sweep(grid: GridConfig, out_dir: str | os.PathLike, engine: WorkerEngine
     t0 = time.perf_counter()
     ran = failed = 0
 
-    def started(_):
-        bar.running = engine.in_flight
-        bar.draw()
+    def finished(result) -> None:
+        nonlocal ran, failed
+        i = todo[result.index]
+        cell = cells[i]
+        error_file = errors_dir / f"{cell.name}.txt"
+        if result.ok:
+            _write_cell(cells_dir, cell, result.value, result.seconds)
+            rows[i] = _row(cell, "done", result.value.summary)
+            error_file.unlink(missing_ok=True)
+            ran += 1
+            bar.done += 1
+        else:
+            rows[i] = _row(cell, "failed", error=(result.error or "").splitlines()[0] if result.error else "")
+            errors_dir.mkdir(parents=True, exist_ok=True)
+            error_file.write_text(f"{result.error}\n\n{result.traceback or ''}")
+            failed += 1
+            bar.failed += 1
+            if not bar.enabled:
+                print(f"cell {cell.name} failed: {rows[i]['error']}", file=bar.stream)
 
-    results = engine.run(run_cell, [cells[i] for i in todo], on_start=started)
     try:
-        bar.draw()
-        for result in results:
-            i = todo[result.index]
-            cell = cells[i]
-            error_file = errors_dir / f"{cell.name}.txt"
-            if result.ok:
-                _write_cell(cells_dir, cell, result.value, result.seconds)
-                rows[i] = _row(cell, "done", result.value.summary)
-                error_file.unlink(missing_ok=True)
-                ran += 1
-                bar.done += 1
-            else:
-                rows[i] = _row(cell, "failed", error=(result.error or "").splitlines()[0] if result.error else "")
-                errors_dir.mkdir(parents=True, exist_ok=True)
-                error_file.write_text(f"{result.error}\n\n{result.traceback or ''}")
-                failed += 1
-                bar.failed += 1
-                if not bar.enabled:
-                    print(f"cell {cell.name} failed: {rows[i]['error']}", file=bar.stream)
-            bar.running = engine.in_flight
-            bar.draw()
+        drive_cells(engine, run_cell, [cells[i] for i in todo], bar, finished)
     finally:
-        results.close()
-        bar.close()
         wall = time.perf_counter() - t0
         write_results(rows, out / "results.csv")
         (out / "sweep.json").write_text(json.dumps({
@@ -679,6 +672,26 @@ def run_sweep(grid: GridConfig, out_dir: str | os.PathLike, engine: WorkerEngine
             "cells": len(cells),
             "ran": ran, "failed": failed, "skipped": skipped, "wall_seconds": wall}, indent=1) + "\n")
     return SweepReport(rows, ran, skipped, failed, wall, engine.describe(), out)
+
+
+def drive_cells(engine, task, cells: list, bar: SweepProgress, finished) -> None:
+    """Run ``task`` on every cell with ``engine``, handing each outcome to ``finished`` as it
+    comes (its ``index`` is the cell's position in ``cells``) and keeping ``bar`` up to date.
+    Stopping early (Ctrl-C, an error in ``finished``) stops the workers."""
+    def started(_):
+        bar.running = engine.in_flight
+        bar.draw()
+
+    results = engine.run(task, cells, on_start=started)
+    try:
+        bar.draw()
+        for result in results:
+            finished(result)
+            bar.running = engine.in_flight
+            bar.draw()
+    finally:
+        results.close()
+        bar.close()
 
 
 def print_summary(report: SweepReport, stream=None, top: int = 10) -> None:
