@@ -271,12 +271,15 @@ def _json_with(test: Callable[[object], bool]) -> Callable[[Path], bool]:
     return check
 
 
-def _numbers_only(integers: bool) -> Callable[[Path], bool]:
+def _numbers_only(integers: bool, per_line: int = 1) -> Callable[[Path], bool]:
     def check(path: Path) -> bool:
         try:
-            lines = [x.strip() for x in path.read_text().splitlines() if x.strip()]
-            for x in lines:
-                int(x) if integers else float(x)
+            lines = [x.split() for x in path.read_text().splitlines() if x.strip()]
+            for line in lines:
+                if len(line) != per_line:
+                    return False
+                for x in line:
+                    int(x) if integers else float(x)
         except (ValueError, UnicodeDecodeError):
             return False
         return True
@@ -319,7 +322,12 @@ RUN_FILES: dict[str, tuple[Callable[[Path], bool], bool]] = {
     "actions.log": (_numbers_only(True), False),
     d.PROBS_FILE: (_json_with(_is_dict_with("probs")), False),
     d.PROBS_FILE + ".tmp": (_json_with(_is_dict_with("probs")), False),
-    d.EVALUATION_FILE: (_csv_header("policy,mean_return"), False),
+    d.EVALUATION_FILE: (_csv_header("policy,kind,windows,objective"), False),
+    "evaluation_windows.csv": (_csv_header("policy,window,seed,window_start"), False),
+    "comparison.csv": (_csv_header("candidate,baseline,n"), False),
+    "evaluation.png": (_contains(FIGURE_MARKER), False),
+    "validation.log": (_numbers_only(False, per_line=2), False),
+    "best.pt": (_contains(b"", magic=b"PK\x03\x04"), True),
     "report.html": (_contains(REPORT_MARKER), False),
     "run_config.json": (_json_with(_is_dict_with("command", "hdeeprm_version")), True),
     "experiment.json": (_json_with(_is_dict_with("algorithm", "episodes", "platform")), True),

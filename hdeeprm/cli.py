@@ -5,7 +5,7 @@ Subcommands:
   replay    re-simulate a recorded Batsim run (its transcript's decisions) on the engine
   convert   turn an SWF trace into a Batsim JSON workload for a platform
   train     train an RL agent on an experiment, then compare it with the classic policies
-  evaluate  compare an agent checkpoint with the 36 classic policies
+  evaluate  compare an agent checkpoint with the classic policies, paired on held-out windows
   crossval  run one experiment on the embedded engine and on real Batsim, and compare
             (--grid: every cell of a sweep grid, with a summary)
 
@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("experiment", help="experiment JSON, or a bundled experiment name (quickstart)")
     tr.add_argument("--out", help="output folder (default runs/<experiment name>)")
     tr.add_argument("--episodes", type=int, help="training episodes (overrides the experiment)")
-    tr.add_argument("--algorithm", choices=("ppo", "reinforce", "actor_critic"))
+    tr.add_argument("--algorithm", choices=("ppo", "kernel_ppo", "reinforce", "actor_critic"))
     tr.add_argument("--seed", type=int, help="root seed (overrides the experiment)")
     tr.add_argument("--init", help="checkpoint to start from")
     tr.add_argument("--tensorboard", metavar="DIR", help="also log to TensorBoard in DIR (needs tensorboard)")
@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_engine_args(tr, "rollout workers (default: none, the agent plays and learns episode by episode; "
                         "with --engine ray: the cluster's CPUs)")  # hdeeprm.train.train_batched
 
-    ev = sub.add_parser("evaluate", help="compare an agent checkpoint with the 36 classic policies")
+    ev = sub.add_parser("evaluate", help="compare an agent checkpoint with the classic policies, paired on "
+                                         "held-out windows")
     ev.add_argument("experiment", help="experiment JSON, or a bundled experiment name (quickstart)")
     ev.add_argument("--model", help="checkpoint written by train (default: only the classic policies)")
     ev.add_argument("--episodes", type=int, help="evaluation episodes (overrides eval_episodes)")
@@ -222,7 +223,8 @@ def cmd_convert(args) -> int:
 
 def cmd_train(args) -> int:
     from .experiment import ExperimentConfig
-    from .train import evaluate, print_table, train
+    from .evaluation import evaluate, print_table
+    from .train import train
 
     config = ExperimentConfig.load(args.experiment, episodes=args.episodes, algorithm=args.algorithm,
                                    seed=args.seed, rollout_batch=args.rollout_batch)
@@ -232,17 +234,20 @@ def cmd_train(args) -> int:
     print(f"trained {config.algorithm} for {config.episodes} episodes in {summary['wall_seconds']:.1f} s; "
           f"outputs in {out}")
     if not args.no_evaluate:
-        rows = evaluate(config, summary["checkpoint"], out_dir=out)
+        if summary.get("validation_best") is not None:
+            print(f"checkpoint chosen on the validation windows: {summary['checkpoint']} "
+                  f"(mean objective {summary['validation_best']:.6g})")
+        rows = evaluate(config, summary["checkpoint"], out_dir=out, progress=None)
         print_table(rows, config)
     return 0
 
 
 def cmd_evaluate(args) -> int:
     from .experiment import ExperimentConfig
-    from .train import evaluate, print_table
+    from .evaluation import evaluate, print_table
 
     config = ExperimentConfig.load(args.experiment, eval_episodes=args.episodes, seed=args.seed)
-    rows = evaluate(config, args.model, out_dir=args.out)
+    rows = evaluate(config, args.model, out_dir=args.out, progress=None)
     print_table(rows, config)
     return 0
 

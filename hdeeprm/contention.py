@@ -369,6 +369,17 @@ class ResourceModel:
                               self.node_memory_kb // mem)
         return int(per_node.sum()) >= res
 
+    def runnable_jobs(self) -> np.ndarray:
+        """``can_ever_fit`` of every job at once (bool per job), by distinct memory size."""
+        res, mem = self.engine.jobs.res, self.job_mem_kb
+        runnable = res <= len(self.core_job)
+        cores_per_node = np.bincount(self.core_node, minlength=len(self.node_memory_kb))
+        for size in np.unique(mem[mem > 0]):
+            capacity = int(np.minimum(cores_per_node, self.node_memory_kb // size).sum())
+            of_size = mem == size
+            runnable[of_size] &= res[of_size] <= capacity
+        return runnable
+
     def fit_status(self, job: int) -> int:
         """FITS, CORE_SHORTAGE or MEMORY_SHORTAGE for starting ``job`` now (whatever the core
         key: they all succeed or fail together)."""

@@ -22,28 +22,26 @@ workload) and clipped to 1; then the queue variation: with L the queue length no
 previous observation and s the ``queue_sensitivity``, 1 if L' = 0 < L, 0 if L = 0, else
 clip(((L - L') / min(L, L') + s) / (2 s), 0, 1) (0.5 means unchanged).
 
-Rewards (``objective`` option). Each reward is minus the growth of a cost C(t) between a
-decision and the next one, so that an episode's return is -C at the end (less its value at
-the first decision): what the agent maximises is exactly the objective.
-  avg_job_slowdown     C = integral over time of sum over waiting and running jobs of
-                       1 / requested time (at least 1 s): at the end, the sum of the jobs'
-                       turnaround / requested time, i.e. their slowdowns
-  avg_job_completion   C = integral of the number of waiting and running jobs: the sum of
-                       turnaround times (s)
-  avg_utilization      C = - mean fraction of busy cores since t = 0: the return is the
-                       run's mean utilisation
-  makespan             C = t: the return is minus the time of the last completion (s)
-  energy_consumption   C = energy consumed since t = 0 (J)
-  edp                  C = energy (J) x time (s): the return is minus the energy-delay product
-``reward_scale`` multiplies every reward (returns in seconds or joules are large numbers).
+Rewards (``objective`` option, see ``hdeeprm.objectives``): each reward is minus the
+growth of the objective's cost between a decision and the next one, so that an episode's
+return is exactly minus the objective: HDeepRM's avg_job_slowdown, avg_job_completion,
+avg_utilization, makespan, energy_consumption and edp, the literature's
+avg_bounded_slowdown (bound ``bsld_bound``, 10 s by default) and avg_waiting_time, or a
+function of the finished jobs. ``reward_scale`` multiplies every reward (returns in seconds
+or joules are large numbers).
 
-Actions: by default the 36 pairs of ``hdeeprm.keys`` (index 6 x job + core) and void
+Actions (``action_space`` option). ``"pairs"``, HDeepRM's: by default the 36 pairs of ``hdeeprm.keys`` (index 6 x job + core) and void
 (index 36), or the subset of an HDeepRM options file's ``actions`` block. ``action_masks()``
 (also in ``info["action_mask"]``) tells which actions would start at least one job now; void
 is always allowed (without void in the set, when no action would start a job, all are). An action that starts nothing leaves the queue as it is and the
 simulation moves on to the next submission or completion. One exception keeps a run from
 stalling: void while nothing runs and every remaining job is already waiting would wait for
 ever, so the first pair of the action set is applied instead (``info["void_overridden"]``).
+
+``"job_window"``, RLScheduler's: the agent picks one of the first ``window_jobs`` waiting
+jobs, placed with ``window_core_key``; observation and semantics in ``hdeeprm.job_window``.
+``backfill="easy"`` adds EASY backfilling under either action space (around the blocked
+job of a pass, or around the job the agent chose).
 
 Episodes: the whole workload, or (``episode_jobs`` = N) a window of N consecutive jobs whose
 start is drawn from the generator seeded by ``reset(seed=...)``. ``max_steps`` and
@@ -63,18 +61,20 @@ import numpy as np
 from .backends import BACKENDS, make_simulator
 from .contention import FITS
 from .core.engine import REJECTED, SimulationResult
+from .job_window import DEFAULT_WINDOW_JOBS, JobWindowObserver
 from .errors import ConfigError
 from .jsonfile import read_json_object
 from .keys import ALL_CORE_KEYS, DEFAULT_PAIRS, JOB_KEYS
+from .objectives import DEFAULT_BSLD_BOUND, HDEEPRM_OBJECTIVES, OBJECTIVES, Objective, RewardTracker, check_objective
 from .platform import load_platform, resolve_platform_name
+from .platform.flat import with_flat_hierarchy
 from .platform.model import Platform
 from .policies import PolicyConfig, QueueScheduler
 from .seeding import run_generators
 from .workload import job_limits, load_workload
 from .workload.model import Workload, WorkloadArrays
 
-OBJECTIVES = ("avg_job_slowdown", "avg_job_completion", "avg_utilization", "makespan",
-              "energy_consumption", "edp")
+ACTION_SPACES = ("pairs", "job_window")
 OBSERVATIONS = ("normal", "small", "minimal")
 QUEUE_FEATURES = 21
 SPEED_FRACTION = np.array([1.0, 0.75, 0.0, 0.0], dtype=np.float32)  # by p-state
@@ -126,7 +126,7 @@ def parse_action_set(block: Mapping[str, Any] | None, source: str = "actions") -
 class EnvConfig:
     """What HeteroEnv does (frozen; the episode's mutable state lives in the env)."""
 
-    objective: str = "avg_job_slowdown"
+    objective: Objective = "avg_job_slowdown"
     queue_sensitivity: float = 0.05
     observation: str = "normal"
     actions: tuple[Pair, ...] = DEFAULT_PAIRS
@@ -136,10 +136,23 @@ class EnvConfig:
     max_sim_time: float | None = None
     backfill: str | None = None
     reward_scale: float = 1.0
+    action_space: str = "pairs"
+    window_jobs: int = DEFAULT_WINDOW_JOBS
+    window_core_key: str = "high_gflops"
+    bsld_bound: float = DEFAULT_BSLD_BOUND  # s
 
     def __post_init__(self):
-        if self.objective not in OBJECTIVES:
-            raise ConfigError(f"objective {self.objective!r}: expected one of {', '.join(OBJECTIVES)}")
+        check_objective(self.objective)
+        if self.action_space not in ACTION_SPACES:
+            raise ConfigError(f"action_space {self.action_space!r}: expected one of {', '.join(ACTION_SPACES)}")
+        if not isinstance(self.window_jobs, int) or isinstance(self.window_jobs, bool) or self.window_jobs < 1:
+            raise ConfigError(f"window_jobs {self.window_jobs!r}: expected a positive integer")
+        if self.window_core_key not in ALL_CORE_KEYS:
+            raise ConfigError(f"window_core_key {self.window_core_key!r}: expected one of {', '.join(ALL_CORE_KEYS)}")
+        if not (isinstance(self.bsld_bound, (int, float)) and np.isfinite(self.bsld_bound) and self.bsld_bound > 0):
+            raise ConfigError(f"bsld_bound {self.bsld_bound!r}: expected seconds > 0")
+        if not (isinstance(self.reward_scale, (int, float)) and np.isfinite(self.reward_scale) and self.reward_scale > 0):
+            raise ConfigError(f"reward_scale {self.reward_scale!r}: expected a finite number > 0")
         if self.observation not in OBSERVATIONS:
             raise ConfigError(f"observation {self.observation!r}: expected one of {', '.join(OBSERVATIONS)}")
         if not (isinstance(self.queue_sensitivity, (int, float)) and self.queue_sensitivity > 0):
@@ -174,9 +187,13 @@ class EnvConfig:
 
     @property
     def nb_actions(self) -> int:
+        if self.action_space == "job_window":
+            return self.window_jobs
         return len(self.actions) + (1 if self.void else 0)
 
     def action_names(self) -> list[str]:
+        if self.action_space == "job_window":
+            return [f"job {i + 1} of the window" for i in range(self.window_jobs)]
         return [f"{j}:{c}" for j, c in self.actions] + (["void"] if self.void else [])
 
 
@@ -259,62 +276,6 @@ class ObservationBuilder:
         return float(np.clip((v + s) / (2 * s), 0.0, 1.0))
 
 
-class RewardTracker:
-    """Integrates the objective's cost C(t) over the simulation (see the module docstring).
-
-    The quantities that change only at events (jobs in the system, busy cores) are kept as
-    running sums, so each event costs O(jobs of that event)."""
-
-    def __init__(self, objective: str, inverse_requested_time: np.ndarray):
-        self.objective = objective
-        self.inverse_time = inverse_requested_time
-        self.time = 0.0
-        self.in_system = 0.0  # sum of 1/T (slowdown) or count (completion) of jobs in the system
-        self.busy = 0  # busy cores
-        self.busy_integral = 0.0  # core-seconds
-        self.integral = 0.0
-        self.cost_at_decision = 0.0
-
-    def advance(self, now: float) -> None:
-        dt = now - self.time
-        if dt > 0:
-            self.integral += self.in_system * dt
-            self.busy_integral += self.busy * dt
-            self.time = now
-
-    def enter(self, jobs) -> None:
-        if self.objective == "avg_job_slowdown":
-            self.in_system += float(self.inverse_time[jobs].sum())
-        else:
-            self.in_system += len(jobs)
-
-    def leave(self, jobs) -> None:
-        if self.objective == "avg_job_slowdown":
-            self.in_system -= float(self.inverse_time[jobs].sum())
-        else:
-            self.in_system -= len(jobs)
-
-    def cost(self, engine, nb_cores: int) -> float:
-        t = self.time
-        objective = self.objective
-        if objective in ("avg_job_slowdown", "avg_job_completion"):
-            return self.integral
-        if objective == "makespan":
-            return t
-        if objective == "energy_consumption":
-            return engine.energy_so_far()
-        if objective == "edp":
-            return engine.energy_so_far() * t
-        return -self.busy_integral / (nb_cores * t) if t > 0 else 0.0  # avg_utilization
-
-    def reward(self, engine, nb_cores: int) -> float:
-        """Minus the cost's growth since the previous call."""
-        cost = self.cost(engine, nb_cores)
-        reward = -(cost - self.cost_at_decision)
-        self.cost_at_decision = cost
-        return reward
-
-
 class HeteroEnv(gym.Env):
     """Gymnasium environment of job scheduling on a heterogeneous cluster (module docstring).
 
@@ -334,7 +295,7 @@ class HeteroEnv(gym.Env):
                  config: EnvConfig | None = None, *, hierarchy: str | os.PathLike | None = None,
                  backend: str = "embedded", backend_options: Mapping[str, Any] | None = None,
                  nb_jobs: int | None = None, conversion_seed: int = 0, fast: bool | None = None,
-                 **config_fields: Any):
+                 feature_limits: np.ndarray | None = None, time_origin: float = 0.0, **config_fields: Any):
         if config is None:
             config = EnvConfig(**config_fields)
         elif config_fields:
@@ -347,20 +308,34 @@ class HeteroEnv(gym.Env):
         self.backend_options = dict(backend_options or {})
         self.platform = _as_platform(platform, hierarchy)
         if self.platform.hierarchy is None:
-            raise ConfigError(f"{self.platform.source}: HeteroEnv needs a platform with a hierarchy "
-                              "(an HDeepRM platform JSON, or an XML platform with hierarchy.json)")
+            # A flat SimGrid platform: each host one node, processor and core, without memory
+            # or bandwidth limits (hdeeprm.platform.flat).
+            self.platform = with_flat_hierarchy(self.platform)
         self.workload = _as_workload_arrays(workload, self.platform, nb_jobs, conversion_seed)
         if len(self.workload) == 0:
             raise ConfigError(f"{workload}: the workload has no job")
+        self.time_origin = float(time_origin)  # the workload's t = 0 on the trace's clock (s)
         if config.episode_jobs is not None and config.episode_jobs > len(self.workload):
             raise ConfigError(f"episode_jobs {config.episode_jobs}: the workload has only {len(self.workload)} jobs")
-        limits = job_limits(self.workload)
-        self._limits = np.array([limits.max_time, limits.max_core, limits.max_mem, limits.max_mem_bw])
+        if feature_limits is None:
+            limits = job_limits(self.workload)
+            feature_limits = [limits.max_time, limits.max_core, limits.max_mem, limits.max_mem_bw]
+        self._limits = np.array(feature_limits, dtype=np.float64)
+        if self._limits.shape != (4,) or not (np.isfinite(self._limits).all() and (self._limits > 0).all()):
+            raise ConfigError(f"feature_limits {feature_limits!r}: expected 4 positive numbers (requested time, "
+                              "cores, memory and bandwidth per core)")
         self._actions: list[Pair | None] = list(config.actions) + ([None] if config.void else [])
         self.action_space = gym.spaces.Discrete(len(self._actions))
         hierarchy_ = self.platform.hierarchy
         self._observer = ObservationBuilder(hierarchy_, config.observation, self._limits, config.queue_sensitivity)
-        self.observation_space = self._observer.space
+        self._window: JobWindowObserver | None = None
+        if config.action_space == "job_window":
+            self._window = JobWindowObserver(config.window_jobs, self._limits, self.platform.nb_machines)
+            self.action_space = gym.spaces.Discrete(config.window_jobs)
+            self.observation_space = self._window.space
+        else:
+            self.observation_space = self._observer.space
+        self._held: int | None = None  # job_window: the chosen job waiting to fit
         self.engine = None
         self.scheduler: QueueScheduler | None = None
         self._done = True
@@ -373,7 +348,14 @@ class HeteroEnv(gym.Env):
         clock = self.backend_options.get("clock", "simgrid")
         if fast and not supports_clock(clock):
             raise ConfigError(f"fast=True: the compiled path does not run clock={clock!r} yet")
-        self._use_fast = backend == "embedded" and fast is not False and supports_clock(clock)
+        # The compiled steps implement HDeepRM's pairs and objectives; the rest runs here.
+        compiled = (config.action_space == "pairs" and isinstance(config.objective, str)
+                    and config.objective in HDEEPRM_OBJECTIVES)
+        if fast and not compiled:
+            raise ConfigError(f"fast=True: the compiled path runs the pairs action space with HDeepRM's "
+                              f"objectives only, not action_space={config.action_space!r} with "
+                              f"objective={config.objective!r}")
+        self._use_fast = backend == "embedded" and fast is not False and supports_clock(clock) and compiled
         self._fast = None
         self._action_codes = [(-1, -1) if pair is None else (JOB_KEYS.index(pair[0]), ALL_CORE_KEYS.index(pair[1]))
                               for pair in self._actions]
@@ -413,13 +395,19 @@ class HeteroEnv(gym.Env):
     # ------------------------------------------------------------------ Gymnasium API
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """``options={"window_start": k}``: the episode's window starts at job k (with
+        ``episode_jobs``) instead of a random job: evaluations on fixed windows."""
         super().reset(seed=seed)
+        self._window_start = self._check_window_start(options)
         # A window whose jobs are all rejected (too big for the platform) offers no decision:
         # draw another one. The whole workload offering none is an input error.
         for _ in range(100):
             self._start_episode()
             if not self._done:
                 break
+            if self._window_start is not None:
+                raise ConfigError(f"reset option window_start {self._window_start}: no job of that window "
+                                  "can run on this platform")
             if self.config.episode_jobs is None:
                 raise ConfigError(f"{self.platform.source}: no job of the workload can run on this "
                                   "platform (all need more cores or memory per core than it has)")
@@ -435,7 +423,10 @@ class HeteroEnv(gym.Env):
         n = self.config.episode_jobs
         self.episode_start = 0
         if n is not None:
-            self.episode_start = int(self.np_random.integers(0, len(workload) - n + 1))
+            if self._window_start is not None:
+                self.episode_start = self._window_start
+            else:
+                self.episode_start = int(self.np_random.integers(0, len(workload) - n + 1))
             workload = workload.window(self.episode_start, n)
         if self.engine is not None:
             self.engine.close()
@@ -444,35 +435,59 @@ class HeteroEnv(gym.Env):
         jobs = self.engine.jobs
         requested = np.where(np.isfinite(jobs.req_time), jobs.req_time, self._limits[0])
         self._requests = np.vstack([requested, jobs.res, jobs.mem_mb, jobs.mem_bw_gbs])
-        self._rewards = RewardTracker(self.config.objective, 1.0 / np.maximum(requested, 1.0))
         self._observer.reset()
+        self._held = None
+        if self._window is not None:
+            self._window.reset()
         self._steps = 0
         self._completed = 0
         self._wait_sum = 0.0
         self._started = 0
         self._mask = None
+        inverse_time = 1.0 / np.maximum(requested, 1.0)
         if self._use_fast:
+            self._rewards = RewardTracker(self.config.objective, inverse_time)
             self._start_fast_episode(rng)
             return
         self.scheduler = QueueScheduler(self.engine, PolicyConfig(backfill=self.config.backfill), rng=rng)
+        self._rewards = RewardTracker(self.config.objective, inverse_time,
+                                      nb_runnable=int(self.scheduler.resources.runnable_jobs().sum()),
+                                      bsld_bound=self.config.bsld_bound)
         self.scheduler.on_begin()
         self._done = not self._advance()
         self._rewards.cost_at_decision = self._rewards.cost(self.engine, self.platform.nb_machines)
+
+    def _check_window_start(self, options: dict | None) -> int | None:
+        options = dict(options or {})
+        start = options.pop("window_start", None)
+        if options:
+            raise ConfigError(f"reset options: unknown key {sorted(options)[0]!r}: expected 'window_start'")
+        if start is None:
+            return None
+        n = self.config.episode_jobs
+        if n is None:
+            raise ConfigError("reset option window_start: needs episode_jobs (episodes on windows of the workload)")
+        if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or not 0 <= start <= len(self.workload) - n:
+            raise ConfigError(f"reset option window_start {start!r}: expected a job index in 0..{len(self.workload) - n}")
+        return int(start)
 
     def step(self, action):
         if self._done:
             raise RuntimeError("step() called on a finished episode: call reset() first")
         action = int(action)
-        if not 0 <= action < len(self._actions):
-            raise ValueError(f"action {action} outside 0..{len(self._actions) - 1}")
+        if not 0 <= action < self.action_space.n:
+            raise ValueError(f"action {action} outside 0..{self.action_space.n - 1}")
         if self._fast is not None:
             return self._fast_step(action)
-        pair = self._actions[action]
         overridden = False
-        if pair is None and self._void_would_stall():
-            pair, overridden = self.config.actions[0], True
-        if pair is not None:
-            self.scheduler.schedule(*pair)
+        if self._window is not None:
+            self._choose_job(action)
+        else:
+            pair = self._actions[action]
+            if pair is None and self._void_would_stall():
+                pair, overridden = self.config.actions[0], True
+            if pair is not None:
+                self.scheduler.schedule(*pair)
         self._commit()
         self._steps += 1
         terminated = not self._advance()
@@ -491,6 +506,8 @@ class HeteroEnv(gym.Env):
         """Which actions would start at least one job now (void: always)."""
         if self._mask is None and self._fast is not None:
             return np.ones(len(self._actions), dtype=bool)
+        if self._mask is None and self._window is not None:
+            self._mask = self._window.mask() if not self._done else np.ones(self.config.window_jobs, dtype=bool)
         if self._mask is None:
             mask = np.ones(len(self._actions), dtype=bool)
             if not self._done:
@@ -535,7 +552,21 @@ class HeteroEnv(gym.Env):
             self.engine.close()
         super().close()
 
+    def window_job_indices(self) -> list[int]:
+        """job_window: the episode's job indices that the actions mean now (slot order)."""
+        if self._window is None:
+            raise RuntimeError("window_job_indices() needs action_space='job_window'")
+        return list(self._window.jobs)
+
+    @property
+    def episode_time_origin(self) -> float:
+        """The episode's t = 0 on the trace's clock: seconds since the trace's first job."""
+        return self.time_origin + float(self.workload.subtime[self.episode_start])
+
     def action_name(self, action: int) -> str:
+        if self._window is not None:
+            jobs = self._window.jobs
+            return f"job {jobs[action]}" if action < len(jobs) else f"empty window slot {action}"
         pair = self._actions[action]
         return "void" if pair is None else f"{pair[0]}:{pair[1]}"
 
@@ -544,7 +575,11 @@ class HeteroEnv(gym.Env):
     def _advance(self) -> bool:
         """Simulate up to the next point that calls for a decision; False at the end."""
         engine, scheduler, rewards = self.engine, self.scheduler, self._rewards
+        window = self._window is not None
         while True:
+            if window and self._held is None and scheduler.queue:
+                rewards.busy = self.platform.nb_machines - scheduler.resources.nb_free
+                return True
             point = engine.next_decision_point()
             if point is None:
                 rewards.advance(engine.now)
@@ -552,20 +587,42 @@ class HeteroEnv(gym.Env):
             rewards.advance(point.time)
             due = scheduler.admit(point)
             if point.completed:
-                rewards.leave(point.completed)
+                rewards.leave(point.completed, engine)
                 self._completed += len(point.completed)
             if point.submitted:
                 admitted = [j for j in point.submitted if engine.job_state[j] != REJECTED]
                 if admitted:
                     rewards.enter(admitted)
+            if window:
+                if due and self._held is not None:
+                    self._start_or_hold(self._held)
+                self._commit()
+                continue
             if due and scheduler.queue:
                 rewards.busy = self.platform.nb_machines - scheduler.resources.nb_free
                 return True
             self._commit()
 
+    def _choose_job(self, action: int) -> None:
+        jobs = self._window.jobs
+        if action >= len(jobs):
+            raise ValueError(f"action {action}: the window holds {len(jobs)} waiting jobs (see action_masks())")
+        self._start_or_hold(jobs[action])
+
+    def _start_or_hold(self, job: int) -> None:
+        """The chosen job starts if it fits; otherwise it waits at the head (EASY backfills
+        around it when configured)."""
+        core_key = self.config.window_core_key
+        if self.scheduler.start_job(job, core_key):
+            self._held = None
+        else:
+            self._held = job
+            self.scheduler.backfill(job, core_key)
+
     def _commit(self) -> None:
         started = self.scheduler.commit()
         if started:
+            self._rewards.started(started)
             jobs = self.engine.jobs
             self._started += len(started)
             self._wait_sum += float(self.engine.now * len(started) - jobs.subtime[started].sum())
@@ -584,6 +641,8 @@ class HeteroEnv(gym.Env):
         return job is not None and scheduler.resources.fit_status(job) == FITS
 
     def _observe(self) -> np.ndarray:
+        if self._window is not None:
+            return self._window.build(self.scheduler, self._requests, self.engine.now)
         return self._observer.build(self.scheduler, self._requests, self.engine.jobs.req_work)
 
     # The fast path: the same steps in compiled code (hdeeprm.fastsim.envk), one call per step.

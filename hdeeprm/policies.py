@@ -166,6 +166,23 @@ class QueueScheduler:
             picked += self._backfill_easy(blocker, rest, core_key)
         return picked
 
+    def start_job(self, job: int, core_key: str) -> bool:
+        """Start the waiting ``job`` now if it fits (sent by ``commit``); otherwise record the
+        shortage and leave it waiting. For agents that choose jobs one at a time."""
+        if not self._try_start(job, core_key, record=True):
+            return False
+        self.queue.remove(job)
+        return True
+
+    def backfill(self, head: int, core_key: str) -> int:
+        """With EASY backfilling configured, start waiting jobs (submission order) that do not
+        delay the reservation of ``head``, a waiting job that does not fit now; returns how
+        many started. Without backfilling, nothing."""
+        if self.config.backfill != "easy" or not self.resources.nb_free:
+            return 0
+        rest = [j for j in self.queue if j != head]
+        return self._backfill_easy(head, rest, core_key) if rest else 0
+
     def _pass_random(self, core_key: str) -> tuple[int, int | None, list[int]]:
         remaining = list(self.queue)
         picked = 0

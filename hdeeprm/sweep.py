@@ -437,18 +437,13 @@ def backend_options(backend: str, network: str, platform: str, batsim: str | Non
 
 
 def _make_env(cell: Cell, **env_overrides):
-    """``cell.experiment.make_env`` on the cell's backend (each Batsim episode in its own
-    temporary folder, removed when the episode ends)."""
-    from .env import HeteroEnv
-
+    """``cell.experiment.make_env`` on the test part, on the cell's backend (each Batsim
+    episode in its own temporary folder, removed when the episode ends)."""
     config = cell.experiment
-    env_config = config.env_config()
-    if env_overrides:
-        env_config = replace(env_config, **env_overrides)
-    return HeteroEnv(config.platform, config.workload, env_config, hierarchy=config.hierarchy,
-                     nb_jobs=config.nb_jobs, conversion_seed=config.seed, backend=cell.backend,
-                     backend_options=backend_options(cell.backend, cell.network, config.platform,
-                                                     cell.batsim, cell.timeout))
+    return config.make_env("test", episode_jobs=config.evaluation_jobs, backend=cell.backend,
+                           backend_options=backend_options(cell.backend, cell.network, config.platform,
+                                                           cell.batsim, cell.timeout),
+                           **env_overrides)
 
 
 @dataclass
@@ -464,13 +459,13 @@ class CellOutput:
 def run_cell(cell: Cell) -> CellOutput:
     """Evaluate one cell (in a worker): the policy on the experiment's held-out windows."""
     from .core.outputs import write_outputs
-    from .experiment import episode_seeds
     from .policies import PolicyConfig
-    from .train import FixedActionAgent, RandomMaskedAgent, run_episode, summarise
+    from .train import FixedActionAgent, RandomMaskedAgent, observation_size, run_episode, summarise
 
     config = cell.experiment
     if cell.policy == "random":
-        env = _make_env(cell, actions=DEFAULT_PAIRS, void=False)
+        env = (_make_env(cell, actions=DEFAULT_PAIRS, void=False) if config.action_space == "pairs"
+               else _make_env(cell))
         agent: Any = RandomMaskedAgent(config.seed)
     elif cell.checkpoint is not None:
         from .agents import ALGORITHMS, build_agent
@@ -478,19 +473,20 @@ def run_cell(cell: Cell) -> CellOutput:
 
         env = _make_env(cell)
         agent = build_agent(ALGORITHMS[config.algorithm], config.gamma, config.hidden, env.action_space.n,
-                            env.observation_space.shape[0], seed=config.seed)
+                            observation_size(env), seed=config.seed)
         load_checkpoint(cell.checkpoint, agent)
         agent.greedy = True
     else:
         pair, _, backfill = cell.policy.partition("+")
         policy = PolicyConfig.parse(pair, backfill or None)
-        env = _make_env(cell, actions=((policy.job_key, policy.core_key),), void=False, backfill=policy.backfill)
+        env = _make_env(cell, action_space="pairs", actions=((policy.job_key, policy.core_key),), void=False,
+                        backfill=policy.backfill)
         agent = FixedActionAgent(0)
     windows, seconds = [], []
     try:
         with tempfile.TemporaryDirectory(prefix="hdeeprm-cell-") as tmp:
-            for k, seed in enumerate(episode_seeds(config.seed, config.eval_episodes, stream=1)):
-                record = run_episode(env, agent, seed=seed)
+            for k, (seed, options) in enumerate(config.evaluation_windows()):
+                record = run_episode(env, agent, seed=seed, options=options)
                 windows.append({"seed": seed, "return": record.reward, "steps": record.steps, **record.metrics})
                 seconds.append(record.wall_seconds)
                 if cell.outputs and record.result is not None:

@@ -25,7 +25,6 @@ import numpy as np
 
 from .core.outputs import write_outputs
 from .env import HeteroEnv
-from .keys import DEFAULT_PAIRS
 from .metrics import headline_metrics
 
 
@@ -74,15 +73,17 @@ def _accepts_mask(agent) -> bool:
         return False
 
 
-def run_episode(env: HeteroEnv, agent, *, seed: int, train: bool = False, optimizer=None) -> EpisodeRecord:
-    """One episode of ``agent`` on ``env``; with ``train``, the agent's update at the end."""
+def run_episode(env: HeteroEnv, agent, *, seed: int, train: bool = False, optimizer=None,
+                options: dict | None = None) -> EpisodeRecord:
+    """One episode of ``agent`` on ``env``; with ``train``, the agent's update at the end.
+    ``options``: the env's reset options (``{"window_start": k}``: a fixed window)."""
     t0 = time.perf_counter()
     if hasattr(agent, "train"):
         agent.train(train)
     if hasattr(agent, "reset_episode"):
         agent.reset_episode()
     masked = _accepts_mask(agent)
-    obs, info = env.reset(seed=seed)
+    obs, info = env.reset(seed=seed, options=options)
     total, actions, done = 0.0, [], False
     while not done:
         action = agent.decide(obs, info["action_mask"]) if masked else agent.decide(obs)
@@ -179,6 +180,58 @@ def summarise(values: Iterable[float]) -> tuple[float, float]:
 # ---------------------------------------------------------------------- experiments
 
 
+class CheckpointSelector:
+    """Keeps ``best.pt``: the checkpoint whose greedy agent has the lowest mean objective on
+    the experiment's validation windows, checked every ``validation_every`` episodes (and
+    after the last). Each check is a line of ``validation.log``: episodes trained, mean
+    objective. Greedy play draws nothing from the agent's generator, so checking does not
+    change the training that follows."""
+
+    def __init__(self, config, out: Path):
+        self.every = config.validation_every
+        self.total = config.episodes
+        self.scale = config.reward_scale
+        self.path = out / "best.pt"
+        self.log = out / "validation.log"
+        self.best = math.inf
+        if self.every is not None:
+            self.env = config.make_env("validation", episode_jobs=config.evaluation_jobs)
+            self.windows = config.validation_windows()
+
+    @property
+    def enabled(self) -> bool:
+        return self.every is not None
+
+    def crossed(self, before: int, after: int) -> bool:
+        """Whether training from ``before`` to ``after`` episodes reached a check."""
+        if not self.enabled:
+            return False
+        return after // self.every > before // self.every or (after == self.total and before < after)
+
+    def check(self, agent, optimizer, episodes_done: int) -> float:
+        from .agents.common import save_checkpoint
+
+        greedy, training = agent.greedy, agent.training
+        agent.greedy = True
+        values = [-run_episode(self.env, agent, seed=seed, options=options).reward / self.scale
+                  for seed, options in self.windows]
+        agent.greedy = greedy
+        agent.train(training)
+        agent.reset_episode()
+        mean = sum(values) / len(values)
+        with open(self.log, "a") as f:
+            f.write(f"{episodes_done} {mean!r}\n")
+        if mean < self.best:
+            self.best = mean
+            save_checkpoint(self.path, agent, optimizer, {"episode": episodes_done - 1, "validation_objective": mean})
+        return mean
+
+
+def observation_size(env) -> int:
+    """Values in one observation (a job window's matrix counts all its cells)."""
+    return int(np.prod(env.observation_space.shape))
+
+
 def _algorithm_class(name: str):
     from .agents import ALGORITHMS
 
@@ -209,7 +262,7 @@ def train(config, out_dir: str | os.PathLike, *, init: str | None = None,
     (out / "experiment.json").write_text(json.dumps(config.as_dict(), indent=2) + "\n")
     env = config.make_env()
     agent = build_agent(_algorithm_class(config.algorithm), config.gamma, config.hidden,
-                        env.action_space.n, env.observation_space.shape[0], seed=config.seed)
+                        env.action_space.n, observation_size(env), seed=config.seed)
     optimizer = torch.optim.Adam(agent.parameters(), lr=config.lr)
     if init:
         load_checkpoint(init, agent, optimizer)
@@ -219,6 +272,7 @@ def train(config, out_dir: str | os.PathLike, *, init: str | None = None,
 
         writer = SummaryWriter(tensorboard)
     logs = HDeepRMLogs(out, env.action_space.n)
+    selector = CheckpointSelector(config, out)
     bar = Progress(config.episodes, f"training {config.algorithm}", enabled=progress)
     checkpoint = out / "model.pt"
     t0 = time.perf_counter()
@@ -232,10 +286,21 @@ def train(config, out_dir: str | os.PathLike, *, init: str | None = None,
             writer.add_scalar("episode/return", record.reward, k)
             for name, value in record.losses.items():
                 writer.add_scalar(f"loss/{name}", value, k)
+        if selector.crossed(k, k + 1):
+            selector.check(agent, optimizer, k + 1)
         bar.update(record)
     if writer is not None:
         writer.close()
-    return {"checkpoint": str(checkpoint), "returns": returns, "wall_seconds": time.perf_counter() - t0}
+    return _summary(checkpoint, selector, returns, t0)
+
+
+def _summary(checkpoint: Path, selector: CheckpointSelector, returns: list, t0: float, **extra) -> dict:
+    """What training returns; ``checkpoint`` is the one to evaluate: the validation's best
+    when there is a validation, else the last."""
+    chosen = selector.path if selector.enabled and selector.path.exists() else checkpoint
+    return {"checkpoint": str(chosen), "last_checkpoint": str(checkpoint), "returns": returns,
+            "validation_best": selector.best if selector.enabled else None,
+            "wall_seconds": time.perf_counter() - t0, **extra}
 
 
 # ---------------------------------------------------------------------- parallel rollouts
@@ -273,7 +338,7 @@ class Trajectory:
     episode: int
     env_seed: int
     sampling_seed: int
-    observations: np.ndarray  # (T, n) float32
+    observations: np.ndarray  # (T, *observation shape) float32
     masks: np.ndarray  # (T, A) bool
     actions: list[int]
     rewards: list[float]
@@ -297,7 +362,7 @@ def _rollout_worker(config):
 
         env = config.make_env()
         agent = build_agent(_algorithm_class(config.algorithm), config.gamma, config.hidden,
-                            env.action_space.n, env.observation_space.shape[0], seed=config.seed)
+                            env.action_space.n, observation_size(env), seed=config.seed)
         _ROLLOUT_WORKERS[key] = (env, agent)
     return _ROLLOUT_WORKERS[key]
 
@@ -330,9 +395,8 @@ def collect_rollout(task: RolloutTask) -> Trajectory:
     agent.reset_episode()
     result = env.result() if terminated else None
     metrics = headline_metrics(result).as_dict() if result is not None else dict(info["metrics"])
-    width = env.observation_space.shape[0]
     return Trajectory(task.episode, task.env_seed, task.sampling_seed,
-                      np.array(observations, dtype=np.float32).reshape(-1, width),
+                      np.array(observations, dtype=np.float32).reshape((-1,) + env.observation_space.shape),
                       np.array(masks, dtype=bool).reshape(len(actions), -1), actions, rewards, total,
                       metrics, time.perf_counter() - t0, result)
 
@@ -429,7 +493,7 @@ def train_batched(config, out_dir: str | os.PathLike, *, init: str | None = None
         config = dataclasses.replace(config, rollout_batch=config.rollout_batch or pool.workers)
         (out / "experiment.json").write_text(json.dumps(config.as_dict(), indent=2) + "\n")
         agent = build_agent(_algorithm_class(config.algorithm), config.gamma, config.hidden,
-                            env.action_space.n, env.observation_space.shape[0], seed=config.seed)
+                            env.action_space.n, observation_size(env), seed=config.seed)
         optimizer = torch.optim.Adam(agent.parameters(), lr=config.lr)
         if init:
             load_checkpoint(init, agent, optimizer)
@@ -442,6 +506,7 @@ def train_batched(config, out_dir: str | os.PathLike, *, init: str | None = None
 
             writer = SummaryWriter(tensorboard)
         logs = HDeepRMLogs(out, env.action_space.n)
+        selector = CheckpointSelector(config, out)
         bar = Progress(config.episodes, f"training {config.algorithm} ({pool.describe()})", enabled=progress)
         checkpoint = out / "model.pt"
         env_seeds = episode_seeds(config.seed, config.episodes, stream=0)
@@ -470,78 +535,9 @@ def train_batched(config, out_dir: str | os.PathLike, *, init: str | None = None
             save_checkpoint(checkpoint, agent, optimizer,
                             {"episode": tasks[-1].episode, "algorithm": config.algorithm,
                              "rollout_batch": config.rollout_batch})
+            if selector.crossed(start, tasks[-1].episode + 1):
+                selector.check(agent, optimizer, tasks[-1].episode + 1)
         if writer is not None:
             writer.close()
-        return {"checkpoint": str(checkpoint), "returns": returns, "wall_seconds": time.perf_counter() - t0,
-                "rollout_batch": config.rollout_batch, "workers": pool.workers}
-
-
-@dataclass
-class EvaluationRow:
-    policy: str
-    mean_return: float
-    std_return: float
-    mean_waiting_time: float
-    mean_bounded_slowdown: float
-    makespan: float
-    energy_joules: float
-
-
-def evaluate(config, checkpoint: str | None = None, *, out_dir: str | os.PathLike | None = None,
-             pairs=None) -> list[EvaluationRow]:
-    """The agent (greedy, if a checkpoint is given), random valid actions and each classic
-    pair, on the same ``eval_episodes`` windows (seeds never used in training)."""
-    from .experiment import episode_seeds
-
-    seeds = episode_seeds(config.seed, config.eval_episodes, stream=1)
-    contenders: list[tuple[str, HeteroEnv, object]] = []
-    if checkpoint:
-        from .agents import build_agent
-        from .agents.common import load_checkpoint
-
-        env = config.make_env()
-        agent = build_agent(_algorithm_class(config.algorithm), config.gamma, config.hidden,
-                            env.action_space.n, env.observation_space.shape[0], seed=config.seed)
-        load_checkpoint(checkpoint, agent)
-        agent.greedy = True
-        contenders.append((f"agent ({config.algorithm})", env, agent))
-    classic_env = config.make_env(actions=DEFAULT_PAIRS, void=False)
-    contenders.append(("random valid actions", classic_env, RandomMaskedAgent(config.seed)))
-    for i, (job_key, core_key) in enumerate(pairs or DEFAULT_PAIRS):
-        index = classic_env.config.actions.index((job_key, core_key))
-        contenders.append((f"{job_key}:{core_key}", classic_env, FixedActionAgent(index)))
-    rows = []
-    for name, env, agent in contenders:
-        records = [run_episode(env, agent, seed=s) for s in seeds]
-        mean, std = summarise(r.reward for r in records)
-        metric = {k: summarise(r.metrics[k] for r in records)[0]
-                  for k in ("mean_waiting_time", "mean_bounded_slowdown", "makespan", "consumed_joules")}
-        rows.append(EvaluationRow(name, mean, std, metric["mean_waiting_time"],
-                                  metric["mean_bounded_slowdown"], metric["makespan"],
-                                  metric["consumed_joules"]))
-    rows.sort(key=lambda r: -r.mean_return)
-    if out_dir is not None:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        with open(Path(out_dir) / "evaluation.csv", "w") as f:
-            f.write("policy,mean_return,std_return,mean_waiting_time,mean_bounded_slowdown,makespan,energy_joules\n")
-            for r in rows:
-                f.write(f"{r.policy},{r.mean_return!r},{r.std_return!r},{r.mean_waiting_time!r},"
-                        f"{r.mean_bounded_slowdown!r},{r.makespan!r},{r.energy_joules!r}\n")
-    return rows
-
-
-def print_table(rows: list[EvaluationRow], config, stream=None, top: int = 10) -> None:
-    """The evaluation as a table: best first; the agent and the random baseline always shown."""
-    stream = sys.stdout if stream is None else stream
-    print(f"\n{config.objective} on {config.eval_episodes} held-out episodes "
-          f"({config.episode_jobs or 'all'} jobs each), higher return is better:", file=stream)
-    header = f"{'rank':>4}  {'policy':<26} {'return':>12} {'± std':>10} {'wait s':>10} {'bsld':>9} {'makespan s':>12}"
-    print(header, file=stream)
-    print("-" * len(header), file=stream)
-    for rank, r in enumerate(rows, 1):
-        if rank <= top or r.policy.startswith(("agent", "random valid")):
-            print(f"{rank:>4}  {r.policy:<26} {r.mean_return:>12.5g} {r.std_return:>10.3g} "
-                  f"{r.mean_waiting_time:>10.1f} {r.mean_bounded_slowdown:>9.2f} {r.makespan:>12.1f}", file=stream)
-    agent = [i for i, r in enumerate(rows) if r.policy.startswith("agent")]
-    if agent:
-        print(f"the agent ranks {agent[0] + 1} of {len(rows)}", file=stream)
+        return _summary(checkpoint, selector, returns, t0, rollout_batch=config.rollout_batch,
+                        workers=pool.workers)

@@ -154,9 +154,14 @@ def test_train_and_evaluate_commands(tmp_path, capsys):
     assert "the agent ranks" in text and "random valid actions" in text
     assert (out / "model.pt").exists() and (out / "experiment.json").exists()
     rows = (out / "evaluation.csv").read_text().splitlines()
-    assert len(rows) == 1 + 1 + 1 + 36  # header, agent, random, 36 pairs
+    # header, agent, random, the 36 pairs and FCFS and SJF, each without and with EASY
+    assert len(rows) == 1 + 1 + 1 + 2 * 38
+    assert {"first:first_fit+easy", "shortest:first_fit", "random valid actions"} <= {r.split(",")[0] for r in rows}
+    assert (out / "evaluation_windows.csv").read_text().count("\n") == 1 + 78 * 2  # header, 78 policies x 2 windows
     assert hdeeprm_main(["evaluate", str(experiment), "--model", str(out / "model.pt")]) == 0
-    assert "the agent ranks" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "the agent ranks" in text and "not held-out data" in text  # no split in this experiment
+    assert "best pair + EASY" in text and "FCFS" in text
     experiment.write_text(json.dumps({"platfrom": "gaia"}))
     assert hdeeprm_main(["train", str(experiment)]) == 2
     assert "unknown key 'platfrom'" in capsys.readouterr().err

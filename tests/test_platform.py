@@ -23,6 +23,7 @@ from hdeeprm.platform import (
     load_xml_platform,
     read_hierarchy_file,
     read_platform_description,
+    resolve_platform_name,
     write_hierarchy,
 )
 
@@ -715,3 +716,107 @@ def test_platform_errors_are_hdeeprm_errors(tmp_path):
     with pytest.raises(HDeepRMError) as info:
         load_platform(copy)
     assert "host 'c2'" in str(info.value) and "'speed'" in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Homogeneous platforms "<N>x<node type>"
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def platform_cache(tmp_path, monkeypatch) -> Path:
+    """Where resolve_platform_name writes the JSON of "<N>x<node type>" names."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "hdeeprm" / "platforms"
+
+
+def test_homogeneous_name_is_one_cluster_of_that_node_type(tmp_path):
+    platform = load_platform("8xDell R720")
+    h = platform.hierarchy
+    assert platform.nb_machines == 128 and platform.source == "8xDell R720"
+    assert (h.nb_nodes, h.nb_processors) == (8, 16)
+    assert set(h.node_type) == {"Dell R720"} and set(h.processor_type) == {"Xeon E5-2660"}
+    assert h.node_cluster.tolist() == [0] * 8
+    assert h.reference_speed_gflops == pytest.approx(17.6)
+    assert h.processor_mem_bw_gbs.tolist() == [51.2] * 16
+    # The same as the platform JSON a user would write by hand.
+    by_hand = load_platform(write_json(tmp_path, "p.json", {
+        "clusters": [{"nodes": [{"type": "Dell R720", "number": 8}],
+                      "local_links": {"type": "InfiniBand QDR", "latency": "0us"}}],
+        "global_links": {"type": "InfiniBand QDR", "latency": "0us"}}))
+    for name in ("speeds", "watts_idle", "watts_full", "nb_pstates", "initial_pstate"):
+        assert np.array_equal(getattr(platform, name), getattr(by_hand, name)), name
+    assert platform.host_names == by_hand.host_names
+
+
+def test_homogeneous_name_resolves_to_a_json_with_quickstart_links(platform_cache):
+    path = resolve_platform_name("4xDell R820")
+    assert Path(path).parent == platform_cache and path.endswith(".json")
+    description = read_platform_description(path)
+    quickstart = read_platform_description(bundled_platform("quickstart"))
+    assert description.global_link == quickstart.global_link
+    assert description.clusters[0].local_link == quickstart.clusters[0].local_link
+    assert description.global_link.latency_s == 0.0
+    assert [(g.node_type, g.number) for g in description.clusters[0].node_groups] == \
+        [("Dell R820", 4)]
+    loaded = load_platform(path)
+    assert loaded.nb_machines == 128
+    assert np.array_equal(loaded.speeds, load_platform("4xDell R820").speeds)
+    # Resolving again gives the same file, left as it is.
+    stamp = Path(path).stat().st_mtime_ns
+    assert resolve_platform_name("4xDell R820") == path
+    assert Path(path).stat().st_mtime_ns == stamp
+    # A bundled name still wins, and other values are left alone.
+    assert resolve_platform_name("quickstart") == str(bundled_platform("quickstart"))
+    assert resolve_platform_name("runs/2xDell R720") == "runs/2xDell R720"
+    assert resolve_platform_name("3xsmall.xml") == "3xsmall.xml"
+
+
+def test_homogeneous_name_falls_back_to_the_temporary_folder(tmp_path, monkeypatch):
+    import tempfile
+
+    blocker = write(tmp_path, "not-a-folder", "")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))  # cannot hold a folder
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    path = resolve_platform_name("1xDell R720")
+    assert Path(path) == tmp_path / "tmp" / "hdeeprm-platforms" / "1xDell_R720.json"
+    assert load_platform(path).nb_machines == 16
+
+
+def test_homogeneous_name_spelling(platform_cache):
+    assert load_platform("2 x dell r720").hierarchy.node_type == ("Dell R720", "Dell R720")
+    assert load_platform(resolve_platform_name("2 x dell r720")).nb_machines == 32
+
+
+@pytest.mark.parametrize("spec", ["4xDell R72O", "4x Dell R72O"])
+def test_homogeneous_name_with_unknown_node_type(spec, platform_cache):
+    with pytest.raises(PlatformError) as info:
+        load_platform(spec)
+    message = str(info.value)
+    assert message.startswith(f"{spec}: unknown node type 'Dell R72O'")
+    assert "did you mean 'Dell R720'?" in message
+    for known in ("Dell R720", "Manwe Node A", "Bullx B500-0", "Zorg Node"):
+        assert known in message
+    # resolve_platform_name leaves it for load_platform to report (as an unknown bundled
+    # name), writing nothing.
+    assert resolve_platform_name(spec) == spec
+    assert not platform_cache.exists()
+
+
+def test_homogeneous_name_other_errors(tmp_path):
+    with pytest.raises(PlatformError, match="0xDell R720: expected at least 1 node, found 0"):
+        load_platform("0xDell R720")
+    with pytest.raises(PlatformError, match="only applies to XML"):
+        load_platform("2xDell R720", DATA / "a5_hierarchy.json")
+
+
+def test_homogeneous_name_with_a_user_type_library():
+    platform = load_platform("3xToyNode", typelib=DATA / "custom_types")
+    assert platform.nb_machines == 3 * (16 + 2)
+    with pytest.raises(PlatformError, match="unknown node type 'ToyNode'"):
+        load_platform("3xToyNode")
+
+
+def test_load_platform_accepts_bundled_names():
+    assert load_platform("das2").nb_machines == 144

@@ -66,7 +66,8 @@ def make_runs(base: Path) -> Runs:
                      "--policy", "first:high_mem", "--out", str(out)] + extra) == 0
 
     from hdeeprm.experiment import ExperimentConfig
-    from hdeeprm.train import evaluate, train
+    from hdeeprm.evaluation import evaluate
+    from hdeeprm.train import train
 
     (base / "exp.json").write_text(json.dumps(EXPERIMENT))
     config = ExperimentConfig.load(base / "exp.json")
@@ -444,3 +445,44 @@ def test_a_run_where_no_job_ran_says_so(tmp_path):
         assert texts in (["no job ran"], ["no energy samples"])
     rejected = one(render("lifecycle", tmp_path).axes[0].lines, "lifecycle-rejected")
     assert len(rejected.get_xdata()) == 2
+
+
+# ---------------------------------------------------------------------------- evaluation
+
+
+def test_evaluation_figure_orders_policies_and_highlights_the_agent():
+    values = {"fcfs": np.array([5.0, 6.0, 7.0, 6.5, 8.0]), "agent": np.array([10.0, 1.0, 2.0, 1.5, 0.5]),
+              "sjf": np.array([3.0, 4.0, 5.0, 4.5, 2.0])}  # means 6.5, 3.0, 3.7
+    fig = f.evaluation_figure(values, "mean bounded slowdown", title="held-out windows", highlight="agent")
+    ax = fig.axes[0]
+    order = ["agent", "sjf", "fcfs"]
+    assert [t.get_text().split("\n")[0] for t in ax.get_xticklabels()] == order
+    assert ax.get_xticklabels()[0].get_text() == "agent\n(mean 3)"
+    assert ax.get_ylabel() == "mean bounded slowdown" and "5 windows, 3 policies" in ax.get_title()
+    assert fig.texts[0].get_text() == "held-out windows"
+    for x, name in enumerate(order):
+        points = one(ax.collections, f"evaluation-points-{name}").get_offsets()
+        assert np.array_equal(points[:, 1], values[name])  # every window, in window order
+        assert np.abs(points[:, 0] - x).max() <= 0.15 and np.unique(points[:, 0]).size == 5
+    means = one(ax.lines, "evaluation-means")
+    assert np.allclose(means.get_ydata(), [3.0, 3.7, 6.5]) and list(means.get_xdata()) == [0, 1, 2]
+    boxes = {name: one(ax.patches, f"evaluation-box-{name}").get_facecolor() for name in order}
+    assert boxes["sjf"] == boxes["fcfs"] != boxes["agent"]
+    assert ax.get_xticklabels()[0].get_color() != ax.get_xticklabels()[1].get_color()
+    # Deterministic: the same data give the same jitter.
+    again = f.evaluation_figure(values, "mean bounded slowdown", highlight="agent").axes[0]
+    assert np.array_equal(one(again.collections, "evaluation-points-agent").get_offsets(),
+                          one(ax.collections, "evaluation-points-agent").get_offsets())
+
+
+def test_evaluation_figure_lists_many_policies_down_the_y_axis():
+    values = {f"policy-{i}": np.arange(4.0) + (i * 7) % 10 for i in range(10)}
+    values["agent"] = np.full(4, 0.5)
+    ax = f.evaluation_figure(values, "mean waiting time (s)", highlight="agent").axes[0]
+    names = [t.get_text().split("\n")[0] for t in ax.get_yticklabels()]
+    means = {k: v.mean() for k, v in values.items()}
+    assert names[0] == "agent" and names == sorted(values, key=lambda k: means[k])
+    assert ax.get_xlabel() == "mean waiting time (s)" and ax.yaxis_inverted()  # best at the top
+    points = one(ax.collections, "evaluation-points-agent").get_offsets()
+    assert np.array_equal(points[:, 0], values["agent"]) and np.abs(points[:, 1]).max() <= 0.15
+    assert len([p for p in ax.patches if (p.get_gid() or "").startswith("evaluation-box-")]) == 11

@@ -16,7 +16,7 @@ from hdeeprm.errors import ConfigError
 from hdeeprm.experiment import ExperimentConfig
 from hdeeprm.parallel import LocalEngine
 from hdeeprm.sweep import GridConfig, run_sweep
-from hdeeprm.train import evaluate
+from hdeeprm.evaluation import evaluate
 
 EXPERIMENT = {"platform": "quickstart", "workload": "kth-sp2-head.swf.gz", "nb_jobs": 200, "episode_jobs": 30,
               "eval_episodes": 2, "observation": "minimal", "hidden": 16, "reward_scale": 0.001}

@@ -492,11 +492,106 @@ def test_options_from_dict_rejects_unknown_keys():
         ({"reference_speed_gflops": float("nan")}, "reference_speed_gflops"),
         ({"seed": -1}, "seed"),
         ({"seed": None}, "seed"),
+        ({"unknown_run_time": "keep"}, "unknown_run_time: expected one of drop, short, found 'keep'"),
+        ({"memory_demand": "zero"}, "memory_demand: expected one of hdeeprm, none, found 'zero'"),
     ],
 )
 def test_options_validation(values, match):
     with pytest.raises(ConfigError, match=match):
         ConversionOptions(**values)
+
+
+def test_new_options_default_to_previous_behaviour_and_round_trip():
+    opts = ConversionOptions()
+    assert (opts.unknown_run_time, opts.memory_demand) == ("drop", "hdeeprm")
+    opts = ConversionOptions.from_dict({"unknown_run_time": "short", "memory_demand": "none"})
+    assert ConversionOptions.from_dict(opts.to_dict()) == opts
+
+
+# --------------------------------------------------------------------------------------------
+# Unknown run times (RLScheduler's 10 s jobs) and jobs without memory demand
+
+
+def _unknown_run_time_trace(tmp_path) -> Path:
+    return write_swf(tmp_path, [
+        swf_line(1, 0, run=50, req_time=100),
+        swf_line(2, 1, run=-1, req_time=300),  # run time unknown, requested time known
+        swf_line(3, 2, run=-1, req_time=-1),  # neither known
+        swf_line(4, 3, run=-1, req_time=0),  # requested time 0 counts as missing
+        swf_line(5, 4, run=-1, req_time=-1, alloc=-1, req_procs=-1),  # no processors either
+    ])
+
+
+def test_unknown_run_time_drop_is_the_default(tmp_path):
+    workload, report = convert(_unknown_run_time_trace(tmp_path))
+    assert [j.walltime for j in workload.jobs] == [100]
+    assert report.skipped == {"no_processors": 1, "no_requested_time": 2, "no_run_time": 1}
+    assert report.unknown_run_time_kept == 0
+
+
+def test_unknown_run_time_short_keeps_records_as_10_second_jobs(tmp_path):
+    path = _unknown_run_time_trace(tmp_path)
+    workload, report = convert(path, unknown_run_time="short")
+    assert convert_module.SHORT_RUN_TIME_S == 10  # RLScheduler's value (job.py)
+    assert report.accepted == 4 and report.unknown_run_time_kept == 3
+    assert report.skipped == {"no_processors": 1}  # processors are still required
+    # walltime: requested time, else the (short) run time; never <= 0
+    assert [j.walltime for j in workload.jobs] == [100, 300, 10, 10]
+    assert [profile_of(workload, j).cpu for j in workload.jobs] == [
+        round(R * 1e9 * s) for s in (50, 10, 10, 10)]
+    assert all(profile_of(workload, j).extra["req_time"] > 0 for j in workload.jobs)
+    delays, _ = convert(path, unknown_run_time="short", profile_type="delay")
+    assert [profile_of(delays, j).delay for j in delays.jobs] == [50, 10, 10, 10]
+    # Under the hdeeprm model the run time only stands in for a missing requested time.
+    sampled, report = convert(path, unknown_run_time="short", runtime_model="hdeeprm")
+    assert [j.walltime for j in sampled.jobs] == [100, 300, 10, 10]
+    assert report.unknown_run_time_kept == 3
+
+
+def test_unknown_run_time_short_draws_once_per_accepted_record(tmp_path):
+    """The kept records take their draws in trace order, as if their run time were 10 s."""
+    unknown = [swf_line(i, i, run=-1 if i % 3 == 0 else 40, req_time=500) for i in range(60)]
+    explicit = [swf_line(i, i, run=10 if i % 3 == 0 else 40, req_time=500) for i in range(60)]
+    for model in ("real", "hdeeprm"):
+        a, report = convert(write_swf(tmp_path, unknown, "u.swf"), unknown_run_time="short",
+                            runtime_model=model, seed=5)
+        b, _ = convert(write_swf(tmp_path, explicit, "e.swf"), runtime_model=model, seed=5)
+        assert report.unknown_run_time_kept == 20
+        assert a.jobs == b.jobs and dict(a.profiles) == dict(b.profiles)
+
+
+def test_memory_demand_none_zeroes_mem_and_mem_bw_only(tmp_path):
+    lines = [swf_line(i, i, run=30 + i, req_time=900, req_mem=2048 * (i % 3), used_mem=700)
+             for i in range(40)]
+    path = write_swf(tmp_path, lines)
+    for model in ("real", "hdeeprm"):
+        base, base_report = convert(path, runtime_model=model, seed=2)
+        none, none_report = convert(path, runtime_model=model, seed=2, memory_demand="none")
+        assert base_report == none_report
+        # same jobs; profile names may differ (identical profiles are shared, and more of them
+        # are identical without memory demand)
+        assert [(j.id, j.subtime, j.res, j.walltime) for j in none.jobs] == [
+            (j.id, j.subtime, j.res, j.walltime) for j in base.jobs]
+        old = [profile_of(base, j) for j in base.jobs]
+        new = [profile_of(none, j) for j in none.jobs]
+        assert any(p.extra["mem"] > 0 for p in old) and any(p.extra["mem_bw"] > 0 for p in old)
+        assert all(p.extra["mem"] == 0 and p.extra["mem_bw"] == 0 for p in new)
+        # the work (hdeeprm factors included) and requested time do not move
+        assert [(p.cpu, p.extra["req_time"], p.extra["req_ops"]) for p in new] == [
+            (p.cpu, p.extra["req_time"], p.extra["req_ops"]) for p in old]
+    arrays = none.compile()
+    assert not arrays.mem_mb.any() and not arrays.mem_bw_gbs.any()
+    limits = job_limits(none)
+    assert (limits.max_mem, limits.max_mem_bw) == (1.0, 1.0)
+
+
+def test_load_workload_takes_the_new_options(tmp_path):
+    path = write_swf(tmp_path, [swf_line(1, 0, run=-1, req_time=-1, req_mem=4096)])
+    workload = load_workload(path, reference_speed_gflops=R, unknown_run_time="short",
+                             memory_demand="none")
+    prof = profile_of(workload, workload.jobs[0])
+    assert (workload.jobs[0].walltime, prof.extra["mem"], prof.extra["mem_bw"]) == (10, 0, 0)
+    assert len(load_workload(path, reference_speed_gflops=R).jobs) == 0
 
 
 def test_reference_speed_required_for_flops(tmp_path):

@@ -4,6 +4,7 @@
   reinforce     ReinforceAgent: the original example network, Monte-Carlo policy gradient
   actor_critic  ActorCriticAgent: policy gradient with a learned value baseline
   ppo           PPOAgent: clipped-surrogate PPO with GAE and action masks
+  kernel_ppo    KernelPPOAgent: PPO whose actor scores each job of a job window alike
 
 Build them with :func:`build_agent`, which makes the initial weights a function of the seed
 alone without leaving any trace in torch's global random state.
@@ -17,6 +18,7 @@ import torch
 
 from ..agent import Agent, ClassicAgent, LearningAgent
 from .actor_critic import ActorCriticAgent
+from .kernel_ppo import KernelPPOAgent
 from .ppo import PPOAgent
 from .reinforce import ReinforceAgent
 
@@ -25,9 +27,10 @@ ALGORITHMS: dict[str, type[Agent]] = {
     "reinforce": ReinforceAgent,
     "actor_critic": ActorCriticAgent,
     "ppo": PPOAgent,
+    "kernel_ppo": KernelPPOAgent,
 }
 
-__all__ = ["ALGORITHMS", "ActorCriticAgent", "ClassicAgent", "PPOAgent", "ReinforceAgent", "build_agent"]
+__all__ = ["ALGORITHMS", "ActorCriticAgent", "ClassicAgent", "KernelPPOAgent", "PPOAgent", "ReinforceAgent", "build_agent"]
 
 
 def build_agent(cls: type[Agent], gamma: float, hidden: int, action_size: int, observation_size: int,

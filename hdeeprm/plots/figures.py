@@ -546,3 +546,83 @@ def workload_figure(columns: dict[str, np.ndarray], title: str):
         ax.set_visible(False)
     fig.suptitle(title)
     return fig
+
+
+# ---------------------------------------------------------------------------- evaluation
+
+HIGHLIGHT_COLOUR, OTHER_COLOUR = "tab:red", "tab:blue"
+HORIZONTAL_FROM = 7  # policies: from this many on, they are listed down the y axis
+
+
+def _jitter(n: int, width: float = 0.3) -> np.ndarray:
+    """Deterministic offsets in [-width/2, width/2) spreading n points (golden-ratio sequence,
+    so neighbouring windows never pile up and every figure of the same data is the same)."""
+    return ((np.arange(1, n + 1) * 0.6180339887498949) % 1.0 - 0.5) * width
+
+
+def evaluation_figure(values: dict[str, np.ndarray], metric_label: str, title: str = "",
+                      highlight: str | None = None):
+    """Each policy's objective over the evaluation windows: a box plot (quartiles, whiskers at
+    1.5 IQR) with every window drawn as a point and the mean as a diamond. Policies are
+    ordered by mean, best (lowest) first; ``highlight`` (the agent) is drawn in its own colour.
+    From ``HORIZONTAL_FROM`` policies on, policies run down the y axis (best at the top)."""
+    import inspect
+
+    names = list(values)
+    data = {k: np.asarray(values[k], np.float64).ravel() for k in names}
+    data = {k: v[np.isfinite(v)] for k, v in data.items()}
+    means = {k: float(v.mean()) if v.size else np.inf for k, v in data.items()}
+    names.sort(key=lambda k: means[k])  # stable: ties keep the caller's order
+    horizontal = len(names) >= HORIZONTAL_FROM
+    size = (10.0, max(4.0, 0.45 * len(names) + 1.5)) if horizontal else (max(8.0, 1.3 * len(names) + 2.0), 5.0)
+    fig, axes = new_figure(size)
+    ax = axes[0, 0]
+    colours = [HIGHLIGHT_COLOUR if k == highlight else OTHER_COLOUR for k in names]
+    positions = np.arange(len(names), dtype=np.float64)
+    drawn = [k for k in names if data[k].size]
+    if drawn:
+        pick = [names.index(k) for k in drawn]
+        # matplotlib 3.10 replaced vert=False by orientation="horizontal" (vert is deprecated).
+        orient = ({"orientation": "horizontal" if horizontal else "vertical"}
+                  if "orientation" in inspect.signature(ax.boxplot).parameters else {"vert": not horizontal})
+        boxes = ax.boxplot([data[k] for k in drawn], positions=positions[pick], widths=0.55, patch_artist=True,
+                           showfliers=False, medianprops={"color": "black", "lw": 1.2}, manage_ticks=False, **orient)
+        for k, box in zip(drawn, boxes["boxes"]):
+            colour = colours[names.index(k)]
+            box.set(facecolor=colour, alpha=0.22, edgecolor=colour, gid=f"evaluation-box-{k}")
+        for i in pick:
+            k, v = names[i], data[names[i]]
+            along = positions[i] + _jitter(v.size)
+            xy = (v, along) if horizontal else (along, v)
+            ax.scatter(*xy, s=16, color=colours[i], alpha=0.75, edgecolors="none", zorder=3,
+                       gid=f"evaluation-points-{k}")
+        mean_values = np.array([means[k] for k in drawn])
+        xy = (mean_values, positions[pick]) if horizontal else (positions[pick], mean_values)
+        ax.plot(*xy, ls="none", marker="D", ms=6, mfc="white", mec="black", zorder=4, gid="evaluation-means",
+                label="mean")
+        ax.legend(loc="best", fontsize=8)
+    else:
+        _empty(ax, "no evaluation values")
+    labels = [f"{k}\n(mean {_short(means[k])})" if data[k].size else f"{k}\n(no value)" for k in names]
+    if horizontal:
+        ax.set_yticks(positions, labels, fontsize=8)
+        ax.set_ylim(len(names) - 0.5, -0.5)  # best at the top
+        ax.set_xlabel(metric_label)
+        ax.grid(axis="x", alpha=0.3)
+        ticks = ax.get_yticklabels()
+    else:
+        ax.set_xticks(positions, labels, fontsize=8)
+        ax.set_xlim(-0.5, len(names) - 0.5)
+        ax.set_ylabel(metric_label)
+        ax.grid(axis="y", alpha=0.3)
+        ticks = ax.get_xticklabels()
+    for k, tick in zip(names, ticks):
+        if k == highlight:
+            tick.set(color=HIGHLIGHT_COLOUR, fontweight="bold")
+    sizes = sorted({v.size for v in data.values()})
+    windows = f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
+    ax.set_title(f"{metric_label} over {windows} windows, {len(names)} policies "
+                 "(best mean first, lower is better)", fontsize=10)
+    if title:
+        fig.suptitle(title, fontsize=9, color="0.3")
+    return fig

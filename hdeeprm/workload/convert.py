@@ -4,12 +4,16 @@ For each usable record (see :func:`swf_to_workload` for what "usable" means) one
 
 * ``res`` = requested processors, else allocated processors (one Batsim host per core);
 * requested time ``t`` = requested time, else run time; ``walltime`` = ``t``;
+* run time ``r``: the trace's run time; when it is unknown (< 0) the record is dropped under
+  ``runtime_model="real"`` unless ``unknown_run_time="short"``, which sets it to
+  :data:`SHORT_RUN_TIME_S` (10 s) as RLScheduler does;
 * actual work: the trace's real run time ``r`` (``runtime_model="real"``) or HDeepRM's
   over-estimation model ``f x t`` with ``f`` from its 25-point distribution
   (``runtime_model="hdeeprm"``). For parallel_homogeneous profiles the work is flops per host
   at the reference speed R (``R x 1e9 x seconds``); for delay profiles it is the seconds;
 * profile extras kept for the decision side: ``req_time`` = t (s), ``req_ops`` = R x t x 1e9
-  (flops per core), ``mem`` (MB per core), ``mem_bw`` (GB/s per core).
+  (flops per core), ``mem`` (MB per core), ``mem_bw`` (GB/s per core); both 0 with
+  ``memory_demand="none"``.
 
 Each job keeps its own actual work: profiles are shared only between jobs whose profile
 content is identical. Submit times are shifted so that the earliest accepted job is at 0 and
@@ -32,8 +36,26 @@ from hdeeprm.workload.swf import SwfTrace, read_swf
 
 RuntimeModel = Literal["real", "hdeeprm"]
 ProfileType = Literal["parallel_homogeneous", "delay"]
+UnknownRunTime = Literal["drop", "short"]
+MemoryDemand = Literal["hdeeprm", "none"]
 RUNTIME_MODELS: tuple[str, ...] = ("real", "hdeeprm")
 PROFILE_TYPES: tuple[str, ...] = ("parallel_homogeneous", "delay")
+UNKNOWN_RUN_TIMES: tuple[str, ...] = ("drop", "short")
+MEMORY_DEMANDS: tuple[str, ...] = ("hdeeprm", "none")
+
+#: Run time (s) given to records whose run time is unknown (< 0) with
+#: ``unknown_run_time="short"``. RLScheduler (Zhang et al., SC 2020) does the same when it
+#: loads a trace: DIR-LAB/deep-batch-scheduler, job.py, ``Workloads.__init__``, lines 147-149
+#: at commit cd433e3d62a01705f255bd48cb55b393862800e7::
+#:
+#:     # filter those illegal data whose runtime < 0
+#:     if j.run_time < 0:
+#:         j.run_time = 10
+#:
+#: (There a missing requested time, -1, was already replaced by the run time as read, so such
+#: a job keeps a requested time of -1; here it gets 10 s, as no job may have a requested time
+#: <= 0. RLScheduler also drops records whose run time is 0, which this converter keeps.)
+SHORT_RUN_TIME_S = 10
 
 #: HDeepRM's actual/requested factor f (after Tsafrir et al. 2007): f = k / 20 for k = 1..25,
 #: with these probabilities. Kept as integers k so that f is exact in the docs and tests.
@@ -55,6 +77,7 @@ SKIP_REASONS: tuple[str, ...] = (
     "no_processors",  # neither requested nor allocated processors is a whole number >= 1
     "no_requested_time",  # neither requested time nor run time is > 0
     "no_run_time",  # runtime_model "real" and run time < 0 (unknown)
+    "zero_run_time",  # zero_run_time "drop" and run time 0 (after unknown_run_time)
 )
 
 
@@ -74,6 +97,26 @@ class ConversionOptions:
     them) and counted in the report; also written as the workload's ``nb_res``.
     ``seed``: seeds the generator used for ``mem_bw`` and the ``hdeeprm`` factor, when no
     generator is passed to :func:`swf_to_workload`.
+    ``unknown_run_time``: what to do with records whose run time is unknown (< 0).
+    ``"drop"`` (default): under the ``real`` runtime model they are skipped (reason
+    ``no_run_time``); under ``hdeeprm`` they are kept when they have a requested time.
+    ``"short"``: their run time is taken as :data:`SHORT_RUN_TIME_S` (10 s), as RLScheduler
+    does, under either runtime model; with no requested time either, their requested time
+    (walltime) is that run time too. The report counts them (``unknown_run_time_kept``).
+    ``memory_demand``: ``"hdeeprm"`` (default): ``mem`` from the trace's requested (else used)
+    memory and ``mem_bw`` drawn from :data:`MEM_BW_CHOICES_GBS`; ``"none"``: every job's
+    ``mem`` and ``mem_bw`` are 0, so node memory never refuses a job and memory bandwidth
+    never throttles one (a homogeneous setting such as RLScheduler's). ``mem_bw`` is still
+    drawn, then discarded, so that every other field is the same with either value.
+    ``zero_run_time``: ``"keep"`` (default) or ``"drop"`` records whose run time is 0
+    (RLScheduler drops them, job.py line 150 at cd433e3; reason ``zero_run_time``).
+    ``kill_at_requested_time``: True (default, Batsim's semantics): the walltime is the
+    requested time and a job that runs longer is killed there. False (RLScheduler's): every
+    job runs its whole run time; its walltime becomes max(requested, run time) x (1 + 1e-6)
+    + 1 s so that the engine never kills it, while its requested time (``req_time``, which
+    the job keys and observations use) stays the requested time. EASY backfilling estimates
+    ends from walltimes, so under this option it knows the true end of the jobs that
+    overrun their request.
     """
 
     nb_jobs: int | None = None
@@ -82,8 +125,16 @@ class ConversionOptions:
     profile_type: ProfileType = "parallel_homogeneous"
     max_res: int | None = None
     seed: int = 0
+    unknown_run_time: UnknownRunTime = "drop"
+    memory_demand: MemoryDemand = "hdeeprm"
+    zero_run_time: str = "keep"
+    kill_at_requested_time: bool = True
 
     def __post_init__(self) -> None:
+        if self.zero_run_time not in ("keep", "drop"):
+            raise ConfigError(f"zero_run_time: expected one of keep, drop, found {self.zero_run_time!r}")
+        if not isinstance(self.kill_at_requested_time, bool):
+            raise ConfigError(f"kill_at_requested_time: expected true or false, found {self.kill_at_requested_time!r}")
         _check_optional_int(self.nb_jobs, "nb_jobs", minimum=1)
         _check_optional_int(self.max_res, "max_res", minimum=1)
         _check_optional_int(self.seed, "seed", minimum=0, optional=False)
@@ -94,6 +145,16 @@ class ConversionOptions:
         if self.profile_type not in PROFILE_TYPES:
             raise ConfigError(
                 f"profile_type: expected one of {', '.join(PROFILE_TYPES)}, found {self.profile_type!r}"
+            )
+        if self.unknown_run_time not in UNKNOWN_RUN_TIMES:
+            raise ConfigError(
+                f"unknown_run_time: expected one of {', '.join(UNKNOWN_RUN_TIMES)}, "
+                f"found {self.unknown_run_time!r}"
+            )
+        if self.memory_demand not in MEMORY_DEMANDS:
+            raise ConfigError(
+                f"memory_demand: expected one of {', '.join(MEMORY_DEMANDS)}, "
+                f"found {self.memory_demand!r}"
             )
         speed = self.reference_speed_gflops
         if speed is not None:
@@ -133,6 +194,8 @@ class ConversionReport:
     scheduler rejects them). ``exceeding_walltime``: accepted jobs whose actual work, at the
     reference speed, lasts longer than their walltime (they are killed when they reach it).
     ``time_offset_s``: submit time of the earliest accepted record, subtracted from all.
+    ``unknown_run_time_kept``: accepted jobs whose run time was unknown (< 0) and set to
+    :data:`SHORT_RUN_TIME_S` by ``unknown_run_time="short"`` (0 otherwise).
     """
 
     source: str
@@ -143,6 +206,7 @@ class ConversionReport:
     larger_than_max_res: int = 0
     exceeding_walltime: int = 0
     time_offset_s: float = 0.0
+    unknown_run_time_kept: int = 0
 
     @property
     def skipped_total(self) -> int:
@@ -161,13 +225,17 @@ def swf_to_workload(
     processors (requested, else allocated), it has a requested time > 0 (else a run time
     > 0, used as the requested time) and, under the ``real`` runtime model, a known run time
     (>= 0). Zero requested processors or time count as missing: SWF sites write 0 where they
-    did not record a value, and Batsim refuses a walltime of 0.
+    did not record a value, and Batsim refuses a walltime of 0. With
+    ``unknown_run_time="short"`` an unknown run time counts as :data:`SHORT_RUN_TIME_S` in
+    all of these tests, so such records are accepted whenever they have processors.
 
     Randomness: ``rng`` (default: ``numpy.random.default_rng(options.seed)``) is split with
     ``Generator.spawn(2)``; the first child draws every ``mem_bw`` and the second every
     ``hdeeprm`` factor, one per accepted record in trace order. So ``mem_bw`` does not depend
     on the runtime model, and converting the first k jobs gives the same draws as the first k
-    jobs of a longer conversion.
+    jobs of a longer conversion. ``memory_demand`` and ``unknown_run_time`` do not change
+    how many draws are made per accepted record (``"none"`` draws ``mem_bw`` and discards it),
+    though ``"short"`` may accept more records.
     """
     if options is None:
         options = ConversionOptions()
@@ -189,11 +257,15 @@ def swf_to_workload(
     n = len(selected)
 
     submit = table[:, 1]
-    run = table[:, 3]
+    run, unknown_run = _run_times(table, options)
     res = np.where(table[:, 7] >= 1, table[:, 7], table[:, 4]).astype(np.int64)
     req_time = np.where(table[:, 8] > 0, table[:, 8], run)
     mem_mb = _memory_mb(table[:, 9], table[:, 6])
+    # Drawn whatever memory_demand is, so that no other draw moves with it.
     mem_bw = MEM_BW_CHOICES_GBS[bw_rng.integers(0, len(MEM_BW_CHOICES_GBS), size=n)]
+    if options.memory_demand == "none":
+        mem_mb = np.zeros(n)
+        mem_bw = np.zeros(n, dtype=np.int64)
     if options.runtime_model == "hdeeprm":
         twentieths = factor_rng.choice(RUNTIME_FACTOR_TWENTIETHS, size=n, p=RUNTIME_FACTOR_PROBS)
         actual_s = req_time * twentieths / 20.0
@@ -209,6 +281,8 @@ def swf_to_workload(
         actual_s=actual_s[order],
         mem_mb=mem_mb[order],
         mem_bw=mem_bw[order],
+        walltime=(req_time if options.kill_at_requested_time
+                  else np.maximum(req_time, actual_s) * (1 + 1e-6) + 1.0)[order],
         options=options,
         nb_res=options.max_res if options.max_res is not None else (trace.max_procs or _max_or_none(res)),
         source=trace.source,
@@ -220,10 +294,20 @@ def swf_to_workload(
         accepted=n,
         skipped=skipped,
         larger_than_max_res=int((res > options.max_res).sum()) if options.max_res is not None else 0,
-        exceeding_walltime=int((actual_s > req_time).sum()),
+        exceeding_walltime=int((actual_s > req_time).sum()) if options.kill_at_requested_time else 0,
         time_offset_s=offset,
+        unknown_run_time_kept=int(unknown_run.sum()) if options.unknown_run_time == "short" else 0,
     )
     return workload, report
+
+
+def _run_times(records: np.ndarray, options: ConversionOptions) -> tuple[np.ndarray, np.ndarray]:
+    """Run time per record after ``unknown_run_time``, and which records had it unknown."""
+    run = records[:, 3]
+    unknown = run < 0
+    if options.unknown_run_time == "short":
+        run = np.where(unknown, float(SHORT_RUN_TIME_S), run)
+    return run, unknown
 
 
 def _select_records(
@@ -234,12 +318,14 @@ def _select_records(
     t = trace.records
     requested, allocated = t[:, 7], t[:, 4]
     res = np.where(requested >= 1, requested, allocated)
-    has_time = (t[:, 8] > 0) | (t[:, 3] > 0)
+    run, _ = _run_times(t, options)
+    has_time = (t[:, 8] > 0) | (run > 0)
     failures = [
         t[:, 1] < 0,
         ~((res >= 1) & (res == np.floor(res))),
         ~has_time,
-        (t[:, 3] < 0) if options.runtime_model == "real" else np.zeros(len(t), bool),
+        (run < 0) if options.runtime_model == "real" else np.zeros(len(t), bool),
+        (run == 0) if options.zero_run_time == "drop" else np.zeros(len(t), bool),
     ]
     # reason[i] = index of the first failed test, len(failures) when the record is accepted.
     reason = np.full(len(t), len(failures), dtype=np.int8)
@@ -271,6 +357,7 @@ def _build_workload(
     actual_s: np.ndarray,
     mem_mb: np.ndarray,
     mem_bw: np.ndarray,
+    walltime: np.ndarray,
     options: ConversionOptions,
     nb_res: int | None,
     source: str,
@@ -287,7 +374,8 @@ def _build_workload(
 
     columns = {
         "subtime": _tidy(subtime),
-        "walltime": _tidy(req_time),
+        "walltime": _tidy(walltime),
+        "req_time": _tidy(req_time),
         "work": _tidy(work),
         "req_ops": _tidy(req_ops) if req_ops is not None else [None] * len(res),
         "mem": _tidy(mem_mb),
@@ -296,14 +384,14 @@ def _build_workload(
     profiles: dict[str, Profile] = {}
     names: dict[tuple, str] = {}
     jobs = []
-    rows = zip(columns["subtime"], res.tolist(), columns["walltime"], columns["work"],
+    rows = zip(columns["subtime"], res.tolist(), columns["walltime"], columns["req_time"], columns["work"],
                columns["req_ops"], columns["mem"], columns["mem_bw"])
-    for job_id, (sub, nres, wall, wrk, ops, mem, bw) in enumerate(rows):
-        key = (wrk, wall, ops, mem, bw)
+    for job_id, (sub, nres, wall, req, wrk, ops, mem, bw) in enumerate(rows):
+        key = (wrk, req, ops, mem, bw)
         name = names.get(key)
         if name is None:
             name = names[key] = f"p{len(names)}"
-            profiles[name] = _profile(name, options.profile_type, wrk, wall, ops, mem, bw)
+            profiles[name] = _profile(name, options.profile_type, wrk, req, ops, mem, bw)
         jobs.append(Job(id=str(job_id), subtime=sub, res=nres, profile=name, walltime=wall))
     return Workload(jobs=tuple(jobs), profiles=profiles, nb_res=nb_res, source=source)
 

@@ -1,0 +1,130 @@
+"""Experiments with held-out data, checkpoint selection, and the paired evaluation."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+
+from hdeeprm.errors import ConfigError
+from hdeeprm.evaluation import evaluate, print_table
+from hdeeprm.experiment import ExperimentConfig
+from hdeeprm.stats import paired_comparison
+from hdeeprm.train import train
+from hdeeprm.workload import job_limits
+
+BASE = {
+    "platform": "quickstart", "workload": "kth-sp2-head.swf.gz", "nb_jobs": 300, "episode_jobs": 30,
+    "observation": "small", "reward_scale": 0.01, "hidden": 16, "episodes": 4,
+    "split": {"train": [0, 0.6], "validation": [0.6, 0.7], "test": [0.7, 1]},
+}
+
+
+def experiment(tmp_path, **fields) -> ExperimentConfig:
+    path = tmp_path / "exp.json"
+    path.write_text(json.dumps({**BASE, **fields}))
+    return ExperimentConfig.load(path)
+
+
+def test_parts_windows_and_scaling_come_from_the_split(tmp_path):
+    config = experiment(tmp_path, eval_episodes=50)
+    data = config.data()
+    assert [len(data.parts[p]) for p in ("train", "validation", "test")] == [180, 30, 90]
+    # Evaluation: consecutive windows of the test part that never overlap (90 jobs: 3 of 30).
+    assert [options for _, options in config.evaluation_windows()] == [{"window_start": s} for s in (0, 30, 60)]
+    assert config.held_out
+    # The observation is scaled by the training part's job limits, whichever part it plays.
+    limits = job_limits(data.parts["train"])
+    expected = [limits.max_time, limits.max_core, limits.max_mem, limits.max_mem_bw]
+    for part in ("train", "test"):
+        env = config.make_env(part)
+        assert env._limits.tolist() == expected
+    # Training windows are drawn from the training part only.
+    env = config.make_env("train")
+    whole_test = data.parts["test"]
+    for seed in range(20):
+        env.reset(seed=seed)
+        assert 0 <= env.episode_start <= 180 - 30
+    assert env.workload is data.parts["train"] and len(whole_test) == 90
+
+
+@pytest.mark.parametrize("split, message", [
+    ({"train": [0, 0.7], "test": [0.6, 1]}, "overlap"),
+    ({"test": [0.7, 1]}, "split.train: missing"),
+    ({"train": [0, 1.2]}, r"0 <= start < end <= 1"),
+    ({"train": [0, float("nan")]}, r"0 <= start < end <= 1"),
+    ({"train": [0, 0.5], "tests": [0.5, 1]}, "unknown part"),
+])
+def test_bad_splits_are_refused(tmp_path, split, message):
+    with pytest.raises(ConfigError, match=message):
+        experiment(tmp_path, split=split)
+
+
+def test_without_a_split_the_evaluation_says_it_is_not_held_out(tmp_path, capsys):
+    config = experiment(tmp_path, split=None, eval_episodes=2)
+    assert not config.held_out
+    evaluation = evaluate(config, pairs=[("first", "first_fit")])
+    print_table(evaluation, config)
+    assert "not held-out data" in capsys.readouterr().out
+
+
+def test_validation_picks_the_checkpoint_and_evaluation_pairs_it(tmp_path, capsys):
+    config = experiment(tmp_path, algorithm="kernel_ppo", action_space="job_window", window_jobs=8,
+                        objective="avg_bounded_slowdown", validation_every=2, validation_episodes=1,
+                        eval_episodes=3)
+    out = tmp_path / "run"
+    summary = train(config, out, progress=False)
+    log = (out / "validation.log").read_text().split()
+    assert [int(x) for x in log[0::2]] == [2, 4]  # episodes trained at each check
+    assert summary["checkpoint"] == str(out / "best.pt")
+    assert summary["validation_best"] == min(float(x) for x in log[1::2])
+    evaluation = evaluate(config, summary["checkpoint"], out_dir=out,
+                          pairs=[("first", "first_fit"), ("shortest", "first_fit")])
+    names = [o.policy for o in evaluation]
+    assert {"agent (kernel_ppo)", "random valid actions", "first:first_fit", "first:first_fit+easy",
+            "shortest:first_fit", "shortest:first_fit+easy"} == set(names)
+    # Best first by the objective, which is minus the return over the reward scale: here
+    # the mean bounded slowdown itself.
+    means = [o.mean_objective for o in evaluation]
+    assert means == sorted(means)
+    for o in evaluation:
+        assert np.allclose(o.objective, o.metrics["mean_bounded_slowdown"], rtol=1e-9)
+    # The paired comparison is the one of the per-window values written to the CSV.
+    rows = list(csv.DictReader(open(out / "evaluation_windows.csv")))
+    per_policy = {}
+    for row in rows:
+        per_policy.setdefault(row["policy"], []).append(float(row["objective"]))
+    agent = per_policy["agent (kernel_ppo)"]
+    for c in evaluation.comparisons:
+        expected = paired_comparison(agent, per_policy[c.baseline])
+        assert c.mean_difference == pytest.approx(np.mean(np.subtract(agent, per_policy[c.baseline])))
+        assert (c.ci_low, c.ci_high, c.wins, c.losses) == (expected.ci_low, expected.ci_high, expected.wins,
+                                                           expected.losses)
+    print_table(evaluation, config)
+    text = capsys.readouterr().out
+    assert "held-out windows of the test part" in text and "FCFS + EASY" in text and "W/L/T" in text
+    comparison = list(csv.DictReader(open(out / "comparison.csv")))
+    assert len(comparison) == len(names) - 1 and all(r["candidate"] == "agent (kernel_ppo)" for r in comparison)
+
+
+def test_a_user_objective_named_in_the_experiment(tmp_path):
+    (tmp_path / "mine.py").write_text(
+        "def turnaround(jobs):\n    return float((jobs.finish - jobs.subtime).sum() / jobs.nb_jobs)\n")
+    config = experiment(tmp_path, objective="mine.py:turnaround", action_space="job_window", eval_episodes=2)
+    evaluation = evaluate(config, pairs=[("first", "first_fit")])
+    fcfs = evaluation.outcome("first:first_fit")
+    # Mean turnaround = mean waiting time + mean run time, so it is above the waiting time.
+    assert all(fcfs.objective > fcfs.metrics["mean_waiting_time"])
+    with pytest.raises(ConfigError, match="no function"):
+        experiment(tmp_path, objective="mine.py:nothing")
+    with pytest.raises(ConfigError, match="FILE.py:FUNCTION"):
+        experiment(tmp_path, objective="avg_slowdown")
+
+
+def test_non_finite_numbers_are_refused(tmp_path):
+    for field in ("lr", "reward_scale", "bsld_bound"):
+        with pytest.raises(ConfigError, match=field):
+            ExperimentConfig(**{field: math.nan})
