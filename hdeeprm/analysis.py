@@ -328,6 +328,7 @@ RUN_FILES: dict[str, tuple[Callable[[Path], bool], bool]] = {
     "evaluation.png": (_contains(FIGURE_MARKER), False),
     "validation.log": (_numbers_only(False, per_line=2), False),
     "best.pt": (_contains(b"", magic=b"PK\x03\x04"), True),
+    "pretrain.json": (_json_with(_is_dict_with("teacher", "examples")), False),
     "report.html": (_contains(REPORT_MARKER), False),
     "run_config.json": (_json_with(_is_dict_with("command", "hdeeprm_version")), True),
     "experiment.json": (_json_with(_is_dict_with("algorithm", "episodes", "platform")), True),

@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--init", help="checkpoint to start from")
     tr.add_argument("--tensorboard", metavar="DIR", help="also log to TensorBoard in DIR (needs tensorboard)")
     tr.add_argument("--no-evaluate", action="store_true", help="skip the comparison with the classic policies")
+    tr.add_argument("--backfill", choices=("none", "easy"), help="EASY backfilling under the agent (overrides the experiment)")
     tr.add_argument("--rollout-batch", type=int, help="episodes per update, played in parallel (default: --workers)")
     add_engine_args(tr, "rollout workers (default: none, the agent plays and learns episode by episode; "
                         "with --engine ray: the cluster's CPUs)")  # hdeeprm.train.train_batched
@@ -78,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", help="checkpoint written by train (default: only the classic policies)")
     ev.add_argument("--episodes", type=int, help="evaluation episodes (overrides eval_episodes)")
     ev.add_argument("--seed", type=int, help="root seed (overrides the experiment)")
-    ev.add_argument("--out", help="folder for results.csv (default: print only)")
+    ev.add_argument("--out", help="folder for evaluation.csv, evaluation_windows.csv, comparison.csv and "
+                                  "evaluation.png (default: print only)")
+    ev.add_argument("--backfill", choices=("none", "easy"), help="EASY backfilling under the agent (overrides the experiment)")
 
     conv = sub.add_parser("convert", help="convert an SWF trace into a Batsim JSON workload")
     conv.add_argument("trace", help="SWF trace (.swf or .swf.gz)")
@@ -221,13 +224,21 @@ def cmd_convert(args) -> int:
     return 0
 
 
+def _with_backfill(config, backfill: str | None):
+    if backfill is None:
+        return config
+    import dataclasses
+
+    return dataclasses.replace(config, backfill=None if backfill == "none" else backfill)
+
+
 def cmd_train(args) -> int:
     from .experiment import ExperimentConfig
     from .evaluation import evaluate, print_table
     from .train import train
 
-    config = ExperimentConfig.load(args.experiment, episodes=args.episodes, algorithm=args.algorithm,
-                                   seed=args.seed, rollout_batch=args.rollout_batch)
+    config = _with_backfill(ExperimentConfig.load(args.experiment, episodes=args.episodes, algorithm=args.algorithm,
+                                                  seed=args.seed, rollout_batch=args.rollout_batch), args.backfill)
     out = args.out or os.path.join("runs", os.path.splitext(os.path.basename(args.experiment))[0])
     summary = train(config, out, init=args.init, tensorboard=args.tensorboard, workers=args.workers,
                     engine=args.engine, address=args.address)
@@ -246,7 +257,8 @@ def cmd_evaluate(args) -> int:
     from .experiment import ExperimentConfig
     from .evaluation import evaluate, print_table
 
-    config = ExperimentConfig.load(args.experiment, eval_episodes=args.episodes, seed=args.seed)
+    config = _with_backfill(ExperimentConfig.load(args.experiment, eval_episodes=args.episodes, seed=args.seed),
+                            args.backfill)
     rows = evaluate(config, args.model, out_dir=args.out, progress=None)
     print_table(rows, config)
     return 0

@@ -86,6 +86,7 @@ class ExperimentConfig:
     validation_episodes: int = 8
     eval_window_starts: list | None = None  # explicit evaluation windows: first jobs in the test part
     eval_episode_jobs: int | None = None  # jobs per evaluation (and validation) window; default episode_jobs
+    pretrain: dict | None = None  # behaviour cloning first (hdeeprm.agents.imitation)
 
     def __post_init__(self):
         if self.algorithm not in ALGORITHM_NAMES:
@@ -110,6 +111,10 @@ class ExperimentConfig:
                 raise ConfigError(f"conversion {self.conversion!r}: expected an object of SWF conversion options")
             ConversionOptions.from_dict(self.conversion)
         _check_split(self.split)
+        if self.pretrain is not None:
+            from .agents.imitation import PretrainConfig
+
+            PretrainConfig.from_dict(self.pretrain)
         if self.eval_window_starts is not None and (
                 not isinstance(self.eval_window_starts, list) or not self.eval_window_starts
                 or any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in self.eval_window_starts)):

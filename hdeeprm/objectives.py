@@ -140,6 +140,10 @@ class RewardTracker:
         self.integral = 0.0
         self.completed_cost = 0.0  # per-job objectives: cost of the jobs completed so far
         self.cost_at_decision = 0.0
+        # avg_waiting_time: when each job left the queue on the scheduler's side; a start
+        # lands a hair later on the simulator's clock, added when the job completes so that
+        # the return is the waiting time of Batsim's outputs exactly.
+        self.dequeued_at = np.zeros(len(inverse_requested_time)) if objective == "avg_waiting_time" else None
 
     def advance(self, now: float) -> None:
         dt = now - self.time
@@ -158,6 +162,7 @@ class RewardTracker:
     def started(self, jobs) -> None:
         if self.objective == "avg_waiting_time":
             self.in_system -= len(jobs)
+            self.dequeued_at[jobs] = self.time
 
     def leave(self, jobs, engine=None) -> None:
         """Jobs that completed (``engine``: where their start and finish times are)."""
@@ -166,6 +171,9 @@ class RewardTracker:
             self.in_system -= float(self.inverse_time[jobs].sum())
         elif objective == "avg_job_completion":
             self.in_system -= len(jobs)
+        elif objective == "avg_waiting_time":
+            index = np.asarray(jobs)
+            self.completed_cost += float((engine.start[index] - self.dequeued_at[index]).sum()) * self.per_job
         elif objective == "avg_bounded_slowdown":
             index = np.asarray(jobs)
             subtime, start, finish = engine.jobs.subtime[index], engine.start[index], engine.finish[index]
@@ -188,7 +196,7 @@ class RewardTracker:
         if objective in ("avg_job_slowdown", "avg_job_completion"):
             return self.integral
         if objective == "avg_waiting_time":
-            return self.integral * self.per_job
+            return self.integral * self.per_job + self.completed_cost
         if objective == "avg_bounded_slowdown" or callable(objective):
             return self.completed_cost
         if objective == "makespan":

@@ -266,6 +266,8 @@ def train(config, out_dir: str | os.PathLike, *, init: str | None = None,
     optimizer = torch.optim.Adam(agent.parameters(), lr=config.lr)
     if init:
         load_checkpoint(init, agent, optimizer)
+    else:
+        _pretrain(config, agent, optimizer, out)
     writer = None
     if tensorboard:
         from torch.utils.tensorboard import SummaryWriter
@@ -292,6 +294,16 @@ def train(config, out_dir: str | os.PathLike, *, init: str | None = None,
     if writer is not None:
         writer.close()
     return _summary(checkpoint, selector, returns, t0)
+
+
+def _pretrain(config, agent, optimizer, out: Path) -> None:
+    """Behaviour cloning before training when the experiment asks for it (pretrain.json)."""
+    if config.pretrain is None:
+        return
+    from .agents.imitation import pretrain
+
+    report = pretrain(config, agent, optimizer)
+    _write_json_atomic(out / "pretrain.json", report)
 
 
 def _summary(checkpoint: Path, selector: CheckpointSelector, returns: list, t0: float, **extra) -> dict:
@@ -497,6 +509,8 @@ def train_batched(config, out_dir: str | os.PathLike, *, init: str | None = None
         optimizer = torch.optim.Adam(agent.parameters(), lr=config.lr)
         if init:
             load_checkpoint(init, agent, optimizer)
+        else:
+            _pretrain(config, agent, optimizer, out)
         generator = torch.Generator()
         generator.manual_seed(episode_seeds(config.seed, 1, stream=3)[0])
         agent.generator = generator

@@ -12,8 +12,9 @@ import pytest
 from hdeeprm.errors import ConfigError
 from hdeeprm.evaluation import evaluate, print_table
 from hdeeprm.experiment import ExperimentConfig
+from hdeeprm.job_window import WINDOW_HEURISTICS
 from hdeeprm.stats import paired_comparison
-from hdeeprm.train import train
+from hdeeprm.train import FixedActionAgent, run_episode, train
 from hdeeprm.workload import job_limits
 
 BASE = {
@@ -84,8 +85,9 @@ def test_validation_picks_the_checkpoint_and_evaluation_pairs_it(tmp_path, capsy
     evaluation = evaluate(config, summary["checkpoint"], out_dir=out,
                           pairs=[("first", "first_fit"), ("shortest", "first_fit")])
     names = [o.policy for o in evaluation]
+    heuristics = {f"window:{h}{bf}" for h in WINDOW_HEURISTICS for bf in ("", "+easy")}
     assert {"agent (kernel_ppo)", "random valid actions", "first:first_fit", "first:first_fit+easy",
-            "shortest:first_fit", "shortest:first_fit+easy"} == set(names)
+            "shortest:first_fit", "shortest:first_fit+easy"} | heuristics == set(names)
     # Best first by the objective, which is minus the return over the reward scale: here
     # the mean bounded slowdown itself.
     means = [o.mean_objective for o in evaluation]
@@ -128,3 +130,73 @@ def test_non_finite_numbers_are_refused(tmp_path):
     for field in ("lr", "reward_scale", "bsld_bound"):
         with pytest.raises(ConfigError, match=field):
             ExperimentConfig(**{field: math.nan})
+
+
+def test_the_heuristics_of_rlscheduler_on_sdsc_sp2_match_the_published_table():
+    # Zhang et al., SC 2020 (RLScheduler), SDSC-SP2 without backfilling, mean bounded slowdown
+    # over its 10 sequences of 1,024 jobs (the repository's make_table_script.py): FCFS
+    # 1727.54, SJF 2680.55, F1 1232.06. The bundled experiment sets up that setting.
+    from hdeeprm.job_window import WindowHeuristicAgent
+
+    config = ExperimentConfig.load("rlscheduler-sdsc-sp2")
+    env = config.make_env("test", episode_jobs=config.evaluation_jobs, window_jobs=config.evaluation_jobs)
+    published = {"fcfs": 1727.54, "sjf": 2680.55, "f1": 1232.06}
+    for heuristic, expected in published.items():
+        agent = WindowHeuristicAgent(env, heuristic)
+        values = [-run_episode(env, agent, seed=seed, options=options).reward / config.reward_scale
+                  for seed, options in config.evaluation_windows()]
+        assert len(values) == 10
+        assert round(sum(values) / len(values), 2) == expected
+
+
+def test_pairs_read_from_the_compiled_path_equal_the_objective_itself(tmp_path):
+    config = experiment(tmp_path, objective="avg_waiting_time", eval_episodes=2)
+    evaluation = evaluate(config, pairs=[("shortest", "random")])
+    for backfill, name in ((None, "shortest:random"), ("easy", "shortest:random+easy")):
+        env = config.make_env("test", actions=(("shortest", "random"),), void=False, backfill=backfill)
+        assert not env._use_fast  # the readable path, rewarded with the objective itself
+        expected = [-run_episode(env, FixedActionAgent(0), seed=seed, options=options).reward / config.reward_scale
+                    for seed, options in config.evaluation_windows()]
+        assert evaluation.outcome(name).objective == pytest.approx(expected, rel=1e-9)
+
+
+def test_behaviour_cloning_makes_the_agent_imitate_its_teacher(tmp_path):
+    import torch
+
+    from hdeeprm.agents import ALGORITHMS, build_agent
+    from hdeeprm.agents.imitation import pretrain
+    from hdeeprm.job_window import WindowHeuristicAgent
+    from hdeeprm.train import observation_size
+
+    config = experiment(tmp_path, algorithm="kernel_ppo", action_space="job_window", window_jobs=8,
+                        objective="avg_bounded_slowdown", pretrain={"teacher": "saf", "episodes": 6, "epochs": 40})
+    env = config.make_env("train")
+    teacher = WindowHeuristicAgent(env, "saf")
+
+    def agreement(agent) -> float:
+        agent.greedy, same, total = True, 0, 0
+        agent.train(False)
+        for seed in (101, 102):
+            obs, info = env.reset(seed=seed)
+            done = False
+            while not done:
+                action = teacher.decide(obs, info["action_mask"])
+                same += agent.decide(obs, info["action_mask"]) == action
+                total += 1
+                obs, _, terminated, truncated, info = env.step(action)
+                done = terminated or truncated
+        agent.reset_episode()
+        return same / total
+
+    agent = build_agent(ALGORITHMS["kernel_ppo"], 1.0, 16, env.action_space.n, observation_size(env), seed=0)
+    before = agreement(agent)
+    report = pretrain(config, agent, torch.optim.Adam(agent.parameters(), lr=1e-2))
+    assert report["teacher"] == "saf" and report["examples"] > 0
+    after = agreement(agent)
+    assert after > max(before, 0.7)
+    # A teacher that does not belong to the action space is a configuration error.
+    with pytest.raises(ConfigError, match="pretrain.teacher"):
+        pretrain(experiment(tmp_path, action_space="job_window", pretrain={"teacher": "first:first_fit"}),
+                 agent, torch.optim.Adam(agent.parameters()))
+    with pytest.raises(ConfigError, match="pretrain.epochs"):
+        experiment(tmp_path, pretrain={"teacher": "sjf", "epochs": 0})

@@ -821,3 +821,39 @@ def test_bulk_and_line_parsers_agree(lines):
     slow = swf_module._parse_slow(text.encode(), "<t>")
     assert np.array_equal(bulk.records, slow)
     assert len(bulk) == sum(1 for line in lines if line.strip() and not line.lstrip().startswith(";"))
+
+
+def test_zero_run_times_can_be_dropped_as_rlscheduler_does(tmp_path):
+    lines = [swf_line(1, 0, run=0, req_time=100), swf_line(2, 5, run=-1, req_time=100),
+             swf_line(3, 9, run=30, req_time=100)]
+    path = write_swf(tmp_path, lines, "z.swf")
+    kept, report = convert(path, unknown_run_time="short")
+    assert report.accepted == 3
+    dropped, report = convert(path, unknown_run_time="short", zero_run_time="drop")
+    # The -1 became 10 s before the test, so only the real zero goes.
+    assert report.accepted == 2 and report.skipped == {"zero_run_time": 1}
+    assert [j.subtime for j in dropped.jobs] == [0, 4]
+    with pytest.raises(ConfigError, match="zero_run_time"):
+        convert(path, zero_run_time="sometimes")
+
+
+def test_jobs_can_run_past_their_requested_time(tmp_path):
+    from hdeeprm.core.engine import Engine
+    from hdeeprm.platform import load_platform
+    from hdeeprm.policies import PolicyConfig, run_policy
+
+    lines = [swf_line(1, 0, run=500, req_time=100), swf_line(2, 1, run=50, req_time=100)]
+    path = write_swf(tmp_path, lines, "over.swf")
+    platform = load_platform("quickstart")
+    finishes = {}
+    for kill in (True, False):
+        workload, report = convert(path, kill_at_requested_time=kill, profile_type="delay", memory_demand="none")
+        assert report.exceeding_walltime == (1 if kill else 0)
+        arrays = workload.compile()
+        assert arrays.req_time.tolist() == [100, 100]  # what keys and observations see
+        result = run_policy(Engine(platform, arrays), PolicyConfig("first", "first_fit"))
+        finishes[kill] = (result.finish - result.start).tolist()
+    assert finishes[True] == [100, 50]  # killed at the requested time, as Batsim does
+    assert finishes[False] == [500, 50]  # runs to its end, as in RLScheduler
+    with pytest.raises(ConfigError, match="kill_at_requested_time"):
+        convert(path, kill_at_requested_time="no")
