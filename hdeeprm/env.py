@@ -139,6 +139,7 @@ class EnvConfig:
     action_space: str = "pairs"
     window_jobs: int = DEFAULT_WINDOW_JOBS
     window_core_key: str = "high_gflops"
+    window_commit: bool = True  # the chosen job waits until it starts (False: chosen again at each event)
     bsld_bound: float = DEFAULT_BSLD_BOUND  # s
 
     def __post_init__(self):
@@ -147,6 +148,8 @@ class EnvConfig:
             raise ConfigError(f"action_space {self.action_space!r}: expected one of {', '.join(ACTION_SPACES)}")
         if not isinstance(self.window_jobs, int) or isinstance(self.window_jobs, bool) or self.window_jobs < 1:
             raise ConfigError(f"window_jobs {self.window_jobs!r}: expected a positive integer")
+        if not isinstance(self.window_commit, bool):
+            raise ConfigError(f"window_commit {self.window_commit!r}: expected true or false")
         if self.window_core_key not in ALL_CORE_KEYS:
             raise ConfigError(f"window_core_key {self.window_core_key!r}: expected one of {', '.join(ALL_CORE_KEYS)}")
         if not (isinstance(self.bsld_bound, (int, float)) and np.isfinite(self.bsld_bound) and self.bsld_bound > 0):
@@ -595,7 +598,10 @@ class HeteroEnv(gym.Env):
                     rewards.enter(admitted)
             if window:
                 if due and self._held is not None:
-                    self._start_or_hold(self._held)
+                    if self.config.window_commit:
+                        self._start_or_hold(self._held)
+                    else:
+                        self._held = None  # the agent chooses again, with what this event changed
                 self._commit()
                 continue
             if due and scheduler.queue:

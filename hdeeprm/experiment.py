@@ -77,6 +77,7 @@ class ExperimentConfig:
     action_space: str = "pairs"
     window_jobs: int = 32
     window_core_key: str = "high_gflops"
+    window_commit: bool = True
     backfill: str | None = None
     bsld_bound: float = 10.0
     conversion: dict | None = None
@@ -87,6 +88,7 @@ class ExperimentConfig:
     eval_window_starts: list | None = None  # explicit evaluation windows: first jobs in the test part
     eval_episode_jobs: int | None = None  # jobs per evaluation (and validation) window; default episode_jobs
     pretrain: dict | None = None  # behaviour cloning first (hdeeprm.agents.imitation)
+    vectorised: bool = False  # PPO on rollout_batch environments with batched inference (hdeeprm.train)
 
     def __post_init__(self):
         if self.algorithm not in ALGORITHM_NAMES:
@@ -111,6 +113,8 @@ class ExperimentConfig:
                 raise ConfigError(f"conversion {self.conversion!r}: expected an object of SWF conversion options")
             ConversionOptions.from_dict(self.conversion)
         _check_split(self.split)
+        if not isinstance(self.vectorised, bool):
+            raise ConfigError(f"vectorised {self.vectorised!r}: expected true or false")
         if self.pretrain is not None:
             from .agents.imitation import PretrainConfig
 
@@ -160,7 +164,8 @@ class ExperimentConfig:
                          observation=self.observation, actions=pairs, void=void,
                          episode_jobs=self.episode_jobs, reward_scale=self.reward_scale,
                          action_space=self.action_space, window_jobs=self.window_jobs,
-                         window_core_key=self.window_core_key, backfill=self.backfill,
+                         window_core_key=self.window_core_key, window_commit=self.window_commit,
+                         backfill=self.backfill,
                          bsld_bound=self.bsld_bound)
 
     def make_env(self, part: str = "train", *, backend: str = "embedded", backend_options=None,

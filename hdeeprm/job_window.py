@@ -5,7 +5,10 @@ submission order and chooses one. The chosen job starts now if it fits, on cores
 the configuration's core key; otherwise it waits at the head of the queue until enough
 cores (and memory) are free, the simulation running on without asking the agent, and with
 EASY backfilling the other waiting jobs start meanwhile if they do not delay it. After a job
-starts, the agent chooses again while jobs wait.
+starts, the agent chooses again while jobs wait. With ``window_commit=False`` a chosen job
+that does not fit is held (and backfilled around) only until the next submission or
+completion, where the agent chooses again: as a classic pair re-sorts the queue at each
+event, so that a short job arriving later can still go first.
 
 Observation: a (K, F) float32 matrix, one row per window slot, all values in [0, 1]; rows
 past the end of the queue are zeros (and masked out of the actions). Per job:

@@ -25,6 +25,7 @@ import numpy as np
 
 from .core.outputs import write_outputs
 from .env import HeteroEnv
+from .errors import ConfigError
 from .metrics import headline_metrics
 
 
@@ -248,6 +249,10 @@ def train(config, out_dir: str | os.PathLike, *, init: str | None = None,
     each episode itself and updates after each one. Otherwise episodes are collected in
     batches of ``rollout_batch`` (default: ``workers``) by ``workers`` rollout workers of
     ``engine`` (``local`` processes or ``ray`` actors, see :func:`train_batched`)."""
+    if config.vectorised:
+        if workers is not None or engine != "local":
+            raise ConfigError("vectorised training runs in this process: without --workers or --engine")
+        return train_vectorised(config, out_dir, init=init, tensorboard=tensorboard, progress=progress)
     if workers is not None or config.rollout_batch is not None or engine != "local":
         return train_batched(config, out_dir, init=init, tensorboard=tensorboard, progress=progress,
                              workers=workers, engine=engine, address=address)
@@ -330,6 +335,133 @@ def _summary(checkpoint: Path, selector: CheckpointSelector, returns: list, t0: 
 # training), its action sampling from stream 2, the learner's own draws (PPO's minibatch
 # order) from stream 3. No seed depends on a worker, so runs with the same seed and
 # rollout_batch are identical whatever the number of workers or the engine.
+
+
+def play_vectorised(envs: list, agent, env_seeds: list[int], sampling_seeds: list[int]) -> list[dict]:
+    """Play one episode in each of ``envs`` in lockstep, the agent deciding for all of them
+    in one batched forward pass per step (PPO agents: ``act_batch``). Episode i samples from
+    its own generator seeded ``sampling_seeds[i]``, so its actions do not depend on the
+    other episodes. Returns, per episode, what PPO learns from and what the logs show."""
+    import torch
+
+    generators = [torch.Generator().manual_seed(int(seed)) for seed in sampling_seeds]
+    episodes = [{"observations": [], "masks": [], "actions": [], "log_probs": [], "values": [], "rewards": [],
+                 "first_probs": None, "t0": time.perf_counter()} for _ in envs]
+    current = []
+    for env, seed in zip(envs, env_seeds):
+        obs, info = env.reset(seed=int(seed))
+        current.append((obs, info["action_mask"]))
+    active = list(range(len(envs)))
+    while active:
+        observations = np.stack([np.asarray(current[i][0], dtype=np.float32).reshape(-1) for i in active])
+        masks = np.stack([current[i][1] for i in active])
+        actions, log_probs, values, probs = agent.act_batch(observations, masks, [generators[i] for i in active])
+        still = []
+        for row, i in enumerate(active):
+            e = episodes[i]
+            if e["first_probs"] is None:
+                e["first_probs"] = probs[row].tolist()
+            e["observations"].append(observations[row])
+            e["masks"].append(masks[row])
+            e["actions"].append(actions[row])
+            e["log_probs"].append(float(log_probs[row]))
+            e["values"].append(float(values[row]))
+            obs, reward, terminated, truncated, info = envs[i].step(actions[row])
+            e["rewards"].append(float(reward))
+            if terminated or truncated:
+                result = envs[i].result() if terminated else None
+                e["metrics"] = headline_metrics(result).as_dict() if result is not None else dict(info["metrics"])
+                e["result"] = result
+                e["truncated"] = truncated
+            else:
+                current[i] = (obs, info["action_mask"])
+                still.append(i)
+        active = still
+    return episodes
+
+
+def train_vectorised(config, out_dir: str | os.PathLike, *, init: str | None = None,
+                     tensorboard: str | None = None, progress: bool | None = None) -> dict:
+    """PPO with ``rollout_batch`` environments in this process and batched inference: each
+    update plays that many episodes in lockstep (:func:`play_vectorised`), then runs PPO's
+    epochs over all their decisions. Same logs and checkpoints as :func:`train`."""
+    import torch
+
+    from .agents import build_agent
+    from .agents.common import load_checkpoint
+    from .agents.ppo import PPOAgent
+    from .experiment import episode_seeds
+
+    if not issubclass(_algorithm_class(config.algorithm), PPOAgent):
+        raise ConfigError(f"vectorised: the {config.algorithm} agent has no batched inference; use ppo or kernel_ppo")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    batch = config.rollout_batch or 8
+    (out / "experiment.json").write_text(json.dumps({**config.as_dict(), "rollout_batch": batch}, indent=2) + "\n")
+    envs = [config.make_env() for _ in range(batch)]
+    env = envs[0]
+    agent = build_agent(_algorithm_class(config.algorithm), config.gamma, config.hidden,
+                        env.action_space.n, observation_size(env), seed=config.seed)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=config.lr)
+    if init:
+        load_checkpoint(init, agent, optimizer)
+    else:
+        _pretrain(config, agent, optimizer, out)
+    generator = torch.Generator()
+    generator.manual_seed(episode_seeds(config.seed, 1, stream=3)[0])
+    agent.generator = generator  # PPO's minibatch order
+    writer = None
+    if tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(tensorboard)
+    logs = HDeepRMLogs(out, env.action_space.n)
+    selector = CheckpointSelector(config, out)
+    bar = Progress(config.episodes, f"training {config.algorithm} ({batch} environments, batched)", enabled=progress)
+    checkpoint = out / "model.pt"
+    t0 = time.perf_counter()
+    returns = []
+    with _learner_threads(torch):
+        _train_vectorised_loop(config, agent, optimizer, envs, batch, logs, selector, bar, writer, checkpoint,
+                               returns)
+    for e in envs:
+        e.close()
+    if writer is not None:
+        writer.close()
+    return _summary(checkpoint, selector, returns, t0, rollout_batch=batch)
+
+
+def _train_vectorised_loop(config, agent, optimizer, envs, batch, logs, selector, bar, writer, checkpoint,
+                           returns) -> None:
+    from .agents.common import save_checkpoint
+    from .agents.ppo import concat_episodes
+    from .experiment import episode_seeds
+
+    env_seeds = episode_seeds(config.seed, config.episodes, stream=0)
+    sampling_seeds = episode_seeds(config.seed, config.episodes, stream=2)
+    for start in range(0, config.episodes, batch):
+        stop = min(start + batch, config.episodes)
+        agent.train(True)
+        played = play_vectorised(envs[:stop - start], agent, env_seeds[start:stop], sampling_seeds[start:stop])
+        learned = [agent.episode_from(e["observations"], e["masks"], e["actions"], e["log_probs"], e["values"],
+                                      e["rewards"]) for e in played]
+        losses = agent.optimise(concat_episodes(learned), optimizer)
+        for k, e in zip(range(start, stop), played):
+            record = EpisodeRecord(env_seeds[k], sum(e["rewards"]), len(e["actions"]), e["actions"], e["first_probs"],
+                                   losses if k == stop - 1 else {}, e["metrics"], time.perf_counter() - e["t0"],
+                                   e["result"])
+            logs.write(k, record)
+            returns.append(record.reward)
+            if writer is not None:
+                writer.add_scalar("episode/return", record.reward, k)
+            bar.update(record)
+        if writer is not None:
+            for name, value in losses.items():
+                writer.add_scalar(f"loss/{name}", value, stop - 1)
+        save_checkpoint(checkpoint, agent, optimizer, {"episode": stop - 1, "algorithm": config.algorithm,
+                                                       "rollout_batch": batch})
+        if selector.crossed(start, stop):
+            selector.check(agent, optimizer, stop)
 
 
 @dataclass(frozen=True)

@@ -169,3 +169,26 @@ def test_kernel_ppo_learns_on_the_window_and_never_picks_padding():
     assert any(not torch.equal(a, b) for a, b in zip(before, agent.parameters()))
     with pytest.raises(ConfigError, match="job_window"):
         build_agent(ALGORITHMS["kernel_ppo"], 0.99, 16, 37, 100, seed=0)
+
+
+def test_choosing_again_at_each_event_with_sjf_is_the_pair_shortest():
+    # With window_commit=False and a window as long as the episode, always picking the job of
+    # least requested time is SJF as the pair shortest:high_gflops schedules it, which sorts
+    # the queue again at every event. (With EASY they differ on purpose: the window backfills
+    # in submission order, as RLScheduler does, a pair in its key's order.)
+    backfill = None
+    def sjf(env):
+        def choose(obs, mask):
+            jobs = env.window_job_indices()
+            times = env.engine.jobs.req_time[jobs]
+            return int(np.lexsort((jobs, times))[0])
+        return choose
+
+    window = make_env(action_space="job_window", window_jobs=40, window_commit=False, backfill=backfill)
+    _, by_window = play(window, sjf(window), seed=7)
+    pairs = make_env(actions=(("shortest", "high_gflops"),), void=False, backfill=backfill, fast=False)
+    _, by_pair = play(pairs, lambda obs, mask: 0, seed=7)
+    assert np.array_equal(by_window.start, by_pair.start)
+    committed = make_env(action_space="job_window", window_jobs=40, backfill=backfill)
+    _, by_commit = play(committed, sjf(committed), seed=7)
+    assert not np.array_equal(by_commit.start, by_pair.start)  # committing is another policy

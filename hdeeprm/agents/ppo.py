@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+import numpy as np
 import torch
 from torch import nn
 from torch.distributions import Categorical
@@ -95,6 +96,34 @@ class PPOAgent(PolicyLearningAgent):
         self.log_probs.append(torch.log(probs[0, action]))
         self.values.append(value)
         return action
+
+    def act_batch(self, observations, masks, generators: list) -> tuple[list[int], torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Batched inference for vectorised rollouts: one forward pass for B observations
+        (B, n) with their masks (B, A); row i samples from ``generators[i]``. Returns the
+        actions, their log-probabilities, the values V(s) and the probabilities, without
+        gradient and without touching the per-episode lists."""
+        x = torch.as_tensor(observations, dtype=torch.float32).reshape(len(generators), -1)
+        with torch.no_grad():
+            logits = self.actor(x)
+            mask = torch.as_tensor(masks, dtype=torch.bool).reshape(logits.shape)
+            probs = F.softmax(masked_logits(logits, mask), dim=-1)
+            actions = [int(torch.multinomial(probs[i], 1, generator=g)) for i, g in enumerate(generators)]
+            chosen = torch.tensor(actions, dtype=torch.int64)
+            log_probs = torch.log(probs[torch.arange(len(actions)), chosen])
+            values = self.critic(x).reshape(-1)
+        return actions, log_probs, values, probs
+
+    def episode_from(self, observations, masks, actions, log_probs, values, rewards) -> Episode:
+        """An :class:`Episode` from what a vectorised rollout recorded (terminated episode)."""
+        advantages, returns = gae(rewards, values, self.gamma, self.gae_lambda)
+        return Episode(
+            observations=torch.as_tensor(np.asarray(observations), dtype=torch.float32).reshape(len(actions), -1),
+            masks=torch.as_tensor(np.asarray(masks), dtype=torch.bool),
+            actions=torch.tensor(actions, dtype=torch.int64),
+            log_probs=torch.as_tensor(log_probs, dtype=torch.float32),
+            advantages=standardise(advantages, eps=1e-8),
+            returns=returns,
+        )
 
     # ------------------------------------------------------------------ learning
 
