@@ -68,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--init", help="checkpoint to start from")
     tr.add_argument("--tensorboard", metavar="DIR", help="also log to TensorBoard in DIR (needs tensorboard)")
     tr.add_argument("--no-evaluate", action="store_true", help="skip the comparison with the classic policies")
-    tr.add_argument("--backfill", choices=("none", "easy"), help="EASY backfilling under the agent (overrides the experiment)")
+    tr.add_argument("--backfill", choices=("none", "easy"),
+                    help="EASY backfilling under the agent (overrides the experiment)")
     tr.add_argument("--rollout-batch", type=int, help="episodes per update, played in parallel (default: --workers)")
     add_engine_args(tr, "rollout workers (default: none, the agent plays and learns episode by episode; "
                         "with --engine ray: the cluster's CPUs)")  # hdeeprm.train.train_batched
@@ -81,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, help="root seed (overrides the experiment)")
     ev.add_argument("--out", help="folder for evaluation.csv, evaluation_windows.csv, comparison.csv and "
                                   "evaluation.png (default: print only)")
-    ev.add_argument("--backfill", choices=("none", "easy"), help="EASY backfilling under the agent (overrides the experiment)")
+    ev.add_argument("--backfill", choices=("none", "easy"),
+                    help="EASY backfilling under the agent (overrides the experiment)")
 
     conv = sub.add_parser("convert", help="convert an SWF trace into a Batsim JSON workload")
     conv.add_argument("trace", help="SWF trace (.swf or .swf.gz)")

@@ -30,8 +30,8 @@ avg_bounded_slowdown (bound ``bsld_bound``, 10 s by default) and avg_waiting_tim
 function of the finished jobs. ``reward_scale`` multiplies every reward (returns in seconds
 or joules are large numbers).
 
-Actions (``action_space`` option). ``"pairs"``, HDeepRM's: by default the 36 pairs of ``hdeeprm.keys`` (index 6 x job + core) and void
-(index 36), or the subset of an HDeepRM options file's ``actions`` block. ``action_masks()``
+Actions (``action_space`` option). ``"pairs"``, HDeepRM's: by default the 36 pairs of
+``hdeeprm.keys`` (index 6 x job + core) and void (index 36), or the subset of an HDeepRM options file's ``actions`` block. ``action_masks()``
 (also in ``info["action_mask"]``) tells which actions would start at least one job now; void
 is always allowed (without void in the set, when no action would start a job, all are). An action that starts nothing leaves the queue as it is and the
 simulation moves on to the next submission or completion. One exception keeps a run from
@@ -61,11 +61,12 @@ import numpy as np
 from .backends import BACKENDS, make_simulator
 from .contention import FITS
 from .core.engine import REJECTED, SimulationResult
-from .job_window import DEFAULT_WINDOW_JOBS, JobWindowObserver
 from .errors import ConfigError
+from .job_window import DEFAULT_WINDOW_JOBS, JobWindowObserver
 from .jsonfile import read_json_object
 from .keys import ALL_CORE_KEYS, DEFAULT_PAIRS, JOB_KEYS
-from .objectives import DEFAULT_BSLD_BOUND, HDEEPRM_OBJECTIVES, OBJECTIVES, Objective, RewardTracker, check_objective
+from .objectives import (DEFAULT_BSLD_BOUND, HDEEPRM_OBJECTIVES, OBJECTIVES, Objective, RewardTracker,
+                         check_objective)
 from .platform import load_platform, resolve_platform_name
 from .platform.flat import with_flat_hierarchy
 from .platform.model import Platform
@@ -154,7 +155,8 @@ class EnvConfig:
             raise ConfigError(f"window_core_key {self.window_core_key!r}: expected one of {', '.join(ALL_CORE_KEYS)}")
         if not (isinstance(self.bsld_bound, (int, float)) and np.isfinite(self.bsld_bound) and self.bsld_bound > 0):
             raise ConfigError(f"bsld_bound {self.bsld_bound!r}: expected seconds > 0")
-        if not (isinstance(self.reward_scale, (int, float)) and np.isfinite(self.reward_scale) and self.reward_scale > 0):
+        scale = self.reward_scale
+        if not (isinstance(scale, (int, float)) and np.isfinite(scale) and scale > 0):
             raise ConfigError(f"reward_scale {self.reward_scale!r}: expected a finite number > 0")
         if self.observation not in OBSERVATIONS:
             raise ConfigError(f"observation {self.observation!r}: expected one of {', '.join(OBSERVATIONS)}")
@@ -470,8 +472,9 @@ class HeteroEnv(gym.Env):
         n = self.config.episode_jobs
         if n is None:
             raise ConfigError("reset option window_start: needs episode_jobs (episodes on windows of the workload)")
-        if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or not 0 <= start <= len(self.workload) - n:
-            raise ConfigError(f"reset option window_start {start!r}: expected a job index in 0..{len(self.workload) - n}")
+        last = len(self.workload) - n
+        if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or not 0 <= start <= last:
+            raise ConfigError(f"reset option window_start {start!r}: expected a job index in 0..{last}")
         return int(start)
 
     def step(self, action):

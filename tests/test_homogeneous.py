@@ -203,3 +203,16 @@ def test_hetero_env_runs_on_a_flat_xml_with_flat_hierarchy(tmp_path, fast):
     over = result.overutilization.as_json()
     assert not over["bandwidth_spans"] and not over["memory_shortages"]
     env.close()
+
+
+def test_hetero_env_takes_a_flat_xml_path_as_it_is(tmp_path):
+    lines = [swf_line(i + 1, 5 * i, 20 + i, 1 + i % 3, req_time=60) for i in range(6)]
+    env = HeteroEnv(flat_xml(tmp_path), str(write_swf(tmp_path, lines)), episode_jobs=None,
+                    action_space="job_window", window_jobs=4)
+    assert env.platform.hierarchy is not None  # given the one-core-per-host hierarchy
+    obs, info = env.reset(seed=0)
+    done = False
+    while not done:
+        obs, _, terminated, truncated, info = env.step(int(np.flatnonzero(info["action_mask"])[0]))
+        done = terminated or truncated
+    assert np.isfinite(env.result().finish).all()

@@ -35,12 +35,14 @@ class PretrainConfig:
     @classmethod
     def from_dict(cls, block) -> "PretrainConfig":
         if not isinstance(block, dict):
-            raise ConfigError(f"pretrain {block!r}: expected an object such as {{\"teacher\": \"sjf\", \"episodes\": 20}}")
+            raise ConfigError(f"pretrain {block!r}: expected an object such as "
+                              '{"teacher": "sjf", "episodes": 20}')
         unknown = sorted(set(block) - set(PRETRAIN_KEYS))
         if unknown:
             raise ConfigError(f"pretrain.{unknown[0]}: unknown key; expected some of {', '.join(PRETRAIN_KEYS)}")
         if "teacher" not in block or not isinstance(block["teacher"], str):
-            raise ConfigError("pretrain.teacher: expected a job-window heuristic (sjf, f1...) or a pair (shortest:high_gflops)")
+            raise ConfigError("pretrain.teacher: expected a job-window heuristic (sjf, f1...) "
+                              "or a pair (shortest:high_gflops)")
         config = cls(**block)
         for name in ("episodes", "epochs", "minibatch_size"):
             value = getattr(config, name)

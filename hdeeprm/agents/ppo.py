@@ -97,7 +97,8 @@ class PPOAgent(PolicyLearningAgent):
         self.values.append(value)
         return action
 
-    def act_batch(self, observations, masks, generators: list) -> tuple[list[int], torch.Tensor, torch.Tensor, torch.Tensor]:
+    def act_batch(self, observations, masks,
+                  generators: list) -> tuple[list[int], torch.Tensor, torch.Tensor, torch.Tensor]:
         """Batched inference for vectorised rollouts: one forward pass for B observations
         (B, n) with their masks (B, A); row i samples from ``generators[i]``. Returns the
         actions, their log-probabilities, the values V(s) and the probabilities, without
