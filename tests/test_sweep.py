@@ -175,7 +175,7 @@ def test_bundled_quickstart_grid_is_the_36_pairs_times_4_seeds():
     grid = GridConfig.load(Path(__file__).parents[1] / "hdeeprm" / "data" / "grids" / "quickstart-pairs.json")
     cells = grid.cells()
     assert len(cells) == 144 and len({c.name for c in cells}) == 144
-    assert cells[0].params["workload"] == "hdeeprm:data/traces/kth-sp2-head.swf.gz"
+    assert cells[0].params["workload"] == "hdeeprm:data/traces/kth-sp2-1996-2.1-cln.swf.gz"
     assert cells[0].policy == "random:random" and [c.params["seed"] for c in cells[:4]] == [0, 1, 2, 3]
 
 
