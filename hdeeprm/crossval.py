@@ -459,13 +459,14 @@ def _greedy_agent(env, agent_opts: dict, model: str | None, source: str, seed: i
     from .agents import ALGORITHMS, build_agent
     from .agents.common import load_checkpoint
     from .errors import ConfigError
+    from .train import observation_size
 
     algorithm = agent_opts.get("algorithm")
     if model is None or algorithm not in ALGORITHMS:
         raise ConfigError(f"{source}: a LEARNING agent needs --model CHECKPOINT and "
                           "pybatsim.agent.algorithm to be cross-validated")
     agent = build_agent(ALGORITHMS[algorithm], float(agent_opts["gamma"]), int(agent_opts["hidden"]),
-                        env.action_space.n, env.observation_space.shape[0], seed=seed)
+                        env.action_space.n, observation_size(env), seed=seed)
     load_checkpoint(model, agent)
     agent.greedy = True
     return agent

@@ -137,12 +137,12 @@ def _run_episodes(args, env, options, agent_opts, source, workload, seed) -> int
     from .agent import load_agent_class
     from .agents import ALGORITHMS, build_agent
     from .agents.common import load_checkpoint, save_checkpoint
-    from .train import FixedActionAgent, HDeepRMLogs, Progress, run_episode
+    from .train import FixedActionAgent, HDeepRMLogs, Progress, observation_size, run_episode
 
     if "nb_resources" in options and options["nb_resources"] != env.platform.nb_machines:
         warnings.warn(f"{source}: nb_resources is {options['nb_resources']} but the platform has "
                       f"{env.platform.nb_machines} cores; using the platform's", stacklevel=1)
-    nb_actions, obs_size = env.action_space.n, env.observation_space.shape[0]
+    nb_actions, obs_size = env.action_space.n, observation_size(env)
 
     optimizer = None
     if agent_opts["type"] == "CLASSIC":
