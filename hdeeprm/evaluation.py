@@ -304,11 +304,13 @@ def print_table(evaluation: Evaluation, config=None, stream=None, top: int = 10)
     print(f"\nthe agent against each, paired over the same {n} windows (difference = agent - baseline, "
           f"negative is better for the agent; 95 % t-interval):", file=stream)
     head = (f"{'baseline':<18} {'policy':<28} {'mean':>10} {'difference':>11} {'95 % CI':>23} {'p':>8} "
-            f"{'W/L/T':>10}  verdict")
+            f"{'p Holm':>8} {'W/L/T':>10}  verdict")
     print(head, file=stream)
     print("-" * len(head), file=stream)
     for label, c in picks:
         ci = f"[{format_number(c.ci_low)}, {format_number(c.ci_high)}]"
         print(f"{label:<18} {c.baseline:<28} {format_number(c.baseline_mean, 5):>10} "
               f"{format_number(c.mean_difference):>11} {ci:>23} {format_p(c.p_value):>8} "
-              f"{f'{c.wins}/{c.losses}/{c.ties}':>10}  {c.verdict}", file=stream)
+              f"{format_p(c.p_holm):>8} {f'{c.wins}/{c.losses}/{c.ties}':>10}  {c.verdict}", file=stream)
+    print(f"p Holm: the p-value adjusted for the {len(evaluation.comparisons)} comparisons of the agent "
+          "(below 0.05: the difference holds even counting every baseline tried)", file=stream)

@@ -12,7 +12,10 @@ independent means:
   freedom;
 - wins / losses / ties: windows where the candidate is strictly better / worse / equal;
 - verdict: "better" or "worse" when the interval excludes 0 on that side, else "not
-  significantly different" ("not enough windows" with a single window).
+  significantly different" ("not enough windows" with a single window);
+- with many baselines, some intervals exclude 0 by chance: :func:`compare_all` also gives
+  each comparison its Holm-adjusted p-value over the whole family (``p_holm``), which
+  keeps the chance of any false "better" or "worse" below alpha.
 
 Student's t distribution is computed here, without scipy: its tail is a regularised incomplete
 beta function, ``P(|T| > t) = I_x(df/2, 1/2)`` with ``x = df / (df + t^2)``, evaluated with
@@ -25,7 +28,7 @@ degrees of freedom), far below what a handful of windows can resolve.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from statistics import NormalDist
 from typing import Mapping, Sequence
 
@@ -237,6 +240,7 @@ class PairedComparison:
     relative_difference: float  # mean_difference / baseline_mean (NaN when that mean is 0)
     lower_is_better: bool
     verdict: str  # BETTER, WORSE, NOT_SIGNIFICANT or TOO_FEW
+    p_holm: float = math.nan  # p adjusted for the family of comparisons (compare_all)
 
     def to_dict(self) -> dict:
         """The fields, with NaN and infinities as None (strict JSON has neither)."""
@@ -330,7 +334,22 @@ def compare_all(values: Mapping[str, Sequence[float] | np.ndarray], candidate: s
     results = [paired_comparison(cand, v, lower_is_better=lower_is_better, confidence=confidence,
                                  names=(candidate, name))
                for name, v in values.items() if name != candidate]
+    adjusted = holm_adjusted([c.p_value for c in results])
+    results = [replace(c, p_holm=p) for c, p in zip(results, adjusted)]
     return sorted(results, key=lambda c: c.baseline_mean if lower_is_better else -c.baseline_mean)
+
+
+def holm_adjusted(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment: with the m defined p-values sorted, p_(i) becomes
+    max over j <= i of min(1, (m - j + 1) p_(j)); NaN stays NaN and does not count in m."""
+    defined = sorted((p, i) for i, p in enumerate(p_values) if not math.isnan(p))
+    m = len(defined)
+    adjusted = [math.nan] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(defined):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted
 
 
 # ---------------------------------------------------------------------------- text table

@@ -4,6 +4,7 @@ code under test itself."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -217,7 +218,8 @@ def test_compare_all_against_every_other_policy_best_first():
     results = compare_all(values, "agent")
     assert [c.baseline for c in results] == ["fcfs", "sjf", "random"]  # means 6.5, 12.7, 24.8
     assert all(isinstance(c, PairedComparison) and c.candidate == "agent" for c in results)
-    assert results[1] == paired_comparison(AGENT, BASELINE, names=("agent", "sjf"))
+    alone = paired_comparison(AGENT, BASELINE, names=("agent", "sjf"))
+    assert dataclasses.replace(results[1], p_holm=alone.p_holm) == alone  # the family adds p_holm only
     assert [c.verdict for c in results] == [WORSE, BETTER, BETTER]
     up = compare_all(values, "agent", lower_is_better=False)
     assert [c.baseline for c in up] == ["random", "sjf", "fcfs"]
@@ -264,3 +266,26 @@ def test_comparison_rows_and_table():
     assert "90% CI" in comparison_rows(compare_all({"agent": AGENT, "sjf": BASELINE}, "agent", confidence=0.9))[0]
     one = comparison_rows([paired_comparison([1.0], [2.0])])
     assert one[2][5:] == ("-", "-", "1/0/0", TOO_FEW)
+
+
+def test_holm_adjustment_by_hand():
+    from hdeeprm.stats import holm_adjusted
+
+    # m = 4 defined p-values, sorted 0.01, 0.02, 0.03, 0.5:
+    #   0.01 * 4 = 0.04; max(0.04, 0.02 * 3 = 0.06) = 0.06; max(0.06, 0.03 * 2) = 0.06;
+    #   max(0.06, 0.5 * 1) = 0.5. The NaN (one window) stays NaN and is not counted.
+    adjusted = holm_adjusted([0.03, 0.5, math.nan, 0.01, 0.02])
+    assert adjusted[:2] == pytest.approx([0.06, 0.5]) and math.isnan(adjusted[2])
+    assert adjusted[3:] == pytest.approx([0.04, 0.06])
+    assert holm_adjusted([0.6, 0.7]) == [1.0, 1.0]  # capped at 1
+
+
+def test_compare_all_adjusts_over_the_family():
+    rng = np.random.default_rng(3)
+    base = rng.normal(10, 1, size=12)
+    values = {"agent": base - 0.5, **{f"p{i}": base + rng.normal(0, 0.3, size=12) for i in range(5)}}
+    comparisons = compare_all(values, "agent")
+    from hdeeprm.stats import holm_adjusted
+
+    expected = dict(zip([c.baseline for c in comparisons], holm_adjusted([c.p_value for c in comparisons])))
+    assert all(c.p_holm == expected[c.baseline] >= c.p_value for c in comparisons)
