@@ -180,9 +180,8 @@ def describe_workload(path: str, *, platform: str | None = None, hierarchy: str 
     parallel = a.kind != KIND_DELAY
     if parallel.any():
         if plat is not None:
-            from .cli import _reference_speed
 
-            runtime = np.where(parallel, a.work / (_reference_speed(plat) * 1e9), runtime)
+            runtime = np.where(parallel, a.work / (plat.reference_speed_gflops * 1e9), runtime)
         else:
             notes.append(f"{int(parallel.sum())} jobs give their work in flops: pass --platform "
                          "for their run time and the load")

@@ -20,7 +20,7 @@ import os
 import sys
 
 from . import __version__
-from .errors import HDeepRMError
+from .errors import report_errors
 from .seeding import run_generators
 from .sweep import add_engine_args, add_subcommands as add_sweep_subcommands
 
@@ -148,17 +148,13 @@ def _load_inputs(args):
     options = ConversionOptions(
         nb_jobs=args.nb_jobs,
         runtime_model=args.runtime_model,
-        reference_speed_gflops=_reference_speed(platform),
+        reference_speed_gflops=platform.reference_speed_gflops,
         max_res=platform.nb_machines,
     )
     workload = load_workload(args.workload, options=options, rng=run_generators(args.seed)[0])
     return platform, workload
 
 
-def _reference_speed(platform) -> float:
-    if platform.hierarchy is not None:
-        return float(platform.hierarchy.reference_speed_gflops)
-    return float(platform.speeds[range(platform.nb_machines), platform.initial_pstate].mean() / 1e9)
 
 
 def cmd_simulate(args) -> int:
@@ -337,29 +333,6 @@ def _crossval_grid(args) -> int:
 
 COMMANDS = {"simulate": cmd_simulate, "replay": cmd_replay, "convert": cmd_convert,
             "train": cmd_train, "evaluate": cmd_evaluate, "crossval": cmd_crossval}
-
-
-def report_errors(prog: str, command) -> int:
-    """Run ``command()`` and turn user mistakes into one line on stderr and exit status 2
-    (shared by ``hdeeprm`` and ``hdeeprm-launch``); bugs still show their traceback."""
-    try:
-        return command()
-    except HDeepRMError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as e:
-        print(f"{prog}: error: {e.filename}: no such file", file=sys.stderr)
-        return 2
-    except ModuleNotFoundError as e:
-        if e.name not in ("torch", "tensorboard"):
-            raise
-        how = ("pip install tensorboard" if e.name == "tensorboard"
-               else "pip install -c constraints.txt -e '.[rl]'")
-        print(f"{prog}: error: {e.name} is not installed; {how}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
 
 
 def main(argv: list[str] | None = None) -> int:

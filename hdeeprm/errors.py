@@ -7,6 +7,8 @@ line or JSON path, field), what was expected and what was found.
 
 from __future__ import annotations
 
+import sys
+
 
 class HDeepRMError(Exception):
     """Base class of every error HDeepRM raises on purpose."""
@@ -55,3 +57,26 @@ class ReplayError(HDeepRMError):
 class BatsimError(HDeepRMError):
     """Real Batsim could not be found or started, stopped answering, exited early, or sent
     something that does not follow its protocol."""
+
+
+def report_errors(prog: str, command) -> int:
+    """Run ``command()`` and turn user mistakes into one line on stderr and exit status 2
+    (shared by ``hdeeprm`` and ``hdeeprm-launch``); bugs still show their traceback."""
+    try:
+        return command()
+    except HDeepRMError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as e:
+        print(f"{prog}: error: {e.filename}: no such file", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:
+        if e.name not in ("torch", "tensorboard"):
+            raise
+        how = ("pip install tensorboard" if e.name == "tensorboard"
+               else "pip install -c constraints.txt -e '.[rl]'")
+        print(f"{prog}: error: {e.name} is not installed; {how}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130

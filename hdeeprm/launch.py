@@ -194,7 +194,7 @@ def _run_episodes(args, env, options, agent_opts, source, workload, seed) -> int
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .cli import report_errors
+    from .errors import report_errors
 
     args = build_parser().parse_args(argv)
     with warnings.catch_warnings():

@@ -125,6 +125,14 @@ class Platform:
         _refreeze(self, state)
 
     @property
+    def reference_speed_gflops(self) -> float:
+        """GFLOP/s of a reference core, which converts trace run times into flops: the
+        hierarchy's reference speed, or the mean machine speed of a flat platform."""
+        if self.hierarchy is not None:
+            return float(self.hierarchy.reference_speed_gflops)
+        return float(self.speeds[range(self.nb_machines), self.initial_pstate].mean() / 1e9)
+
+    @property
     def nb_machines(self) -> int:
         return len(self.host_names)
 
