@@ -172,6 +172,8 @@ class ExperimentConfig:
                  **env_overrides) -> HeteroEnv:
         """The environment on one part of the data (``train``, ``validation`` or ``test``),
         its observation scaled by the training part's job limits."""
+        if part not in PART_NAMES:
+            raise ConfigError(f"part {part!r}: expected one of {', '.join(PART_NAMES)}")
         config = self.env_config()
         if env_overrides:
             config = replace(config, **env_overrides)
