@@ -669,7 +669,7 @@ class HeteroEnv(gym.Env):
                      node_slot=observer.node_slot, proc_slot=observer.proc_slot,
                      core_slot=observer.core_slot, limits=observer.limits,
                      sensitivity=observer.sensitivity, requests=self._requests,
-                     req_work=engine.jobs.req_work, objective=OBJECTIVES.index(self.config.objective),
+                     req_work=engine.jobs.req_work, objective=HDEEPRM_OBJECTIVES.index(self.config.objective),
                      inverse_time=self._rewards.inverse_time))
         self._fast_info = np.zeros(7)
         self._done = not fastsim.envk.env_begin(self._fast.s)

@@ -12,6 +12,7 @@ import numba
 import numpy as np
 
 from ..contention import FITS, memory_capacity
+from ..objectives import HDEEPRM_OBJECTIVES
 from ..workload.model import KIND_DELAY
 from .sim import (
     JK_RANDOM,
@@ -26,8 +27,10 @@ from .sim import (
     schedule,
 )
 
-# OBJECTIVES order in hdeeprm.env.
-SLOWDOWN, COMPLETION, UTILIZATION, MAKESPAN, ENERGY, EDP = 0, 1, 2, 3, 4, 5
+# Objective codes: their index in hdeeprm.objectives.HDEEPRM_OBJECTIVES (one list, read here).
+SLOWDOWN, COMPLETION, UTILIZATION, MAKESPAN, ENERGY, EDP = (
+    HDEEPRM_OBJECTIVES.index(name) for name in ("avg_job_slowdown", "avg_job_completion", "avg_utilization",
+                                                "makespan", "energy_consumption", "edp"))
 NORMAL, SMALL, MINIMAL = 0, 1, 2
 SPEED_FRACTION = np.array([1.0, 0.75, 0.0, 0.0], dtype=np.float32)
 POWER_FRACTION = np.array([1.0, 1.0, 0.25, 0.05], dtype=np.float32)
