@@ -119,7 +119,8 @@ class Evaluation:
         return next((o for o in self.outcomes if o.kind == "agent"), None)
 
     def best(self, kind: str) -> PolicyOutcome | None:
-        """The contender of ``kind`` (pair, pair+easy) with the lowest mean objective."""
+        """The contender of ``kind`` (pair, pair+easy, window, window+easy) with the lowest
+        mean objective."""
         return next((o for o in self.outcomes if o.kind == kind), None)
 
 
@@ -158,8 +159,9 @@ def evaluate(config, checkpoint: str | None = None, *, out_dir=None, pairs=None,
             for index, (job_key, core_key) in enumerate(chosen):
                 contenders.append((f"{job_key}:{core_key}{suffix}", "pair" + suffix, env, FixedActionAgent(index)))
     if config.action_space == "job_window":
-        # The classic job-selection heuristics, committing to their pick as the agent does,
-        # over the whole queue (a window as long as the episode).
+        # The classic job-selection heuristics, choosing as the agent does (committing to
+        # their pick or not, as the experiment says), over the whole queue (a window as long
+        # as the episode).
         whole_queue = config.evaluation_jobs or len(config.data().parts["test"])
         for backfill, suffix in ((None, ""), ("easy", "+easy")):
             env = config.make_env("test", episode_jobs=config.evaluation_jobs, window_jobs=whole_queue,
@@ -182,6 +184,8 @@ def evaluate(config, checkpoint: str | None = None, *, out_dir=None, pairs=None,
             objective = metrics[metric]
             returns = -objective * scale
         outcomes.append(PolicyOutcome(name, kind, objective, returns, metrics))
+    for env in {id(env): env for _, _, env, _ in contenders}.values():
+        env.close()
     outcomes.sort(key=lambda o: o.mean_objective)
     objective = objective_name(config.objective_value())
     evaluation = Evaluation(objective, OBJECTIVE_LABELS.get(objective, objective), config.held_out, windows,
