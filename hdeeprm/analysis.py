@@ -357,7 +357,9 @@ def plan_clean(run_dir: str | Path, soft: bool = False) -> CleanPlan:
     if root.is_symlink() or not root.is_dir():
         raise ConfigError(f"{root}: not a run folder (no such folder, or a symbolic link)")
     plan = CleanPlan(root)
-    subfolders = [root / f"episode_{k}" for k in d.episode_numbers(root)]
+    # A symbolic link named like an episode folder is never followed: its target is not ours.
+    subfolders = [folder for folder in (root / f"episode_{k}" for k in d.episode_numbers(root))
+                  if not folder.is_symlink()]
     for folder in [root] + subfolders:
         timing = folder / TIMING_FILE
         simulated_here = timing.is_file() and not timing.is_symlink() and RUN_FILES[TIMING_FILE][0](timing)

@@ -224,3 +224,17 @@ def test_clean_removes_a_whole_simulate_run(runs, tmp_path):
     assert sorted(p.name for p in plan.remove) == sorted(p.name for p in runs.sim.iterdir() if p.is_file())
     apply_clean(plan)
     assert not run.exists()  # left empty, so the folder goes too
+
+
+def test_clean_never_follows_a_link_named_like_an_episode_folder(runs, tmp_path):
+    # Issue 17: a symbolic link episode_<k> pointing at another run: its files are not in RUN.
+    run, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
+    shutil.copytree(runs.train, run)
+    shutil.copytree(runs.train / "episode_1", elsewhere)
+    os.symlink(elsewhere, run / "episode_9")
+    before = sorted(p.name for p in elsewhere.iterdir())
+    plan = plan_clean(run)
+    assert not any(elsewhere in p.parents or p.resolve().parent == elsewhere.resolve() for p in plan.remove)
+    assert (run / "episode_9", "not a regular file") in plan.kept
+    apply_clean(plan)
+    assert sorted(p.name for p in elsewhere.iterdir()) == before and (run / "episode_9").is_symlink()
