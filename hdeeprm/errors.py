@@ -14,6 +14,11 @@ class HDeepRMError(Exception):
     """Base class of every error HDeepRM raises on purpose."""
 
 
+class TrainingDiverged(HDeepRMError):
+    """An agent's parameters stopped being finite numbers; nothing was saved over the last
+    good checkpoint."""
+
+
 class FormatError(HDeepRMError):
     """An input file does not follow its format.
 

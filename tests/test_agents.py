@@ -406,3 +406,21 @@ def test_mlp_shape():
     net = mlp(5, 7, 3, layers=2)
     assert [type(m).__name__ for m in net] == ["Linear", "LeakyReLU"] * 3 + ["Linear"]
     assert net(torch.zeros(4, 5)).shape == (4, 3)
+
+
+def test_a_checkpoint_with_non_finite_weights_is_never_written(tmp_path):
+    import math
+
+    from hdeeprm.agents import ALGORITHMS, build_agent
+    from hdeeprm.agents.common import save_checkpoint
+    from hdeeprm.errors import TrainingDiverged
+
+    agent = build_agent(ALGORITHMS["reinforce"], 0.99, 8, 3, 5, seed=0)
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, agent)
+    good = path.read_bytes()
+    with torch.no_grad():
+        next(agent.parameters()).fill_(math.nan)
+    with pytest.raises(TrainingDiverged, match="not finite"):
+        save_checkpoint(path, agent)
+    assert path.read_bytes() == good and [p.name for p in tmp_path.iterdir()] == ["model.pt"]

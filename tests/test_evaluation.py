@@ -56,7 +56,7 @@ def test_parts_windows_and_scaling_come_from_the_split(tmp_path):
     ({"train": [0, 0.7], "test": [0.6, 1]}, "overlap"),
     ({"test": [0.7, 1]}, "split.train: missing"),
     ({"train": [0, 1.2]}, r"0 <= start < end <= 1"),
-    ({"train": [0, float("nan")]}, r"0 <= start < end <= 1"),
+    ({"train": [0, float("nan")]}, r"NaN is not a number JSON allows"),
     ({"train": [0, 0.5], "tests": [0.5, 1]}, "unknown part"),
 ])
 def test_bad_splits_are_refused(tmp_path, split, message):
@@ -231,3 +231,15 @@ def test_vectorised_training_is_reproducible_and_masks_hold(tmp_path):
         train(experiment(tmp_path, algorithm="reinforce", vectorised=True, rollout_batch=2, episodes=2),
               tmp_path / "c", progress=False)
     env.close()
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_experiment_options_and_grid_files_refuse_non_finite_numbers(tmp_path, constant):
+    from hdeeprm.sweep import GridConfig
+
+    (tmp_path / "exp.json").write_text('{\n  "episodes": 3,\n  "reward_scale": %s\n}\n' % constant)
+    with pytest.raises(ConfigError, match=rf"exp.json: line 3: {constant} is not a number JSON allows"):
+        ExperimentConfig.load(tmp_path / "exp.json")
+    (tmp_path / "grid.json").write_text('{"experiment": "quickstart", "seeds": [%s]}' % constant)
+    with pytest.raises(ConfigError, match="grid.json: line 1"):
+        GridConfig.load(tmp_path / "grid.json")

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, TrainingDiverged
 
 CHECKPOINT_FORMAT = "hdeeprm-agent-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -111,6 +111,13 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.
     state_dicts), so it loads with ``weights_only=True``; the agent's generator state is kept
     so that a resumed run samples what an uninterrupted one would."""
     path = Path(path)
+    not_finite = [name for name, tensor in model.state_dict().items()
+                  if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+    if not_finite:
+        # A diverged update must not replace a good checkpoint with NaN weights.
+        raise TrainingDiverged(f"{path}: not written: {len(not_finite)} parameter tensors are not finite "
+                               f"({not_finite[0]}...): training diverged (try a lower lr or reward_scale); "
+                               "the previous checkpoint, if any, is kept")
     extra = {} if extra is None else extra
     try:
         extra = json.loads(json.dumps(extra))
