@@ -494,3 +494,31 @@ def test_real_batsim_runs_the_links_export_to_the_end(tmp_path, name):
     joules = float(schedule["consumed_joules"])
     assert joules == pytest.approx(embedded["ideal"].consumed_joules, rel=1e-9)
     assert joules < embedded["batsim"].consumed_joules * (1 - 1e-4)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process groups as on Linux")
+def test_stopping_batsim_stops_what_a_wrapper_script_started(tmp_path):
+    # Issue 17: a "batsim" that is a wrapper script which does not exec leaves the real
+    # process as its child; stopping must reach it too.
+    from hdeeprm.backends.batsim.process import BatsimProcess
+
+    wrapper = tmp_path / "batsim-wrapper.sh"
+    wrapper.write_text(f"#!/bin/sh\nsleep 300 &\necho $! > {tmp_path}/child.pid\nwait\n")
+    wrapper.chmod(0o755)
+    process = BatsimProcess([str(wrapper)], tmp_path / "batsim.log")
+    for _ in range(200):
+        if (tmp_path / "child.pid").is_file() and (tmp_path / "child.pid").read_text().strip():
+            break
+        time.sleep(0.02)
+    child = int((tmp_path / "child.pid").read_text())
+    os.kill(child, 0)  # alive
+    process.close()
+    for _ in range(100):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child, 9)
+        pytest.fail("the wrapper's child survived close()")

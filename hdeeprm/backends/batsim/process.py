@@ -77,9 +77,12 @@ class BatsimProcess:
         self.log_path = Path(log_path)
         self._log = open(self.log_path, "wb")
         try:
+            # Its own session and process group, so that stopping it also stops whatever it
+            # started (a wrapper script that does not exec leaves batsim as its child).
             self._popen = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-                cwd=cwd, preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+                cwd=cwd, start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         except OSError as e:
             self._log.close()
             raise BatsimError(f"cannot start {command[0]}: {e}") from None
@@ -146,11 +149,22 @@ def important_log_lines(text: str) -> list[str]:
 
 
 def _terminate(popen: subprocess.Popen, log) -> None:
+    """Stop batsim's whole process group: SIGTERM, then SIGKILL after 5 s."""
     if popen.poll() is None:
-        popen.terminate()
+        _signal_group(popen, signal.SIGTERM)
         try:
             popen.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            popen.kill()
-            popen.wait()
+            pass
+        # Whatever is left of the group (the leader, or children that ignored SIGTERM).
+        # Only while the leader is still ours: once reaped its pid could be reused.
+        _signal_group(popen, signal.SIGKILL)
+        popen.wait()
     log.close()
+
+
+def _signal_group(popen: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(popen.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
