@@ -64,9 +64,24 @@ class BatsimError(HDeepRMError):
     something that does not follow its protocol."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: the same clean-up, then exit status 143."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
 def report_errors(prog: str, command) -> int:
     """Run ``command()`` and turn user mistakes into one line on stderr and exit status 2
-    (shared by ``hdeeprm`` and ``hdeeprm-launch``); bugs still show their traceback."""
+    (shared by ``hdeeprm`` and ``hdeeprm-launch``); bugs still show their traceback. SIGTERM
+    is turned into :class:`Terminated`, so that it cleans up as Ctrl-C does."""
+    import signal
+    import threading
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return command()
     except HDeepRMError as e:
@@ -82,6 +97,12 @@ def report_errors(prog: str, command) -> int:
                else "pip install -c constraints.txt -e '.[rl]'")
         print(f"{prog}: error: {e.name} is not installed; {how}", file=sys.stderr)
         return 2
+    except Terminated:
+        print(f"{prog}: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

@@ -72,10 +72,25 @@ def init_worker() -> None:
     """Start of a local worker process: compute with one thread (unless told otherwise), since
     the workers share the machine's cores; several processes' idle OpenMP threads spinning
     against each other would slow everything down (Ray does the same for its actors)."""
+    _exit_with_parent()
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(name, "1")
     if "torch" in sys.modules and os.environ["OMP_NUM_THREADS"].isdigit():  # loaded: too late for the variables
         sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+def _exit_with_parent() -> None:
+    """Linux: the kernel kills this worker when the process that started it dies, even by
+    kill -9, so that no worker outlives a killed sweep or training."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def _failed(index: int, error: str, tb: str | None = None) -> TaskResult:
@@ -195,6 +210,19 @@ class LocalEngine(WorkerEngine):
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+
+    def terminate(self) -> None:
+        """Stop the workers now, abandoning the tasks they run (after Ctrl-C or SIGTERM)."""
+        if self._executor is not None:
+            for process in list(getattr(self._executor, "_processes", {}).values()):
+                process.terminate()
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            self.terminate()
+        self.close()
 
 
 class _RayWorker:

@@ -7,6 +7,8 @@ import filecmp
 import io
 import json
 import shutil
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -266,3 +268,42 @@ def test_backend_mistakes_name_the_file_and_the_field(tmp_path, grid, message, c
     assert main(["sweep", str(path), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and message in err and err.count("\n") == 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="signals and /proc as on Linux")
+def test_sigterm_is_as_clean_as_ctrl_c_and_leaves_no_worker(tmp_path):
+    # Issue 17: SIGTERM to `hdeeprm sweep --workers 2` wrote no results.csv and left the
+    # workers running.
+    import signal
+    import subprocess
+
+    grid = write_grid(tmp_path, policies=["first:first_fit", "shortest:low_power", "smallest:random",
+                                          "low_mem:high_cores", "random"], seeds=list(range(8)))
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "hdeeprm", "sweep", str(grid), "--out", str(out),
+                                "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def children() -> set[int]:
+        found = set()
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == process.pid:
+                found.add(int(stat.parent.name))
+        return found
+
+    deadline = time.monotonic() + 120
+    while not (out / "cells").is_dir() or not any((out / "cells").iterdir()):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.1)
+    workers = children()
+    assert workers  # the pool is up and a cell is done
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143 and "terminated" in err
+    assert (out / "results.csv").is_file()
+    time.sleep(0.5)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()
+                and "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]]
