@@ -256,30 +256,14 @@ def train(config, out_dir: str | os.PathLike, *, init: str | None = None,
     if workers is not None or config.rollout_batch is not None or engine != "local":
         return train_batched(config, out_dir, init=init, tensorboard=tensorboard, progress=progress,
                              workers=workers, engine=engine, address=address)
-    import torch
-
-    from .agents import build_agent
-    from .agents.common import load_checkpoint, save_checkpoint
+    from .agents.common import save_checkpoint
     from .experiment import episode_seeds
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "experiment.json").write_text(json.dumps(config.as_dict(), indent=2) + "\n")
     env = config.make_env()
-    agent = build_agent(_algorithm_class(config.algorithm), config.gamma, config.hidden,
-                        env.action_space.n, observation_size(env), seed=config.seed)
-    optimizer = torch.optim.Adam(agent.parameters(), lr=config.lr)
-    if init:
-        load_checkpoint(init, agent, optimizer)
-    else:
-        _pretrain(config, agent, optimizer, out)
-    writer = None
-    if tensorboard:
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(tensorboard)
-    logs = HDeepRMLogs(out, env.action_space.n)
-    selector = CheckpointSelector(config, out)
+    agent, optimizer, writer, logs, selector = _learner(config, env, out, init, tensorboard)
     bar = Progress(config.episodes, f"training {config.algorithm}", enabled=progress)
     checkpoint = out / "model.pt"
     t0 = time.perf_counter()
@@ -299,6 +283,41 @@ def train(config, out_dir: str | os.PathLike, *, init: str | None = None,
     if writer is not None:
         writer.close()
     return _summary(checkpoint, selector, returns, t0)
+
+
+def _learner(config, env, out: Path, init: str | None, tensorboard: str | None):
+    """What every training loop starts from: the agent (from ``init``, else pre-trained if
+    the experiment asks), its optimiser, the TensorBoard writer (or None), the HDeepRM logs
+    and the checkpoint selector."""
+    import torch
+
+    from .agents import build_agent
+    from .agents.common import load_checkpoint
+
+    agent = build_agent(_algorithm_class(config.algorithm), config.gamma, config.hidden,
+                        env.action_space.n, observation_size(env), seed=config.seed)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=config.lr)
+    if init:
+        load_checkpoint(init, agent, optimizer)
+    else:
+        _pretrain(config, agent, optimizer, out)
+    writer = None
+    if tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(tensorboard)
+    return agent, optimizer, writer, HDeepRMLogs(out, env.action_space.n), CheckpointSelector(config, out)
+
+
+def _learner_generator(config):
+    """The learner's own generator (PPO's minibatch order), from stream 3 of the root seed."""
+    import torch
+
+    from .experiment import episode_seeds
+
+    generator = torch.Generator()
+    generator.manual_seed(episode_seeds(config.seed, 1, stream=3)[0])
+    return generator
 
 
 def _pretrain(config, agent, optimizer, out: Path) -> None:
@@ -387,10 +406,7 @@ def train_vectorised(config, out_dir: str | os.PathLike, *, init: str | None = N
     epochs over all their decisions. Same logs and checkpoints as :func:`train`."""
     import torch
 
-    from .agents import build_agent
-    from .agents.common import load_checkpoint
     from .agents.ppo import PPOAgent
-    from .experiment import episode_seeds
 
     if not issubclass(_algorithm_class(config.algorithm), PPOAgent):
         raise ConfigError(f"vectorised: the {config.algorithm} agent has no batched inference; use ppo or kernel_ppo")
@@ -400,23 +416,8 @@ def train_vectorised(config, out_dir: str | os.PathLike, *, init: str | None = N
     (out / "experiment.json").write_text(json.dumps({**config.as_dict(), "rollout_batch": batch}, indent=2) + "\n")
     envs = [config.make_env() for _ in range(batch)]
     env = envs[0]
-    agent = build_agent(_algorithm_class(config.algorithm), config.gamma, config.hidden,
-                        env.action_space.n, observation_size(env), seed=config.seed)
-    optimizer = torch.optim.Adam(agent.parameters(), lr=config.lr)
-    if init:
-        load_checkpoint(init, agent, optimizer)
-    else:
-        _pretrain(config, agent, optimizer, out)
-    generator = torch.Generator()
-    generator.manual_seed(episode_seeds(config.seed, 1, stream=3)[0])
-    agent.generator = generator  # PPO's minibatch order
-    writer = None
-    if tensorboard:
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(tensorboard)
-    logs = HDeepRMLogs(out, env.action_space.n)
-    selector = CheckpointSelector(config, out)
+    agent, optimizer, writer, logs, selector = _learner(config, env, out, init, tensorboard)
+    agent.generator = _learner_generator(config)  # PPO's minibatch order
     bar = Progress(config.episodes, f"training {config.algorithm} ({batch} environments, batched)", enabled=progress)
     checkpoint = out / "model.pt"
     t0 = time.perf_counter()
@@ -625,8 +626,7 @@ def train_batched(config, out_dir: str | os.PathLike, *, init: str | None = None
 
     import torch
 
-    from .agents import build_agent
-    from .agents.common import load_checkpoint, save_checkpoint
+    from .agents.common import save_checkpoint
     from .experiment import episode_seeds
     from .parallel import make_engine
 
@@ -636,23 +636,9 @@ def train_batched(config, out_dir: str | os.PathLike, *, init: str | None = None
     with make_engine(engine, workers, address) as pool, _learner_threads(torch):
         config = dataclasses.replace(config, rollout_batch=config.rollout_batch or pool.workers)
         (out / "experiment.json").write_text(json.dumps(config.as_dict(), indent=2) + "\n")
-        agent = build_agent(_algorithm_class(config.algorithm), config.gamma, config.hidden,
-                            env.action_space.n, observation_size(env), seed=config.seed)
-        optimizer = torch.optim.Adam(agent.parameters(), lr=config.lr)
-        if init:
-            load_checkpoint(init, agent, optimizer)
-        else:
-            _pretrain(config, agent, optimizer, out)
-        generator = torch.Generator()
-        generator.manual_seed(episode_seeds(config.seed, 1, stream=3)[0])
+        agent, optimizer, writer, logs, selector = _learner(config, env, out, init, tensorboard)
+        generator = _learner_generator(config)
         agent.generator = generator
-        writer = None
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            writer = SummaryWriter(tensorboard)
-        logs = HDeepRMLogs(out, env.action_space.n)
-        selector = CheckpointSelector(config, out)
         bar = Progress(config.episodes, f"training {config.algorithm} ({pool.describe()})", enabled=progress)
         checkpoint = out / "model.pt"
         env_seeds = episode_seeds(config.seed, config.episodes, stream=0)
