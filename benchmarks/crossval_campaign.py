@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/crossval_campaign.py TRACE.swf.gz... --out runs/campaign \
         [--workers N] [--quick] [--nb-jobs N...] [--platforms P...] [--batsim PATH]
 
-builds one grid (``hdeeprm crossval --grid``; see hdeeprm/sweep.py for the format) in
+builds one grid (``hdeeprm crossval --grid``; see hdeeprm/rl/sweep.py for the format) in
 ``--out`` and cross-validates it:
 
   policies   the 42 key pairs (6 job keys x 7 core keys, first_fit included), each without
@@ -41,12 +41,12 @@ import sys
 import time
 from pathlib import Path
 
-from hdeeprm.crossval import GridReport, run_grid
-from hdeeprm.errors import HDeepRMError
-from hdeeprm.keys import ALL_CORE_KEYS, JOB_KEYS
-from hdeeprm.parallel import LocalEngine
-from hdeeprm.platform import bundled_platform
-from hdeeprm.sweep import GridConfig
+from hdeeprm.analysis.crossval import GridReport, run_grid
+from hdeeprm.common.errors import HDeepRMError
+from hdeeprm.common.parallel import LocalEngine
+from hdeeprm.inputs.platform import bundled_platform
+from hdeeprm.rl.sweep import GridConfig
+from hdeeprm.simulation.keys import ALL_CORE_KEYS, JOB_KEYS
 
 QUICK_POLICIES = ("first:first_fit", "shortest:high_gflops+easy", "random:random", "smallest:low_power+easy")
 ENV_BLOCK = {"objective": "avg_job_slowdown", "observation": "minimal", "queue_sensitivity": 0.05,
@@ -78,7 +78,7 @@ def write_options(out: Path, nb_jobs: int, trace: str) -> tuple[Path, Path]:
 def train_checkpoint(options: Path, out: Path, episodes: int) -> Path | None:
     """A few training episodes of the LEARNING options file on the embedded engine; None
     (and a note) when training fails: the campaign then goes on without the learning case."""
-    from hdeeprm.launch import main as launch
+    from hdeeprm.cli.launch import main as launch
 
     model = out / "model.pt"
     if model.is_file():

@@ -60,7 +60,7 @@ def instrumented_package(folder: Path) -> list[str]:
     package = folder / "fsprof"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    from hdeeprm.fastsim import state
+    from hdeeprm.simulation.fastsim import state
 
     names = list(state.FIELDS) + ["prof"]
     text = (source / "state.py").read_text()
@@ -92,12 +92,12 @@ def instrumented_package(folder: Path) -> list[str]:
 
 def profile_classic(args) -> None:
     import numpy as np
-
-    from hdeeprm import fastsim
-    from hdeeprm.contention import _KEY_CODE
-    from hdeeprm.core.engine import Engine
-    from hdeeprm.policies import PolicyConfig
     from run import load_trace
+
+    from hdeeprm.simulation import fastsim
+    from hdeeprm.simulation.engine import Engine
+    from hdeeprm.simulation.policies import PolicyConfig
+    from hdeeprm.simulation.resources import _KEY_CODE
 
     config = PolicyConfig.parse(args.policy, args.backfill)
     platform, label, arrays, _, _ = load_trace(args.trace, "flat" if args.flat else args.cores, args.nb_jobs)
@@ -139,9 +139,9 @@ def profile_classic(args) -> None:
 
 def profile_env(args) -> None:
     import numpy as np
-
-    from hdeeprm.env import HeteroEnv
     from run import load_trace
+
+    from hdeeprm.rl.env import HeteroEnv
 
     platform, label, arrays, _, _ = load_trace(args.trace, args.cores, args.nb_jobs)
     env = HeteroEnv(platform, arrays, observation=args.env, episode_jobs=min(5000, len(arrays)))

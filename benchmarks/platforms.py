@@ -16,8 +16,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from hdeeprm.platform import bundled_platform, compile_platform, read_platform_description
-from hdeeprm.platform.model import Platform
+from hdeeprm.inputs.platform import bundled_platform, compile_platform, read_platform_description
+from hdeeprm.inputs.platform.model import Platform
 
 GAIA_CORES = 2280
 FILLER = "Bullx B500-1"  # 12 cores, the most common gaia node

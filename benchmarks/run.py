@@ -154,9 +154,9 @@ def load_trace(path: str, cores: int | str, nb_jobs: int | None = None):
     """Read and convert one trace for one platform: (platform, label, workload arrays,
     parse s, convert s)."""
     import numpy as np
-
-    from hdeeprm.workload import ConversionOptions, read_swf, swf_to_workload
     from platforms import flat_platform, scaled_gaia
+
+    from hdeeprm.inputs.workload import ConversionOptions, read_swf, swf_to_workload
 
     t0 = time.perf_counter()
     trace = read_swf(path)
@@ -181,7 +181,7 @@ def repeated(arrays, copies: int):
     """``copies`` of a workload one after the other in time (ids prefixed by the copy)."""
     import numpy as np
 
-    from hdeeprm.workload.model import WorkloadArrays
+    from hdeeprm.inputs.workload.model import WorkloadArrays
 
     span = float(arrays.subtime[-1]) + 1.0
     fields = {}
@@ -209,10 +209,10 @@ def batsim_worker(spec: dict) -> dict:
     """Recorded Batsim runs: the same platform, workload and policy on the embedded engine."""
     import csv
 
-    from hdeeprm.core.engine import Engine
-    from hdeeprm.platform import load_platform
-    from hdeeprm.policies import PolicyConfig, run_policy
-    from hdeeprm.workload import read_batsim_workload
+    from hdeeprm.inputs.platform import load_platform
+    from hdeeprm.inputs.workload import read_batsim_workload
+    from hdeeprm.simulation.engine import Engine
+    from hdeeprm.simulation.policies import PolicyConfig, run_policy
 
     rows = []
     for folder in map(Path, spec["folders"]):
@@ -241,9 +241,9 @@ def batsim_worker(spec: dict) -> dict:
 
 def classic_worker(spec: dict) -> dict:
     """One trace on one platform: every policy, --repeat runs each."""
-    from hdeeprm.core.engine import Engine
-    from hdeeprm.metrics import headline_metrics
-    from hdeeprm.policies import PolicyConfig, run_policy
+    from hdeeprm.simulation.engine import Engine
+    from hdeeprm.simulation.metrics import headline_metrics
+    from hdeeprm.simulation.policies import PolicyConfig, run_policy
 
     platform, label, arrays, parse_s, convert_s = load_trace(spec["trace"], spec["cores"], spec.get("nb_jobs"))
     configs = {name: PolicyConfig.parse(*CLASSIC_POLICIES[name]) for name in spec["policies"]}
@@ -291,7 +291,7 @@ def env_worker(spec: dict) -> dict:
     """HeteroEnv on one platform size: each observation, steps/s under random masked actions."""
     import numpy as np
 
-    from hdeeprm.env import HeteroEnv
+    from hdeeprm.rl.env import HeteroEnv
 
     platform, label, arrays, _, _ = load_trace(spec["trace"], spec["cores"], spec.get("nb_jobs"))
     episode = min(spec["episode_jobs"], len(arrays))
@@ -334,8 +334,8 @@ def env_worker(spec: dict) -> dict:
 def scaling_worker(spec: dict) -> dict:
     """Cost per job of growing prefixes of a repeated trace (sizes in increasing order, so
     the process's peak memory after each size is that size's)."""
-    from hdeeprm.core.engine import Engine
-    from hdeeprm.policies import PolicyConfig, run_policy
+    from hdeeprm.simulation.engine import Engine
+    from hdeeprm.simulation.policies import PolicyConfig, run_policy
 
     platform, label, arrays, _, _ = load_trace(spec["trace"], spec["cores"], spec.get("nb_jobs"))
     sizes = sorted(spec["sizes"])
@@ -369,20 +369,20 @@ def startup_worker(spec: dict) -> dict:
     """Start-up as a user sees it: import, then a first small run (kernels from the cache)."""
     t0 = time.perf_counter()
     import numpy as np
-
-    from hdeeprm.core.engine import Engine
-    from hdeeprm.policies import PolicyConfig, run_policy
     from platforms import scaled_gaia
+
+    from hdeeprm.simulation.engine import Engine
+    from hdeeprm.simulation.policies import PolicyConfig, run_policy
     t1 = time.perf_counter()
     platform = scaled_gaia(1000)
-    from hdeeprm.workload import load_workload
+    from hdeeprm.inputs.workload import load_workload
     workload = load_workload(ROOT / "examples" / "data" / "gaia-2014-head.swf.gz", nb_jobs=100,
                              reference_speed_gflops=platform.hierarchy.reference_speed_gflops,
                              max_res=platform.nb_machines, rng=np.random.default_rng(0))
     t2 = time.perf_counter()
     run_policy(Engine(platform, workload), PolicyConfig())
     t3 = time.perf_counter()
-    from hdeeprm.env import HeteroEnv
+    from hdeeprm.rl.env import HeteroEnv
     env = HeteroEnv(platform, workload.compile(), observation="minimal")
     env.reset(seed=0)
     env.step(int(np.flatnonzero(env.action_masks())[0]))

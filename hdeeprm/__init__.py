@@ -9,10 +9,10 @@ __version__ = "0.4.0.dev0"
 
 from gymnasium.envs.registration import register as _register  # noqa: E402
 
-from .errors import HDeepRMError  # noqa: E402
+from hdeeprm.common.errors import HDeepRMError  # noqa: E402
 
 # gymnasium.make("hdeeprm/HeteroEnv-v0", platform="gaia", workload=...) once hdeeprm is imported.
-_register(id="hdeeprm/HeteroEnv-v0", entry_point="hdeeprm.env:HeteroEnv")
+_register(id="hdeeprm/HeteroEnv-v0", entry_point="hdeeprm.rl.env:HeteroEnv")
 
 __all__ = ["HDeepRMError", "HeteroEnv", "EnvConfig", "__version__"]
 
@@ -20,7 +20,7 @@ __all__ = ["HDeepRMError", "HeteroEnv", "EnvConfig", "__version__"]
 def __getattr__(name: str):
     # The environment pulls in the engine and numba; import it only when asked for.
     if name in ("HeteroEnv", "EnvConfig"):
-        from . import env
+        from hdeeprm.rl import env
 
         return getattr(env, name)
     raise AttributeError(f"module 'hdeeprm' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""Agents: the original agent API (hdeeprm.agent) and the algorithms of hdeeprm.agents."""
+"""Agents: the original agent API (hdeeprm.rl.agent) and the algorithms of hdeeprm.rl.agents."""
 
 from __future__ import annotations
 
@@ -10,12 +10,19 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from hdeeprm.agent import ClassicAgent, LearningAgent, PolicyLearningAgent, load_agent_class
-from hdeeprm.agents import ALGORITHMS, ActorCriticAgent, PPOAgent, ReinforceAgent, build_agent
-from hdeeprm.agents.common import (discounted_returns, gae, load_checkpoint, masked_logits, mlp,
-                                   save_checkpoint, standardise)
-from hdeeprm.env import HeteroEnv
-from hdeeprm.errors import ConfigError
+from hdeeprm.common.errors import ConfigError
+from hdeeprm.rl.agent import ClassicAgent, LearningAgent, PolicyLearningAgent, load_agent_class
+from hdeeprm.rl.agents import ALGORITHMS, ActorCriticAgent, PPOAgent, ReinforceAgent, build_agent
+from hdeeprm.rl.agents.common import (
+    discounted_returns,
+    gae,
+    load_checkpoint,
+    masked_logits,
+    mlp,
+    save_checkpoint,
+    standardise,
+)
+from hdeeprm.rl.env import HeteroEnv
 
 TRACE = Path(__file__).parent / "data" / "traces" / "gaia-2014-head.swf.gz"
 
@@ -411,9 +418,9 @@ def test_mlp_shape():
 def test_a_checkpoint_with_non_finite_weights_is_never_written(tmp_path):
     import math
 
-    from hdeeprm.agents import ALGORITHMS, build_agent
-    from hdeeprm.agents.common import save_checkpoint
-    from hdeeprm.errors import TrainingDiverged
+    from hdeeprm.common.errors import TrainingDiverged
+    from hdeeprm.rl.agents import ALGORITHMS, build_agent
+    from hdeeprm.rl.agents.common import save_checkpoint
 
     agent = build_agent(ALGORITHMS["reinforce"], 0.99, 8, 3, 5, seed=0)
     path = tmp_path / "model.pt"

@@ -14,14 +14,13 @@ import numpy as np
 import pytest
 from test_plots import EXPERIMENT, TRACES, Runs, make_runs
 
-from hdeeprm.analysis import (apply_clean, compare_runs, comparison_table, describe_workload, jobstat,
-                              plan_clean)
-from hdeeprm.cli import main
-from hdeeprm.errors import HDeepRMError
-from hdeeprm.plots.figures import comparison_figure, workload_figure
-from hdeeprm.plots.units import COMPARED_METRICS
-from hdeeprm.plots.data import open_run
-from hdeeprm.report import build_report
+from hdeeprm.analysis.plots.data import open_run
+from hdeeprm.analysis.plots.figures import comparison_figure, workload_figure
+from hdeeprm.analysis.plots.units import COMPARED_METRICS
+from hdeeprm.analysis.report import build_report
+from hdeeprm.analysis.runs import apply_clean, compare_runs, comparison_table, describe_workload, jobstat, plan_clean
+from hdeeprm.cli.main import main
+from hdeeprm.common.errors import HDeepRMError
 
 
 @pytest.fixture(scope="session")
@@ -114,7 +113,7 @@ def test_describe_summarises_and_computes_the_load(runs):
     assert without.nb_jobs == len(jobs) and without.offered_load is None
     assert any("--platform" in n for n in without.notes)
     s = describe_workload(str(runs.workload), platform="quickstart")
-    from hdeeprm.platform import bundled_platform, load_platform
+    from hdeeprm.inputs.platform import bundled_platform, load_platform
 
     reference = load_platform(bundled_platform("quickstart")).hierarchy.reference_speed_gflops * 1e9
     runtime = np.array([p["cpu"] for p in prof]) / reference

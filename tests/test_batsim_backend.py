@@ -22,17 +22,24 @@ from hdeeprm.backends import make_simulator
 from hdeeprm.backends.batsim import BatsimSimulator, find_batsim, platform_xml, workload_json
 from hdeeprm.backends.batsim.export import write_platform_xml
 from hdeeprm.backends.batsim.messages import (
-    CallMeLater, ExecuteJob, Message, SetResourceState, UnknownEvent, decode, encode, from_json)
+    CallMeLater,
+    ExecuteJob,
+    Message,
+    SetResourceState,
+    UnknownEvent,
+    decode,
+    encode,
+    from_json,
+)
 from hdeeprm.backends.batsim.replay_server import EngineServerThread, ReplayServerThread
-from hdeeprm.core.engine import Engine
-from hdeeprm.core.intervals import parse_intervals
-from hdeeprm.env import HeteroEnv
-from hdeeprm.errors import BatsimError, ConfigError, PlatformError
-from hdeeprm.platform import (
-    bundled_platform, load_platform, load_xml_platform, read_platform_description)
-from hdeeprm.policies import PolicyConfig, QueueScheduler, run_policy
-from hdeeprm.replay import find_scenario, read_transcript
-from hdeeprm.workload import parse_batsim_workload, read_batsim_workload
+from hdeeprm.common.errors import BatsimError, ConfigError, PlatformError
+from hdeeprm.inputs.platform import bundled_platform, load_platform, load_xml_platform, read_platform_description
+from hdeeprm.inputs.workload import parse_batsim_workload, read_batsim_workload
+from hdeeprm.rl.env import HeteroEnv
+from hdeeprm.simulation.engine import Engine
+from hdeeprm.simulation.intervals import parse_intervals
+from hdeeprm.simulation.policies import PolicyConfig, QueueScheduler, run_policy
+from hdeeprm.simulation.replay import find_scenario, read_transcript
 
 REFERENCE = Path(__file__).parent / "data" / "batsim-reference"
 SCENARIOS = sorted(p.name for p in REFERENCE.iterdir() if p.is_dir())
@@ -382,7 +389,7 @@ def test_interrupting_a_run_leaves_no_batsim_process(tmp_path):
 @pytest.mark.skipif(shutil.which("batsim") is None, reason="batsim is not on PATH")
 @pytest.mark.parametrize("pair", ["first:first_fit", "shortest:high_gflops", "smallest:low_power"])
 def test_real_batsim_agrees_with_the_embedded_engine(tmp_path, pair):
-    from hdeeprm.crossval import crossvalidate
+    from hdeeprm.analysis.crossval import crossvalidate
 
     report = crossvalidate(QUICKSTART, None, str(REFERENCE / "A6-hdeeprm-kth" / "workload.json"),
                            PolicyConfig.parse(pair), tmp_path)
@@ -438,8 +445,8 @@ def test_links_export_refuses_a_foreign_description():
 
 def _links_run(tmp_path, name: str, nb_jobs: int, pair: str = "first:first_fit"):
     """One policy on the embedded engine and on real Batsim with the links export."""
-    from hdeeprm.seeding import run_generators
-    from hdeeprm.workload import ConversionOptions, load_workload
+    from hdeeprm.common.seeding import run_generators
+    from hdeeprm.inputs.workload import ConversionOptions, load_workload
 
     path = bundled_platform(name)
     platform, description = load_platform(path), read_platform_description(path)

@@ -34,7 +34,7 @@ def test_flat_platform_is_batsims_benchmark_setting():
 
 
 def test_repeated_trace_copies_follow_each_other_in_submission_order():
-    from hdeeprm.workload import load_workload
+    from hdeeprm.inputs.workload import load_workload
 
     arrays = load_workload(TRACE, nb_jobs=100, reference_speed_gflops=10.0,
                            rng=np.random.default_rng(0)).compile()

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hdeeprm.cli import main
-from hdeeprm.core.engine import Engine
-from hdeeprm.platform import bundled_platform, load_platform
-from hdeeprm.policies import PolicyConfig, QueueScheduler
-from hdeeprm.workload import load_workload, read_batsim_workload
+from hdeeprm.cli.main import main
+from hdeeprm.inputs.platform import bundled_platform, load_platform
+from hdeeprm.inputs.workload import load_workload, read_batsim_workload
+from hdeeprm.simulation.engine import Engine
+from hdeeprm.simulation.policies import PolicyConfig, QueueScheduler
 
 TRACES = Path(__file__).parent / "data" / "traces"
 

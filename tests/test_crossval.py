@@ -16,15 +16,15 @@ import pytest
 
 pytest.importorskip("zmq")
 
+from hdeeprm.analysis.crossval import compare_runs, crossvalidate_options
 from hdeeprm.backends.batsim.replay_server import EngineServerThread
-from hdeeprm.cli import main
-from hdeeprm.core.engine import Engine
-from hdeeprm.core.outputs import write_outputs
-from hdeeprm.crossval import compare_runs, crossvalidate_options
-from hdeeprm.platform import bundled_platform, load_platform
-from hdeeprm.policies import PolicyConfig, run_policy
-from hdeeprm.replay import find_scenario, replay
-from hdeeprm.workload import read_batsim_workload
+from hdeeprm.cli.main import main
+from hdeeprm.inputs.platform import bundled_platform, load_platform
+from hdeeprm.inputs.workload import read_batsim_workload
+from hdeeprm.simulation.engine import Engine
+from hdeeprm.simulation.outputs import write_outputs
+from hdeeprm.simulation.policies import PolicyConfig, run_policy
+from hdeeprm.simulation.replay import find_scenario, replay
 
 REFERENCE = Path(__file__).parent / "data" / "batsim-reference"
 SCENARIOS = sorted(p.name for p in REFERENCE.iterdir() if p.is_dir())
@@ -37,7 +37,7 @@ def test_replays_make_every_batsim_message_and_batsims_exact_job_rows(tmp_path, 
     messages (time, jobs, calls, p-state changes, end of submissions), so the replay writes
     Batsim's out_jobs.csv rows to the last printed decimal (energy aside: its sums are
     rounded in another order)."""
-    from hdeeprm.replay import replay_lockstep
+    from hdeeprm.simulation.replay import replay_lockstep
 
     result, mismatch = replay_lockstep(str(REFERENCE / name))
     assert mismatch is None, mismatch.describe()
@@ -173,7 +173,7 @@ def test_differences_are_listed_in_order_of_divergence_and_explained(tmp_path):
     otherwise than that engine would, and our decisions part from Batsim's there. Replaying Batsim's own
     transcript on the engine reproduces Batsim's files, so crossval calls it a difference in
     event delivery and points at the Batsim message before the first divergence."""
-    from hdeeprm.crossval import explain
+    from hdeeprm.analysis.crossval import explain
 
     scenario = find_scenario(str(REFERENCE / "A7-fcfs-sdsc-sp2"))
     engine = Engine(load_platform(scenario.platform), read_batsim_workload(scenario.workload), clock="exact")
@@ -201,8 +201,9 @@ def test_differences_are_listed_in_order_of_divergence_and_explained(tmp_path):
 def test_a_model_difference_is_told_apart_from_event_delivery(tmp_path):
     """Batsim's files that the engine cannot reproduce from Batsim's own decisions (here a
     start time edited by hand) are a model difference."""
-    from hdeeprm.crossval import explain
     import shutil
+
+    from hdeeprm.analysis.crossval import explain
 
     batsim = tmp_path / "batsim"
     shutil.copytree(REFERENCE / "A5-hdeeprm-small", batsim)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hdeeprm.core.engine import KILLED, SUCCESS, WALLTIME_REACHED, Engine
-from hdeeprm.core.outputs import summarize
-from hdeeprm.errors import SimulationError
-from hdeeprm.platform.model import Platform
-from hdeeprm.workload.model import Job, Profile, Workload
+from hdeeprm.common.errors import SimulationError
+from hdeeprm.inputs.platform.model import Platform
+from hdeeprm.inputs.workload.model import Job, Profile, Workload
+from hdeeprm.simulation.engine import KILLED, SUCCESS, WALLTIME_REACHED, Engine
+from hdeeprm.simulation.outputs import summarize
 
 
 def flat_platform(speeds, idle=100.0, full=200.0, pstates=None):
@@ -194,7 +194,7 @@ def test_later_submissions_do_not_update_the_energy_billing():
 
 
 def test_unknown_energy_accounting_is_refused():
-    from hdeeprm.errors import ConfigError
+    from hdeeprm.common.errors import ConfigError
 
     with pytest.raises(ConfigError, match="energy_accounting 'simgrid': expected one of batsim, ideal"):
         Engine(flat_platform([1e9]), workload([(0, 1, "d", None)], {"d": ("delay", 1)}),

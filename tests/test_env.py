@@ -9,14 +9,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from test_policies import BANDWIDTH_PLATFORM, hand_platform, hand_workload
 
 import hdeeprm
-from hdeeprm.env import EnvConfig, HeteroEnv, parse_action_set
-from hdeeprm.errors import ConfigError
-from hdeeprm.metrics import headline_metrics
-from hdeeprm.platform import bundled_platform
-
-from test_policies import BANDWIDTH_PLATFORM, hand_platform, hand_workload
+from hdeeprm.common.errors import ConfigError
+from hdeeprm.inputs.platform import bundled_platform
+from hdeeprm.rl.env import EnvConfig, HeteroEnv, parse_action_set
+from hdeeprm.simulation.metrics import headline_metrics
 
 TRACE = Path(__file__).parent / "data" / "traces" / "gaia-2014-head.swf.gz"
 

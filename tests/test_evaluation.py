@@ -9,13 +9,13 @@ import math
 import numpy as np
 import pytest
 
-from hdeeprm.errors import ConfigError
-from hdeeprm.evaluation import evaluate, print_table
-from hdeeprm.experiment import ExperimentConfig
-from hdeeprm.job_window import WINDOW_HEURISTICS
-from hdeeprm.stats import paired_comparison
-from hdeeprm.train import FixedActionAgent, run_episode, train
-from hdeeprm.workload import job_limits
+from hdeeprm.analysis.evaluation import evaluate, print_table
+from hdeeprm.analysis.stats import paired_comparison
+from hdeeprm.common.errors import ConfigError
+from hdeeprm.inputs.workload import job_limits
+from hdeeprm.rl.experiment import ExperimentConfig
+from hdeeprm.rl.job_window import WINDOW_HEURISTICS
+from hdeeprm.rl.train import FixedActionAgent, run_episode, train
 
 BASE = {
     "platform": "quickstart", "workload": "kth-sp2-head.swf.gz", "nb_jobs": 300, "episode_jobs": 30,
@@ -136,7 +136,7 @@ def test_the_heuristics_of_rlscheduler_on_sdsc_sp2_match_the_published_table():
     # Zhang et al., SC 2020 (RLScheduler), SDSC-SP2 without backfilling, mean bounded slowdown
     # over its 10 sequences of 1,024 jobs (the repository's make_table_script.py): FCFS
     # 1727.54, SJF 2680.55, F1 1232.06. The bundled experiment sets up that setting.
-    from hdeeprm.job_window import WindowHeuristicAgent
+    from hdeeprm.rl.job_window import WindowHeuristicAgent
 
     config = ExperimentConfig.load("rlscheduler-sdsc-sp2")
     env = config.make_env("test", episode_jobs=config.evaluation_jobs, window_jobs=config.evaluation_jobs)
@@ -163,10 +163,10 @@ def test_pairs_read_from_the_compiled_path_equal_the_objective_itself(tmp_path):
 def test_behaviour_cloning_makes_the_agent_imitate_its_teacher(tmp_path):
     import torch
 
-    from hdeeprm.agents import ALGORITHMS, build_agent
-    from hdeeprm.agents.imitation import pretrain
-    from hdeeprm.job_window import WindowHeuristicAgent
-    from hdeeprm.train import observation_size
+    from hdeeprm.rl.agents import ALGORITHMS, build_agent
+    from hdeeprm.rl.agents.imitation import pretrain
+    from hdeeprm.rl.job_window import WindowHeuristicAgent
+    from hdeeprm.rl.train import observation_size
 
     config = experiment(tmp_path, algorithm="kernel_ppo", action_space="job_window", window_jobs=8,
                         objective="avg_bounded_slowdown", pretrain={"teacher": "saf", "episodes": 6, "epochs": 40})
@@ -216,8 +216,8 @@ def test_vectorised_training_is_reproducible_and_masks_hold(tmp_path):
     assert (tmp_path / "a" / "rewards.log").read_text() == (tmp_path / "b" / "rewards.log").read_text()
     # Batched inference never picks a masked-out slot, and each episode's actions depend on
     # its own seeds only (not on the episodes played beside it).
-    from hdeeprm.agents import ALGORITHMS, build_agent
-    from hdeeprm.train import observation_size, play_vectorised
+    from hdeeprm.rl.agents import ALGORITHMS, build_agent
+    from hdeeprm.rl.train import observation_size, play_vectorised
 
     envs = [config.make_env("train") for _ in range(3)]
     agent = build_agent(ALGORITHMS["kernel_ppo"], 1.0, 16, 6, observation_size(envs[0]), seed=0)
@@ -235,7 +235,7 @@ def test_vectorised_training_is_reproducible_and_masks_hold(tmp_path):
 
 @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
 def test_experiment_options_and_grid_files_refuse_non_finite_numbers(tmp_path, constant):
-    from hdeeprm.sweep import GridConfig
+    from hdeeprm.rl.sweep import GridConfig
 
     (tmp_path / "exp.json").write_text('{\n  "episodes": 3,\n  "reward_scale": %s\n}\n' % constant)
     with pytest.raises(ConfigError, match=rf"exp.json: line 3: {constant} is not a number JSON allows"):

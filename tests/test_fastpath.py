@@ -1,4 +1,4 @@
-"""The fast path (hdeeprm.fastsim) against the readable reference: same outputs, bit for bit.
+"""The fast path (hdeeprm.simulation.fastsim) against the readable reference: same outputs, bit for bit.
 
 The reference is Engine (SimPy) + ResourceModel + QueueScheduler, one Python call per
 decision; the fast path runs the same policies in compiled code. Every comparison here is
@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hdeeprm.core.engine import Engine
-from hdeeprm.core.outputs import write_outputs
-from hdeeprm.fastsim import sim
-from hdeeprm.fastsim.results import Allocations
-from hdeeprm.platform import bundled_platform, load_platform
-from hdeeprm.platform.model import Platform
-from hdeeprm.policies import PolicyConfig, run_policy
-from hdeeprm.workload import load_workload, read_batsim_workload
+from hdeeprm.inputs.platform import bundled_platform, load_platform
+from hdeeprm.inputs.platform.model import Platform
+from hdeeprm.inputs.workload import load_workload, read_batsim_workload
+from hdeeprm.simulation.engine import Engine
+from hdeeprm.simulation.fastsim import sim
+from hdeeprm.simulation.fastsim.results import Allocations
+from hdeeprm.simulation.outputs import write_outputs
+from hdeeprm.simulation.policies import PolicyConfig, run_policy
 
 DATA = Path(__file__).parent / "data"
 TRACES = DATA / "traces"
@@ -108,7 +108,7 @@ def test_printed6_is_pythons_six_decimal_rounding():
 
 def test_longdouble_difference_is_x87s_bit_for_bit():
     # Batsim's job submitter sleeps (double)((long double)subtime - (long double)clock).
-    from hdeeprm.core.simgrid_steps import longdouble_difference
+    from hdeeprm.simulation.simgrid_steps import longdouble_difference
 
     if np.finfo(np.longdouble).nmant != 63:
         pytest.skip("numpy's long double is not x87 80-bit extended here")
@@ -148,7 +148,7 @@ def test_longdouble_difference_is_x87s_bit_for_bit():
 def _longdouble_differences(a, b):
     import numba
 
-    from hdeeprm.core.simgrid_steps import longdouble_difference
+    from hdeeprm.simulation.simgrid_steps import longdouble_difference
 
     @numba.njit
     def each(a, b, out):
@@ -225,7 +225,7 @@ def test_an_empty_workload_and_the_engine_left_behind(clock, tmp_path):
         run_policy(engine, PolicyConfig("smallest", "high_cores", "easy"), fast=True)
         engine.check_invariants()
         assert engine.nb_unfinished == 0 and not engine.running_jobs()
-    from hdeeprm.workload.model import Workload
+    from hdeeprm.inputs.workload.model import Workload
 
     result = run_policy(Engine(platform, Workload((), {}), clock=clock), PolicyConfig(), fast=True)
     assert result.job_order == [] and result.consumed_joules == 0.0
@@ -235,7 +235,7 @@ def edge_workload(rng, nb_jobs=2000):
     """Jobs made to hit SimGrid's corner cases: no work, walltimes equal to (or an ulp off)
     the task's duration, delay jobs killed at their walltime, submit times shared by many jobs
     and not representable in binary."""
-    from hdeeprm.workload.model import Job, Profile, Workload
+    from hdeeprm.inputs.workload.model import Job, Profile, Workload
 
     jobs, profiles = [], {}
     t = 0.0
@@ -306,7 +306,7 @@ def test_no_rounding_and_no_energy_rows_are_followed_too(clock, tmp_path):
 
 @pytest.mark.parametrize("clock", CLOCKS)
 def test_run_policy_takes_the_fast_path_only_without_hooks(clock):
-    from hdeeprm import fastsim
+    from hdeeprm.simulation import fastsim
 
     platform, workload = gaia_workload(100)
     engine = Engine(platform, workload, clock=clock)
@@ -355,7 +355,7 @@ def same(a, b) -> bool:
 
 
 def env_episode(fast, choose, seed, clock="simgrid", **config):
-    from hdeeprm.env import HeteroEnv
+    from hdeeprm.rl.env import HeteroEnv
 
     config.setdefault("nb_jobs", 300)
     env = HeteroEnv("gaia", ENV_TRACE, fast=fast, backend_options={"clock": clock}, **config)
@@ -415,7 +415,7 @@ def test_hetero_env_steps_are_identical(config, choose, clock, tmp_path):
 def test_hetero_env_pickles_in_the_middle_of_an_episode(clock):
     import pickle
 
-    from hdeeprm.env import HeteroEnv
+    from hdeeprm.rl.env import HeteroEnv
 
     env = HeteroEnv("gaia", ENV_TRACE, nb_jobs=200, observation="minimal", backend_options={"clock": clock})
     env.reset(seed=1)
@@ -435,7 +435,7 @@ def test_hetero_env_pickles_in_the_middle_of_an_episode(clock):
 def tight_platform(rng):
     """A small platform whose cores are numbered out of processor order and whose nodes have
     little memory, so that memory decides many picks."""
-    from hdeeprm.platform import Hierarchy, platform_from_hierarchy
+    from hdeeprm.inputs.platform import Hierarchy, platform_from_hierarchy
 
     nb_nodes = int(rng.integers(3, 8))
     procs_per_node = rng.integers(1, 4, nb_nodes)
@@ -454,7 +454,7 @@ def tight_platform(rng):
 
 
 def tight_workload(rng, nb_cores, nb_jobs=150):
-    from hdeeprm.workload.model import Job, Profile, Workload
+    from hdeeprm.inputs.workload.model import Job, Profile, Workload
 
     jobs, profiles = [], {}
     t = 0.0
@@ -471,7 +471,7 @@ def tight_workload(rng, nb_cores, nb_jobs=150):
 @pytest.mark.parametrize("clock", CLOCKS)
 @pytest.mark.parametrize("seed", range(6))
 def test_every_core_key_under_tight_memory_gives_identical_outputs(seed, clock, tmp_path):
-    from hdeeprm.keys import ALL_CORE_KEYS, JOB_KEYS
+    from hdeeprm.simulation.keys import ALL_CORE_KEYS, JOB_KEYS
 
     rng = np.random.default_rng(seed)
     platform = tight_platform(rng)

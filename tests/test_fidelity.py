@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from hdeeprm.cli import main
-from hdeeprm.core.intervals import parse_intervals
+from hdeeprm.cli.main import main
+from hdeeprm.simulation.intervals import parse_intervals
 
 REFERENCE = Path(__file__).parent / "data" / "batsim-reference"
 SCENARIOS = sorted(p.name for p in REFERENCE.iterdir() if (p / "out_jobs.csv").exists())

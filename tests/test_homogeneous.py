@@ -9,19 +9,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hdeeprm.core.engine import Engine
-from hdeeprm.env import HeteroEnv
-from hdeeprm.errors import PlatformError
-from hdeeprm.platform import (
+from hdeeprm.common.errors import PlatformError
+from hdeeprm.inputs.platform import (
     UNLIMITED_MEM_BW_GBS,
     UNLIMITED_MEMORY_MB,
     load_platform,
     load_xml_platform,
     with_flat_hierarchy,
 )
-from hdeeprm.platform.model import P_IDLE_PROCESSOR
-from hdeeprm.policies import PolicyConfig, run_policy
-from hdeeprm.workload import ConversionOptions, swf_to_workload
+from hdeeprm.inputs.platform.model import P_IDLE_PROCESSOR
+from hdeeprm.inputs.workload import ConversionOptions, swf_to_workload
+from hdeeprm.rl.env import HeteroEnv
+from hdeeprm.simulation.engine import Engine
+from hdeeprm.simulation.policies import PolicyConfig, run_policy
 
 FLAT_XML = """<?xml version='1.0'?>
 <!DOCTYPE platform SYSTEM "https://simgrid.org/simgrid.dtd">
@@ -137,7 +137,7 @@ def test_flat_hierarchy_one_node_processor_core_per_host(tmp_path):
 
 
 def test_unlimited_memory_and_bandwidth_never_refuse_nor_throttle():
-    from hdeeprm.contention import UNLIMITED, to_kb, to_kbs
+    from hdeeprm.simulation.resources import UNLIMITED, to_kb, to_kbs
 
     # They fit the contention model's integer kB and kB/s with room to spare...
     assert 0 < to_kb(UNLIMITED_MEMORY_MB) <= UNLIMITED

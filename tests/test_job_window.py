@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from hdeeprm.agents import ALGORITHMS, build_agent
-from hdeeprm.agents.kernel_ppo import JobScorer
-from hdeeprm.env import HeteroEnv
-from hdeeprm.errors import ConfigError
-from hdeeprm.job_window import WINDOW_FEATURES
-from hdeeprm.metrics import headline_metrics
-from hdeeprm.objectives import FinishedJobs
+from hdeeprm.common.errors import ConfigError
+from hdeeprm.rl.agents import ALGORITHMS, build_agent
+from hdeeprm.rl.agents.kernel_ppo import JobScorer
+from hdeeprm.rl.env import HeteroEnv
+from hdeeprm.rl.job_window import WINDOW_FEATURES
+from hdeeprm.simulation.metrics import headline_metrics
+from hdeeprm.simulation.objectives import FinishedJobs
 
 TRACE = "kth-sp2-head.swf.gz"
 

@@ -10,9 +10,9 @@ import pytest
 pytest.importorskip("torch")
 
 import hdeeprm  # noqa: E402
-from hdeeprm.cli import main as hdeeprm_main  # noqa: E402
-from hdeeprm.launch import main as launch  # noqa: E402
-from hdeeprm.platform import bundled_platform  # noqa: E402
+from hdeeprm.cli.launch import main as launch  # noqa: E402
+from hdeeprm.cli.main import main as hdeeprm_main  # noqa: E402
+from hdeeprm.inputs.platform import bundled_platform  # noqa: E402
 
 DATA = Path(hdeeprm.__file__).parent / "data"
 TRACE = Path(__file__).parent / "data" / "traces" / "gaia-2014-head.swf.gz"

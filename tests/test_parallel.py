@@ -1,4 +1,4 @@
-"""hdeeprm.parallel (the local and Ray engines) and training with parallel rollout workers."""
+"""hdeeprm.common.parallel (the local and Ray engines) and training with parallel rollout workers."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from hdeeprm.agents import ALGORITHMS, build_agent
-from hdeeprm.errors import ConfigError
-from hdeeprm.experiment import ExperimentConfig, episode_seeds
-from hdeeprm.parallel import LocalEngine, TaskError, make_engine
-from hdeeprm.train import RolloutTask, collect_rollout, learn_from_batch, replay, run_episode, train
+from hdeeprm.common.errors import ConfigError
+from hdeeprm.common.parallel import LocalEngine, TaskError, make_engine
+from hdeeprm.rl.agents import ALGORITHMS, build_agent
+from hdeeprm.rl.experiment import ExperimentConfig, episode_seeds
+from hdeeprm.rl.train import RolloutTask, collect_rollout, learn_from_batch, replay, run_episode, train
 
 # Builtins as tasks: workers import them by name, whatever sys.path the test runner set up.
 # math.sqrt(-1) raises ValueError; os._exit kills the worker process running it.

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hdeeprm.errors import HDeepRMError, PlatformError
-from hdeeprm.platform import (
+from hdeeprm.common.errors import HDeepRMError, PlatformError
+from hdeeprm.inputs.platform import (
     Platform,
     attach_hierarchy,
     bundled_platform,

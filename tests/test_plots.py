@@ -4,7 +4,7 @@ The runs are made once per session: a classic policy with queueing, memory short
 bandwidth over-subscription (``hdeeprm simulate``), a short training run with a custom
 action set, and real Batsim's outputs of a recorded flat-platform run with p-state changes.
 Expected values are recomputed here from the output files by brute force, independently of
-``hdeeprm.plots``.
+``hdeeprm.analysis.plots``.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hdeeprm.cli import main
-from hdeeprm.core.intervals import parse_intervals
-from hdeeprm.errors import HDeepRMError
-from hdeeprm.plots import KINDS, output_format, render, save_figure
-from hdeeprm.plots import data as d
-from hdeeprm.plots import figures as f
+from hdeeprm.analysis.plots import KINDS, output_format, render, save_figure
+from hdeeprm.analysis.plots import data as d
+from hdeeprm.analysis.plots import figures as f
+from hdeeprm.cli.main import main
+from hdeeprm.common.errors import HDeepRMError
+from hdeeprm.simulation.intervals import parse_intervals
 
 DATA = Path(__file__).parent / "data"
 TRACES = DATA / "traces"
@@ -65,9 +65,9 @@ def make_runs(base: Path) -> Runs:
         assert main(["simulate", "--platform", "quickstart", "--workload", str(workload),
                      "--policy", "first:high_mem", "--out", str(out)] + extra) == 0
 
-    from hdeeprm.experiment import ExperimentConfig
-    from hdeeprm.evaluation import evaluate
-    from hdeeprm.train import train
+    from hdeeprm.analysis.evaluation import evaluate
+    from hdeeprm.rl.experiment import ExperimentConfig
+    from hdeeprm.rl.train import train
 
     (base / "exp.json").write_text(json.dumps(EXPERIMENT))
     config = ExperimentConfig.load(base / "exp.json")
@@ -430,8 +430,8 @@ def test_missing_matplotlib_says_how_to_install(monkeypatch):
 
 
 def test_core_and_readers_do_not_import_matplotlib():
-    code = ("import sys, hdeeprm.core.engine, hdeeprm.core.outputs, hdeeprm.plots, hdeeprm.analysis, "
-            "hdeeprm.cli; assert 'matplotlib' not in sys.modules, 'matplotlib imported'")
+    code = ("import sys, hdeeprm.simulation.engine, hdeeprm.simulation.outputs, hdeeprm.analysis.plots, hdeeprm.analysis.runs, "
+            "hdeeprm.cli.main; assert 'matplotlib' not in sys.modules, 'matplotlib imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -9,16 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hdeeprm.contention import CORE_SHORTAGE, FITS, MEMORY_SHORTAGE, ResourceModel
-from hdeeprm.core.engine import REJECTED_STATE, SUCCESS, Engine
-from hdeeprm.core.outputs import write_outputs
-from hdeeprm.keys import ALL_CORE_KEYS, DEFAULT_PAIRS, JOB_KEYS
-from hdeeprm.metrics import headline_metrics
-from hdeeprm.platform import Hierarchy, load_platform, platform_from_hierarchy
-from hdeeprm.platform.json_platform import bundled_platform
-from hdeeprm.policies import PolicyConfig, QueueScheduler, run_policy
-from hdeeprm.workload import load_workload
-from hdeeprm.workload.model import Job, Profile, Workload
+from hdeeprm.inputs.platform import Hierarchy, load_platform, platform_from_hierarchy
+from hdeeprm.inputs.platform.json_platform import bundled_platform
+from hdeeprm.inputs.workload import load_workload
+from hdeeprm.inputs.workload.model import Job, Profile, Workload
+from hdeeprm.simulation.engine import REJECTED_STATE, SUCCESS, Engine
+from hdeeprm.simulation.keys import ALL_CORE_KEYS, DEFAULT_PAIRS, JOB_KEYS
+from hdeeprm.simulation.metrics import headline_metrics
+from hdeeprm.simulation.outputs import write_outputs
+from hdeeprm.simulation.policies import PolicyConfig, QueueScheduler, run_policy
+from hdeeprm.simulation.resources import CORE_SHORTAGE, FITS, MEMORY_SHORTAGE, ResourceModel
 
 TRACES = Path(__file__).parent / "data" / "traces"
 

@@ -18,12 +18,12 @@ import pytest
 
 pytest.importorskip("zmq")
 
-from hdeeprm.cli import main
-from hdeeprm.core.engine import Engine
-from hdeeprm.crossval import crossvalidate
-from hdeeprm.platform import bundled_platform, load_platform
-from hdeeprm.policies import PolicyConfig, run_policy
-from hdeeprm.workload import ConversionOptions, load_workload
+from hdeeprm.analysis.crossval import crossvalidate
+from hdeeprm.cli.main import main
+from hdeeprm.inputs.platform import bundled_platform, load_platform
+from hdeeprm.inputs.workload import ConversionOptions, load_workload
+from hdeeprm.simulation.engine import Engine
+from hdeeprm.simulation.policies import PolicyConfig, run_policy
 
 pytestmark = [pytest.mark.batsim,
               pytest.mark.skipif(shutil.which("batsim") is None, reason="batsim is not on PATH")]
@@ -101,9 +101,9 @@ def test_crossval_command_agrees_and_exits_0(tmp_path, capsys):
 
 def test_replaying_a_real_run_reproduces_it(tmp_path):
     """`hdeeprm replay` of the folder a real Batsim run left gives Batsim's files back."""
-    from hdeeprm.core.outputs import write_outputs
-    from hdeeprm.crossval import compare_runs
-    from hdeeprm.replay import replay
+    from hdeeprm.analysis.crossval import compare_runs
+    from hdeeprm.simulation.outputs import write_outputs
+    from hdeeprm.simulation.replay import replay
 
     _crossval(tmp_path, KTH, 300, "shortest:high_cores")
     batsim = tmp_path / "out" / "batsim"

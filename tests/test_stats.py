@@ -1,4 +1,4 @@
-"""Paired statistics of hdeeprm.stats, checked against numbers worked out by hand, printed
+"""Paired statistics of hdeeprm.analysis.stats, checked against numbers worked out by hand, printed
 tables of Student's t and closed forms of its distribution (df = 1, 2, 4), never against the
 code under test itself."""
 
@@ -11,9 +11,23 @@ import math
 import numpy as np
 import pytest
 
-from hdeeprm.stats import (BETTER, NOT_SIGNIFICANT, TOO_FEW, WORSE, PairedComparison, compare_all,
-                           comparison_rows, format_comparison_table, format_number, format_p, paired_comparison,
-                           student_t_cdf, student_t_quantile, student_t_sf, student_t_two_sided_p)
+from hdeeprm.analysis.stats import (
+    BETTER,
+    NOT_SIGNIFICANT,
+    TOO_FEW,
+    WORSE,
+    PairedComparison,
+    compare_all,
+    comparison_rows,
+    format_comparison_table,
+    format_number,
+    format_p,
+    paired_comparison,
+    student_t_cdf,
+    student_t_quantile,
+    student_t_sf,
+    student_t_two_sided_p,
+)
 
 # ---------------------------------------------------------------------------- Student's t
 
@@ -269,7 +283,7 @@ def test_comparison_rows_and_table():
 
 
 def test_holm_adjustment_by_hand():
-    from hdeeprm.stats import holm_adjusted
+    from hdeeprm.analysis.stats import holm_adjusted
 
     # m = 4 defined p-values, sorted 0.01, 0.02, 0.03, 0.5:
     #   0.01 * 4 = 0.04; max(0.04, 0.02 * 3 = 0.06) = 0.06; max(0.06, 0.03 * 2) = 0.06;
@@ -285,7 +299,7 @@ def test_compare_all_adjusts_over_the_family():
     base = rng.normal(10, 1, size=12)
     values = {"agent": base - 0.5, **{f"p{i}": base + rng.normal(0, 0.3, size=12) for i in range(5)}}
     comparisons = compare_all(values, "agent")
-    from hdeeprm.stats import holm_adjusted
+    from hdeeprm.analysis.stats import holm_adjusted
 
     expected = dict(zip([c.baseline for c in comparisons], holm_adjusted([c.p_value for c in comparisons])))
     assert all(c.p_holm == expected[c.baseline] >= c.p_value for c in comparisons)

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from hdeeprm.cli import main
-from hdeeprm.errors import ConfigError
-from hdeeprm.experiment import ExperimentConfig
-from hdeeprm.parallel import LocalEngine
-from hdeeprm.sweep import GridConfig, run_sweep
-from hdeeprm.evaluation import evaluate
+from hdeeprm.analysis.evaluation import evaluate
+from hdeeprm.cli.main import main
+from hdeeprm.common.errors import ConfigError
+from hdeeprm.common.parallel import LocalEngine
+from hdeeprm.rl.experiment import ExperimentConfig
+from hdeeprm.rl.sweep import GridConfig, run_sweep
 
 EXPERIMENT = {"platform": "quickstart", "workload": "kth-sp2-head.swf.gz", "nb_jobs": 200, "episode_jobs": 30,
               "eval_episodes": 2, "observation": "minimal", "hidden": 16, "reward_scale": 0.001}
@@ -117,8 +117,8 @@ def test_a_failing_cell_is_reported_and_the_others_finish(tmp_path, capsys):
 def test_agent_checkpoints_are_cells_too(tmp_path):
     import torch
 
-    from hdeeprm.agents import ALGORITHMS, build_agent
-    from hdeeprm.agents.common import save_checkpoint
+    from hdeeprm.rl.agents import ALGORITHMS, build_agent
+    from hdeeprm.rl.agents.common import save_checkpoint
 
     path = write_grid(tmp_path, policies=["first:first_fit"], checkpoints=["model.pt"], seeds=[0], outputs=False)
     config = ExperimentConfig.load(tmp_path / "small.json")
@@ -189,8 +189,8 @@ def test_ray_engine_gives_the_local_results(tmp_path):
     """A small grid and a short batched training on a local Ray instance with 2 CPUs: the
     same results as the local engine."""
     pytest.importorskip("ray")
-    from hdeeprm.parallel import RayEngine
-    from hdeeprm.train import train
+    from hdeeprm.common.parallel import RayEngine
+    from hdeeprm.rl.train import train
 
     grid = GridConfig.load(write_grid(tmp_path, policies=["first:high_cores", "smallest:random"], seeds=[0, 1]))
     run_sweep(grid, tmp_path / "local", progress=False)

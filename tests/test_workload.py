@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
-
 import gzip
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from hdeeprm.errors import ConfigError, WorkloadError
-from hdeeprm.workload import (
+from hdeeprm.common.errors import ConfigError, WorkloadError
+from hdeeprm.inputs.workload import (
     ConversionOptions,
     Job,
     Profile,
@@ -25,8 +24,8 @@ from hdeeprm.workload import (
     swf_to_workload,
     write_batsim_workload,
 )
-from hdeeprm.workload import convert as convert_module
-from hdeeprm.workload import swf as swf_module
+from hdeeprm.inputs.workload import convert as convert_module
+from hdeeprm.inputs.workload import swf as swf_module
 
 DATA = Path(__file__).parent / "data" / "traces"
 GAIA = DATA / "gaia-2014-head.swf.gz"
@@ -838,9 +837,9 @@ def test_zero_run_times_can_be_dropped_as_rlscheduler_does(tmp_path):
 
 
 def test_jobs_can_run_past_their_requested_time(tmp_path):
-    from hdeeprm.core.engine import Engine
-    from hdeeprm.platform import load_platform
-    from hdeeprm.policies import PolicyConfig, run_policy
+    from hdeeprm.inputs.platform import load_platform
+    from hdeeprm.simulation.engine import Engine
+    from hdeeprm.simulation.policies import PolicyConfig, run_policy
 
     lines = [swf_line(1, 0, run=500, req_time=100), swf_line(2, 1, run=50, req_time=100)]
     path = write_swf(tmp_path, lines, "over.swf")

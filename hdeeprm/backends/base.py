@@ -6,10 +6,10 @@ from typing import Protocol
 
 import numpy as np
 
-from ..core.engine import DecisionPoint, Engine, SimulationResult
-from ..errors import ConfigError
-from ..platform.model import Platform
-from ..workload.model import Workload, WorkloadArrays
+from hdeeprm.common.errors import ConfigError
+from hdeeprm.inputs.platform.model import Platform
+from hdeeprm.inputs.workload.model import Workload, WorkloadArrays
+from hdeeprm.simulation.engine import DecisionPoint, Engine, SimulationResult
 
 BACKENDS = ("embedded", "batsim")
 
@@ -68,7 +68,7 @@ def make_simulator(backend: str, platform: Platform, workload: Workload | Worklo
             import zmq  # noqa: F401
         except ModuleNotFoundError:
             raise ConfigError("backend 'batsim' needs pyzmq: pip install -e '.[batsim]'") from None
-        from .batsim import BatsimSimulator
+        from hdeeprm.backends.batsim import BatsimSimulator
 
         return BatsimSimulator(platform, workload, **options)
     raise ConfigError(f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}")

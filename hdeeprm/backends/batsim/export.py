@@ -36,11 +36,11 @@ from pathlib import Path
 import numpy as np
 from lxml import etree
 
-from ...errors import ConfigError, PlatformError
-from ...platform.json_platform import PlatformDescription
-from ...platform.model import Platform
-from ...workload.batsim_json import _id_value
-from ...workload.model import KIND_DELAY, WorkloadArrays
+from hdeeprm.common.errors import ConfigError, PlatformError
+from hdeeprm.inputs.platform.json_platform import PlatformDescription
+from hdeeprm.inputs.platform.model import Platform
+from hdeeprm.inputs.workload.batsim_json import _id_value
+from hdeeprm.inputs.workload.model import KIND_DELAY, WorkloadArrays
 
 MASTER_HOST = "master_host"
 NETWORKS = ("zero-latency", "links")

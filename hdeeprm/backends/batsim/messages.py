@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Mapping
 
-from ...errors import BatsimError
+from hdeeprm.common.errors import BatsimError
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,7 +20,7 @@ import sys
 import weakref
 from pathlib import Path
 
-from ...errors import BatsimError
+from hdeeprm.common.errors import BatsimError
 
 BATSIM_ENV_VAR = "HDEEPRM_BATSIM"
 _INSTALL_HINT = ("install Batsim 4 (https://batsim.readthedocs.io; e.g. with Nix or Guix) and put "

@@ -30,13 +30,28 @@ from pathlib import Path
 
 import numpy as np
 
-from ...core.intervals import format_intervals, parse_intervals
-from ...errors import BatsimError
-from ...replay import read_transcript
-from .messages import (
-    CallMeLater, ComputeResource, ExecuteJob, JobCompleted, JobSubmitted, KillJob, Message, Notify,
-    RejectJob, RequestedCall, ResourceStateChanged, SetResourceState, SimulationBegins,
-    SimulationEnds, decode, encode, from_json)
+from hdeeprm.backends.batsim.messages import (
+    CallMeLater,
+    ComputeResource,
+    ExecuteJob,
+    JobCompleted,
+    JobSubmitted,
+    KillJob,
+    Message,
+    Notify,
+    RejectJob,
+    RequestedCall,
+    ResourceStateChanged,
+    SetResourceState,
+    SimulationBegins,
+    SimulationEnds,
+    decode,
+    encode,
+    from_json,
+)
+from hdeeprm.common.errors import BatsimError
+from hdeeprm.simulation.intervals import format_intervals, parse_intervals
+from hdeeprm.simulation.replay import read_transcript
 
 MISMATCH_STATUS = 3
 
@@ -171,7 +186,7 @@ class EngineServerThread(_ThreadPeer):
     name = "engine server"
 
     def __init__(self, platform, workload, *, permute_ids: bool = False, rng=None):
-        from ...core.engine import Engine
+        from hdeeprm.simulation.engine import Engine
 
         super().__init__()
         self.engine = Engine(platform, workload)
@@ -205,8 +220,8 @@ class EngineServerThread(_ThreadPeer):
         self._apply(decode(socket.recv()))
 
     def _converse(self, socket) -> None:
-        from ...core.engine import FINAL_STATE_NAMES, WALLTIME_REACHED
-        from ...core.outputs import write_outputs
+        from hdeeprm.simulation.engine import FINAL_STATE_NAMES, WALLTIME_REACHED
+        from hdeeprm.simulation.outputs import write_outputs
 
         engine, platform = self.engine, self.engine.platform
         resources = tuple(ComputeResource(id=int(self.batsim_of[m]), name=platform.host_names[m])
@@ -277,8 +292,8 @@ def main(argv: list[str] | None = None) -> int:
         print("fake-batsim: energy (-E) must be on", file=sys.stderr)
         return 1
     if args.engine:
-        from ...platform import load_xml_platform
-        from ...workload import read_batsim_workload
+        from hdeeprm.inputs.platform import load_xml_platform
+        from hdeeprm.inputs.workload import read_batsim_workload
 
         class _Inputs:
             export_prefix = options.e

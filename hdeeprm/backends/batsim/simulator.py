@@ -31,21 +31,44 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from ...core.engine import (
-    FINAL_STATE_NAMES, FINISHED, KILLED, QUEUED, REJECTED, REJECTED_STATE, RUNNING,
-    ZERO_WORK_RECORDED_DURATION, DecisionPoint, Engine, SimulationResult)
-from ...core.intervals import format_intervals, parse_intervals
-from ...errors import BatsimError, ConfigError, HDeepRMError, SimulationError
-from ...platform.json_platform import PlatformDescription
-from ...platform.model import Platform
-from ...replay import follow_batsim
-from ...workload.model import KIND_DELAY, Workload, WorkloadArrays
-from .export import write_platform_xml, write_workload_json
-from .messages import (
-    CallMeLater, Event, ExecuteJob, JobCompleted, JobSubmitted, KillJob, Message, Notify, RejectJob,
-    RequestedCall, ResourceStateChanged, SetResourceState, SimulationBegins, SimulationEnds)
-from .process import BatsimProcess, batsim_command, find_batsim
-from .transport import Transport
+from hdeeprm.backends.batsim.export import write_platform_xml, write_workload_json
+from hdeeprm.backends.batsim.messages import (
+    CallMeLater,
+    Event,
+    ExecuteJob,
+    JobCompleted,
+    JobSubmitted,
+    KillJob,
+    Message,
+    Notify,
+    RejectJob,
+    RequestedCall,
+    ResourceStateChanged,
+    SetResourceState,
+    SimulationBegins,
+    SimulationEnds,
+)
+from hdeeprm.backends.batsim.process import BatsimProcess, batsim_command, find_batsim
+from hdeeprm.backends.batsim.transport import Transport
+from hdeeprm.common.errors import BatsimError, ConfigError, HDeepRMError, SimulationError
+from hdeeprm.inputs.platform.json_platform import PlatformDescription
+from hdeeprm.inputs.platform.model import Platform
+from hdeeprm.inputs.workload.model import KIND_DELAY, Workload, WorkloadArrays
+from hdeeprm.simulation.engine import (
+    FINAL_STATE_NAMES,
+    FINISHED,
+    KILLED,
+    QUEUED,
+    REJECTED,
+    REJECTED_STATE,
+    RUNNING,
+    ZERO_WORK_RECORDED_DURATION,
+    DecisionPoint,
+    Engine,
+    SimulationResult,
+)
+from hdeeprm.simulation.intervals import format_intervals, parse_intervals
+from hdeeprm.simulation.replay import follow_batsim
 
 WORKLOAD_NAME = "w0"  # Batsim names workloads w0, w1, ... in command-line order
 _FINAL_STATES = {name: code for code, name in FINAL_STATE_NAMES.items()}

@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from ...errors import BatsimError
-from .messages import Message, decode, encode
+from hdeeprm.backends.batsim.messages import Message, decode, encode
+from hdeeprm.common.errors import BatsimError
 
 _POLL_SLICE_MS = 200
 

@@ -1,0 +1,139 @@
+"""Subcommands to look at runs and workloads: plot, compare, report, describe, jobstat, clean.
+
+``add_subcommands`` declares them on the ``hdeeprm`` parser and returns their handlers;
+each handler returns the exit status. Mistakes raise HDeepRMError subclasses, which the
+command line reports on one line with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Callable
+
+
+def add_subcommands(sub) -> dict[str, Callable[[argparse.Namespace], int]]:
+    from hdeeprm.analysis.plots import FORMATS, KINDS
+    from hdeeprm.analysis.runs import JOBSTAT_FIELDS, JOBSTAT_STATS
+
+    kinds = "\n".join(f"  {k.name:<24}{k.help}" for k in KINDS.values())
+    plot = sub.add_parser("plot", help="draw a figure of a run (PNG, SVG or PDF)",
+                          formatter_class=argparse.RawDescriptionHelpFormatter,
+                          description=f"Draw one figure of a run folder.\n\nKINDS:\n{kinds}")
+    plot.add_argument("kind", choices=list(KINDS), metavar="KIND", help="figure to draw (listed below)")
+    plot.add_argument("run_dir", metavar="RUN_DIR", help="folder written by simulate, train, hdeeprm-launch or Batsim")
+    _figure_args(plot, "RUN_DIR/figures/KIND[-episode_K].png", FORMATS)
+    plot.add_argument("--episode", type=int, help="episode_<K> of a training run (default: the last)")
+
+    cmp = sub.add_parser("compare", help="compare the Batsim metrics of two or more runs (table and figure)")
+    cmp.add_argument("runs", nargs="+", metavar="RUN", help="run folders or out_schedule.csv files")
+    cmp.add_argument("-n", "--names", nargs="+", metavar="NAME", help="one name per run (default: folder names)")
+    _figure_args(cmp, "compare.png", FORMATS)
+    cmp.add_argument("--no-figure", action="store_true", help="print the table only")
+    cmp.add_argument("--episode", type=int, help="episode_<K> of training runs (default: the last)")
+
+    rep = sub.add_parser("report", help="write one self-contained HTML page of a run")
+    rep.add_argument("run_dir", metavar="RUN_DIR")
+    rep.add_argument("-o", "--out", metavar="FILE", help="HTML file (default RUN_DIR/report.html)")
+    rep.add_argument("--episode", type=int, help="episode_<K> of a training run (default: the last)")
+    rep.add_argument("--svg", action="store_true", help="embed figures as inline SVG instead of PNG")
+
+    desc = sub.add_parser("describe", help="summarise a workload: jobs, sizes, times, load on a platform")
+    desc.add_argument("workload", metavar="WORKLOAD", help="Batsim JSON workload or SWF trace")
+    desc.add_argument("--platform", help="platform (file or bundled name) for the run times of flop-based "
+                                         "jobs and the offered load")
+    desc.add_argument("--hierarchy", help="hierarchy.json for an XML platform")
+    desc.add_argument("--nb-jobs", type=int, help="only the first N jobs")
+    desc.add_argument("--seed", type=int, default=0, help="seed of SWF conversion draws (memory bandwidth)")
+    desc.add_argument("--figure", metavar="FILE", help="also draw the distributions (PNG, SVG or PDF)")
+
+    js = sub.add_parser("jobstat", help="one statistic of one job field of a workload (the original's jobstat)")
+    js.add_argument("workload", metavar="WORKLOAD", help="Batsim JSON workload or SWF trace")
+    js.add_argument("field", choices=list(JOBSTAT_FIELDS), metavar="FIELD",
+                    help="req_time (s), size (machines), mem (MB per core), mem_bw (GB/s per core)")
+    js.add_argument("stat", choices=list(JOBSTAT_STATS), metavar="STAT", help=", ".join(JOBSTAT_STATS))
+    js.add_argument("--seed", type=int, default=0, help="seed of SWF conversion draws (memory bandwidth)")
+
+    cl = sub.add_parser("clean", help="remove the files hdeeprm wrote in a run folder, and nothing else")
+    cl.add_argument("run_dir", metavar="RUN_DIR")
+    cl.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
+    cl.add_argument("-s", "--soft", action="store_true",
+                    help="keep the configuration files and the checkpoint (model.pt)")
+
+    return {"plot": cmd_plot, "compare": cmd_compare, "report": cmd_report, "describe": cmd_describe,
+            "jobstat": cmd_jobstat, "clean": cmd_clean}
+
+
+def _figure_args(parser, default: str, formats) -> None:
+    parser.add_argument("-o", "--out", metavar="FILE", help=f"figure file (default {default})")
+    parser.add_argument("--format", choices=formats, help="png, svg or pdf (default: from FILE's extension, else png)")
+    parser.add_argument("--dpi", type=int, default=150, help="resolution of PNG figures (default 150)")
+
+
+def cmd_plot(args) -> int:
+    from hdeeprm.analysis.plots import output_format, render, save_figure
+    from hdeeprm.analysis.plots.data import open_run
+
+    run = open_run(args.run_dir, args.episode)
+    fmt = output_format(args.out, args.format)
+    episode = "" if args.episode is None else f"-episode_{args.episode}"  # one file per episode asked for
+    out = args.out or Path(args.run_dir) / "figures" / f"{args.kind}{episode}.{fmt}"
+    path = save_figure(render(args.kind, run), out, fmt, dpi=args.dpi)
+    print(f"{args.kind}: {path}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from hdeeprm.analysis.runs import compare_runs, comparison_table, comparison_values
+
+    runs = compare_runs(args.runs, args.names, args.episode)
+    print(comparison_table(runs))
+    if not args.no_figure:
+        from hdeeprm.analysis.plots import output_format, save_figure
+        from hdeeprm.analysis.plots.figures import comparison_figure
+
+        fmt = output_format(args.out, args.format)
+        fig = comparison_figure([r.name for r in runs], comparison_values(runs))
+        path = save_figure(fig, args.out or f"compare.{fmt}", fmt, dpi=args.dpi)
+        print(f"figure: {path}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from hdeeprm.analysis.report import write_report
+
+    path = write_report(args.run_dir, args.out, episode=args.episode, fmt="svg" if args.svg else "png")
+    print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+def cmd_describe(args) -> int:
+    from hdeeprm.analysis.runs import describe_workload, format_summary
+
+    summary = describe_workload(args.workload, platform=args.platform, hierarchy=args.hierarchy,
+                                nb_jobs=args.nb_jobs, seed=args.seed)
+    print(format_summary(summary))
+    if args.figure:
+        from hdeeprm.analysis.plots import save_figure
+        from hdeeprm.analysis.plots.figures import workload_figure
+
+        fig = workload_figure(summary.columns, f"{Path(args.workload).name}: {summary.nb_jobs} jobs")
+        print(f"figure: {save_figure(fig, args.figure)}")
+    return 0
+
+
+def cmd_jobstat(args) -> int:
+    from hdeeprm.analysis.runs import jobstat
+
+    print(f"{jobstat(args.workload, args.field, args.stat, seed=args.seed):.10g}")
+    return 0
+
+
+def cmd_clean(args) -> int:
+    from hdeeprm.analysis.runs import apply_clean, describe_plan, plan_clean
+
+    plan = plan_clean(args.run_dir, soft=args.soft)
+    if not args.dry_run:
+        apply_clean(plan)
+    print(describe_plan(plan, args.dry_run))
+    return 0

@@ -1,0 +1,149 @@
+"""``hdeeprm-launch``: run an original HDeepRM experiment (options file, agent file) here.
+
+    hdeeprm-launch OPTIONS.json [-a AGENT.py] [-cw CUSTOM.json] [-im IN.pt] [-om OUT.pt]
+                   [-nr N] [--backend embedded|batsim] [--out DIR]
+
+The options file has the original's schema: ``seed``, ``nb_resources``, ``nb_jobs``,
+``workload_file_path``, ``platform_file_path`` and ``pybatsim`` with ``log_level``, ``env``
+(see ``hdeeprm.rl.env``) and ``agent`` (``type`` CLASSIC or LEARNING, ``run`` train or test,
+``hidden``, ``lr``, ``gamma``; the legacy ``policy_pair`` such as ``"shortest-high_gflops"``
+selects that action, with a warning). Unknown keys are errors. Relative paths are taken from
+the options file's folder.
+
+Differences from the original, on purpose: outputs go to ``--out`` (default
+``runs/<options file name>``), never over the current folder; the N episodes share one agent
+(``-om`` is still written after every trained episode, atomically); a missing ``-im`` is
+reported; PyTorch is seeded from ``seed`` and episode k resets the environment with
+``seed + k``, so a run is reproducible; a LEARNING agent may
+also name a bundled algorithm with ``"algorithm": "reinforce" | "actor_critic" | "ppo"``
+instead of giving ``-a``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from hdeeprm.common.errors import ConfigError
+from hdeeprm.common.jsonfile import read_json_object
+from hdeeprm.rl.original_options import check_options, classic_action
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hdeeprm-launch", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("options_file", help="experiment options JSON (the original's schema)")
+    parser.add_argument("-cw", "--customworkload", help="Batsim JSON workload to use instead of the SWF trace")
+    parser.add_argument("-a", "--agent", help="Python file defining the learning agent")
+    parser.add_argument("-im", "--inmodel", help="checkpoint to load before the first episode")
+    parser.add_argument("-om", "--outmodel", help="checkpoint to write after each trained episode")
+    parser.add_argument("-nr", "--nbruns", type=int, default=1, help="number of episodes (default 1)")
+    parser.add_argument("--backend", choices=("embedded", "batsim"), default="embedded")
+    parser.add_argument("--batsim", metavar="PATH",
+                        help="batsim executable for --backend batsim (default: $HDEEPRM_BATSIM, then PATH)")
+    parser.add_argument("--out", help="output folder (default runs/<options file name>)")
+    return parser
+
+
+def launch(args) -> int:
+    import torch  # noqa: F401  (before any work: a missing torch gets the install hint)
+
+    from hdeeprm.rl.env import HeteroEnv
+
+    source = args.options_file
+    options = check_options(read_json_object(source), source)
+    if args.nbruns < 1:
+        raise ConfigError(f"-nr {args.nbruns}: expected at least 1 episode")
+    agent_opts = options["pybatsim"]["agent"]
+    seed = options.get("seed", 0)
+    workload = str(Path(args.customworkload).resolve()) if args.customworkload else None
+    env = HeteroEnv.from_options(Path(source), workload=workload, backend=args.backend,
+                                 backend_options={"batsim": args.batsim} if args.backend == "batsim" else None)
+    try:
+        return _run_episodes(args, env, options, agent_opts, source, workload, seed)
+    finally:
+        env.close()  # the Batsim backend stops its process and removes its temporary folder
+
+
+def _run_episodes(args, env, options, agent_opts, source, workload, seed) -> int:
+    import torch
+
+    from hdeeprm.rl.agent import load_agent_class
+    from hdeeprm.rl.agents import ALGORITHMS, build_agent
+    from hdeeprm.rl.agents.common import load_checkpoint, save_checkpoint
+    from hdeeprm.rl.train import FixedActionAgent, HDeepRMLogs, Progress, observation_size, run_episode
+
+    if "nb_resources" in options and options["nb_resources"] != env.platform.nb_machines:
+        warnings.warn(f"{source}: nb_resources is {options['nb_resources']} but the platform has "
+                      f"{env.platform.nb_machines} cores; using the platform's", stacklevel=1)
+    nb_actions, obs_size = env.action_space.n, observation_size(env)
+
+    optimizer = None
+    if agent_opts["type"] == "CLASSIC":
+        agent = FixedActionAgent(classic_action(env, agent_opts, source))
+        train = False
+    else:
+        for key in ("gamma", "hidden", "lr"):
+            if key not in agent_opts:
+                raise ConfigError(f"{source}: pybatsim.agent.{key}: missing; needed by a LEARNING agent")
+        if args.agent:
+            cls = load_agent_class(args.agent)
+        elif agent_opts.get("algorithm") in ALGORITHMS:
+            cls = ALGORITHMS[agent_opts["algorithm"]]
+        else:
+            raise ConfigError(f"{source}: a LEARNING agent needs -a AGENT.py or pybatsim.agent.algorithm "
+                              f"(one of {', '.join(a for a in ALGORITHMS if a != 'classic')})")
+        agent = build_agent(cls, float(agent_opts["gamma"]), int(agent_opts["hidden"]), nb_actions,
+                            obs_size, seed=seed)
+        optimizer = torch.optim.Adam(agent.parameters(), lr=float(agent_opts["lr"]))
+        if args.inmodel:
+            if os.path.isfile(args.inmodel):
+                load_checkpoint(args.inmodel, agent, optimizer)
+            else:
+                print(f"hdeeprm-launch: {args.inmodel} does not exist yet; starting from fresh weights",
+                      file=sys.stderr)
+        train = agent_opts.get("run", "train") == "train"
+
+    out = Path(args.out) if args.out else Path("runs") / Path(source).stem
+    logs = HDeepRMLogs(out, nb_actions)
+    resolved = {**options, "launch": {
+        "options_file": os.path.abspath(source), "agent_file": args.agent and os.path.abspath(args.agent),
+        "custom_workload": workload, "input_model": args.inmodel, "output_model": args.outmodel,
+        "nb_runs": args.nbruns, "backend": args.backend, "actions": env.config.action_names(),
+        "train": train}}
+    (out / "options_resolved.json").write_text(json.dumps(resolved, indent=2) + "\n")
+    progress = Progress(args.nbruns, "episodes")
+    for k in range(args.nbruns):
+        record = run_episode(env, agent, seed=seed + k, train=train, optimizer=optimizer)
+        logs.write(k, record)
+        if train and args.outmodel:
+            save_checkpoint(args.outmodel, agent, optimizer, {"episode": k, "seed": seed})
+        progress.update(record)
+        m = record.metrics
+        print(f"episode {k}: reward {record.reward:.6g}, {record.steps} decisions, makespan "
+              f"{m.get('makespan', float('nan')):.1f} s, mean wait {m.get('mean_waiting_time', float('nan')):.1f} s"
+              + (f", loss {record.losses['loss']:.6g}" if record.losses else ""))
+    print(f"outputs in {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from hdeeprm.common.errors import report_errors
+
+    args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = _one_line_warning
+        return report_errors("hdeeprm-launch", lambda: launch(args))
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"hdeeprm-launch: warning: {message}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""``hdeeprm train`` and ``evaluate``: learning agents on experiments, and paired comparisons with
+the classic policies on held-out windows."""
+
+from __future__ import annotations
+
+import os
+
+from hdeeprm.cli.arguments import add_engine_args
+
+
+def add_subcommands(sub) -> dict:
+    """Add train and evaluate to the ``hdeeprm`` subparsers; returns {name: handler}."""
+    tr = sub.add_parser("train", help="train an agent on an experiment (file or bundled name), then evaluate it")
+    tr.add_argument("experiment", help="experiment JSON, or a bundled experiment name (quickstart)")
+    tr.add_argument("--out", help="output folder (default runs/<experiment name>)")
+    tr.add_argument("--episodes", type=int, help="training episodes (overrides the experiment)")
+    tr.add_argument("--algorithm", choices=("ppo", "kernel_ppo", "reinforce", "actor_critic"))
+    tr.add_argument("--seed", type=int, help="root seed (overrides the experiment)")
+    tr.add_argument("--init", help="checkpoint to start from")
+    tr.add_argument("--tensorboard", metavar="DIR", help="also log to TensorBoard in DIR (needs tensorboard)")
+    tr.add_argument("--no-evaluate", action="store_true", help="skip the comparison with the classic policies")
+    tr.add_argument("--backfill", choices=("none", "easy"),
+                    help="EASY backfilling under the agent (overrides the experiment)")
+    tr.add_argument("--rollout-batch", type=int, help="episodes per update, played in parallel (default: --workers)")
+    add_engine_args(tr, "rollout workers (default: none, the agent plays and learns episode by episode; "
+                        "with --engine ray: the cluster's CPUs)")  # hdeeprm.rl.train.train_batched
+
+    ev = sub.add_parser("evaluate", help="compare an agent checkpoint with the classic policies, paired on "
+                                         "held-out windows")
+    ev.add_argument("experiment", help="experiment JSON, or a bundled experiment name (quickstart)")
+    ev.add_argument("--model", help="checkpoint written by train (default: only the classic policies)")
+    ev.add_argument("--episodes", type=int, help="evaluation episodes (overrides eval_episodes)")
+    ev.add_argument("--seed", type=int, help="root seed (overrides the experiment)")
+    ev.add_argument("--out", help="folder for evaluation.csv, evaluation_windows.csv, comparison.csv and "
+                                  "evaluation.png (default: print only)")
+    ev.add_argument("--backfill", choices=("none", "easy"),
+                    help="EASY backfilling under the agent (overrides the experiment)")
+    return {"train": cmd_train, "evaluate": cmd_evaluate}
+
+
+def _with_backfill(config, backfill: str | None):
+    if backfill is None:
+        return config
+    import dataclasses
+
+    return dataclasses.replace(config, backfill=None if backfill == "none" else backfill)
+
+
+def cmd_train(args) -> int:
+    from hdeeprm.analysis.evaluation import evaluate, print_table
+    from hdeeprm.rl.experiment import ExperimentConfig
+    from hdeeprm.rl.train import train
+
+    config = _with_backfill(ExperimentConfig.load(args.experiment, episodes=args.episodes, algorithm=args.algorithm,
+                                                  seed=args.seed, rollout_batch=args.rollout_batch), args.backfill)
+    out = args.out or os.path.join("runs", os.path.splitext(os.path.basename(args.experiment))[0])
+    summary = train(config, out, init=args.init, tensorboard=args.tensorboard, workers=args.workers,
+                    engine=args.engine, address=args.address)
+    print(f"trained {config.algorithm} for {config.episodes} episodes in {summary['wall_seconds']:.1f} s; "
+          f"outputs in {out}")
+    if not args.no_evaluate:
+        if summary.get("validation_best") is not None:
+            print(f"checkpoint chosen on the validation windows: {summary['checkpoint']} "
+                  f"(mean objective {summary['validation_best']:.6g})")
+        rows = evaluate(config, summary["checkpoint"], out_dir=out, progress=None)
+        print_table(rows, config)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from hdeeprm.analysis.evaluation import evaluate, print_table
+    from hdeeprm.rl.experiment import ExperimentConfig
+
+    config = _with_backfill(ExperimentConfig.load(args.experiment, eval_episodes=args.episodes, seed=args.seed),
+                            args.backfill)
+    rows = evaluate(config, args.model, out_dir=args.out, progress=None)
+    print_table(rows, config)
+    return 0

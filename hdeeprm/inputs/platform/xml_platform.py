@@ -1,0 +1,198 @@
+"""SimGrid/Batsim platform XML -> :class:`Platform` (flat: no hierarchy).
+
+Only what the embedded engine needs is read: the compute hosts with their speed per p-state,
+initial p-state and power per p-state. Links, routes and zones are ignored (jobs never
+communicate in the supported workloads).
+
+Machine ids follow Batsim: compute hosts sorted by byte-wise order of their ids, whatever
+their declaration order or nesting in zones, the master host excluded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from lxml import etree
+
+from hdeeprm.common.errors import PlatformError
+from hdeeprm.inputs.platform.model import Platform
+from hdeeprm.inputs.platform.typelib import SPEED_UNITS, PathLike, parse_quantity
+
+#: Power properties, in order of preference: SimGrid >= 3.25 name, then the older one that
+#: HDeepRM's generated platforms use.
+WATTAGE_PROPERTIES = ("wattage_per_state", "watt_per_state")
+
+# SimGrid elements that create hosts implicitly; not expanded here, so refuse them rather than
+# silently losing machines.
+_UNSUPPORTED_HOST_MAKERS = ("cluster", "cabinet", "peer")
+
+
+@dataclass(frozen=True)
+class _Host:
+    name: str
+    speeds: tuple[float, ...]
+    pstate: int
+    watts: tuple[tuple[float, float], ...] | None  # (idle, full) per p-state; None: not given
+
+
+def _safe_parser() -> etree.XMLParser:
+    # The DOCTYPE points at simgrid.org: never fetch it, never expand entities.
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                           dtd_validation=False, huge_tree=False)
+
+
+def _parse_tree(path: PathLike) -> etree._Element:
+    source = str(path)
+    if not Path(path).is_file():
+        raise PlatformError(source, None, "platform file not found")
+    try:
+        root = etree.parse(source, _safe_parser()).getroot()
+    except etree.XMLSyntaxError as exc:
+        line = getattr(exc, "lineno", None)
+        raise PlatformError(source, f"line {line}" if line else None,
+                            f"malformed XML: {exc.msg}") from None
+    if root.tag != "platform":
+        raise PlatformError(source, f"line {root.sourceline}",
+                            f"expected a <platform> root element, found <{root.tag}>")
+    return root
+
+
+class _HostReader:
+    """Reads one <host> element, raising errors that name the host and the attribute."""
+
+    def __init__(self, source: str, element: etree._Element):
+        self.source = source
+        self.element = element
+        self.name = element.get("id", "")
+
+    def error(self, message: str, field: str | None = None) -> PlatformError:
+        where = f"host {self.name!r} (line {self.element.sourceline})"
+        return PlatformError(self.source, where, message, field)
+
+    def speeds(self) -> tuple[float, ...]:
+        text = self.element.get("speed")
+        if text is None:
+            raise self.error("missing attribute", "speed")
+        values = []
+        for i, part in enumerate(text.split(",")):
+            try:
+                value = parse_quantity(part, SPEED_UNITS)
+            except ValueError as exc:
+                raise self.error(f"p-state {i}: {exc}", "speed") from None
+            # SimGrid accepts 0 flop/s (used to model boot time); only negatives are nonsense.
+            if value < 0:
+                raise self.error(f"p-state {i}: negative speed {part.strip()!r}", "speed")
+            values.append(value)
+        return tuple(values)
+
+    def pstate(self, nb_pstates: int) -> int:
+        text = self.element.get("pstate", "0")
+        try:
+            pstate = int(text.strip())
+        except ValueError:
+            raise self.error(f"expected an integer, found {text!r}", "pstate") from None
+        if not 0 <= pstate < nb_pstates:
+            raise self.error(f"p-state {pstate} out of range: the host has {nb_pstates} "
+                             f"p-state(s) (0..{nb_pstates - 1})", "pstate")
+        return pstate
+
+    def properties(self) -> dict[str, str]:
+        return {prop.get("id"): prop.get("value", "")
+                for prop in self.element.findall("prop") if prop.get("id") is not None}
+
+    def watts(self, nb_pstates: int) -> tuple[tuple[float, float], ...] | None:
+        props = self.properties()
+        name = next((n for n in WATTAGE_PROPERTIES if n in props), None)
+        if name is None:
+            return None
+        entries = props[name].split(",")
+        if len(entries) != nb_pstates:
+            raise self.error(f"{len(entries)} power entries for {nb_pstates} p-state(s) in "
+                             "'speed'; expected one 'idle:full' per p-state", name)
+        return tuple(self._power_entry(name, i, entry) for i, entry in enumerate(entries))
+
+    def _power_entry(self, name: str, index: int, entry: str) -> tuple[float, float]:
+        parts = entry.split(":")
+        if len(parts) not in (2, 3):
+            raise self.error(f"p-state {index}: expected 'idle:full' or 'idle:epsilon:full' "
+                             f"watts, found {entry.strip()!r}", name)
+        try:
+            values = [float(p) for p in parts]
+        except ValueError:
+            raise self.error(f"p-state {index}: expected numbers, found {entry.strip()!r}",
+                             name) from None
+        if any(not np.isfinite(v) or v < 0 for v in values):
+            raise self.error(f"p-state {index}: watts must be finite and non-negative, found "
+                             f"{entry.strip()!r}", name)
+        # With three values SimGrid bills 'epsilon' at an infinitesimal load and 'full' at
+        # full load; the engine's linear model keeps the idle and full ends only.
+        return values[0], values[-1]
+
+    def read(self) -> _Host:
+        if not self.name:
+            raise PlatformError(self.source, f"line {self.element.sourceline}",
+                                "<host> without an id", "id")
+        speeds = self.speeds()
+        return _Host(self.name, speeds, self.pstate(len(speeds)), self.watts(len(speeds)))
+
+
+def _read_hosts(source: str, root: etree._Element, master_host: str) -> list[_Host]:
+    for tag in _UNSUPPORTED_HOST_MAKERS:
+        element = next(root.iter(tag), None)
+        if element is not None:
+            raise PlatformError(source, f"line {element.sourceline}",
+                                f"<{tag}> elements are not supported; declare each compute "
+                                "machine as a <host>")
+    hosts: list[_Host] = []
+    seen: dict[str, int] = {}
+    for element in root.iter("host"):
+        name = element.get("id", "")
+        if name in seen:
+            raise PlatformError(source, f"host {name!r} (line {element.sourceline})",
+                                f"duplicate host id, first declared on line {seen[name]}", "id")
+        seen[name] = element.sourceline
+        if name == master_host:
+            continue
+        hosts.append(_HostReader(source, element).read())
+    if not hosts:
+        raise PlatformError(source, None,
+                            f"no compute host (every <host> other than {master_host!r})")
+    return hosts
+
+
+def load_xml_platform(path: PathLike, master_host: str = "master_host") -> Platform:
+    """Read a SimGrid/Batsim platform XML into a flat :class:`Platform`.
+
+    Every ``<host>`` in the tree except ``master_host`` is a machine; machine ids follow the
+    byte-wise order of host ids (Python's ``str`` order, which is UTF-8 byte order). Speeds
+    are in flop/s, watts in W; hosts with fewer p-states than others are padded with NaN.
+    A host without a power property consumes 0 W. ``hierarchy`` is None: attach one with
+    :func:`hdeeprm.inputs.platform.attach_hierarchy`.
+    """
+    source = str(path)
+    hosts = sorted(_read_hosts(source, _parse_tree(path), master_host), key=lambda h: h.name)
+    width = max(len(h.speeds) for h in hosts)
+    speeds = np.full((len(hosts), width), np.nan)
+    idle = np.full((len(hosts), width), np.nan)
+    full = np.full((len(hosts), width), np.nan)
+    for i, host in enumerate(hosts):
+        n = len(host.speeds)
+        speeds[i, :n] = host.speeds
+        if host.watts is None:
+            idle[i, :n] = 0.0
+            full[i, :n] = 0.0
+        else:
+            idle[i, :n] = [w[0] for w in host.watts]
+            full[i, :n] = [w[1] for w in host.watts]
+    return Platform(
+        host_names=tuple(h.name for h in hosts),
+        speeds=speeds,
+        watts_idle=idle,
+        watts_full=full,
+        nb_pstates=np.array([len(h.speeds) for h in hosts]),
+        initial_pstate=np.array([h.pstate for h in hosts]),
+        hierarchy=None,
+        source=source,
+    )

@@ -1,0 +1,73 @@
+"""Workloads: Batsim JSON files, SWF traces and their conversion into Batsim jobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hdeeprm.inputs.workload.batsim_json import (
+    SUPPORTED_PROFILE_TYPES,
+    dump_batsim_workload,
+    parse_batsim_workload,
+    read_batsim_workload,
+    write_batsim_workload,
+)
+from hdeeprm.inputs.workload.convert import (
+    ConversionOptions,
+    ConversionReport,
+    JobLimits,
+    job_limits,
+    swf_to_workload,
+)
+from hdeeprm.inputs.workload.model import Job, Profile, Workload, WorkloadArrays
+from hdeeprm.inputs.workload.swf import FIELD_NAMES as SWF_FIELDS
+from hdeeprm.inputs.workload.swf import SwfTrace, parse_swf, read_swf
+
+__all__ = [
+    "ConversionOptions",
+    "ConversionReport",
+    "Job",
+    "JobLimits",
+    "Profile",
+    "SUPPORTED_PROFILE_TYPES",
+    "SWF_FIELDS",
+    "SwfTrace",
+    "Workload",
+    "WorkloadArrays",
+    "dump_batsim_workload",
+    "job_limits",
+    "load_workload",
+    "parse_batsim_workload",
+    "parse_swf",
+    "read_batsim_workload",
+    "read_swf",
+    "swf_to_workload",
+    "write_batsim_workload",
+]
+
+
+def load_workload(
+    path: str | Path,
+    options: ConversionOptions | None = None,
+    *,
+    rng: np.random.Generator | None = None,
+    **conversion: Any,
+) -> Workload:
+    """Load a workload by file name: ``*.json`` is read as Batsim JSON, anything else
+    (``.swf``, ``.swf.gz``...) is converted from SWF.
+
+    For SWF, ``conversion`` keywords (the fields of :class:`ConversionOptions`) override
+    those of ``options``; unknown keywords are errors. A Batsim JSON workload is taken as it
+    is: conversion settings do not apply to it and are ignored (so callers can pass the same
+    settings whatever the file). Use :func:`swf_to_workload` to also get the report.
+    """
+    if conversion:
+        # Checked even for JSON input, so that a misspelt option never passes silently.
+        base = options.to_dict() if options is not None else {}
+        options = ConversionOptions.from_dict({**base, **conversion})
+    if str(path).lower().endswith(".json"):
+        return read_batsim_workload(path)
+    workload, _ = swf_to_workload(path, options, rng=rng)
+    return workload

@@ -1,0 +1,774 @@
+"""HeteroEnv: HDeepRM's scheduling problem as a Gymnasium environment.
+
+One step is one scheduling decision. At a decision point (something was submitted or
+completed and jobs are waiting), the agent picks an action: a (job key, core key) pair,
+applied as one scheduling pass (``hdeeprm.simulation.policies``), or the void action, which starts
+nothing. The environment then simulates until the next decision point and returns what the
+agent sees there.
+
+Observations (float32, all in [0, 1]; ``observation`` option):
+  normal   per node its free memory fraction, then per processor of the node its free
+           memory-bandwidth fraction followed, per core of that processor, by three values:
+           speed fraction (1 in P0, 0.75 in P1, 0 idle), power fraction (1 busy, 0.25 in P2,
+           0.05 in P3) and the remaining fraction of the requested work of the job it serves
+           (0 when idle; it moves with the work actually done, at the core's real speed);
+           then the queue part below
+  small    the node and processor values only, then the queue part
+  minimal  the queue part only
+Queue part (21 values): for requested time, requested cores, memory per core and memory
+bandwidth per core of the waiting jobs: minimum, 25th percentile, median, 75th percentile
+and maximum, each divided by the workload's job limit (99th percentile over the whole
+workload) and clipped to 1; then the queue variation: with L the queue length now, L' at the
+previous observation and s the ``queue_sensitivity``, 1 if L' = 0 < L, 0 if L = 0, else
+clip(((L - L') / min(L, L') + s) / (2 s), 0, 1) (0.5 means unchanged).
+
+Rewards (``objective`` option, see ``hdeeprm.simulation.objectives``): each reward is minus the
+growth of the objective's cost between a decision and the next one, so that an episode's
+return is exactly minus the objective: HDeepRM's avg_job_slowdown, avg_job_completion,
+avg_utilization, makespan, energy_consumption and edp, the literature's
+avg_bounded_slowdown (bound ``bsld_bound``, 10 s by default) and avg_waiting_time, or a
+function of the finished jobs. ``reward_scale`` multiplies every reward (returns in seconds
+or joules are large numbers).
+
+Actions (``action_space`` option). ``"pairs"``, HDeepRM's: by default the 36 pairs of
+``hdeeprm.simulation.keys`` (index 6 x job + core) and void (index 36), or the subset of an HDeepRM options file's ``actions`` block. ``action_masks()``
+(also in ``info["action_mask"]``) tells which actions would start at least one job now; void
+is always allowed (without void in the set, when no action would start a job, all are). An action that starts nothing leaves the queue as it is and the
+simulation moves on to the next submission or completion. One exception keeps a run from
+stalling: void while nothing runs and every remaining job is already waiting would wait for
+ever, so the first pair of the action set is applied instead (``info["void_overridden"]``).
+
+``"job_window"``, RLScheduler's: the agent picks one of the first ``window_jobs`` waiting
+jobs, placed with ``window_core_key``; observation and semantics in ``hdeeprm.rl.job_window``.
+``backfill="easy"`` adds EASY backfilling under either action space (around the blocked
+job of a pass, or around the job the agent chose).
+
+Episodes: the whole workload, or (``episode_jobs`` = N) a window of N consecutive jobs whose
+start is drawn from the generator seeded by ``reset(seed=...)``. ``max_steps`` and
+``max_sim_time`` truncate an episode.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import gymnasium as gym
+import numpy as np
+
+from hdeeprm.backends import BACKENDS, make_simulator
+from hdeeprm.common.errors import ConfigError
+from hdeeprm.common.jsonfile import read_json_object
+from hdeeprm.common.seeding import run_generators
+from hdeeprm.inputs.platform import load_platform, resolve_platform_name
+from hdeeprm.inputs.platform.flat import with_flat_hierarchy
+from hdeeprm.inputs.platform.model import Platform
+from hdeeprm.inputs.workload import job_limits, load_workload
+from hdeeprm.inputs.workload.model import Workload, WorkloadArrays
+from hdeeprm.rl.job_window import DEFAULT_WINDOW_JOBS, JobWindowObserver
+from hdeeprm.simulation.engine import REJECTED, SimulationResult
+from hdeeprm.simulation.keys import ALL_CORE_KEYS, DEFAULT_PAIRS, JOB_KEYS
+from hdeeprm.simulation.objectives import (
+    DEFAULT_BSLD_BOUND,
+    HDEEPRM_OBJECTIVES,
+    OBJECTIVES,
+    Objective,
+    RewardTracker,
+    check_objective,
+)
+from hdeeprm.simulation.policies import PolicyConfig, QueueScheduler
+from hdeeprm.simulation.resources import FITS
+
+ACTION_SPACES = ("pairs", "job_window")
+OBSERVATIONS = ("normal", "small", "minimal")
+QUEUE_FEATURES = 21
+SPEED_FRACTION = np.array([1.0, 0.75, 0.0, 0.0], dtype=np.float32)  # by p-state
+POWER_FRACTION = np.array([1.0, 1.0, 0.25, 0.05], dtype=np.float32)
+PERCENTILES = (0, 25, 50, 75, 100)
+
+Pair = tuple[str, str]
+
+
+def parse_action_set(block: Mapping[str, Any] | None, source: str = "actions") -> tuple[tuple[Pair, ...], bool]:
+    """The pairs and void flag of an HDeepRM ``actions`` block: ``{"selection": [{"JOBKEY":
+    ["COREKEY", ...]}, ...], "void": bool}``. Actions are numbered in list order, then key
+    order in each object, then core order. None gives the default 36 pairs and void."""
+    if block is None:
+        return DEFAULT_PAIRS, True
+    if not isinstance(block, Mapping):
+        raise ConfigError(f"{source}: expected an object with 'selection' and 'void'")
+    unknown = set(block) - {"selection", "void"}
+    if unknown:
+        raise ConfigError(f"{source}: unknown key {sorted(unknown)[0]!r}: expected 'selection' and 'void'")
+    if "void" not in block or not isinstance(block["void"], bool):
+        raise ConfigError(f"{source}.void: expected true or false")
+    selection = block.get("selection")
+    if not isinstance(selection, list):
+        raise ConfigError(f"{source}.selection: expected a list of {{job key: [core keys]}} objects")
+    pairs: list[Pair] = []
+    for i, item in enumerate(selection):
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"{source}.selection[{i}]: expected an object such as {{\"first\": [\"high_gflops\"]}}")
+        for job_key, core_keys in item.items():
+            where = f"{source}.selection[{i}].{job_key}"
+            if job_key not in JOB_KEYS:
+                raise ConfigError(f"{where}: unknown job selection key {job_key!r}: expected one of {', '.join(JOB_KEYS)}")
+            if not isinstance(core_keys, list) or not core_keys:
+                raise ConfigError(f"{where}: expected a non-empty list of core selection keys")
+            for core_key in core_keys:
+                if core_key not in ALL_CORE_KEYS:
+                    raise ConfigError(f"{where}: unknown core selection key {core_key!r}: "
+                                      f"expected one of {', '.join(ALL_CORE_KEYS)}")
+                pairs.append((job_key, core_key))
+    if not pairs:
+        raise ConfigError(f"{source}.selection: at least one job key / core key pair is needed")
+    if len(set(pairs)) != len(pairs):
+        raise ConfigError(f"{source}.selection: a pair is listed twice")
+    return tuple(pairs), block["void"]
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """What HeteroEnv does (frozen; the episode's mutable state lives in the env)."""
+
+    objective: Objective = "avg_job_slowdown"
+    queue_sensitivity: float = 0.05
+    observation: str = "normal"
+    actions: tuple[Pair, ...] = DEFAULT_PAIRS
+    void: bool = True
+    episode_jobs: int | None = None
+    max_steps: int | None = None
+    max_sim_time: float | None = None
+    backfill: str | None = None
+    reward_scale: float = 1.0
+    action_space: str = "pairs"
+    window_jobs: int = DEFAULT_WINDOW_JOBS
+    window_core_key: str = "high_gflops"
+    window_commit: bool = True  # the chosen job waits until it starts (False: chosen again at each event)
+    bsld_bound: float = DEFAULT_BSLD_BOUND  # s
+
+    def __post_init__(self):
+        check_objective(self.objective)
+        if self.action_space not in ACTION_SPACES:
+            raise ConfigError(f"action_space {self.action_space!r}: expected one of {', '.join(ACTION_SPACES)}")
+        if not isinstance(self.window_jobs, int) or isinstance(self.window_jobs, bool) or self.window_jobs < 1:
+            raise ConfigError(f"window_jobs {self.window_jobs!r}: expected a positive integer")
+        if not isinstance(self.window_commit, bool):
+            raise ConfigError(f"window_commit {self.window_commit!r}: expected true or false")
+        if self.window_core_key not in ALL_CORE_KEYS:
+            raise ConfigError(f"window_core_key {self.window_core_key!r}: expected one of {', '.join(ALL_CORE_KEYS)}")
+        if not (isinstance(self.bsld_bound, (int, float)) and np.isfinite(self.bsld_bound) and self.bsld_bound > 0):
+            raise ConfigError(f"bsld_bound {self.bsld_bound!r}: expected seconds > 0")
+        scale = self.reward_scale
+        if not (isinstance(scale, (int, float)) and np.isfinite(scale) and scale > 0):
+            raise ConfigError(f"reward_scale {self.reward_scale!r}: expected a finite number > 0")
+        if self.observation not in OBSERVATIONS:
+            raise ConfigError(f"observation {self.observation!r}: expected one of {', '.join(OBSERVATIONS)}")
+        if not (isinstance(self.queue_sensitivity, (int, float)) and self.queue_sensitivity > 0):
+            raise ConfigError(f"queue_sensitivity {self.queue_sensitivity!r}: expected a number > 0")
+        for name in ("episode_jobs", "max_steps"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value <= 0):
+                raise ConfigError(f"{name} {value!r}: expected a positive integer")
+        if self.max_sim_time is not None and not self.max_sim_time > 0:
+            raise ConfigError(f"max_sim_time {self.max_sim_time!r}: expected seconds > 0")
+        object.__setattr__(self, "actions", tuple(tuple(p) for p in self.actions))
+        for job_key, core_key in self.actions:
+            PolicyConfig(job_key, core_key, self.backfill)  # validates the names and backfill
+        if not self.actions:
+            raise ConfigError("actions: at least one job key / core key pair is needed")
+
+    @classmethod
+    def from_options(cls, env_block: Mapping[str, Any], source: str = "env") -> "EnvConfig":
+        """From an HDeepRM options file's ``pybatsim.env`` block (plus this project's own
+        keys: episode_jobs, max_steps, max_sim_time, backfill, reward_scale)."""
+        if not isinstance(env_block, Mapping):
+            raise ConfigError(f"{source}: expected an object")
+        known = {f.name for f in fields(cls)} - {"void"}
+        unknown = set(env_block) - known
+        if unknown:
+            raise ConfigError(f"{source}: unknown key {sorted(unknown)[0]!r}: expected some of {', '.join(sorted(known))}")
+        if "objective" not in env_block:
+            raise ConfigError(f"{source}.objective: missing; expected one of {', '.join(OBJECTIVES)}")
+        values = dict(env_block)
+        values["actions"], values["void"] = parse_action_set(values.get("actions"), f"{source}.actions")
+        return cls(**values)
+
+    @property
+    def nb_actions(self) -> int:
+        if self.action_space == "job_window":
+            return self.window_jobs
+        return len(self.actions) + (1 if self.void else 0)
+
+    def action_names(self) -> list[str]:
+        if self.action_space == "job_window":
+            return [f"job {i + 1} of the window" for i in range(self.window_jobs)]
+        return [f"{j}:{c}" for j, c in self.actions] + (["void"] if self.void else [])
+
+
+class ObservationBuilder:
+    """The observation layout of one platform (built once) and its values at a decision."""
+
+    def __init__(self, scheduler_hierarchy, kind: str, limits: np.ndarray, sensitivity: float):
+        h = scheduler_hierarchy
+        self.kind = kind
+        self.limits = limits  # (4,) job limits: time, cores, memory, bandwidth
+        self.sensitivity = float(sensitivity)
+        hardware = kind != "minimal"
+        per_core = 3 if kind == "normal" else 0
+        node_slot = np.zeros(h.nb_nodes, np.int64)
+        proc_slot = np.zeros(h.nb_processors, np.int64)
+        core_slot = np.zeros(h.nb_cores, np.int64)
+        if hardware:
+            # Depth-first: node, then each of its processors followed by its cores.
+            procs_of = [[] for _ in range(h.nb_nodes)]
+            for p, n in enumerate(h.processor_node.tolist()):
+                procs_of[n].append(p)
+            cores_of = [[] for _ in range(h.nb_processors)]
+            for c, p in enumerate(h.core_processor.tolist()):
+                cores_of[p].append(c)
+            pos = 0
+            for n in range(h.nb_nodes):
+                node_slot[n] = pos
+                pos += 1
+                for p in procs_of[n]:
+                    proc_slot[p] = pos
+                    pos += 1
+                    for c in cores_of[p]:
+                        core_slot[c] = pos
+                        pos += per_core
+            self.hardware_size = pos
+        else:
+            self.hardware_size = 0
+        self.node_slot, self.proc_slot, self.core_slot = node_slot, proc_slot, core_slot
+        self.size = self.hardware_size + QUEUE_FEATURES
+        self._previous_queue = 0
+
+    @property
+    def space(self) -> gym.spaces.Box:
+        return gym.spaces.Box(0.0, 1.0, shape=(self.size,), dtype=np.float32)
+
+    def reset(self) -> None:
+        self._previous_queue = 0
+
+    def build(self, scheduler: QueueScheduler, requests: np.ndarray, req_work: np.ndarray) -> np.ndarray:
+        obs = np.zeros(self.size, np.float32)
+        res = scheduler.resources
+        if self.kind != "minimal":
+            obs[self.node_slot] = res.node_free_kb / np.maximum(res.node_memory_kb, 1)
+            obs[self.proc_slot] = np.maximum(res.proc_bw_left, 0) / np.maximum(res.proc_bw_kbs, 1)
+        if self.kind == "normal":
+            pstate = res.sent_pstate
+            obs[self.core_slot] = SPEED_FRACTION[pstate]
+            obs[self.core_slot + 1] = POWER_FRACTION[pstate]
+            busy = np.flatnonzero(res.core_job >= 0)
+            if busy.size:
+                jobs = res.core_job[busy]
+                done = scheduler.engine.work_done(jobs)
+                obs[self.core_slot[busy] + 2] = np.clip(1.0 - done / np.maximum(req_work[jobs], 1e-300), 0.0, 1.0)
+        queue = scheduler.queue
+        base = self.hardware_size
+        if queue:
+            stats = np.percentile(requests[:, queue], PERCENTILES, axis=1)  # (5, 4)
+            obs[base:base + 20] = np.clip(stats.T / self.limits[:, None], 0.0, 1.0).ravel()
+        obs[base + 20] = self._variation(len(queue))
+        return obs
+
+    def _variation(self, length: int) -> float:
+        previous, self._previous_queue = self._previous_queue, length
+        if length == 0:
+            return 0.0
+        if previous == 0:
+            return 1.0
+        s = self.sensitivity
+        v = (length - previous) / min(length, previous)
+        return float(np.clip((v + s) / (2 * s), 0.0, 1.0))
+
+
+class HeteroEnv(gym.Env):
+    """Gymnasium environment of job scheduling on a heterogeneous cluster (module docstring).
+
+    ``platform``: a Platform, a platform JSON / XML path, or a bundled name ("gaia");
+    ``hierarchy``: hierarchy.json for an XML platform. ``workload``: a Workload,
+    WorkloadArrays, or a path (Batsim JSON, or SWF converted for the platform with ``nb_jobs``
+    and ``conversion_seed``). ``config`` (an EnvConfig) or its fields as keywords.
+    ``fast``: on the embedded backend, steps run in compiled code (``hdeeprm.simulation.fastsim``) unless
+    False, which runs the Python internals below, the reference the compiled steps are
+    tested against (same observations, rewards and masks, bit for bit). With the compiled
+    steps, ``env.engine`` is brought up to date at the end of each episode only.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, platform: Platform | str | os.PathLike, workload: Workload | WorkloadArrays | str | os.PathLike,
+                 config: EnvConfig | None = None, *, hierarchy: str | os.PathLike | None = None,
+                 backend: str = "embedded", backend_options: Mapping[str, Any] | None = None,
+                 nb_jobs: int | None = None, conversion_seed: int = 0, fast: bool | None = None,
+                 feature_limits: np.ndarray | None = None, time_origin: float = 0.0, **config_fields: Any):
+        if config is None:
+            config = EnvConfig(**config_fields)
+        elif config_fields:
+            config = EnvConfig(**{**asdict(config), **config_fields})
+        if backend not in BACKENDS:
+            raise ConfigError(f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+        self.config = config
+        self.backend = backend
+        # For backend="batsim": batsim (path), workdir, timeout_s, network, launcher.
+        self.backend_options = dict(backend_options or {})
+        self.platform = _as_platform(platform, hierarchy)
+        if self.platform.hierarchy is None:
+            # A flat SimGrid platform: each host one node, processor and core, without memory
+            # or bandwidth limits (hdeeprm.inputs.platform.flat).
+            self.platform = with_flat_hierarchy(self.platform)
+        self.workload = _as_workload_arrays(workload, self.platform, nb_jobs, conversion_seed)
+        if len(self.workload) == 0:
+            raise ConfigError(f"{workload}: the workload has no job")
+        self.time_origin = float(time_origin)  # the workload's t = 0 on the trace's clock (s)
+        if config.episode_jobs is not None and config.episode_jobs > len(self.workload):
+            raise ConfigError(f"episode_jobs {config.episode_jobs}: the workload has only {len(self.workload)} jobs")
+        if feature_limits is None:
+            limits = job_limits(self.workload)
+            feature_limits = [limits.max_time, limits.max_core, limits.max_mem, limits.max_mem_bw]
+        self._limits = np.array(feature_limits, dtype=np.float64)
+        if self._limits.shape != (4,) or not (np.isfinite(self._limits).all() and (self._limits > 0).all()):
+            raise ConfigError(f"feature_limits {feature_limits!r}: expected 4 positive numbers (requested time, "
+                              "cores, memory and bandwidth per core)")
+        self._actions: list[Pair | None] = list(config.actions) + ([None] if config.void else [])
+        self.action_space = gym.spaces.Discrete(len(self._actions))
+        hierarchy_ = self.platform.hierarchy
+        self._observer = ObservationBuilder(hierarchy_, config.observation, self._limits, config.queue_sensitivity)
+        self._window: JobWindowObserver | None = None
+        if config.action_space == "job_window":
+            self._window = JobWindowObserver(config.window_jobs, self._limits, self.platform.nb_machines)
+            self.action_space = gym.spaces.Discrete(config.window_jobs)
+            self.observation_space = self._window.space
+        else:
+            self.observation_space = self._observer.space
+        self._held: int | None = None  # job_window: the chosen job waiting to fit
+        self.engine = None
+        self.scheduler: QueueScheduler | None = None
+        self._done = True
+        # The compiled fast path (hdeeprm.simulation.fastsim) on the embedded backend unless fast=False;
+        # the Python internals below stay the reference it is tested against.
+        if fast and backend != "embedded":
+            raise ConfigError("fast=True needs the embedded backend")
+        from hdeeprm.simulation.fastsim import supports_clock
+
+        clock = self.backend_options.get("clock", "simgrid")
+        if fast and not supports_clock(clock):
+            raise ConfigError(f"fast=True: the compiled path does not run clock={clock!r} yet")
+        # The compiled steps implement HDeepRM's pairs and objectives; the rest runs here.
+        compiled = (config.action_space == "pairs" and isinstance(config.objective, str)
+                    and config.objective in HDEEPRM_OBJECTIVES)
+        if fast and not compiled:
+            raise ConfigError(f"fast=True: the compiled path runs the pairs action space with HDeepRM's "
+                              f"objectives only, not action_space={config.action_space!r} with "
+                              f"objective={config.objective!r}")
+        self._use_fast = backend == "embedded" and fast is not False and supports_clock(clock) and compiled
+        self._fast = None
+        self._action_codes = [(-1, -1) if pair is None else (JOB_KEYS.index(pair[0]), ALL_CORE_KEYS.index(pair[1]))
+                              for pair in self._actions]
+        self._action_job_keys = np.array([code[0] for code in self._action_codes], dtype=np.int64)
+
+    # ------------------------------------------------------------------ construction helpers
+
+    @classmethod
+    def from_options(cls, options: str | os.PathLike | Mapping[str, Any], *, workload=None,
+                     backend: str = "embedded", backend_options: Mapping[str, Any] | None = None,
+                     **config_fields: Any) -> "HeteroEnv":
+        """From an original HDeepRM options file (or its parsed JSON): the platform
+        (``platform_file_path``), the trace (``workload_file_path``, ``nb_jobs``, ``seed``)
+        unless ``workload`` is given (the launcher's ``-cw``), and the ``pybatsim.env``
+        block. Relative paths are taken from the options file's folder."""
+        source, base, data = _read_options(options)
+        pybatsim = data.get("pybatsim", {})
+        if not isinstance(pybatsim, Mapping) or "env" not in pybatsim:
+            raise ConfigError(f"{source}: pybatsim.env: missing; expected the environment's options")
+        config = EnvConfig.from_options(pybatsim["env"], f"{source}: pybatsim.env")
+        if config_fields:
+            config = EnvConfig(**{**asdict(config), **config_fields})
+        platform_path = data.get("platform_file_path")
+        if not platform_path:
+            raise ConfigError(f"{source}: platform_file_path: missing; expected an HDeepRM platform JSON")
+        if workload is None:
+            trace = data.get("workload_file_path")
+            if not trace:
+                raise ConfigError(f"{source}: workload_file_path: missing; expected an SWF trace (or pass a workload)")
+            workload = _resolve(base, trace)
+        seed = data.get("seed", 0)
+        if not isinstance(seed, int):
+            raise ConfigError(f"{source}: seed: expected an integer")
+        return cls(_resolve(base, platform_path), workload, config, backend=backend,
+                   backend_options=backend_options, nb_jobs=data.get("nb_jobs"), conversion_seed=seed)
+
+    # ------------------------------------------------------------------ Gymnasium API
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """``options={"window_start": k}``: the episode's window starts at job k (with
+        ``episode_jobs``) instead of a random job: evaluations on fixed windows."""
+        super().reset(seed=seed)
+        self._window_start = self._check_window_start(options)
+        # A window whose jobs are all rejected (too big for the platform) offers no decision:
+        # draw another one. The whole workload offering none is an input error.
+        for _ in range(100):
+            self._start_episode()
+            if not self._done:
+                break
+            if self._window_start is not None:
+                raise ConfigError(f"reset option window_start {self._window_start}: no job of that window "
+                                  "can run on this platform")
+            if self.config.episode_jobs is None:
+                raise ConfigError(f"{self.platform.source}: no job of the workload can run on this "
+                                  "platform (all need more cores or memory per core than it has)")
+        else:
+            raise ConfigError(f"episode_jobs {self.config.episode_jobs}: 100 windows in a row had no job "
+                              "that can run on this platform")
+        if self._fast is not None:
+            return self._fast_view(), self._info(False)
+        return self._observe(), self._info(False)
+
+    def _start_episode(self) -> None:
+        workload = self.workload
+        n = self.config.episode_jobs
+        self.episode_start = 0
+        if n is not None:
+            if self._window_start is not None:
+                self.episode_start = self._window_start
+            else:
+                self.episode_start = int(self.np_random.integers(0, len(workload) - n + 1))
+            workload = workload.window(self.episode_start, n)
+        if self.engine is not None:
+            self.engine.close()
+        self.engine = make_simulator(self.backend, self.platform, workload, **self.backend_options)
+        rng = self.np_random.spawn(1)[0]
+        jobs = self.engine.jobs
+        requested = np.where(np.isfinite(jobs.req_time), jobs.req_time, self._limits[0])
+        self._requests = np.vstack([requested, jobs.res, jobs.mem_mb, jobs.mem_bw_gbs])
+        self._observer.reset()
+        self._held = None
+        if self._window is not None:
+            self._window.reset()
+        self._steps = 0
+        self._completed = 0
+        self._wait_sum = 0.0
+        self._started = 0
+        self._mask = None
+        inverse_time = 1.0 / np.maximum(requested, 1.0)
+        if self._use_fast:
+            self._rewards = RewardTracker(self.config.objective, inverse_time)
+            self._start_fast_episode(rng)
+            return
+        self.scheduler = QueueScheduler(self.engine, PolicyConfig(backfill=self.config.backfill), rng=rng)
+        self._rewards = RewardTracker(self.config.objective, inverse_time,
+                                      nb_runnable=int(self.scheduler.resources.runnable_jobs().sum()),
+                                      bsld_bound=self.config.bsld_bound)
+        self.scheduler.on_begin()
+        self._done = not self._advance()
+        self._rewards.cost_at_decision = self._rewards.cost(self.engine, self.platform.nb_machines)
+
+    def _check_window_start(self, options: dict | None) -> int | None:
+        options = dict(options or {})
+        start = options.pop("window_start", None)
+        if options:
+            raise ConfigError(f"reset options: unknown key {sorted(options)[0]!r}: expected 'window_start'")
+        if start is None:
+            return None
+        n = self.config.episode_jobs
+        if n is None:
+            raise ConfigError("reset option window_start: needs episode_jobs (episodes on windows of the workload)")
+        last = len(self.workload) - n
+        if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or not 0 <= start <= last:
+            raise ConfigError(f"reset option window_start {start!r}: expected a job index in 0..{last}")
+        return int(start)
+
+    def step(self, action):
+        if self._done:
+            raise RuntimeError("step() called on a finished episode: call reset() first")
+        action = int(action)
+        if not 0 <= action < self.action_space.n:
+            raise ValueError(f"action {action} outside 0..{self.action_space.n - 1}")
+        if self._fast is not None:
+            return self._fast_step(action)
+        overridden = False
+        if self._window is not None:
+            self._choose_job(action)
+        else:
+            pair = self._actions[action]
+            if pair is None and self._void_would_stall():
+                pair, overridden = self.config.actions[0], True
+            if pair is not None:
+                self.scheduler.schedule(*pair)
+        self._commit()
+        self._steps += 1
+        terminated = not self._advance()
+        self._done = terminated
+        reward = self._rewards.reward(self.engine, self.platform.nb_machines) * self.config.reward_scale
+        truncated = False
+        if not terminated:
+            limit_steps, limit_time = self.config.max_steps, self.config.max_sim_time
+            truncated = bool((limit_steps and self._steps >= limit_steps)
+                             or (limit_time and self.engine.now >= limit_time))
+            self._done = truncated
+        self._mask = None
+        return self._observe(), float(reward), terminated, truncated, self._info(overridden)
+
+    def action_masks(self) -> np.ndarray:
+        """Which actions would start at least one job now (void: always)."""
+        if self._mask is None and self._fast is not None:
+            return np.ones(len(self._actions), dtype=bool)
+        if self._mask is None and self._window is not None:
+            self._mask = self._window.mask() if not self._done else np.ones(self.config.window_jobs, dtype=bool)
+        if self._mask is None:
+            mask = np.ones(len(self._actions), dtype=bool)
+            if not self._done:
+                fits_by_key: dict[str, bool] = {}
+                for i, pair in enumerate(self._actions):
+                    if pair is not None:
+                        job_key = pair[0]
+                        if job_key not in fits_by_key:
+                            fits_by_key[job_key] = self._first_job_fits(job_key)
+                        mask[i] = fits_by_key[job_key]
+                if not mask.any():
+                    # No void in the set and no job fits: every action starts nothing, so all
+                    # are equally valid (masked samplers need at least one).
+                    mask[:] = True
+            self._mask = mask
+        return self._mask.copy()
+
+    # ------------------------------------------------------------------ results
+
+    @property
+    def now(self) -> float:
+        if self._fast is not None:
+            return float(self._fast_info[0])
+        return self.engine.now if self.engine is not None else 0.0
+
+    def result(self) -> SimulationResult:
+        """The finished episode's outcome (Batsim outputs, metrics, over-utilisation)."""
+        if self._fast is not None:
+            if not self._done or self._fast.unfinished():
+                raise RuntimeError("result() needs an episode that ran to its end")
+            return self._fast.finish_engine()
+        if self.engine is None or not self._done or self.engine.nb_unfinished:
+            raise RuntimeError("result() needs an episode that ran to its end")
+        result = self.engine.result()
+        result.overutilization = self.scheduler.resources.records
+        return result
+
+    def close(self) -> None:
+        """Release the simulator (with the Batsim backend: stop batsim, remove its temporary
+        files)."""
+        if self.engine is not None:
+            self.engine.close()
+        super().close()
+
+    def window_job_indices(self) -> list[int]:
+        """job_window: the episode's job indices that the actions mean now (slot order)."""
+        if self._window is None:
+            raise RuntimeError("window_job_indices() needs action_space='job_window'")
+        return list(self._window.jobs)
+
+    @property
+    def episode_time_origin(self) -> float:
+        """The episode's t = 0 on the trace's clock: seconds since the trace's first job."""
+        return self.time_origin + float(self.workload.subtime[self.episode_start])
+
+    def action_name(self, action: int) -> str:
+        if self._window is not None:
+            jobs = self._window.jobs
+            return f"job {jobs[action]}" if action < len(jobs) else f"empty window slot {action}"
+        pair = self._actions[action]
+        return "void" if pair is None else f"{pair[0]}:{pair[1]}"
+
+    # ------------------------------------------------------------------ internals
+
+    def _advance(self) -> bool:
+        """Simulate up to the next point that calls for a decision; False at the end."""
+        engine, scheduler, rewards = self.engine, self.scheduler, self._rewards
+        window = self._window is not None
+        while True:
+            if window and self._held is None and scheduler.queue:
+                rewards.busy = self.platform.nb_machines - scheduler.resources.nb_free
+                return True
+            point = engine.next_decision_point()
+            if point is None:
+                rewards.advance(engine.now)
+                return False
+            rewards.advance(point.time)
+            due = scheduler.admit(point)
+            if point.completed:
+                rewards.leave(point.completed, engine)
+                self._completed += len(point.completed)
+            if point.submitted:
+                admitted = [j for j in point.submitted if engine.job_state[j] != REJECTED]
+                if admitted:
+                    rewards.enter(admitted)
+            if window:
+                if due and self._held is not None:
+                    if self.config.window_commit:
+                        self._start_or_hold(self._held)
+                    else:
+                        self._held = None  # the agent chooses again, with what this event changed
+                self._commit()
+                continue
+            if due and scheduler.queue:
+                rewards.busy = self.platform.nb_machines - scheduler.resources.nb_free
+                return True
+            self._commit()
+
+    def _choose_job(self, action: int) -> None:
+        jobs = self._window.jobs
+        if action >= len(jobs):
+            raise ValueError(f"action {action}: the window holds {len(jobs)} waiting jobs (see action_masks())")
+        self._start_or_hold(jobs[action])
+
+    def _start_or_hold(self, job: int) -> None:
+        """The chosen job starts if it fits; otherwise it waits at the head (EASY backfills
+        around it when configured)."""
+        core_key = self.config.window_core_key
+        if self.scheduler.start_job(job, core_key):
+            self._held = None
+        else:
+            self._held = job
+            self.scheduler.backfill(job, core_key)
+
+    def _commit(self) -> None:
+        started = self.scheduler.commit()
+        if started:
+            self._rewards.started(started)
+            jobs = self.engine.jobs
+            self._started += len(started)
+            self._wait_sum += float(self.engine.now * len(started) - jobs.subtime[started].sum())
+        self._rewards.busy = self.platform.nb_machines - self.scheduler.resources.nb_free
+
+    def _void_would_stall(self) -> bool:
+        scheduler = self.scheduler
+        nothing_runs = scheduler.resources.nb_free == self.platform.nb_machines
+        return nothing_runs and self.engine.nb_unfinished == len(scheduler.queue)
+
+    def _first_job_fits(self, job_key: str) -> bool:
+        scheduler = self.scheduler
+        if job_key == "random":
+            return any(scheduler.resources.fit_status(j) == FITS for j in scheduler.queue)
+        job = scheduler.first_by(job_key)
+        return job is not None and scheduler.resources.fit_status(job) == FITS
+
+    def _observe(self) -> np.ndarray:
+        if self._window is not None:
+            return self._window.build(self.scheduler, self._requests, self.engine.now)
+        return self._observer.build(self.scheduler, self._requests, self.engine.jobs.req_work)
+
+    # The fast path: the same steps in compiled code (hdeeprm.simulation.fastsim.envk), one call per step.
+
+    def _start_fast_episode(self, rng: np.random.Generator) -> None:
+        from hdeeprm.simulation import fastsim
+
+        observer, engine = self._observer, self.engine
+        self.scheduler = None
+        self._fast = fastsim.FastRun(
+            engine, job_keys={pair[0] for pair in self.config.actions},
+            core_keys={pair[1] for pair in self.config.actions},
+            backfill=self.config.backfill == "easy", rng=rng,
+            env=dict(obs_kind=OBSERVATIONS.index(observer.kind), hardware_size=observer.hardware_size,
+                     node_slot=observer.node_slot, proc_slot=observer.proc_slot,
+                     core_slot=observer.core_slot, limits=observer.limits,
+                     sensitivity=observer.sensitivity, requests=self._requests,
+                     req_work=engine.jobs.req_work, objective=HDEEPRM_OBJECTIVES.index(self.config.objective),
+                     inverse_time=self._rewards.inverse_time))
+        self._fast_info = np.zeros(7)
+        self._done = not fastsim.envk.env_begin(self._fast.s)
+        if self._done:
+            self._fast.sync_engine()
+
+    def _fast_view(self) -> np.ndarray:
+        from hdeeprm.simulation.fastsim import envk
+
+        obs = np.zeros(self._observer.size, np.float32)
+        self._mask = np.empty(len(self._actions), dtype=bool)
+        envk.env_view(self._fast.s, self._action_job_keys, self._done, obs, self._mask, self._fast_info)
+        return obs
+
+    def _fast_step(self, action: int):
+        from hdeeprm.simulation.fastsim import envk
+
+        s = self._fast.s
+        job_key, core_key = self._action_codes[action]
+        overridden = job_key < 0 and envk.void_would_stall(s)
+        if overridden:
+            job_key, core_key = self._action_codes[0]
+        obs = np.zeros(self._observer.size, np.float32)
+        self._mask = np.empty(len(self._actions), dtype=bool)
+        terminated, truncated, reward = envk.env_step_view(
+            s, job_key, core_key, self.config.max_steps or 0, self.config.max_sim_time or 0.0,
+            self._action_job_keys, obs, self._mask, self._fast_info)
+        self._steps += 1
+        self._done = terminated or truncated
+        if terminated:
+            self._fast.sync_engine()
+        return obs, float(reward * self.config.reward_scale), terminated, truncated, self._info(overridden)
+
+    def _info(self, overridden: bool) -> dict:
+        if self._fast is not None:
+            time, queue, running, completed, started, wait_sum, energy = self._fast_info.tolist()
+            return {
+                "time": time,
+                "queue_length": int(queue),
+                "running_jobs": int(running),
+                "completed_jobs": int(completed),
+                "action_mask": self._mask.copy(),
+                "void_overridden": bool(overridden),
+                "episode_start": self.episode_start,
+                "metrics": {
+                    "started_jobs": int(started),
+                    "mean_waiting_time": wait_sum / started if started else 0.0,
+                    "energy_joules": energy,
+                },
+            }
+        engine = self.engine
+        return {
+            "time": float(engine.now),
+            "queue_length": len(self.scheduler.queue),
+            "running_jobs": engine.nb_running,
+            "completed_jobs": self._completed,
+            "action_mask": self.action_masks(),
+            "void_overridden": overridden,
+            "episode_start": self.episode_start,
+            "metrics": {
+                "started_jobs": self._started,
+                "mean_waiting_time": self._wait_sum / self._started if self._started else 0.0,
+                "energy_joules": float(engine.energy_so_far()),
+            },
+        }
+
+
+def _as_platform(platform, hierarchy) -> Platform:
+    if isinstance(platform, Platform):
+        if hierarchy is not None:
+            raise ConfigError("hierarchy: give it with a platform path, not with a Platform object")
+        return platform
+    return load_platform(resolve_platform_name(platform), hierarchy=hierarchy)
+
+
+def _as_workload_arrays(workload, platform: Platform, nb_jobs, seed) -> WorkloadArrays:
+    if isinstance(workload, WorkloadArrays):
+        return workload
+    if isinstance(workload, Workload):
+        return workload.compile()
+    loaded = load_workload(workload, nb_jobs=nb_jobs, max_res=platform.nb_machines,
+                           reference_speed_gflops=platform.hierarchy.reference_speed_gflops,
+                           rng=run_generators(seed)[0])
+    return loaded.compile()
+
+
+def _read_options(options) -> tuple[str, Path, dict]:
+    if isinstance(options, Mapping):
+        return "options", Path.cwd(), dict(options)
+    path = Path(options)
+    return str(path), path.parent, read_json_object(path)
+
+
+def _resolve(base: Path, value) -> str:
+    path = Path(value)
+    return str(path if path.is_absolute() else base / path)

@@ -1,0 +1,74 @@
+"""Original HDeepRM options files: their schema, checked strictly, and the action a CLASSIC
+agent plays (its first pair, or the legacy ``policy_pair``).
+
+Used by ``hdeeprm-launch`` and by ``hdeeprm crossval OPTIONS.json``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Mapping
+
+from hdeeprm.common.errors import ConfigError
+
+TOP_KEYS = {"seed", "nb_resources", "nb_jobs", "workload_file_path", "platform_file_path", "pybatsim"}
+PYBATSIM_KEYS = {"log_level", "env", "agent", "seed"}
+AGENT_KEYS = {"type", "run", "hidden", "lr", "gamma", "file", "input_model", "output_model",
+              "policy_pair", "algorithm"}
+AGENT_TYPES = ("CLASSIC", "LEARNING")
+
+
+def check_options(data: Any, source: str) -> dict:
+    """Validate an options file against the original's schema; returns it unchanged."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: expected a JSON object")
+    _no_unknown(data, TOP_KEYS, source)
+    pybatsim = data.get("pybatsim")
+    if not isinstance(pybatsim, Mapping):
+        raise ConfigError(f"{source}: pybatsim: missing; expected an object with env and agent")
+    _no_unknown(pybatsim, PYBATSIM_KEYS, f"{source}: pybatsim")
+    agent = pybatsim.get("agent")
+    if not isinstance(agent, Mapping):
+        raise ConfigError(f"{source}: pybatsim.agent: missing; expected an object with type and run")
+    _no_unknown(agent, AGENT_KEYS, f"{source}: pybatsim.agent")
+    if agent.get("type") not in AGENT_TYPES:
+        raise ConfigError(f"{source}: pybatsim.agent.type: {agent.get('type')!r}; expected CLASSIC or LEARNING")
+    for key, kind in (("hidden", int), ("lr", (int, float)), ("gamma", (int, float))):
+        if key in agent and not isinstance(agent[key], kind):
+            raise ConfigError(f"{source}: pybatsim.agent.{key}: expected a number")
+    for key in ("seed", "nb_jobs", "nb_resources"):
+        if key in data and not isinstance(data[key], int):
+            raise ConfigError(f"{source}: {key}: expected an integer")
+    return dict(data)
+
+
+def _no_unknown(block: Mapping, known: set[str], where: str) -> None:
+    unknown = sorted(set(block) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; expected some of {', '.join(sorted(known))}")
+
+
+def legacy_pair(text: str, source: str) -> tuple[str, str]:
+    """``"shortest-high_gflops"`` -> ("shortest", "high_gflops")."""
+    from hdeeprm.simulation.keys import ALL_CORE_KEYS, JOB_KEYS
+
+    for job_key in JOB_KEYS:
+        if text.startswith(job_key + "-") and text[len(job_key) + 1:] in ALL_CORE_KEYS:
+            return job_key, text[len(job_key) + 1:]
+    raise ConfigError(f"{source}: pybatsim.agent.policy_pair: {text!r}; expected JOBKEY-COREKEY "
+                      "such as shortest-high_gflops")
+
+
+def classic_action(env, agent_opts: dict, source: str) -> int:
+    """The action a CLASSIC agent plays: the first configured pair, or the legacy
+    ``policy_pair`` mapped to its action."""
+    if "policy_pair" not in agent_opts:
+        return 0
+    pair = legacy_pair(agent_opts["policy_pair"], source)
+    if pair not in env.config.actions:
+        raise ConfigError(f"{source}: pybatsim.agent.policy_pair {agent_opts['policy_pair']!r} "
+                          "is not in env.actions.selection")
+    action = env.config.actions.index(pair)
+    warnings.warn(f"{source}: the legacy policy_pair key is mapped to action {action} "
+                  f"({pair[0]}:{pair[1]}); prefer env.actions.selection", stacklevel=1)
+    return action

@@ -1,0 +1,674 @@
+"""Episodes, training and evaluation of agents on HeteroEnv.
+
+An episode: reset the env with a seed, let the agent decide at every decision point (with
+the action mask), hand it each reward, and at the end, when training, let it update itself
+(``agent.update(optimizer)``: one gradient step for REINFORCE and actor-critic, several
+epochs of minibatches for PPO). Everything an episode produced comes back as an
+``EpisodeRecord``; the callers write it in the original HDeepRM's log files and as Batsim
+outputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from hdeeprm.common.errors import ConfigError
+from hdeeprm.rl.env import HeteroEnv
+from hdeeprm.simulation.metrics import headline_metrics
+from hdeeprm.simulation.outputs import write_outputs
+
+
+@dataclass
+class EpisodeRecord:
+    """What one episode did: summed reward, update statistics, actions taken, the agent's
+    action probabilities at the first decision, and the simulation's headline metrics."""
+
+    seed: int
+    reward: float
+    steps: int
+    actions: list[int]
+    first_probs: list[float] | None
+    losses: dict[str, float]
+    metrics: dict[str, float]
+    wall_seconds: float
+    result: Any = field(default=None, repr=False)
+
+
+class FixedActionAgent:
+    """A classic policy as an agent: the same action at every decision (the original's
+    ClassicAgent played action 0, the first configured pair)."""
+
+    def __init__(self, action: int = 0):
+        self.action = action
+
+    def decide(self, observation, action_mask=None) -> int:
+        return self.action
+
+
+class RandomMaskedAgent:
+    """Uniformly random valid actions (the baseline a learned agent must beat)."""
+
+    def __init__(self, seed: int):
+        self.rng = np.random.default_rng(seed)
+
+    def decide(self, observation, action_mask) -> int:
+        return int(self.rng.choice(np.flatnonzero(action_mask)))
+
+
+def _accepts_mask(agent) -> bool:
+    try:
+        return len(inspect.signature(agent.decide).parameters) >= 2
+    except (TypeError, ValueError):
+        return False
+
+
+def run_episode(env: HeteroEnv, agent, *, seed: int, train: bool = False, optimizer=None,
+                options: dict | None = None) -> EpisodeRecord:
+    """One episode of ``agent`` on ``env``; with ``train``, the agent's update at the end.
+    ``options``: the env's reset options (``{"window_start": k}``: a fixed window)."""
+    t0 = time.perf_counter()
+    if hasattr(agent, "train"):
+        agent.train(train)
+    if hasattr(agent, "reset_episode"):
+        agent.reset_episode()
+    masked = _accepts_mask(agent)
+    obs, info = env.reset(seed=seed, options=options)
+    total, actions, done = 0.0, [], False
+    while not done:
+        action = agent.decide(obs, info["action_mask"]) if masked else agent.decide(obs)
+        action = int(action)
+        obs, reward, terminated, truncated, info = env.step(action)
+        if hasattr(agent, "rewarded"):
+            agent.rewarded(reward)
+        actions.append(action)
+        total += reward
+        done = terminated or truncated
+    losses: dict[str, float] = {}
+    if train and optimizer is not None:
+        losses = dict(agent.update(optimizer))
+    probs = getattr(agent, "probs", None)
+    result = env.result() if terminated else None
+    metrics = headline_metrics(result).as_dict() if result is not None else dict(info["metrics"])
+    return EpisodeRecord(seed, total, len(actions), actions, list(probs) if probs is not None else None,
+                         losses, metrics, time.perf_counter() - t0, result)
+
+
+class HDeepRMLogs:
+    """The original HDeepRM's log files, in an output folder instead of the current one:
+    rewards.log (summed reward per episode), makespans.log, losses.log (numbers, one line per
+    trained episode), actions.log (one action index per decision), probs.json (first-decision
+    probabilities: ``{"probs": [[p_a(ep 1), p_a(ep 2), ...] for each action a]}``). Each
+    episode's Batsim outputs go to ``episode_<k>/``."""
+
+    def __init__(self, out_dir: str | os.PathLike, nb_actions: int):
+        self.out = Path(out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.nb_actions = nb_actions
+        self.probs: list[list[float]] = [[] for _ in range(nb_actions)]
+
+    def write(self, index: int, record: EpisodeRecord) -> None:
+        with open(self.out / "rewards.log", "a") as f:
+            f.write(f"{record.reward!r}\n")
+        with open(self.out / "makespans.log", "a") as f:
+            f.write(f"{record.metrics.get('makespan', float('nan'))!r}\n")
+        if record.losses:
+            with open(self.out / "losses.log", "a") as f:
+                f.write(f"{record.losses['loss']!r}\n")
+        with open(self.out / "actions.log", "a") as f:
+            f.writelines(f"{a}\n" for a in record.actions)
+        if record.first_probs is not None:
+            for a in range(self.nb_actions):
+                self.probs[a].append(float(record.first_probs[a]))
+            _write_json_atomic(self.out / "probs.json", {"probs": self.probs})
+        if record.result is not None:
+            write_outputs(record.result, str(self.out / f"episode_{index}"))
+
+
+def _write_json_atomic(path: Path, data) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+class Progress:
+    """A one-line progress bar on stderr (episodes done, last reward, rate)."""
+
+    def __init__(self, total: int, label: str, stream=None, enabled: bool | None = None):
+        stream = sys.stderr if stream is None else stream  # looked up now: it may be replaced
+        self.total, self.label, self.stream = total, label, stream
+        self.enabled = stream.isatty() if enabled is None else enabled
+        self.start = time.perf_counter()
+        self.done = 0
+
+    def update(self, record: EpisodeRecord) -> None:
+        self.done += 1
+        if not self.enabled:
+            return
+        width = 24
+        filled = int(width * self.done / max(self.total, 1))
+        elapsed = time.perf_counter() - self.start
+        eta = elapsed / self.done * (self.total - self.done)
+        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
+                          f"{self.done}/{self.total} reward {record.reward:.4g} "
+                          f"{elapsed:.0f}s elapsed, {eta:.0f}s left ")
+        if self.done == self.total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def summarise(values: Iterable[float]) -> tuple[float, float]:
+    # Plain floats, so that files written with repr() hold numbers, not "np.float64(...)".
+    values = [float(v) for v in values]
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+    return mean, std
+
+
+# ---------------------------------------------------------------------- experiments
+
+
+class CheckpointSelector:
+    """Keeps ``best.pt``: the checkpoint whose greedy agent has the lowest mean objective on
+    the experiment's validation windows, checked every ``validation_every`` episodes (and
+    after the last). Each check is a line of ``validation.log``: episodes trained, mean
+    objective. Greedy play draws nothing from the agent's generator, so checking does not
+    change the training that follows."""
+
+    def __init__(self, config, out: Path):
+        self.every = config.validation_every
+        self.total = config.episodes
+        self.scale = config.reward_scale
+        self.path = out / "best.pt"
+        self.log = out / "validation.log"
+        self.best = math.inf
+        if self.every is not None:
+            self.env = config.make_env("validation", episode_jobs=config.evaluation_jobs)
+            self.windows = config.validation_windows()
+
+    @property
+    def enabled(self) -> bool:
+        return self.every is not None
+
+    def crossed(self, before: int, after: int) -> bool:
+        """Whether training from ``before`` to ``after`` episodes reached a check."""
+        if not self.enabled:
+            return False
+        return after // self.every > before // self.every or (after == self.total and before < after)
+
+    def check(self, agent, optimizer, episodes_done: int) -> float:
+        from hdeeprm.rl.agents.common import save_checkpoint
+
+        greedy, training = agent.greedy, agent.training
+        agent.greedy = True
+        values = [-run_episode(self.env, agent, seed=seed, options=options).reward / self.scale
+                  for seed, options in self.windows]
+        agent.greedy = greedy
+        agent.train(training)
+        agent.reset_episode()
+        mean = sum(values) / len(values)
+        with open(self.log, "a") as f:
+            f.write(f"{episodes_done} {mean!r}\n")
+        if mean < self.best:
+            self.best = mean
+            save_checkpoint(self.path, agent, optimizer, {"episode": episodes_done - 1, "validation_objective": mean})
+        return mean
+
+
+def observation_size(env) -> int:
+    """Values in one observation (a job window's matrix counts all its cells)."""
+    return int(np.prod(env.observation_space.shape))
+
+
+def _algorithm_class(name: str):
+    from hdeeprm.rl.agents import ALGORITHMS
+
+    return ALGORITHMS[name]
+
+
+def train(config, out_dir: str | os.PathLike, *, init: str | None = None,
+          tensorboard: str | None = None, progress: bool | None = None,
+          workers: int | None = None, engine: str = "local", address: str | None = None) -> dict:
+    """Train ``config.algorithm`` for ``config.episodes`` episodes; writes the HDeepRM logs,
+    ``model.pt`` (after every update, atomically) and ``experiment.json`` into ``out_dir``.
+
+    Without ``workers`` nor ``config.rollout_batch`` (and on the local engine), the agent plays
+    each episode itself and updates after each one. Otherwise episodes are collected in
+    batches of ``rollout_batch`` (default: ``workers``) by ``workers`` rollout workers of
+    ``engine`` (``local`` processes or ``ray`` actors, see :func:`train_batched`)."""
+    if config.vectorised:
+        if workers is not None or engine != "local":
+            raise ConfigError("vectorised training runs in this process: without --workers or --engine")
+        return train_vectorised(config, out_dir, init=init, tensorboard=tensorboard, progress=progress)
+    if workers is not None or config.rollout_batch is not None or engine != "local":
+        return train_batched(config, out_dir, init=init, tensorboard=tensorboard, progress=progress,
+                             workers=workers, engine=engine, address=address)
+    from hdeeprm.rl.agents.common import save_checkpoint
+    from hdeeprm.rl.experiment import episode_seeds
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "experiment.json").write_text(json.dumps(config.as_dict(), indent=2) + "\n")
+    env = config.make_env()
+    agent, optimizer, writer, logs, selector = _learner(config, env, out, init, tensorboard)
+    bar = Progress(config.episodes, f"training {config.algorithm}", enabled=progress)
+    checkpoint = out / "model.pt"
+    t0 = time.perf_counter()
+    returns = []
+    for k, seed in enumerate(episode_seeds(config.seed, config.episodes, stream=0)):
+        record = run_episode(env, agent, seed=seed, train=True, optimizer=optimizer)
+        logs.write(k, record)
+        save_checkpoint(checkpoint, agent, optimizer, {"episode": k, "algorithm": config.algorithm})
+        returns.append(record.reward)
+        if writer is not None:
+            writer.add_scalar("episode/return", record.reward, k)
+            for name, value in record.losses.items():
+                writer.add_scalar(f"loss/{name}", value, k)
+        if selector.crossed(k, k + 1):
+            selector.check(agent, optimizer, k + 1)
+        bar.update(record)
+    if writer is not None:
+        writer.close()
+    return _summary(checkpoint, selector, returns, t0)
+
+
+def _learner(config, env, out: Path, init: str | None, tensorboard: str | None):
+    """What every training loop starts from: the agent (from ``init``, else pre-trained if
+    the experiment asks), its optimiser, the TensorBoard writer (or None), the HDeepRM logs
+    and the checkpoint selector."""
+    import torch
+
+    from hdeeprm.rl.agents import build_agent
+    from hdeeprm.rl.agents.common import load_checkpoint
+
+    agent = build_agent(_algorithm_class(config.algorithm), config.gamma, config.hidden,
+                        env.action_space.n, observation_size(env), seed=config.seed)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=config.lr)
+    if init:
+        load_checkpoint(init, agent, optimizer)
+    else:
+        _pretrain(config, agent, optimizer, out)
+    writer = None
+    if tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(tensorboard)
+    return agent, optimizer, writer, HDeepRMLogs(out, env.action_space.n), CheckpointSelector(config, out)
+
+
+def _learner_generator(config):
+    """The learner's own generator (PPO's minibatch order), from stream 3 of the root seed."""
+    import torch
+
+    from hdeeprm.rl.experiment import episode_seeds
+
+    generator = torch.Generator()
+    generator.manual_seed(episode_seeds(config.seed, 1, stream=3)[0])
+    return generator
+
+
+def _pretrain(config, agent, optimizer, out: Path) -> None:
+    """Behaviour cloning before training when the experiment asks for it (pretrain.json)."""
+    if config.pretrain is None:
+        return
+    from hdeeprm.rl.agents.imitation import pretrain
+
+    report = pretrain(config, agent, optimizer)
+    _write_json_atomic(out / "pretrain.json", report)
+
+
+def _summary(checkpoint: Path, selector: CheckpointSelector, returns: list, t0: float, **extra) -> dict:
+    """What training returns; ``checkpoint`` is the one to evaluate: the validation's best
+    when there is a validation, else the last."""
+    chosen = selector.path if selector.enabled and selector.path.exists() else checkpoint
+    return {"checkpoint": str(chosen), "last_checkpoint": str(checkpoint), "returns": returns,
+            "validation_best": selector.best if selector.enabled else None,
+            "wall_seconds": time.perf_counter() - t0, **extra}
+
+
+# ---------------------------------------------------------------------- parallel rollouts
+#
+# Batched training: each update learns from ``rollout_batch`` episodes played with the same
+# weights. A rollout worker (a process, a Ray actor, or the learner's own process for one
+# worker) holds an environment and a copy of the agent, receives the weights with each
+# episode to play, and sends back what the episode saw and did (observations, masks,
+# actions, rewards). The learner then replays those decisions through its own agent, same
+# weights and same sampling seed, so that the agent holds exactly what its own update needs
+# (log-probabilities with their gradient, values) without simulating again; a replayed
+# action that differs from the played one stops the run.
+#
+# Seeds, all from the root seed: episode k's window from stream 0 (as in sequential
+# training), its action sampling from stream 2, the learner's own draws (PPO's minibatch
+# order) from stream 3. No seed depends on a worker, so runs with the same seed and
+# rollout_batch are identical whatever the number of workers or the engine.
+
+
+def play_vectorised(envs: list, agent, env_seeds: list[int], sampling_seeds: list[int]) -> list[dict]:
+    """Play one episode in each of ``envs`` in lockstep, the agent deciding for all of them
+    in one batched forward pass per step (PPO agents: ``act_batch``). Episode i samples from
+    its own generator seeded ``sampling_seeds[i]``, so its actions do not depend on the
+    other episodes. Returns, per episode, what PPO learns from and what the logs show."""
+    import torch
+
+    generators = [torch.Generator().manual_seed(int(seed)) for seed in sampling_seeds]
+    episodes = [{"observations": [], "masks": [], "actions": [], "log_probs": [], "values": [], "rewards": [],
+                 "first_probs": None, "t0": time.perf_counter()} for _ in envs]
+    current = []
+    for env, seed in zip(envs, env_seeds):
+        obs, info = env.reset(seed=int(seed))
+        current.append((obs, info["action_mask"]))
+    active = list(range(len(envs)))
+    while active:
+        observations = np.stack([np.asarray(current[i][0], dtype=np.float32).reshape(-1) for i in active])
+        masks = np.stack([current[i][1] for i in active])
+        actions, log_probs, values, probs = agent.act_batch(observations, masks, [generators[i] for i in active])
+        still = []
+        for row, i in enumerate(active):
+            e = episodes[i]
+            if e["first_probs"] is None:
+                e["first_probs"] = probs[row].tolist()
+            e["observations"].append(observations[row])
+            e["masks"].append(masks[row])
+            e["actions"].append(actions[row])
+            e["log_probs"].append(float(log_probs[row]))
+            e["values"].append(float(values[row]))
+            obs, reward, terminated, truncated, info = envs[i].step(actions[row])
+            e["rewards"].append(float(reward))
+            if terminated or truncated:
+                result = envs[i].result() if terminated else None
+                e["metrics"] = headline_metrics(result).as_dict() if result is not None else dict(info["metrics"])
+                e["result"] = result
+                e["truncated"] = truncated
+            else:
+                current[i] = (obs, info["action_mask"])
+                still.append(i)
+        active = still
+    return episodes
+
+
+def train_vectorised(config, out_dir: str | os.PathLike, *, init: str | None = None,
+                     tensorboard: str | None = None, progress: bool | None = None) -> dict:
+    """PPO with ``rollout_batch`` environments in this process and batched inference: each
+    update plays that many episodes in lockstep (:func:`play_vectorised`), then runs PPO's
+    epochs over all their decisions. Same logs and checkpoints as :func:`train`."""
+    import torch
+
+    from hdeeprm.rl.agents.ppo import PPOAgent
+
+    if not issubclass(_algorithm_class(config.algorithm), PPOAgent):
+        raise ConfigError(f"vectorised: the {config.algorithm} agent has no batched inference; use ppo or kernel_ppo")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    batch = config.rollout_batch or 8
+    (out / "experiment.json").write_text(json.dumps({**config.as_dict(), "rollout_batch": batch}, indent=2) + "\n")
+    envs = [config.make_env() for _ in range(batch)]
+    env = envs[0]
+    agent, optimizer, writer, logs, selector = _learner(config, env, out, init, tensorboard)
+    agent.generator = _learner_generator(config)  # PPO's minibatch order
+    bar = Progress(config.episodes, f"training {config.algorithm} ({batch} environments, batched)", enabled=progress)
+    checkpoint = out / "model.pt"
+    t0 = time.perf_counter()
+    returns = []
+    with _learner_threads(torch):
+        _train_vectorised_loop(config, agent, optimizer, envs, batch, logs, selector, bar, writer, checkpoint,
+                               returns)
+    for e in envs:
+        e.close()
+    if writer is not None:
+        writer.close()
+    return _summary(checkpoint, selector, returns, t0, rollout_batch=batch)
+
+
+def _train_vectorised_loop(config, agent, optimizer, envs, batch, logs, selector, bar, writer, checkpoint,
+                           returns) -> None:
+    from hdeeprm.rl.agents.common import save_checkpoint
+    from hdeeprm.rl.agents.ppo import concat_episodes
+    from hdeeprm.rl.experiment import episode_seeds
+
+    env_seeds = episode_seeds(config.seed, config.episodes, stream=0)
+    sampling_seeds = episode_seeds(config.seed, config.episodes, stream=2)
+    for start in range(0, config.episodes, batch):
+        stop = min(start + batch, config.episodes)
+        agent.train(True)
+        played = play_vectorised(envs[:stop - start], agent, env_seeds[start:stop], sampling_seeds[start:stop])
+        learned = [agent.episode_from(e["observations"], e["masks"], e["actions"], e["log_probs"], e["values"],
+                                      e["rewards"]) for e in played]
+        losses = agent.optimise(concat_episodes(learned), optimizer)
+        for k, e in zip(range(start, stop), played):
+            record = EpisodeRecord(env_seeds[k], sum(e["rewards"]), len(e["actions"]), e["actions"], e["first_probs"],
+                                   losses if k == stop - 1 else {}, e["metrics"], time.perf_counter() - e["t0"],
+                                   e["result"])
+            logs.write(k, record)
+            returns.append(record.reward)
+            if writer is not None:
+                writer.add_scalar("episode/return", record.reward, k)
+            bar.update(record)
+        if writer is not None:
+            for name, value in losses.items():
+                writer.add_scalar(f"loss/{name}", value, stop - 1)
+        save_checkpoint(checkpoint, agent, optimizer, {"episode": stop - 1, "algorithm": config.algorithm,
+                                                       "rollout_batch": batch})
+        if selector.crossed(start, stop):
+            selector.check(agent, optimizer, stop)
+
+
+@dataclass(frozen=True)
+class RolloutTask:
+    """One episode to play: the experiment, the agent's weights (numpy arrays), its seeds."""
+
+    config: Any
+    weights: dict
+    episode: int
+    env_seed: int
+    sampling_seed: int
+
+
+@dataclass
+class Trajectory:
+    """What a rollout worker sends back: one row per decision, and the episode's outcome."""
+
+    episode: int
+    env_seed: int
+    sampling_seed: int
+    observations: np.ndarray  # (T, *observation shape) float32
+    masks: np.ndarray  # (T, A) bool
+    actions: list[int]
+    rewards: list[float]
+    reward: float
+    metrics: dict
+    wall_seconds: float
+    result: Any = field(default=None, repr=False)
+
+
+_ROLLOUT_WORKERS: dict[str, tuple] = {}  # per process: experiment (as JSON) -> (env, agent)
+
+
+def _rollout_worker(config):
+    """This process's environment and agent for ``config``, built once and reused: an
+    episode depends only on the weights and seeds it is given."""
+    key = json.dumps(config.as_dict(), sort_keys=True)
+    if key not in _ROLLOUT_WORKERS:
+        from hdeeprm.rl.agents import build_agent
+
+        _ROLLOUT_WORKERS.clear()  # one experiment at a time: never more than one env kept
+
+        env = config.make_env()
+        agent = build_agent(_algorithm_class(config.algorithm), config.gamma, config.hidden,
+                            env.action_space.n, observation_size(env), seed=config.seed)
+        _ROLLOUT_WORKERS[key] = (env, agent)
+    return _ROLLOUT_WORKERS[key]
+
+
+def collect_rollout(task: RolloutTask) -> Trajectory:
+    """Play one training episode (in a rollout worker): sample actions, record the decisions."""
+    import torch
+
+    t0 = time.perf_counter()
+    env, agent = _rollout_worker(task.config)
+    agent.load_state_dict({name: torch.tensor(value) for name, value in task.weights.items()})
+    agent.set_seed(task.sampling_seed)
+    agent.reset_episode()
+    agent.train(True)
+    observations, masks, actions, rewards = [], [], [], []
+    total = 0.0
+    with torch.no_grad():
+        obs, info = env.reset(seed=task.env_seed)
+        done = terminated = False
+        while not done:
+            mask = info["action_mask"]
+            action = int(agent.decide(obs, mask))
+            observations.append(obs)
+            masks.append(mask)
+            actions.append(action)
+            obs, reward, terminated, truncated, info = env.step(action)
+            rewards.append(float(reward))
+            total += reward
+            done = terminated or truncated
+    agent.reset_episode()
+    result = env.result() if terminated else None
+    metrics = headline_metrics(result).as_dict() if result is not None else dict(info["metrics"])
+    return Trajectory(task.episode, task.env_seed, task.sampling_seed,
+                      np.array(observations, dtype=np.float32).reshape((-1,) + env.observation_space.shape),
+                      np.array(masks, dtype=bool).reshape(len(actions), -1), actions, rewards, total,
+                      metrics, time.perf_counter() - t0, result)
+
+
+def replay(agent, trajectory: Trajectory) -> None:
+    """Take the trajectory's decisions again with ``agent`` (the weights that played it) and
+    hand it the rewards, as if it had played the episode itself."""
+    agent.reset_episode()
+    agent.set_seed(trajectory.sampling_seed)
+    # Copies: the arrays Ray hands back are read-only, which torch warns about.
+    observations, masks = np.array(trajectory.observations), np.array(trajectory.masks)
+    for t, (obs, mask, action, reward) in enumerate(zip(observations, masks,
+                                                        trajectory.actions, trajectory.rewards)):
+        again = int(agent.decide(obs, mask))
+        if again != action:
+            raise RuntimeError(f"episode {trajectory.episode}, decision {t}: the learner replays action {again} "
+                               f"where the rollout worker took {action} (different weights or numerics)")
+        agent.rewarded(reward)
+
+
+def learn_from_batch(agent, optimizer, trajectories: list[Trajectory], generator) -> tuple[dict, list]:
+    """One update on a batch of episodes played with the agent's current weights: PPO runs its
+    epochs of minibatches over all their decisions; the other algorithms take one step on
+    the mean of the episodes' losses. Returns the loss parts and each episode's
+    first-decision probabilities. ``generator``: the learner's own (minibatch order)."""
+    from hdeeprm.rl.agents.ppo import PPOAgent, concat_episodes
+
+    first_probs = []
+    agent.train(True)
+    if isinstance(agent, PPOAgent):
+        episodes = []
+        for trajectory in trajectories:
+            replay(agent, trajectory)
+            first_probs.append(list(agent.probs) or None)
+            if agent.actions:
+                episodes.append(agent.episode())
+        agent.reset_episode()
+        agent.generator = generator
+        return (agent.optimise(concat_episodes(episodes), optimizer) if episodes else {}), first_probs
+    optimizer.zero_grad()
+    total, learned = 0.0, 0
+    for trajectory in trajectories:
+        replay(agent, trajectory)
+        first_probs.append(list(agent.probs) or None)
+        if agent.nb_decisions():
+            loss = agent.loss()
+            if loss.requires_grad:
+                (loss / len(trajectories)).backward()  # gradients add up: the mean loss's gradient
+                total += float(loss.detach())
+                learned += 1
+        agent.reset_episode()
+    agent.generator = generator
+    if not learned:
+        return {}, first_probs
+    optimizer.step()
+    return {"loss": total / learned}, first_probs
+
+
+@contextlib.contextmanager
+def _learner_threads(torch):
+    """The learner computes with one torch thread while it trains with rollout workers
+    (unless OMP_NUM_THREADS says otherwise): the networks are small, the workers use the
+    other cores, and threads of several processes waiting on each other at every small
+    operation made runs several times slower. One thread also keeps the update's floating
+    point the same whatever the machine's core count. The setting is restored afterwards."""
+    before = torch.get_num_threads()
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def train_batched(config, out_dir: str | os.PathLike, *, init: str | None = None,
+                  tensorboard: str | None = None, progress: bool | None = None,
+                  workers: int | None = None, engine: str = "local", address: str | None = None) -> dict:
+    """Training with parallel rollouts (see above): ``config.episodes`` episodes in updates of
+    ``rollout_batch`` episodes (default: the number of workers; written to experiment.json).
+    The logs are those of :func:`train`, except that losses.log has one line per update."""
+    import dataclasses
+
+    import torch
+
+    from hdeeprm.common.parallel import make_engine
+    from hdeeprm.rl.agents.common import save_checkpoint
+    from hdeeprm.rl.experiment import episode_seeds
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    env = config.make_env()  # the learner's: sizes, and input errors before any worker starts
+    with make_engine(engine, workers, address) as pool, _learner_threads(torch):
+        config = dataclasses.replace(config, rollout_batch=config.rollout_batch or pool.workers)
+        (out / "experiment.json").write_text(json.dumps(config.as_dict(), indent=2) + "\n")
+        agent, optimizer, writer, logs, selector = _learner(config, env, out, init, tensorboard)
+        generator = _learner_generator(config)
+        agent.generator = generator
+        bar = Progress(config.episodes, f"training {config.algorithm} ({pool.describe()})", enabled=progress)
+        checkpoint = out / "model.pt"
+        env_seeds = episode_seeds(config.seed, config.episodes, stream=0)
+        sampling_seeds = episode_seeds(config.seed, config.episodes, stream=2)
+        t0 = time.perf_counter()
+        returns = []
+        for start in range(0, config.episodes, config.rollout_batch):
+            weights = {name: value.detach().cpu().numpy().copy() for name, value in agent.state_dict().items()}
+            tasks = [RolloutTask(config, weights, k, env_seeds[k], sampling_seeds[k])
+                     for k in range(start, min(start + config.rollout_batch, config.episodes))]
+            trajectories = pool.map(collect_rollout, tasks)
+            losses, first_probs = learn_from_batch(agent, optimizer, trajectories, generator)
+            for i, (trajectory, probs) in enumerate(zip(trajectories, first_probs)):
+                last = i == len(trajectories) - 1
+                record = EpisodeRecord(trajectory.env_seed, trajectory.reward, len(trajectory.actions),
+                                       trajectory.actions, probs, losses if last else {}, trajectory.metrics,
+                                       trajectory.wall_seconds, trajectory.result)
+                logs.write(trajectory.episode, record)
+                returns.append(record.reward)
+                if writer is not None:
+                    writer.add_scalar("episode/return", record.reward, trajectory.episode)
+                bar.update(record)
+            if writer is not None:
+                for name, value in losses.items():
+                    writer.add_scalar(f"loss/{name}", value, tasks[-1].episode)
+            save_checkpoint(checkpoint, agent, optimizer,
+                            {"episode": tasks[-1].episode, "algorithm": config.algorithm,
+                             "rollout_batch": config.rollout_batch})
+            if selector.crossed(start, tasks[-1].episode + 1):
+                selector.check(agent, optimizer, tasks[-1].episode + 1)
+        if writer is not None:
+            writer.close()
+        return _summary(checkpoint, selector, returns, t0, rollout_batch=config.rollout_batch,
+                        workers=pool.workers)

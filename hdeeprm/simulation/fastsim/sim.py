@@ -1,0 +1,1323 @@
+"""The fast path's compiled core: Engine + ResourceModel + QueueScheduler in one state.
+
+Each function here mirrors one method of the reference implementation, named in its
+docstring, and performs the same floating-point operations in the same order, so that a run
+gives the same bytes as the reference (tests/test_fastpath.py checks it). What differs is
+only how the work is organised:
+
+- the event queue is a binary heap of (time, event id) in arrays; the pending submission
+  instant is kept beside it (there is one at a time), and so is the p-state
+  acknowledgement: it is always due at the current time and does nothing but make a decision
+  point (where HeteroEnv integrates its rewards);
+- the waiting queue is kept sorted by every job key in use (insertions and removals are
+  binary searches and short moves), so a pass never sorts the queue;
+- EASY's expected ends are a sorted array; a job's cores are a slice of one flat array;
+- with SimGrid's clock (``s.sg``, Engine clock="simgrid") there is no event queue: time
+  advances by ``core.simgrid_steps.sg_step`` over the activity arrays, as in the engine's
+  "SimGrid's clock" section, and Batsim's pending message is kept beside the current point.
+
+Everything works on a ``FastState`` (``hdeeprm.simulation.fastsim.state``); Python drives it through
+``run_classic`` (a whole classic-policy run) or the env kernels (``hdeeprm.simulation.fastsim.envk``).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from hdeeprm.inputs.workload.model import KIND_DELAY
+from hdeeprm.simulation.engine import (
+    _NOTIFY_AFTER,
+    _NOTIFY_NEXT,
+    _NOTIFY_NONE,
+    FINISHED,
+    QUEUED,
+    REJECTED,
+    REJECTED_STATE,
+    RUNNING,
+    SUCCESS,
+    WALLTIME_REACHED,
+)
+from hdeeprm.simulation.fastsim.alloc import allocate, release_hosts
+from hdeeprm.simulation.kernels import bottleneck_speed, update_powers
+from hdeeprm.simulation.resources import CORE_SHORTAGE, FITS, MEMORY_SHORTAGE, memory_capacity, pstate_targets
+from hdeeprm.simulation.simgrid_steps import (
+    JOB_DELAY,
+    JOB_DELAY_KILLED,
+    JOB_TASK,
+    JOB_TIMEOUT,
+    REPLY,
+    SUBMITTER,
+    WAITER,
+    longdouble_difference,
+    sg_compact,
+    sg_step,
+)
+
+# Job keys, as rows of JOB_KEYS (hdeeprm.simulation.keys); core keys as in hdeeprm.simulation.resources.
+JK_RANDOM, JK_FIRST = 0, 1
+CK_RANDOM = 0
+
+# Energy row kinds (out_consumed_energy.csv's event_type).
+ROW_START, ROW_END, ROW_PSTATE = ord("s"), ord("e"), ord("p")
+
+INF = np.inf
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+@numba.njit(cache=True, nogil=True)
+def grow(a, need):
+    """``a`` itself if it holds ``need`` items, else a copy with room for at least twice as many."""
+    if need <= a.shape[0]:
+        return a
+    b = np.empty(max(need, 2 * a.shape[0], 16), a.dtype)
+    b[:a.shape[0]] = a
+    return b
+
+
+@numba.njit(cache=True, nogil=True)
+def _pairwise_block(a, lo, n):
+    # numpy's pairwise summation of at most 128 items (numpy/_core/src/umath/loops_utils.h).
+    if n < 8:
+        res = 0.0
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    top = n - n % 8
+    while i < top:
+        r0 += a[lo + i]
+        r1 += a[lo + i + 1]
+        r2 += a[lo + i + 2]
+        r3 += a[lo + i + 3]
+        r4 += a[lo + i + 4]
+        r5 += a[lo + i + 5]
+        r6 += a[lo + i + 6]
+        r7 += a[lo + i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@numba.njit(cache=True, nogil=True)
+def np_sum(a):
+    """``float(a.sum())`` of a 1-D float64 array, bit for bit: numpy sums blocks of up to
+    128 items and adds halves (split at a multiple of 8) recursively. The recursion is
+    unrolled on a small stack (numba cannot cache recursive functions)."""
+    n = a.shape[0]
+    if n <= 128:
+        return 0.0 + _pairwise_block(a, 0, n)
+    st_lo = np.empty(64, np.int64)
+    st_n = np.empty(64, np.int64)
+    st_stage = np.zeros(64, np.int64)  # 0: new, 1: left pending, 2: right pending
+    st_left = np.empty(64)
+    st_right = np.empty(64)
+    st_lo[0], st_n[0], st_stage[0] = 0, n, 0
+    sp = 1
+    total = 0.0
+    while sp > 0:
+        top = sp - 1
+        lo, size = st_lo[top], st_n[top]
+        delivered = False
+        value = 0.0
+        if size <= 128:
+            value = _pairwise_block(a, lo, size)
+            delivered = True
+        else:
+            half = size // 2
+            half -= half % 8
+            stage = st_stage[top]
+            if stage == 0:
+                st_stage[top] = 1
+                st_lo[sp], st_n[sp], st_stage[sp] = lo, half, 0
+                sp += 1
+            elif stage == 1:
+                st_stage[top] = 2
+                st_lo[sp], st_n[sp], st_stage[sp] = lo + half, size - half, 0
+                sp += 1
+            else:
+                value = st_left[top] + st_right[top]
+                delivered = True
+        if delivered:
+            sp -= 1
+            if sp == 0:
+                total = value
+            elif st_stage[sp - 1] == 1:
+                st_left[sp - 1] = value
+            else:
+                st_right[sp - 1] = value
+    return 0.0 + total
+
+
+@numba.njit(cache=True, nogil=True)
+def scheduler_time(s):
+    """Engine.scheduler_time: on SimGrid's clock, the last point's time printed with 6
+    decimals (what Batsim tells a scheduler); else the clock."""
+    if s.sg:
+        return printed6(s.pt_time)
+    return s.now
+
+
+@numba.njit(cache=True, nogil=True)
+def printed6(x):
+    """``float(f"{x:.6f}")`` for 0 <= x < 2**52 / 1e6 (about 4.5e9): ``x`` rounded to 6
+    decimals as Python prints it (the exact binary value, ties to even), read back.
+
+    x * 1e6 is split exactly into p + e (Dekker's product), so the rounding is decided on
+    the exact value rather than on the rounded product."""
+    if not x > 0.0:
+        return x
+    p = x * 1e6
+    if p >= 4503599627370496.0:  # 2**52: no fraction left to round (beyond any trace)
+        return x
+    c = 134217729.0 * x  # 2**27 + 1: Veltkamp split of x (1e6 splits exactly)
+    xh = c - (c - x)
+    xl = x - xh
+    e = (xh * 1e6 - p) + xl * 1e6  # exact: x * 1e6 - p (1e6 needs no split)
+    f = np.floor(p)
+    d = (p - f) - 0.5  # exact: a multiple of ulp(p), and |e| < ulp(p) / 2 < |d| unless d == 0
+    if d > 0.0 or (d == 0.0 and e > 0.0):
+        r = f + 1.0
+    elif d < 0.0 or e < 0.0:
+        r = f
+    else:  # an exact tie: to even
+        r = f if f % 2.0 == 0.0 else f + 1.0
+    return r / 1e6
+
+
+# ---------------------------------------------------------------------------- event queue
+
+
+@numba.njit(cache=True, nogil=True)
+def _heap_push(s, when, job, epoch, final):
+    i = s.h_size
+    if i == s.h_time.shape[0]:
+        s.h_time = grow(s.h_time, i + 1)
+        s.h_eid = grow(s.h_eid, i + 1)
+        s.h_job = grow(s.h_job, i + 1)
+        s.h_epoch = grow(s.h_epoch, i + 1)
+        s.h_final = grow(s.h_final, i + 1)
+    eid = s.eid
+    s.eid += 1
+    ht, he, hj, hp, hf = s.h_time, s.h_eid, s.h_job, s.h_epoch, s.h_final
+    while i > 0:
+        parent = (i - 1) >> 1
+        if ht[parent] < when or (ht[parent] == when and he[parent] < eid):
+            break
+        ht[i], he[i], hj[i], hp[i], hf[i] = ht[parent], he[parent], hj[parent], hp[parent], hf[parent]
+        i = parent
+    ht[i], he[i], hj[i], hp[i], hf[i] = when, eid, job, epoch, final
+    s.h_size += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _heap_pop(s):
+    ht, he, hj, hp, hf = s.h_time, s.h_eid, s.h_job, s.h_epoch, s.h_final
+    when, job, epoch, final = ht[0], hj[0], hp[0], hf[0]
+    s.h_size -= 1
+    size = s.h_size
+    if size > 0:
+        lt, le, lj, lp, lf = ht[size], he[size], hj[size], hp[size], hf[size]
+        i = 0
+        while True:
+            child = 2 * i + 1
+            if child >= size:
+                break
+            right = child + 1
+            if right < size and (ht[right] < ht[child] or (ht[right] == ht[child] and he[right] < he[child])):
+                child = right
+            if lt < ht[child] or (lt == ht[child] and le < he[child]):
+                break
+            ht[i], he[i], hj[i], hp[i], hf[i] = ht[child], he[child], hj[child], hp[child], hf[child]
+            i = child
+        ht[i], he[i], hj[i], hp[i], hf[i] = lt, le, lj, lp, lf
+    return when, job, epoch, final
+
+
+@numba.njit(cache=True, nogil=True)
+def peek(s):
+    """Engine._clock.peek(): time of the next event, stale ones included (inf: none)."""
+    t = INF
+    if s.h_size > 0:
+        t = s.h_time[0]
+    if s.next_group >= 0 and s.sub_time < t:
+        t = s.sub_time
+    if s.ack_pending and s.ack_time < t:
+        t = s.ack_time
+    return t
+
+
+# ---------------------------------------------------------------------------- energy
+
+
+@numba.njit(cache=True, nogil=True)
+def _refresh(s, hosts, rate):
+    """Engine._refresh_powers."""
+    total_new, delta = update_powers(hosts, rate, s.pstate, s.billed, s.speeds, s.watts_idle,
+                                     s.watts_full, s.power)
+    s.total_power += delta
+    return total_new
+
+
+@numba.njit(cache=True, nogil=True)
+def _advance_energy(s):
+    """Engine._advance_energy."""
+    now = s.now
+    if now > s.energy_time:
+        s.energy += s.total_power * (now - s.energy_time)
+        s.energy_time = now
+
+
+@numba.njit(cache=True, nogil=True)
+def _settle(s, job):
+    """Engine._settle_job_energy."""
+    now = s.now
+    s.job_energy[job] += s.job_power[job] * (now - s.job_energy_time[job])
+    s.job_energy_time[job] = now
+
+
+@numba.njit(cache=True, nogil=True)
+def hosts_of(s, job):
+    off = s.alloc_off[job]
+    return s.alloc_buf[off:off + s.res[job]]
+
+
+@numba.njit(cache=True, nogil=True)
+def _energy_query(s):
+    """Engine._energy_query (SimGrid's start-up quirk; running jobs in index order)."""
+    if not s.quirk_pending or s.now <= 0.0:
+        return
+    s.quirk_pending = False
+    _advance_energy(s)
+    n = s.n
+    for job in range(n):
+        if s.job_state[job] == RUNNING:
+            _settle(s, job)
+    s.billed[:] = s.pstate
+    idle = np.flatnonzero(s.busy_job < 0)
+    _refresh(s, idle, 0.0)
+    for job in range(n):
+        if s.job_state[job] == RUNNING:
+            rate = 0.0 if s.kind[job] == KIND_DELAY else s.rate[job]
+            s.job_power[job] = _refresh(s, hosts_of(s, job), rate)
+
+
+@numba.njit(cache=True, nogil=True)
+def _energy_row(s, kind):
+    """Engine._energy_row."""
+    if not s.record_rows:
+        return
+    now = s.now
+    epower = np.nan
+    k = s.nb_erows
+    if now > s.last_row_time and k > 0:
+        epower = (s.energy - s.last_row_energy) / (now - s.last_row_time)
+    if k == s.er_t.shape[0]:
+        s.er_t = grow(s.er_t, k + 1)
+        s.er_e = grow(s.er_e, k + 1)
+        s.er_k = grow(s.er_k, k + 1)
+        s.er_w = grow(s.er_w, k + 1)
+        s.er_p = grow(s.er_p, k + 1)
+    s.er_t[k] = now
+    s.er_e[k] = s.energy
+    s.er_k[k] = kind
+    s.er_w[k] = s.wattmin
+    s.er_p[k] = epower
+    s.nb_erows = k + 1
+    s.last_row_time = now
+    s.last_row_energy = s.energy
+
+
+# ---------------------------------------------------------------------------- engine
+
+
+@numba.njit(cache=True, nogil=True)
+def decision_time(s):
+    """Engine._decision_time: decisions take effect at the printed (6-decimal) time when it
+    rounds up, unless an event falls in between. With SimGrid's clock: Engine._answer."""
+    if s.sg:
+        _answer(s)
+        return
+    if not s.round_decisions:
+        return
+    now = s.now
+    if now == s.decision_time_for:
+        return
+    printed = printed6(now)
+    if printed > now and peek(s) > printed:
+        s.now = printed
+    s.decision_time_for = s.now
+
+
+@numba.njit(cache=True, nogil=True)
+def _schedule_end(s, job, when, final):
+    """Engine._schedule_end."""
+    s.epoch[job] += 1
+    _heap_push(s, when, job, s.epoch[job], final)
+
+
+@numba.njit(cache=True, nogil=True)
+def _schedule_parallel_end(s, job):
+    """Engine._schedule_parallel_end."""
+    now = s.now
+    remaining = s.remaining[job]
+    end = now + remaining / s.rate[job] if remaining > 0 else now
+    kill_at = s.start[job] + s.walltime[job]
+    if end <= kill_at:
+        _schedule_end(s, job, end, SUCCESS)
+    else:
+        _schedule_end(s, job, kill_at, WALLTIME_REACHED)
+
+
+@numba.njit(cache=True, nogil=True)
+def execute(s, job):
+    """Engine.execute(job, hosts_of(job)); the scheduler's picks are valid by construction."""
+    decision_time(s)
+    hosts = hosts_of(s, job)
+    for i in range(hosts.shape[0]):
+        s.busy_job[hosts[i]] = job
+    now = s.now
+    _energy_query(s)
+    _advance_energy(s)
+    s.eng_nb_free -= hosts.shape[0]
+    s.nb_running += 1
+    s.job_state[job] = RUNNING
+    s.start[job] = now
+    s.job_energy_time[job] = now
+    if s.sg:
+        _start_activities(s, job, hosts)
+    elif s.kind[job] == KIND_DELAY:
+        delay, walltime = s.work[job], s.walltime[job]
+        if delay < walltime:
+            _schedule_end(s, job, now + delay, SUCCESS)
+        else:
+            _schedule_end(s, job, now + walltime, WALLTIME_REACHED)
+        s.job_power[job] = _refresh(s, hosts, 0.0)
+    else:
+        s.progress_time[job] = now
+        s.rate[job] = bottleneck_speed(hosts, s.pstate, s.speeds)
+        _schedule_parallel_end(s, job)
+        s.job_power[job] = _refresh(s, hosts, s.rate[job])
+    _energy_row(s, ROW_START)
+
+
+@numba.njit(cache=True, nogil=True)
+def reject(s, job):
+    """Engine.reject."""
+    decision_time(s)
+    s.job_state[job] = REJECTED
+    s.final_state[job] = REJECTED_STATE
+    s.job_order[s.nb_order] = job
+    s.nb_order += 1
+    s.nb_unfinished -= 1
+
+
+@numba.njit(cache=True, nogil=True)
+def set_pstate(s, hosts, pstate):
+    """Engine.set_pstate(hosts, pstate) for sorted, distinct, valid ``hosts``."""
+    decision_time(s)
+    k = hosts.shape[0]
+    if k == 0:
+        return
+    now = s.now
+    _energy_query(s)
+    _advance_energy(s)
+    _energy_row(s, ROW_PSTATE)
+    diff = s.sc_f8[:k]
+    for i in range(k):
+        h = hosts[i]
+        diff[i] = s.watts_idle[h, pstate] - s.watts_idle[h, s.pstate[h]]
+    s.wattmin += np_sum(diff)
+    nb_idle = 0
+    nb_jobs = 0
+    idle = s.sc_a
+    jobs = s.sc_b
+    for i in range(k):
+        h = hosts[i]
+        s.pstate[h] = pstate
+        s.billed[h] = pstate
+        j = s.busy_job[h]
+        if j < 0:
+            idle[nb_idle] = h
+            nb_idle += 1
+        else:
+            jobs[nb_jobs] = j
+            nb_jobs += 1
+    if nb_idle:
+        _refresh(s, idle[:nb_idle], 0.0)
+    jobs = jobs[:nb_jobs]
+    jobs.sort()
+    for i in range(nb_jobs):
+        job = jobs[i]
+        if i > 0 and job == jobs[i - 1]:
+            continue
+        _settle(s, job)
+        job_hosts = hosts_of(s, job)
+        if s.kind[job] == KIND_DELAY:
+            s.job_power[job] = _refresh(s, job_hosts, 0.0)
+        elif s.sg:
+            # SimGrid keeps the task's remains and gives it the new bottleneck's rate.
+            s.rate[job] = bottleneck_speed(job_hosts, s.pstate, s.speeds)
+            if s.work[job] > 0:
+                s.a_rate[s.task_slot[job]] = s.rate[job] / s.work[job]
+            s.job_power[job] = _refresh(s, job_hosts, s.rate[job])
+        else:
+            s.remaining[job] -= s.rate[job] * (now - s.progress_time[job])
+            s.progress_time[job] = now
+            s.rate[job] = bottleneck_speed(job_hosts, s.pstate, s.speeds)
+            _schedule_parallel_end(s, job)
+            s.job_power[job] = _refresh(s, job_hosts, s.rate[job])
+    _energy_row(s, ROW_PSTATE)
+    # One switch, written as two rows (switching, then the new p-state) with these hosts.
+    off = s.nb_prow_hosts
+    s.pr_hosts = grow(s.pr_hosts, off + k)
+    s.pr_hosts[off:off + k] = hosts
+    s.nb_prow_hosts = off + k
+    r = s.nb_prows
+    if r == s.pr_t.shape[0]:
+        s.pr_t = grow(s.pr_t, r + 1)
+        s.pr_p = grow(s.pr_p, r + 1)
+        s.pr_off = grow(s.pr_off, r + 1)
+        s.pr_len = grow(s.pr_len, r + 1)
+    s.pr_t[r] = now
+    s.pr_p[r] = pstate
+    s.pr_off[r] = off
+    s.pr_len[r] = k
+    s.nb_prows = r + 1
+    s.nb_machine_switches += k
+    s.nb_grouped_switches += 1
+    if s.sg:  # in Batsim's next message
+        s.pd_acks += 1
+    else:
+        s.ack_pending = True  # Engine._on_pstate_ack, due now
+        s.ack_time = now
+
+
+@numba.njit(cache=True, nogil=True)
+def _end(s, job, final):
+    """Engine._end."""
+    now = s.now
+    _energy_query(s)
+    _advance_energy(s)
+    _settle(s, job)
+    s.epoch[job] += 1
+    if s.sg:
+        _act_cancel(s, s.task_slot[job])
+        _act_cancel(s, s.timeout_slot[job])
+        s.task_slot[job] = -1
+        s.timeout_slot[job] = -1
+    hosts = hosts_of(s, job)
+    for i in range(hosts.shape[0]):
+        s.busy_job[hosts[i]] = -1
+    s.eng_nb_free += hosts.shape[0]
+    _refresh(s, hosts, 0.0)
+    s.job_power[job] = 0.0
+    s.nb_running -= 1
+    s.job_state[job] = FINISHED
+    s.final_state[job] = final
+    s.finish[job] = now
+    s.job_order[s.nb_order] = job
+    s.nb_order += 1
+    s.nb_unfinished -= 1
+    s.last_completion_energy = s.energy
+    if s.sg:  # Batsim's server holds it for the next message
+        c = s.pd_nb_completed
+        if c == s.pd_completed.shape[0]:
+            s.pd_completed = grow(s.pd_completed, c + 1)
+        s.pd_completed[c] = job
+        s.pd_nb_completed = c + 1
+    else:
+        c = s.nb_completed
+        if c == s.completed.shape[0]:
+            s.completed = grow(s.completed, c + 1)
+        s.completed[c] = job
+        s.nb_completed = c + 1
+    _energy_row(s, ROW_END)
+
+
+@numba.njit(cache=True, nogil=True)
+def _on_submit(s):
+    """Engine._on_submit."""
+    g = s.next_group
+    lo, hi = s.groups[g], s.groups[g + 1]
+    if np.isnan(s.first_sub_energy):
+        _energy_query(s)
+        _advance_energy(s)
+        s.first_sub_energy = s.energy
+    for j in range(lo, hi):
+        s.job_state[j] = QUEUED
+    s.pt_lo, s.pt_hi = lo, hi
+    if hi < s.n:
+        s.next_group = g + 1
+        s.sub_time = s.subtime[hi]
+        s.sub_eid = s.eid
+        s.eid += 1
+    else:
+        s.next_group = -1
+
+
+@numba.njit(cache=True, nogil=True)
+def _step(s):
+    """Engine._clock.step(): the next event, in (time, event id) order."""
+    use_sub = False
+    if s.next_group >= 0:
+        if s.h_size == 0:
+            use_sub = True
+        else:
+            t0 = s.h_time[0]
+            use_sub = s.sub_time < t0 or (s.sub_time == t0 and s.sub_eid < s.h_eid[0])
+    if use_sub:
+        s.now = s.sub_time
+        _on_submit(s)
+    else:
+        when, job, epoch, final = _heap_pop(s)
+        s.now = when
+        if epoch == s.epoch[job]:  # else superseded by a p-state change
+            _end(s, job, final)
+
+
+@numba.njit(cache=True, nogil=True)
+def next_point(s):
+    """Engine.next_decision_point(): process the next instant at which a job is submitted
+    or completes; False at the end (then the energy is integrated to the last event).
+    With SimGrid's clock: Engine._next_simgrid_point, every message is a point."""
+    if s.sg:
+        return _sg_next_point(s)
+    while True:
+        when = peek(s)
+        if when == INF:
+            if not s.finished:
+                _advance_energy(s)
+                s.finished = True
+            return False
+        s.pt_time = when
+        s.pt_lo = 0
+        s.pt_hi = 0
+        s.nb_completed = 0
+        s.pt_ack = False
+        while peek(s) == when:
+            if s.ack_pending and s.ack_time == when:
+                # Acknowledgements have no effect, so their order among same-time events
+                # does not matter: take them first. A classic run has nothing to do at a
+                # point that holds only acknowledgements: it skips them.
+                s.ack_pending = False
+                s.pt_ack = s.ack_points
+                s.now = when
+            else:
+                _step(s)
+        if s.pt_hi > s.pt_lo or s.nb_completed > 0 or s.pt_ack:
+            s.nb_points += 1
+            return True
+
+
+# ---------------------------------------------------------------------------- SimGrid's clock
+
+# Where "no more jobs to submit" goes (Engine._notify).
+NOTIFY_NONE, NOTIFY_AFTER, NOTIFY_NEXT = _NOTIFY_NONE, _NOTIFY_AFTER, _NOTIFY_NEXT
+
+
+@numba.njit(cache=True, nogil=True)
+def _act_add(s, is_task, kind, owner, remains, rate, duration):
+    """Activities.add_task (remains, rate) or add_sleep (duration): the new activity's slot."""
+    a = s.a_count
+    if a == s.a_is_task.shape[0]:
+        s.a_is_task = grow(s.a_is_task, a + 1)
+        s.a_remains = grow(s.a_remains, a + 1)
+        s.a_rate = grow(s.a_rate, a + 1)
+        s.a_duration = grow(s.a_duration, a + 1)
+        s.a_alive = grow(s.a_alive, a + 1)
+        s.a_kind = grow(s.a_kind, a + 1)
+        s.a_owner = grow(s.a_owner, a + 1)
+    s.a_count = a + 1
+    s.a_nb_alive += 1
+    s.a_alive[a] = True
+    s.a_is_task[a] = is_task
+    if is_task:
+        s.a_remains[a] = remains
+        s.a_rate[a] = rate
+    else:
+        s.a_duration[a] = duration
+    s.a_kind[a] = kind
+    s.a_owner[a] = owner
+    return a
+
+
+@numba.njit(cache=True, nogil=True)
+def _act_sleep(s, kind, owner, duration):
+    return _act_add(s, False, kind, owner, 0.0, 0.0, duration)
+
+
+@numba.njit(cache=True, nogil=True)
+def _act_cancel(s, slot):
+    """Activities.cancel."""
+    if slot >= 0 and s.a_alive[slot]:
+        s.a_alive[slot] = False
+        s.a_nb_alive -= 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _forget_slots(s):
+    """Every job's slots to -1 (the jobs with a slot are the owners of the listed activities)."""
+    for a in range(s.a_count):
+        owner = s.a_owner[a]
+        if owner < 0:
+            continue
+        kind = s.a_kind[a]
+        if kind == JOB_TASK or kind == JOB_DELAY or kind == JOB_DELAY_KILLED:
+            s.task_slot[owner] = -1
+        elif kind == JOB_TIMEOUT:
+            s.timeout_slot[owner] = -1
+
+
+@numba.njit(cache=True, nogil=True)
+def _act_compact(s):
+    """Activities.compact, then Engine._reindex_activities when it did."""
+    alive = s.a_nb_alive
+    if s.a_count - alive <= max(32, alive):
+        return
+    _forget_slots(s)
+    s.a_count = sg_compact(s.a_is_task, s.a_remains, s.a_rate, s.a_duration, s.a_alive, s.a_kind,
+                           s.a_owner, s.a_count)
+    for a in range(s.a_count):
+        owner = s.a_owner[a]
+        if owner < 0:
+            continue
+        kind = s.a_kind[a]
+        if kind == JOB_TASK or kind == JOB_DELAY or kind == JOB_DELAY_KILLED:
+            s.task_slot[owner] = a
+        elif kind == JOB_TIMEOUT:
+            s.timeout_slot[owner] = a
+
+
+@numba.njit(cache=True, nogil=True)
+def _pending(s):
+    """bool(Engine._pending)."""
+    return (s.sub_upto > s.pd_lo or s.pd_nb_completed > 0 or s.pd_calls > 0 or s.pd_acks > 0
+            or s.pd_nomore)
+
+
+@numba.njit(cache=True, nogil=True)
+def _sg_submit(s, lo, hi):
+    """Engine._submit."""
+    if hi <= lo:
+        return
+    if np.isnan(s.first_sub_energy):
+        _energy_query(s)
+        _advance_energy(s)
+        s.first_sub_energy = s.energy
+    for j in range(lo, hi):
+        s.job_state[j] = QUEUED
+    s.sub_upto = hi
+    s.last_sub = True
+
+
+@numba.njit(cache=True, nogil=True)
+def _submitter_round(s):
+    """Engine._submitter_round: returns True once every job is submitted."""
+    n = s.n
+    now = s.now
+    lo = hi = s.sub_upto
+    if s.woken_by_job:
+        hi += 1
+        s.woken_by_job = False
+    while hi < n:
+        due = s.subtime[hi]
+        if due > now:  # (comparing the long doubles of two doubles compares the doubles)
+            _sg_submit(s, lo, hi)
+            _act_sleep(s, SUBMITTER, -1, longdouble_difference(due, now))
+            s.woken_by_job = True
+            return False
+        hi += 1
+    _sg_submit(s, lo, hi)
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _start_activities(s, job, hosts):
+    """Engine._start_activities."""
+    work, walltime = s.work[job], s.walltime[job]
+    limited = np.isfinite(walltime) and walltime > 0
+    if s.kind[job] == KIND_DELAY:
+        s.job_power[job] = _refresh(s, hosts, 0.0)
+        if limited and not work < walltime:
+            s.task_slot[job] = _act_sleep(s, JOB_DELAY_KILLED, job, walltime)
+        else:
+            s.task_slot[job] = _act_sleep(s, JOB_DELAY, job, work)
+        return
+    s.rate[job] = bottleneck_speed(hosts, s.pstate, s.speeds)
+    s.job_power[job] = _refresh(s, hosts, s.rate[job])
+    if work > 0:
+        s.task_slot[job] = _act_add(s, True, JOB_TASK, job, 1.0, s.rate[job] / work, 0.0)
+    else:  # no work: it ends in a step of zero length
+        s.task_slot[job] = _act_add(s, True, JOB_TASK, job, 0.0, 1.0, 0.0)
+    if limited:
+        s.timeout_slot[job] = _act_sleep(s, JOB_TIMEOUT, job, walltime)
+
+
+@numba.njit(cache=True, nogil=True)
+def _sg_step(s):
+    """Engine._simgrid_step: one SimGrid step and what Batsim's actors do with the activities
+    that ended in it; False when nothing is left to happen."""
+    _act_compact(s)
+    if s.a_done.shape[0] < s.a_count:
+        s.a_done = np.empty(s.a_is_task.shape[0], np.int64)
+    now, k = sg_step(s.a_is_task, s.a_remains, s.a_rate, s.a_duration, s.a_alive, s.a_count,
+                     s.now, s.a_done)
+    if k < 0:
+        return False
+    s.a_nb_alive -= k
+    s.now = now
+    sent_before = _pending(s)
+    s.last_sub = False
+    submitter_finished = False
+    reply_ended = False
+    done = s.a_done  # (new activities never replace this array)
+    for i in range(k):
+        slot = done[i]
+        kind = s.a_kind[slot]
+        job = s.a_owner[slot]
+        if kind == SUBMITTER:
+            submitter_finished = _submitter_round(s)
+            continue
+        if kind == REPLY:
+            reply_ended = True
+            continue
+        if kind == WAITER:
+            s.pd_calls += 1
+            s.last_sub = False
+            continue
+        if s.job_state[job] != RUNNING or (slot != s.task_slot[job] and slot != s.timeout_slot[job]):
+            continue  # its task and timeout ended in the same step: the task came first
+        final = SUCCESS if kind == JOB_TASK or kind == JOB_DELAY else WALLTIME_REACHED
+        _end(s, job, final)
+        s.last_sub = False
+    if submitter_finished:
+        if s.last_sub and s.sg_ready and not sent_before:
+            s.notify = NOTIFY_AFTER
+        else:
+            s.pd_nomore = True
+    if reply_ended:
+        s.sg_ready = True
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _answer(s):
+    """Engine._answer: if the last message's printed time is later than the clock, Batsim's
+    reply actor sleeps until then before the decisions take effect."""
+    if not s.reply_due:
+        return
+    s.reply_due = False
+    now = s.now
+    printed = printed6(now)
+    if s.round_decisions and printed > now:
+        s.sg_ready = False
+        _act_sleep(s, REPLY, -1, printed - now)
+        while not s.sg_ready:
+            if not _sg_step(s):
+                raise RuntimeError("SimGrid clock: the reply sleep vanished")
+
+
+@numba.njit(cache=True, nogil=True)
+def _sg_next_point(s):
+    """Engine._next_simgrid_point: the next message Batsim sends; False at the end."""
+    _answer(s)
+    while True:
+        if s.sg_ready and (_pending(s) or s.notify == NOTIFY_NEXT):
+            if s.notify == NOTIFY_NEXT:  # with what the last reply caused, if anything
+                s.notify = NOTIFY_NONE
+            s.pt_time = s.now
+            s.pt_lo = s.pd_lo
+            s.pt_hi = s.sub_upto
+            s.pd_lo = s.sub_upto
+            held = s.completed
+            s.completed = s.pd_completed
+            s.pd_completed = held
+            s.nb_completed = s.pd_nb_completed
+            s.pd_nb_completed = 0
+            s.pt_ack = s.pd_acks > 0
+            s.pd_acks = 0
+            s.pd_calls = 0
+            s.pd_nomore = False
+            if s.notify == NOTIFY_AFTER:
+                s.notify = NOTIFY_NEXT
+            s.reply_due = True
+            s.nb_points += 1
+            return True
+        if not _sg_step(s):
+            if not s.finished:
+                _advance_energy(s)
+                s.finished = True
+            return False
+
+
+# ---------------------------------------------------------------------------- queue
+
+
+@numba.njit(cache=True, nogil=True)
+def _q_position(s, k, job):
+    """Where ``job`` is, or goes, in key ``k``'s order: by (value, index)."""
+    qk, kv = s.qk, s.kv
+    v = kv[k, job]
+    lo = s.qk_head[k]
+    hi = lo + s.q_len
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        other = qk[k, mid]
+        w = kv[k, other]
+        if w < v or (w == v and other < job):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@numba.njit(cache=True, nogil=True)
+def _q_make_room(s):
+    """Keep at least half of each row free, and every row's window clear of the row's end,
+    so that an insertion moves only the items after it (amortised O(1) for appends)."""
+    cap = s.qk.shape[1]
+    length = s.q_len
+    if 2 * (length + 1) > cap:
+        bigger = np.empty((6, max(2 * cap, 64)), np.int64)
+        for k in range(6):
+            if s.key_used[k]:
+                h = s.qk_head[k]
+                bigger[k, :length] = s.qk[k, h:h + length]
+                s.qk_head[k] = 0
+        s.qk = bigger
+        if s.track_stats:
+            stats = np.empty((4, bigger.shape[1]))
+            stats[:, :length] = s.qs[:, :length]
+            s.qs = stats
+        return
+    for k in range(6):
+        h = s.qk_head[k]
+        if s.key_used[k] and h + length >= cap:
+            row = s.qk[k]
+            for i in range(length):
+                row[i] = row[h + i]
+            s.qk_head[k] = 0
+
+
+@numba.njit(cache=True, nogil=True)
+def _lower_bound(values, count, v):
+    """First index of the sorted ``values[:count]`` whose value is not below ``v``."""
+    lo, hi = 0, count
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if values[mid] < v:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@numba.njit(cache=True, nogil=True)
+def _stats_insert(values, count, v):
+    """Insert ``v`` into the sorted ``values[:count]``."""
+    lo = _lower_bound(values, count, v)
+    for i in range(count, lo, -1):
+        values[i] = values[i - 1]
+    values[lo] = v
+
+
+@numba.njit(cache=True, nogil=True)
+def _stats_remove(values, count, v):
+    """Remove one ``v`` from the sorted ``values[:count]``."""
+    lo = _lower_bound(values, count, v)
+    for i in range(lo, count - 1):
+        values[i] = values[i + 1]
+
+
+@numba.njit(cache=True, nogil=True)
+def q_push(s, job):
+    """QueueScheduler.admit's queue.append, for every job key in use."""
+    _q_make_room(s)
+    for k in range(6):
+        if not s.key_used[k]:
+            continue
+        row = s.qk[k]
+        end = s.qk_head[k] + s.q_len
+        pos = end if k == JK_FIRST else _q_position(s, k, job)
+        for i in range(end, pos, -1):
+            row[i] = row[i - 1]
+        row[pos] = job
+    if s.track_stats:
+        for f in range(4):
+            _stats_insert(s.qs[f], s.q_len, s.requests[f, job])
+    s.q_len += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def q_remove(s, job):
+    """Take ``job`` out of the queue (every key's order)."""
+    for k in range(6):
+        if not s.key_used[k]:
+            continue
+        row = s.qk[k]
+        head = s.qk_head[k]
+        end = head + s.q_len
+        pos = _q_position(s, k, job)
+        if pos - head < end - pos:  # fewer to move on the left
+            for i in range(pos, head, -1):
+                row[i] = row[i - 1]
+            s.qk_head[k] = head + 1
+        else:
+            for i in range(pos, end - 1):
+                row[i] = row[i + 1]
+    if s.track_stats:
+        for f in range(4):
+            _stats_remove(s.qs[f], s.q_len, s.requests[f, job])
+    s.q_len -= 1
+
+
+@numba.njit(cache=True, nogil=True)
+def q_order(s, k):
+    """The queue in key ``k``'s order (a view)."""
+    h = s.qk_head[k]
+    return s.qk[k, h:h + s.q_len]
+
+
+# ---------------------------------------------------------------------------- resources
+
+
+@numba.njit(cache=True, nogil=True)
+def _push_f8(a, count, value):
+    a = grow(a, count + 1)
+    a[count] = value
+    return a
+
+
+@numba.njit(cache=True, nogil=True)
+def _exp_insert(s, end, job):
+    """bisect.insort(QueueScheduler._expected_ends, (end, job))."""
+    lo, hi = 0, s.nb_exp
+    et, ej = s.exp_t, s.exp_j
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if et[mid] < end or (et[mid] == end and ej[mid] < job):
+            lo = mid + 1
+        else:
+            hi = mid
+    k = s.nb_exp
+    if k == s.exp_t.shape[0]:
+        s.exp_t = grow(s.exp_t, k + 1)
+        s.exp_j = grow(s.exp_j, k + 1)
+        et, ej = s.exp_t, s.exp_j
+    for i in range(k, lo, -1):
+        et[i] = et[i - 1]
+        ej[i] = ej[i - 1]
+    et[lo] = end
+    ej[lo] = job
+    s.nb_exp = k + 1
+    s.exp_end_of[job] = end
+
+
+@numba.njit(cache=True, nogil=True)
+def _exp_remove(s, job):
+    """Drop ``job``'s expected end, if it has one."""
+    end = s.exp_end_of[job]
+    if np.isnan(end):
+        return
+    s.exp_end_of[job] = np.nan
+    lo, hi = 0, s.nb_exp
+    et, ej = s.exp_t, s.exp_j
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if et[mid] < end or (et[mid] == end and ej[mid] < job):
+            lo = mid + 1
+        else:
+            hi = mid
+    for i in range(lo, s.nb_exp - 1):
+        et[i] = et[i + 1]
+        ej[i] = ej[i + 1]
+    s.nb_exp -= 1
+
+
+@numba.njit(cache=True, nogil=True)
+def release(s, job):
+    """ResourceModel.release."""
+    release_hosts(s, hosts_of(s, job), s.mem_kb[job], s.bw_kbs[job])
+
+
+@numba.njit(cache=True, nogil=True)
+def fit_status(s, job):
+    """ResourceModel.fit_status."""
+    res = s.res[job]
+    if res > s.nb_free:
+        return CORE_SHORTAGE
+    mem = s.mem_kb[job]
+    if mem > 0 and memory_capacity(s.node_free_cores, s.node_free_kb, mem) < res:
+        return MEMORY_SHORTAGE
+    return FITS
+
+
+@numba.njit(cache=True, nogil=True)
+def try_start(s, job, core_key, record):
+    """QueueScheduler._try_start (with ResourceModel.allocate and record_shortage)."""
+    count = s.res[job]
+    status = CORE_SHORTAGE
+    off = s.alloc_off[job]
+    if count <= s.nb_free:
+        uniforms = s.rng.random(count) if core_key == CK_RANDOM else s.no_uniforms
+        status = allocate(s, core_key, count, s.mem_kb[job], s.bw_kbs[job], job, uniforms,
+                          s.alloc_buf[off:off + count])
+    if status != FITS:
+        if record:
+            if status == CORE_SHORTAGE:
+                s.core_short = _push_f8(s.core_short, s.nb_core_short, s.now)
+                s.nb_core_short += 1
+            else:
+                s.mem_short = _push_f8(s.mem_short, s.nb_mem_short, s.now)
+                s.nb_mem_short += 1
+        return False
+    s.nb_free -= count
+    k = s.nb_starts
+    if k == s.starts.shape[0]:
+        s.starts = grow(s.starts, k + 1)
+    s.starts[k] = job
+    s.nb_starts = k + 1
+    if s.backfill:
+        _exp_insert(s, scheduler_time(s) + s.walltime[job], job)
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _undo_start(s, job):
+    """QueueScheduler._undo_start."""
+    s.nb_starts -= 1
+    release(s, job)
+    _exp_remove(s, job)
+
+
+@numba.njit(cache=True, nogil=True)
+def admit(s):
+    """QueueScheduler.admit: queue or reject the submitted jobs, free the completed ones.
+    Returns whether the point calls for a decision."""
+    for j in range(s.pt_lo, s.pt_hi):
+        if s.ever_fits[j]:
+            q_push(s, j)
+        else:
+            reject(s, j)
+    for i in range(s.nb_completed):
+        job = s.completed[i]
+        release(s, job)
+        _exp_remove(s, job)
+    return s.pt_hi > s.pt_lo or s.nb_completed > 0
+
+
+@numba.njit(cache=True, nogil=True)
+def _backfill_easy(s, head, candidates, core_key):
+    """QueueScheduler._backfill_easy; returns the jobs it started."""
+    now = scheduler_time(s)
+    needed = s.res[head]
+    head_mem = s.mem_kb[head]
+    shadow = INF
+    available = 0
+    extra = 0
+    proj_cores = s.node_free_cores[:0]
+    proj_kb = s.node_free_kb[:0]
+    if head_mem == 0:
+        available = s.nb_free
+    else:
+        proj_cores = s.node_free_cores.copy()
+        proj_kb = s.node_free_kb.copy()
+    i = 0
+    nb_exp = s.nb_exp
+    while i < nb_exp:
+        end = s.exp_t[i]
+        while i < nb_exp and s.exp_t[i] == end:
+            ending = s.exp_j[i]
+            if head_mem == 0:
+                available += s.res[ending]
+            else:
+                hosts = hosts_of(s, ending)
+                mem = s.mem_kb[ending]
+                for h in hosts:
+                    node = s.core_node[h]
+                    proj_cores[node] += 1
+                    proj_kb[node] += mem
+            i += 1
+        if head_mem == 0:
+            if available >= needed:
+                shadow = end
+                extra = available - needed
+                break
+        elif memory_capacity(proj_cores, proj_kb, head_mem) >= needed:
+            shadow = end
+            break
+    started = np.empty(candidates.shape[0], np.int64)
+    nb_started = 0
+    for c in range(candidates.shape[0]):
+        job = candidates[c]
+        if s.nb_free == 0:
+            break
+        size = s.res[job]
+        if size > s.nb_free:
+            continue
+        ends_in_time = now + s.walltime[job] <= shadow
+        if head_mem == 0:
+            if ends_in_time:
+                if try_start(s, job, core_key, False):
+                    started[nb_started] = job
+                    nb_started += 1
+            elif size <= extra and try_start(s, job, core_key, False):
+                extra -= size
+                started[nb_started] = job
+                nb_started += 1
+        elif try_start(s, job, core_key, False):
+            if not ends_in_time:
+                hosts = hosts_of(s, job)
+                mem = s.mem_kb[job]
+                for h in hosts:
+                    node = s.core_node[h]
+                    proj_cores[node] -= 1
+                    proj_kb[node] -= mem
+                if memory_capacity(proj_cores, proj_kb, head_mem) < needed:
+                    for h in hosts:
+                        node = s.core_node[h]
+                        proj_cores[node] += 1
+                        proj_kb[node] += mem
+                    _undo_start(s, job)
+                    continue
+            started[nb_started] = job
+            nb_started += 1
+    return started[:nb_started]
+
+
+@numba.njit(cache=True, nogil=True)
+def schedule(s, job_key, core_key):
+    """QueueScheduler.schedule: one scheduling pass with the pair; returns the jobs started."""
+    s.nb_passes += 1
+    length = s.q_len
+    if length == 0:
+        return 0
+    first_start = s.nb_starts
+    blocker = -1
+    if job_key == JK_RANDOM:  # QueueScheduler._pass_random
+        remaining = q_order(s, JK_FIRST).copy()
+        nb_rem = length
+        while nb_rem > 0:
+            i = s.rng.integers(0, nb_rem)
+            job = remaining[i]
+            if not try_start(s, job, core_key, True):
+                blocker = job
+                break
+            for k in range(i, nb_rem - 1):
+                remaining[k] = remaining[k + 1]
+            nb_rem -= 1
+        rest = np.empty(max(nb_rem - 1, 0), np.int64)
+        r = 0
+        for k in range(nb_rem):
+            if remaining[k] != blocker:
+                rest[r] = remaining[k]
+                r += 1
+    else:
+        order = q_order(s, job_key)
+        picked = 0
+        for i in range(length):
+            job = order[i]
+            if not try_start(s, job, core_key, True):
+                blocker = job
+                break
+            picked += 1
+        rest = np.empty(0, np.int64)
+        if blocker >= 0 and s.backfill:
+            rest = order[picked + 1:].copy()
+    picks = s.starts[first_start:s.nb_starts]
+    for i in range(picks.shape[0]):
+        q_remove(s, picks[i])
+    started = picks.shape[0]
+    if blocker >= 0 and s.backfill and rest.shape[0] > 0 and s.nb_free > 0:
+        filled = _backfill_easy(s, blocker, rest, core_key)
+        for i in range(filled.shape[0]):
+            q_remove(s, filled[i])
+        started += filled.shape[0]
+    return started
+
+
+@numba.njit(cache=True, nogil=True)
+def _note_flip(s, p):
+    k = s.nb_flips
+    if k == s.flip_t.shape[0]:
+        s.flip_t = grow(s.flip_t, k + 1)
+        s.flip_p = grow(s.flip_p, k + 1)
+        s.flip_on = grow(s.flip_on, k + 1)
+    s.flip_t[k] = s.now
+    s.flip_p[k] = p
+    s.flip_on[k] = s.throttled[p]
+    s.nb_flips = k + 1
+
+
+@numba.njit(cache=True, nogil=True)
+def commit_pstates(s):
+    """ResourceModel.commit_pstates."""
+    if not s.pstate_rules or s.dirty_count[0] == 0:
+        return
+    changed, nb_flipped = pstate_targets(
+        s.dirty, s.dirty_list, s.dirty_count, s.proc_ptr, s.proc_cores, s.core_job, s.proc_free,
+        s.proc_bw_left, s.throttled, s.sent_pstate, s.out_cores, s.out_states, s.flipped)
+    for i in range(nb_flipped):
+        _note_flip(s, s.flipped[i])
+    if changed == 0:
+        return
+    cores, targets = s.out_cores[:changed], s.out_states[:changed]
+    for state in range(4):
+        count = 0
+        for i in range(changed):
+            if targets[i] == state:
+                count += 1
+        if count == 0:
+            continue
+        # A fresh array: the p-state rows keep these hosts (set_pstate copies them).
+        chosen = np.empty(count, np.int64)
+        count = 0
+        for i in range(changed):
+            if targets[i] == state:
+                chosen[count] = cores[i]
+                count += 1
+        chosen.sort()
+        set_pstate(s, chosen, state)
+        for c in chosen:
+            s.sent_pstate[c] = state
+
+
+@numba.njit(cache=True, nogil=True)
+def commit(s):
+    """QueueScheduler.commit: p-state changes, then the pass's starts. Returns how many."""
+    commit_pstates(s)
+    count = s.nb_starts
+    for i in range(count):
+        execute(s, s.starts[i])
+    s.nb_starts = 0
+    return count
+
+
+@numba.njit(cache=True, nogil=True)
+def initial_pstates(s):
+    """ResourceModel.initial_pstates."""
+    if not s.pstate_rules:
+        return
+    cores = np.flatnonzero(s.sent_pstate != 3)
+    if cores.shape[0]:
+        set_pstate(s, cores, 3)
+        for c in cores:
+            s.sent_pstate[c] = 3
+
+
+@numba.njit(cache=True, nogil=True)
+def run_classic(s, job_key, core_key):
+    """run_policy: a fixed pair (and EASY when s.backfill) from the first event to the last."""
+    initial_pstates(s)
+    while next_point(s):
+        if admit(s) and s.q_len > 0:
+            schedule(s, job_key, core_key)
+        commit(s)

@@ -1,0 +1,231 @@
+"""Batsim's output files, with its names, columns and number formats.
+
+Writing the same files as Batsim lets evalys and other Batsim tools read our runs, and lets
+runs on the embedded engine and on real Batsim be compared line by line.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from hdeeprm.simulation.engine import (
+    FINAL_STATE_NAMES,
+    KILLED,
+    REJECTED_STATE,
+    SUCCESS,
+    WALLTIME_REACHED,
+    SimulationResult,
+)
+
+# Batsim's run time of a task of zero work, a long double literal (1e-5l in jobs_execution.cpp).
+ZERO_WORK_RECORDED_DURATION_TEXT = "1e-5"
+from hdeeprm.inputs.workload.model import KIND_DELAY
+from hdeeprm.simulation.intervals import format_intervals
+
+BATSIM_VERSION = "4.2.1"
+
+JOB_COLUMNS = (
+    "job_id", "workload_name", "profile", "submission_time", "requested_number_of_resources",
+    "requested_time", "success", "final_state", "starting_time", "execution_time", "finish_time",
+    "waiting_time", "turnaround_time", "stretch", "allocated_resources", "consumed_energy", "metadata",
+)
+
+SCHEDULE_COLUMNS = (
+    "batsim_version", "consumed_joules", "makespan", "max_slowdown", "max_turnaround_time",
+    "max_waiting_time", "mean_slowdown", "mean_turnaround_time", "mean_waiting_time",
+    "nb_computing_machines", "nb_grouped_switches", "nb_jobs", "nb_jobs_finished", "nb_jobs_killed",
+    "nb_jobs_rejected", "nb_jobs_success", "nb_machine_switches", "scheduling_time",
+    "simulation_time", "success_rate", "time_computing", "time_idle", "time_sleeping",
+    "time_switching_off", "time_switching_on", "time_unavailable",
+)
+
+
+def _f6(x: float) -> str:
+    return f"{x:.6f}"
+
+
+@dataclass(frozen=True)
+class ScheduleSummary:
+    """The aggregates of out_schedule.csv, as numbers."""
+
+    values: dict
+
+    def __getitem__(self, key):
+        return self.values[key]
+
+
+def _time_idle(result: SimulationResult, ran_jobs: np.ndarray, release: np.ndarray,
+               computing: float) -> float:
+    """Batsim's machine-state tracker counts a machine idle from 0 until it is last released,
+    not until the makespan (checked on every recorded run): the sum of the machines' last
+    release times, minus the time spent computing. Unused machines count nothing."""
+    if ran_jobs.size == 0:
+        return 0.0
+    allocations = [result.alloc[j] for j in ran_jobs.tolist()]
+    hosts = np.concatenate(allocations)
+    ends = np.repeat(release, [a.size for a in allocations])
+    last_release = np.zeros(result.nb_machines)
+    np.maximum.at(last_release, hosts, ends)
+    return max(float(last_release.sum()) - computing, 0.0)
+
+
+def summarize(result: SimulationResult) -> ScheduleSummary:
+    """Batsim's aggregate metrics. As in Batsim 4.2.1, means are sums over the jobs that ran
+    divided by ``nb_jobs``, rejected jobs included (checked against every recorded run)."""
+    w = result.workload
+    ran = (result.final_state != 0) & (result.final_state != REJECTED_STATE)
+    start, finish = result.start[ran], result.finish[ran]
+    sub = w.subtime[ran]
+    execution = finish - start
+    waiting = start - sub
+    turnaround = finish - sub
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stretch = turnaround / execution
+    res = w.res[ran]
+    # Zero-flop parallel jobs are written as lasting 10 us but compute for no time.
+    actual_exec = np.where((w.kind[ran] != KIND_DELAY) & (w.work[ran] == 0), 0.0, execution)
+
+    nb_jobs = w.nb_jobs
+
+    def mean(a):
+        return float(a.sum()) / nb_jobs if a.size else 0.0
+
+    def amax(a):
+        return float(a.max()) if a.size else 0.0
+
+    success = int((result.final_state == SUCCESS).sum())
+    makespan = amax(finish)
+    computing = float((actual_exec * res).sum())
+    values = {
+        "batsim_version": BATSIM_VERSION,
+        "consumed_joules": result.consumed_joules,
+        "makespan": makespan,
+        "max_slowdown": amax(stretch),
+        "max_turnaround_time": amax(turnaround),
+        "max_waiting_time": amax(waiting),
+        "mean_slowdown": mean(stretch),
+        "mean_turnaround_time": mean(turnaround),
+        "mean_waiting_time": mean(waiting),
+        "nb_computing_machines": result.nb_machines,
+        "nb_grouped_switches": result.nb_grouped_switches,
+        "nb_jobs": nb_jobs,
+        "nb_jobs_finished": int(ran.sum()),
+        "nb_jobs_killed": int(((result.final_state == WALLTIME_REACHED) | (result.final_state == KILLED)).sum()),
+        "nb_jobs_rejected": int((result.final_state == REJECTED_STATE).sum()),
+        "nb_jobs_success": success,
+        "nb_machine_switches": result.nb_machine_switches,
+        # Batsim reports wall-clock seconds here; we write 0 so that identical runs give
+        # byte-identical files (timings go to timing.json beside the outputs instead).
+        "scheduling_time": 0.0,
+        "simulation_time": 0.0,
+        "success_rate": success / nb_jobs if nb_jobs else 0.0,
+        "time_computing": computing,
+        "time_idle": _time_idle(result, np.flatnonzero(ran), start + actual_exec, computing),
+        "time_sleeping": 0.0,
+        "time_switching_off": 0.0,
+        "time_switching_on": 0.0,
+        "time_unavailable": 0.0,
+    }
+    return ScheduleSummary(values)
+
+
+def write_outputs(result: SimulationResult, out_dir: str, prefix: str = "out") -> dict[str, str]:
+    """Write out_jobs.csv, out_schedule.csv, out_consumed_energy.csv, out_pstate_changes.csv,
+    timing.json and, for runs of the classic policies or HeteroEnv, overutilization.json."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {name: os.path.join(out_dir, f"{prefix}_{name}.csv")
+             for name in ("jobs", "schedule", "consumed_energy", "pstate_changes")}
+    write_jobs(result, paths["jobs"])
+    write_schedule(summarize(result), paths["schedule"])
+    write_energy(result, paths["consumed_energy"])
+    write_pstates(result, paths["pstate_changes"])
+    paths["timing"] = os.path.join(out_dir, "timing.json")
+    with open(paths["timing"], "w") as f:
+        json.dump({"simulation_seconds": result.wall_seconds,
+                   "scheduling_seconds": result.scheduling_seconds}, f, indent=2)
+        f.write("\n")
+    if result.overutilization is not None:
+        paths["overutilization"] = os.path.join(out_dir, "overutilization.json")
+        with open(paths["overutilization"], "w") as f:
+            json.dump(result.overutilization.as_json(), f, indent=1)
+            f.write("\n")
+    return paths
+
+
+def _batsim_job_times(result: SimulationResult) -> tuple[np.ndarray, ...]:
+    """Execution, finish, waiting, turnaround and stretch per job as Batsim computes them:
+    in long double from its start and run time (1e-5 s for a task of zero work), then
+    rounded to double (export.cpp), so that the 6 printed decimals are Batsim's."""
+    L = np.longdouble
+    w = result.workload
+    start = result.start.astype(L)
+    runtime = result.finish.astype(L) - start
+    zero_work = (w.kind != KIND_DELAY) & (w.work == 0) & (result.final_state == SUCCESS)
+    runtime[zero_work] = L(ZERO_WORK_RECORDED_DURATION_TEXT)
+    subtime = w.subtime.astype(L)
+    turnaround = start + runtime - subtime
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stretch = turnaround / runtime
+    return (runtime.astype(np.float64), (start + runtime).astype(np.float64),
+            (start - subtime).astype(np.float64), turnaround.astype(np.float64), stretch.astype(np.float64))
+
+
+def write_jobs(result: SimulationResult, path: str) -> None:
+    w = result.workload
+    execution, finish, waiting, turnaround, stretch = _batsim_job_times(result)
+    with open(path, "w", newline="") as f:
+        f.write(",".join(JOB_COLUMNS) + "\n")
+        for j in result.job_order:
+            walltime = w.walltime[j]
+            requested = _f6(walltime) if math.isfinite(walltime) else _f6(-1.0)
+            state = result.final_state[j]
+            head = [w.job_ids[j], result.workload_name, w.profile_names[j], _f6(w.subtime[j]),
+                    str(int(w.res[j])), requested]
+            if state == REJECTED_STATE:
+                row = head + ["0", "REJECTED", "", "", "", "", "", "", "", "", '""']
+            else:
+                row = head + [
+                    "1" if state == SUCCESS else "0", FINAL_STATE_NAMES[int(state)], _f6(result.start[j]),
+                    _f6(execution[j]), _f6(finish[j]), _f6(waiting[j]), _f6(turnaround[j]),
+                    _f6(stretch[j]) if execution[j] > 0 else "inf",
+                    format_intervals(result.alloc[j]), _f6(result.job_energy[j]), '""',
+                ]
+            f.write(",".join(_csv_field(x) for x in row) + "\n")
+
+
+def _csv_field(text: str) -> str:
+    # Profile names and ids never hold commas in practice; quote them if they do.
+    if "," in text and not text.startswith('"'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def write_schedule(summary: ScheduleSummary, path: str) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(SCHEDULE_COLUMNS)
+        row = []
+        for key in SCHEDULE_COLUMNS:
+            v = summary.values[key]
+            row.append(_f6(v) if isinstance(v, float) else str(v))
+        writer.writerow(row)
+
+
+def write_energy(result: SimulationResult, path: str) -> None:
+    with open(path, "w", newline="") as f:
+        f.write("time,energy,event_type,wattmin,epower\n")
+        for t, e, kind, wattmin, epower in result.energy_rows:
+            f.write(f"{t:.6f},{e:.6f},{kind},{wattmin:.6f},{'NA' if epower is None else f'{epower:.6f}'}\n")
+
+
+def write_pstates(result: SimulationResult, path: str) -> None:
+    with open(path, "w", newline="") as f:
+        f.write("time,machine_id,new_pstate\n")
+        for t, machines, p in result.pstate_rows:
+            f.write(f"{t:g},{format_intervals(machines)},{p}\n")
