@@ -15,7 +15,8 @@ import torch
 from hdeeprm.common.errors import ConfigError
 from hdeeprm.common.parallel import LocalEngine, TaskError, make_engine
 from hdeeprm.rl.agents import ALGORITHMS, build_agent
-from hdeeprm.rl.experiment import ExperimentConfig, episode_seeds
+from hdeeprm.common.seeding import episode_seeds
+from hdeeprm.rl.experiment import ExperimentConfig
 from hdeeprm.rl.train import RolloutTask, collect_rollout, learn_from_batch, replay, run_episode, train
 
 # Builtins as tasks: workers import them by name, whatever sys.path the test runner set up.

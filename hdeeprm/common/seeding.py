@@ -10,3 +10,10 @@ def run_generators(seed: int) -> tuple[np.random.Generator, np.random.Generator]
     shift the scheduler's, and the reverse."""
     conversion, scheduler = np.random.SeedSequence(seed).spawn(2)
     return np.random.default_rng(conversion), np.random.default_rng(scheduler)
+
+
+def episode_seeds(root_seed: int, count: int, stream: int) -> list[int]:
+    """Seeds of ``count`` episodes, from independent streams of the root seed (stream 0:
+    training windows, stream 1: evaluation windows, never the same as training's)."""
+    child = np.random.SeedSequence(root_seed).spawn(stream + 1)[stream]
+    return [int(x) for x in child.generate_state(count, dtype=np.uint32)]

@@ -34,6 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from hdeeprm.common.errors import ConfigError
+from hdeeprm.rl.returns import discounted_returns, standardise
 
 Observation = np.ndarray | torch.Tensor | Sequence[float]
 Mask = np.ndarray | torch.Tensor | Sequence[bool] | None
@@ -119,9 +120,6 @@ class LearningAgent(Agent):
     def transform_rewards(self) -> torch.Tensor:
         """Discounted returns G_t = r_t + gamma G_{t+1}, standardised when there are several
         (so that the gradient's scale does not depend on the objective's units); float32."""
-        # Imported here: hdeeprm.rl.agents imports this module, so a module-level import would be circular.
-        from hdeeprm.rl.agents.common import discounted_returns, standardise
-
         return standardise(discounted_returns(self.rewards, self.gamma))
 
     def update(self, optimizer: torch.optim.Optimizer) -> dict[str, float]:

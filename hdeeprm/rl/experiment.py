@@ -40,7 +40,7 @@ import numpy as np
 from hdeeprm.common.bundled import DATA_DIR
 from hdeeprm.common.errors import ConfigError
 from hdeeprm.common.jsonfile import read_json_object
-from hdeeprm.common.seeding import run_generators
+from hdeeprm.common.seeding import episode_seeds, run_generators
 from hdeeprm.inputs.platform import load_platform, resolve_platform_name
 from hdeeprm.inputs.platform.flat import with_flat_hierarchy
 from hdeeprm.inputs.platform.model import Platform
@@ -336,10 +336,3 @@ def _locate(base: Path, value: str, key: str) -> str:
         if bundled.is_file():
             return str(bundled)
     return value  # a bundled platform name, or a path that load_* reports as missing
-
-
-def episode_seeds(root_seed: int, count: int, stream: int) -> list[int]:
-    """Seeds of ``count`` episodes, from independent streams of the root seed (stream 0:
-    training windows, stream 1: evaluation windows, never the same as training's)."""
-    child = np.random.SeedSequence(root_seed).spawn(stream + 1)[stream]
-    return [int(x) for x in child.generate_state(count, dtype=np.uint32)]

@@ -27,9 +27,9 @@ from hdeeprm.inputs.platform.json_platform import (
     load_json_platform,
     platform_from_hierarchy,
     read_platform_description,
-    resolve_platform_name,
 )
 from hdeeprm.inputs.platform.model import Hierarchy, Platform
+from hdeeprm.inputs.platform.names import resolve_platform_name
 from hdeeprm.inputs.platform.typelib import (
     NetworkType,
     NodeType,

@@ -11,7 +11,6 @@ separate so that the SimGrid XML writer can reuse the validated description with
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -285,31 +284,3 @@ def bundled_platform(name: str) -> Path:
         raise PlatformError(name, None, "no bundled platform of that name; expected one of: "
                             + ", ".join(known))
     return path
-
-
-def resolve_platform_name(value: str | os.PathLike) -> str:
-    """``value`` as a path, where a bare name without extension ("gaia") that matches a
-    bundled platform means that platform, and ``"<N>x<node type>"`` ("16xDell R720": N nodes
-    of a type of the default node type library, see :mod:`hdeeprm.inputs.platform.homogeneous`)
-    means the platform JSON written for it in
-    :func:`hdeeprm.inputs.platform.homogeneous.generated_platforms_dir`.
-
-    Anything else comes back unchanged, including an ``<N>x...`` name whose node type the
-    default library does not know: :func:`hdeeprm.inputs.platform.load_platform` then reports it
-    (naming the known node types), or compiles it with the type library it is given.
-    """
-    text = str(value)
-    if os.sep not in text and not os.path.splitext(text)[1]:
-        path = bundled_platforms_dir() / f"{text}.json"
-        if path.is_file():
-            return str(path)
-    from hdeeprm.inputs.platform import homogeneous
-
-    if homogeneous.parse_homogeneous_spec(text) is not None \
-            and os.path.splitext(text)[1].lower() not in (".json", ".xml"):
-        try:
-            document = homogeneous.homogeneous_document(text)
-        except PlatformError:
-            return text  # load_platform reports it
-        return str(homogeneous.write_platform_document(document, text))
-    return text

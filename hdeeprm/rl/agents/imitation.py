@@ -20,7 +20,8 @@ import torch
 from torch.nn import functional as F
 
 from hdeeprm.common.errors import ConfigError
-from hdeeprm.rl.agents.common import discounted_returns, masked_logits
+from hdeeprm.rl.agents.common import masked_logits
+from hdeeprm.rl.returns import discounted_returns
 
 PRETRAIN_KEYS = ("teacher", "episodes", "epochs", "minibatch_size")
 
@@ -54,7 +55,7 @@ class PretrainConfig:
 def teacher_for(env, teacher: str):
     """The teacher as an agent of ``env``'s action space."""
     from hdeeprm.rl.job_window import WINDOW_HEURISTICS, WindowHeuristicAgent
-    from hdeeprm.rl.train import FixedActionAgent
+    from hdeeprm.rl.baselines import FixedActionAgent
 
     if env.config.action_space == "job_window":
         if teacher not in WINDOW_HEURISTICS:
@@ -115,7 +116,7 @@ def clone(agent, optimizer, observations, masks, actions, returns, *, epochs: in
 
 def pretrain(config, agent, optimizer) -> dict:
     """Behaviour cloning as ``config.pretrain`` says, on the experiment's training part."""
-    from hdeeprm.rl.experiment import episode_seeds
+    from hdeeprm.common.seeding import episode_seeds
 
     settings = PretrainConfig.from_dict(config.pretrain)
     env = config.make_env("train")

@@ -27,7 +27,8 @@ from torch.distributions import Categorical
 from torch.nn import functional as F
 
 from hdeeprm.rl.agent import Mask, Observation, PolicyLearningAgent, as_batch, as_mask
-from hdeeprm.rl.agents.common import gae, masked_logits, mlp, standardise
+from hdeeprm.rl.agents.common import masked_logits, mlp
+from hdeeprm.rl.returns import gae, standardise
 
 
 @dataclass
