@@ -9,6 +9,7 @@ import os
 from hdeeprm import __version__
 from hdeeprm.cli.arguments import conversion_args, platform_arg
 from hdeeprm.common.seeding import run_generators
+from hdeeprm.simulation.keys import ALL_CORE_KEYS, ALL_JOB_KEYS
 
 
 def add_subcommands(sub) -> dict:
@@ -19,9 +20,8 @@ def add_subcommands(sub) -> dict:
     sim.add_argument("--hierarchy", help="hierarchy.json describing nodes and processors of an XML platform")
     sim.add_argument("--workload", required=True, help="Batsim JSON workload or SWF trace (.swf, .swf.gz)")
     sim.add_argument("--policy", default="first:first_fit",
-                     help="JOBKEY:COREKEY (default first:first_fit). Job keys: random, first, shortest, "
-                          "smallest, low_mem, low_mem_bw. Core keys: random, high_gflops, high_cores, "
-                          "high_mem, high_mem_bw, low_power, first_fit")
+                     help=f"JOBKEY:COREKEY (default first:first_fit). Job keys: {', '.join(ALL_JOB_KEYS)}. "
+                          f"Core keys: {', '.join(ALL_CORE_KEYS)}")
     sim.add_argument("--backfill", choices=("easy",), help="EASY backfilling on requested walltimes")
     sim.add_argument("--out", help="folder for Batsim-style outputs (default: print metrics only)")
     sim.add_argument("--clock", choices=("simgrid", "exact"), default="simgrid",

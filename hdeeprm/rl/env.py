@@ -69,7 +69,7 @@ from hdeeprm.inputs.workload import job_limits, load_workload
 from hdeeprm.inputs.workload.model import Workload, WorkloadArrays
 from hdeeprm.rl.job_window import DEFAULT_WINDOW_JOBS, JobWindowObserver
 from hdeeprm.simulation.engine import REJECTED, SimulationResult
-from hdeeprm.simulation.keys import ALL_CORE_KEYS, DEFAULT_PAIRS, JOB_KEYS
+from hdeeprm.simulation.keys import ALL_CORE_KEYS, ALL_JOB_KEYS, DEFAULT_PAIRS
 from hdeeprm.simulation.objectives import (
     DEFAULT_BSLD_BOUND,
     HDEEPRM_OBJECTIVES,
@@ -113,8 +113,9 @@ def parse_action_set(block: Mapping[str, Any] | None, source: str = "actions") -
             raise ConfigError(f"{source}.selection[{i}]: expected an object such as {{\"first\": [\"high_gflops\"]}}")
         for job_key, core_keys in item.items():
             where = f"{source}.selection[{i}].{job_key}"
-            if job_key not in JOB_KEYS:
-                raise ConfigError(f"{where}: unknown job selection key {job_key!r}: expected one of {', '.join(JOB_KEYS)}")
+            if job_key not in ALL_JOB_KEYS:
+                raise ConfigError(f"{where}: unknown job selection key {job_key!r}: "
+                                  f"expected one of {', '.join(ALL_JOB_KEYS)}")
             if not isinstance(core_keys, list) or not core_keys:
                 raise ConfigError(f"{where}: expected a non-empty list of core selection keys")
             for core_key in core_keys:
@@ -368,7 +369,7 @@ class HeteroEnv(gym.Env):
                               f"objective={config.objective!r}")
         self._use_fast = backend == "embedded" and fast is not False and supports_clock(clock) and compiled
         self._fast = None
-        self._action_codes = [(-1, -1) if pair is None else (JOB_KEYS.index(pair[0]), ALL_CORE_KEYS.index(pair[1]))
+        self._action_codes = [(-1, -1) if pair is None else (ALL_JOB_KEYS.index(pair[0]), ALL_CORE_KEYS.index(pair[1]))
                               for pair in self._actions]
         self._action_job_keys = np.array([code[0] for code in self._action_codes], dtype=np.int64)
 

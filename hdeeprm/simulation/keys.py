@@ -32,7 +32,10 @@ import numpy as np
 
 from hdeeprm.inputs.workload.model import WorkloadArrays
 
+# The original's keys (its action set is built from them, in this order), then ours.
 JOB_KEYS = ("random", "first", "shortest", "smallest", "low_mem", "low_mem_bw")
+EXTRA_JOB_KEYS: tuple[str, ...] = ()
+ALL_JOB_KEYS = JOB_KEYS + EXTRA_JOB_KEYS
 CORE_KEYS = ("random", "high_gflops", "high_cores", "high_mem", "high_mem_bw", "low_power")
 EXTRA_CORE_KEYS = ("first_fit",)
 ALL_CORE_KEYS = CORE_KEYS + EXTRA_CORE_KEYS

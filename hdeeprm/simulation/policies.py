@@ -28,7 +28,7 @@ import numpy as np
 
 from hdeeprm.common.errors import ConfigError
 from hdeeprm.simulation.engine import DecisionPoint, Engine, SimulationResult
-from hdeeprm.simulation.keys import ALL_CORE_KEYS, JOB_KEYS, job_key_values, ordered
+from hdeeprm.simulation.keys import ALL_CORE_KEYS, ALL_JOB_KEYS, job_key_values, ordered
 from hdeeprm.simulation.resources import FITS, ResourceModel, memory_capacity
 
 BACKFILL_MODES = (None, "easy")
@@ -43,8 +43,9 @@ class PolicyConfig:
     backfill: str | None = None
 
     def __post_init__(self):
-        if self.job_key not in JOB_KEYS:
-            raise ConfigError(f"unknown job selection key {self.job_key!r}: expected one of {', '.join(JOB_KEYS)}")
+        if self.job_key not in ALL_JOB_KEYS:
+            raise ConfigError(f"unknown job selection key {self.job_key!r}: "
+                              f"expected one of {', '.join(ALL_JOB_KEYS)}")
         if self.core_key not in ALL_CORE_KEYS:
             raise ConfigError(f"unknown core selection key {self.core_key!r}: expected one of {', '.join(ALL_CORE_KEYS)}")
         if self.backfill not in BACKFILL_MODES:
