@@ -35,7 +35,7 @@ import numpy as np
 from hdeeprm.simulation.engine import QUEUED, REJECTED_STATE, RUNNING, DecisionPoint, Engine, SimulationResult
 from hdeeprm.simulation.fastsim import alloc, envk, sim, state
 from hdeeprm.simulation.fastsim.results import Allocations, BandwidthSpans, EnergyRows, PStateRows
-from hdeeprm.simulation.keys import JOB_KEYS, job_key_values
+from hdeeprm.simulation.keys import ALL_JOB_KEYS, job_key_values
 from hdeeprm.simulation.resources import _KEY_CODE, ResourceModel
 
 __all__ = ["FastRun", "alloc", "envk", "run_policy", "sim", "state", "supports"]
@@ -70,7 +70,7 @@ def _drop_stale_cache() -> None:
 
 _drop_stale_cache()
 
-JOB_KEY_ROW = {name: i for i, name in enumerate(JOB_KEYS)}
+JOB_KEY_ROW = {name: i for i, name in enumerate(ALL_JOB_KEYS)}  # sim.JK_* are rows of this too
 
 
 def _ever_fits(resources: ResourceModel, jobs) -> np.ndarray:
@@ -108,8 +108,8 @@ class FastRun:
         self.nb_jobs, self.nb_machines = n, m
         i8, f8 = np.int64, np.float64
 
-        kv = np.zeros((6, n))
-        key_used = np.zeros(6, np.bool_)
+        kv = np.zeros((sim.NB_JOB_KEYS, n))
+        key_used = np.zeros(sim.NB_JOB_KEYS, np.bool_)
         for name in set(job_keys) | {"first"}:
             row = JOB_KEY_ROW[name]
             if name != "random":
@@ -121,7 +121,7 @@ class FastRun:
             np.cumsum(res[:-1], out=alloc_off[1:])
         sg = engine._acts is not None  # SimGrid's clock: no submission instants
         groups = (np.asarray(engine._submission_groups, dtype=i8) if n and not sg else np.zeros(1, i8))
-        static_key = np.zeros((7, resources.nb_processors))
+        static_key = np.zeros((alloc.NB_CORE_KEYS, resources.nb_processors))
         for code, values in resources._key_args.values():
             static_key[code] = values
         speeds = np.ascontiguousarray(engine._speeds, dtype=f8)
@@ -180,7 +180,7 @@ class FastRun:
             dirty_count=resources._dirty_count, sent_pstate=resources.sent_pstate,
             out_cores=resources._out_cores, out_states=resources._out_states,
             flipped=resources._flipped,
-            qk=np.zeros((6, 64), i8), qk_head=np.zeros(6, i8), starts=np.zeros(16, i8),
+            qk=np.zeros((sim.NB_JOB_KEYS, 64), i8), qk_head=np.zeros(sim.NB_JOB_KEYS, i8), starts=np.zeros(16, i8),
             exp_t=np.zeros(16), exp_j=np.zeros(16, i8), exp_end_of=np.full(n, np.nan),
             core_short=np.zeros(16), mem_short=np.zeros(16), flip_t=np.zeros(16),
             flip_p=np.zeros(16, np.int32), flip_on=np.zeros(16, np.bool_), no_uniforms=np.zeros(0),
@@ -375,7 +375,7 @@ def _tree_fields(core_keys, resources: ResourceModel) -> dict:
     size = 1
     while size < nproc:
         size *= 2
-    used = np.zeros(8, np.bool_)
+    used = np.zeros(alloc.NB_TREES, np.bool_)
     for name in core_keys:
         code = _KEY_CODE[name]
         if name != "first_fit":
@@ -386,13 +386,14 @@ def _tree_fields(core_keys, resources: ResourceModel) -> dict:
     nodes = len(resources.node_memory_kb)
     order = np.argsort(resources.proc_node, kind="stable").astype(i8)
     node_proc_ptr = np.searchsorted(resources.proc_node[order], np.arange(nodes + 1)).astype(i8)
+    keys = alloc.NB_CORE_KEYS
     return dict(
         ff_hint=0, tr_any=bool(used.any()), tr_used=used, tr_size=size,
-        tr_key=np.full((7, 2 * size), np.inf), tr_core=np.full((7, 2 * size), alloc.BIG, i8),
-        tr_proc=np.full((7, 2 * size), -1, i8), tr_maxkb=np.full(2 * size, -1, i8),
+        tr_key=np.full((keys, 2 * size), np.inf), tr_core=np.full((keys, 2 * size), alloc.BIG, i8),
+        tr_proc=np.full((keys, 2 * size), -1, i8), tr_maxkb=np.full(2 * size, -1, i8),
         tr_minkb=np.full(2 * size, alloc.BIG, i8), tr_sum=np.zeros(2 * size, i8),
         tr_dirty=np.repeat(used[:, None], nproc, axis=1),
-        tr_dlist=np.tile(np.arange(nproc, dtype=i8), (8, 1)), tr_dcount=dcount,
+        tr_dlist=np.tile(np.arange(nproc, dtype=i8), (alloc.NB_TREES, 1)), tr_dcount=dcount,
         tr_stack=np.zeros(256, i8), node_proc_ptr=node_proc_ptr, node_procs=order,
     )
 

@@ -22,10 +22,14 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from hdeeprm.simulation.resources import CORE_SHORTAGE, FITS, MEMORY_SHORTAGE
+from hdeeprm.simulation.resources import _KEY_CODE, CORE_SHORTAGE, FITS, MEMORY_SHORTAGE
 
-CK_RANDOM, CK_HIGH_GFLOPS, CK_HIGH_CORES, CK_HIGH_MEM, CK_HIGH_MEM_BW, CK_LOW_POWER, CK_FIRST_FIT = range(7)
-SHARED = 7  # the tree of free cores and node memory
+# Core keys: their code in hdeeprm.simulation.resources._KEY_CODE (one list, read here).
+CK_RANDOM, CK_HIGH_CORES, CK_HIGH_MEM, CK_HIGH_MEM_BW, CK_FIRST_FIT = (
+    _KEY_CODE[name] for name in ("random", "high_cores", "high_mem", "high_mem_bw", "first_fit"))
+NB_CORE_KEYS = len(_KEY_CODE)  # rows of s.static_key and the per-key trees (s.tr_key, ...)
+SHARED = NB_CORE_KEYS  # the tree of free cores and node memory
+NB_TREES = SHARED + 1  # rows of s.tr_used, s.tr_dirty, s.tr_dlist, s.tr_dcount
 BIG = np.int64(1) << 62
 INF = np.inf
 
@@ -37,7 +41,7 @@ INF = np.inf
 def mark_proc(s, p):
     """Processor ``p`` changed: every tree in use replays it at its next search."""
     used, dirty, dlist, dcount = s.tr_used, s.tr_dirty, s.tr_dlist, s.tr_dcount
-    for t in range(8):
+    for t in range(NB_TREES):
         if used[t] and not dirty[t, p]:
             dirty[t, p] = True
             dlist[t, dcount[t]] = p

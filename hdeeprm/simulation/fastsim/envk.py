@@ -14,6 +14,7 @@ import numpy as np
 from hdeeprm.inputs.workload.model import KIND_DELAY
 from hdeeprm.simulation.fastsim.sim import (
     JK_RANDOM,
+    NB_JOB_KEYS,
     REJECTED,
     admit,
     commit,
@@ -214,8 +215,8 @@ def action_masks(s, action_job_key, done, out):
     out[:] = True
     if done:
         return
-    known = np.zeros(6, np.bool_)
-    fits = np.zeros(6, np.bool_)
+    known = np.zeros(NB_JOB_KEYS, np.bool_)
+    fits = np.zeros(NB_JOB_KEYS, np.bool_)
     for i in range(action_job_key.shape[0]):
         k = action_job_key[i]
         if k < 0:

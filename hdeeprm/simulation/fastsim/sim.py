@@ -38,8 +38,9 @@ from hdeeprm.simulation.engine import (
     SUCCESS,
     WALLTIME_REACHED,
 )
-from hdeeprm.simulation.fastsim.alloc import allocate, release_hosts
+from hdeeprm.simulation.fastsim.alloc import CK_RANDOM, allocate, release_hosts
 from hdeeprm.simulation.kernels import bottleneck_speed, update_powers
+from hdeeprm.simulation.keys import ALL_JOB_KEYS
 from hdeeprm.simulation.resources import CORE_SHORTAGE, FITS, MEMORY_SHORTAGE, memory_capacity, pstate_targets
 from hdeeprm.simulation.simgrid_steps import (
     JOB_DELAY,
@@ -54,9 +55,9 @@ from hdeeprm.simulation.simgrid_steps import (
     sg_step,
 )
 
-# Job keys, as rows of JOB_KEYS (hdeeprm.simulation.keys); core keys as in hdeeprm.simulation.resources.
-JK_RANDOM, JK_FIRST = 0, 1
-CK_RANDOM = 0
+# Job keys: their row in hdeeprm.simulation.keys.ALL_JOB_KEYS (one list, read here; core keys: alloc.CK_*).
+JK_RANDOM, JK_FIRST = ALL_JOB_KEYS.index("random"), ALL_JOB_KEYS.index("first")
+NB_JOB_KEYS = len(ALL_JOB_KEYS)  # rows of s.kv, s.key_used, s.qk, s.qk_head
 
 # Energy row kinds (out_consumed_energy.csv's event_type).
 ROW_START, ROW_END, ROW_PSTATE = ord("s"), ord("e"), ord("p")
@@ -886,8 +887,8 @@ def _q_make_room(s):
     cap = s.qk.shape[1]
     length = s.q_len
     if 2 * (length + 1) > cap:
-        bigger = np.empty((6, max(2 * cap, 64)), np.int64)
-        for k in range(6):
+        bigger = np.empty((NB_JOB_KEYS, max(2 * cap, 64)), np.int64)
+        for k in range(NB_JOB_KEYS):
             if s.key_used[k]:
                 h = s.qk_head[k]
                 bigger[k, :length] = s.qk[k, h:h + length]
@@ -898,7 +899,7 @@ def _q_make_room(s):
             stats[:, :length] = s.qs[:, :length]
             s.qs = stats
         return
-    for k in range(6):
+    for k in range(NB_JOB_KEYS):
         h = s.qk_head[k]
         if s.key_used[k] and h + length >= cap:
             row = s.qk[k]
@@ -941,7 +942,7 @@ def _stats_remove(values, count, v):
 def q_push(s, job):
     """QueueScheduler.admit's queue.append, for every job key in use."""
     _q_make_room(s)
-    for k in range(6):
+    for k in range(NB_JOB_KEYS):
         if not s.key_used[k]:
             continue
         row = s.qk[k]
@@ -959,7 +960,7 @@ def q_push(s, job):
 @numba.njit(cache=True, nogil=True)
 def q_remove(s, job):
     """Take ``job`` out of the queue (every key's order)."""
-    for k in range(6):
+    for k in range(NB_JOB_KEYS):
         if not s.key_used[k]:
             continue
         row = s.qk[k]

@@ -8,13 +8,19 @@ makes the StructRef again from such a tuple. Arrays are shared, not copied, both
 The fields mirror the reference objects: ``Engine`` (clock, events, energy, job state),
 ``ResourceModel`` (cores, memory, bandwidth, p-states) and ``QueueScheduler`` (queue,
 EASY reservations), plus HeteroEnv's observation and reward state. Sizes in brackets:
-n jobs, m machines (cores), nproc processors, nnodes nodes; [] grows as needed.
+n jobs, m machines (cores), nproc processors, nnodes nodes, J job keys (rows of
+``keys.ALL_JOB_KEYS``), C core keys (codes of ``resources._KEY_CODE``); [] grows as needed.
 
-FIELDS, ``build``'s parameters and ``dump``'s tuple list the same fields in the same order;
-a new field goes into all three, and into ``FastRun``'s values (which checks the names).
+FIELDS is the one declaration of the fields and their order (the StructRef's layout):
+``build``'s parameters and ``dump``'s tuple are generated from it. A new field goes into
+FIELDS, with its comment, and gets its initial value in ``FastRun`` (which builds the values
+by name and checks the names against FIELDS).
 """
 
 from __future__ import annotations
+
+import keyword
+import sys
 
 import numba
 from numba.core import types
@@ -30,8 +36,8 @@ FIELDS = (
     "mem_kb",  # i8[n] memory per core (kB; 0 on flat platforms)
     "bw_kbs",  # i8[n] memory bandwidth per core (kB/s; 0 on flat platforms)
     "ever_fits",  # b1[n] the empty platform could hold the job (else it is rejected)
-    "kv",  # f8[6, n] sort value per job key (rows of JOB_KEYS; 'first' = index)
-    "key_used",  # b1[6] job keys whose queue order is maintained
+    "kv",  # f8[J, n] sort value per job key ('first' = index)
+    "key_used",  # b1[J] job keys whose queue order is maintained
     "groups",  # i8[G+1] first job of each submission instant
     "alloc_off",  # i8[n] where each job's cores start in alloc_buf
     "m",  # machines (cores)
@@ -43,7 +49,7 @@ FIELDS = (
     "proc_ptr",  # i8[nproc+1]
     "proc_cores",  # i8[m] cores grouped by processor
     "proc_node",  # i8[nproc]
-    "static_key",  # f8[7, nproc] per core key: the fixed sort value of each processor (or 0)
+    "static_key",  # f8[C, nproc] per core key: the fixed sort value of each processor (or 0)
     "node_memory_kb",  # i8[nnodes]
     "proc_bw_kbs",  # i8[nproc]
     "pstate_rules",  # bool: HDeepRM p-state rules (platform with a hierarchy)
@@ -135,8 +141,8 @@ FIELDS = (
     "out_cores",  # i8[m]
     "out_states",  # i8[m]
     "flipped",  # i8[nproc]
-    "qk",  # i8[6, cap] queue per job key, by (value, index), in qk_head[k]..+q_len
-    "qk_head",  # i8[6]
+    "qk",  # i8[J, cap] queue per job key, by (value, index), in qk_head[k]..+q_len
+    "qk_head",  # i8[J]
     "starts",  # i8[] jobs picked by the pass, to start at commit
     "exp_t",  # f8[] running jobs by expected end (EASY): time
     "exp_j",  # i8[] and job
@@ -158,17 +164,17 @@ FIELDS = (
     "sc_b",  # i8[m] scratch
     "ff_hint",  # i8 no free core below this id (first_fit's sweep starts here)
     "tr_any",  # bool: some core-key tree is in use
-    "tr_used",  # b1[8] trees in use: per core key code, then the shared one
+    "tr_used",  # b1[C+1] trees in use: per core key code, then the shared one
     "tr_size",  # i8 leaves per tree (a power of two >= nproc)
-    "tr_key",  # f8[7, 2 size] per core key: key value of the best processor below each node
-    "tr_core",  # i8[7, 2 size] its lowest free core
-    "tr_proc",  # i8[7, 2 size] and the processor (-1: none)
+    "tr_key",  # f8[C, 2 size] per core key: key value of the best processor below each node
+    "tr_core",  # i8[C, 2 size] its lowest free core
+    "tr_proc",  # i8[C, 2 size] and the processor (-1: none)
     "tr_maxkb",  # i8[2 size] most free memory of a node with a free core below (-1: none)
     "tr_minkb",  # i8[2 size] least such (BIG: none)
     "tr_sum",  # i8[2 size] free cores below
-    "tr_dirty",  # b1[8, nproc] processors changed since the tree's last refresh
-    "tr_dlist",  # i8[8, nproc]
-    "tr_dcount",  # i8[8]
+    "tr_dirty",  # b1[C+1, nproc] processors changed since the tree's last refresh
+    "tr_dlist",  # i8[C+1, nproc]
+    "tr_dcount",  # i8[C+1]
     "tr_stack",  # i8[256] search stack
     "node_proc_ptr",  # i8[nnodes+1] processors of node n: node_procs[ptr[n]:ptr[n+1]]
     "node_procs",  # i8[nproc]
@@ -237,266 +243,33 @@ class FastState(structref.StructRefProxy):
 structref.define_proxy(FastState, FastStateType, list(FIELDS))
 
 
-@numba.njit(cache=True)
-def build(
-        n, subtime, res, walltime, kind, work, mem_kb, bw_kbs, ever_fits, kv, key_used, groups,
-        alloc_off, m, speeds, watts_idle, watts_full, core_processor, core_node, proc_ptr,
-        proc_cores, proc_node, static_key, node_memory_kb, proc_bw_kbs, pstate_rules,
-        round_decisions, record_rows, backfill, now, eid, next_group, sub_time, sub_eid, h_size,
-        decision_time_for, quirk_pending, finished, nb_unfinished, eng_nb_free, total_power,
-        wattmin, energy, energy_time, first_sub_energy, last_completion_energy, last_row_time,
-        last_row_energy, nb_erows, nb_prows, nb_prow_hosts, nb_machine_switches,
-        nb_grouped_switches, nb_order, job_state, final_state, start, finish, remaining, rate,
-        progress_time, epoch, job_energy, job_power, job_energy_time, job_order, alloc_buf,
-        busy_job, pstate, billed, power, h_time, h_eid, h_job, h_epoch, h_final, er_t, er_e,
-        er_k, er_w, er_p, pr_t, pr_p, pr_off, pr_len, pr_hosts, pt_time, pt_lo, pt_hi,
-        nb_completed, completed, nb_free, q_len, nb_starts, nb_exp, nb_core_short, nb_mem_short,
-        nb_flips, nb_points, nb_passes, core_job, proc_free, proc_first_free, node_free_kb,
-        node_free_cores, proc_bw_left, throttled, dirty, dirty_list, dirty_count, sent_pstate,
-        out_cores, out_states, flipped, qk, qk_head, starts, exp_t, exp_j, exp_end_of,
-        core_short, mem_short, flip_t, flip_p, flip_on, no_uniforms, rng, nb_running,
-        ack_pending, ack_time, pt_ack, ack_points, sc_f8, sc_a, sc_b, ff_hint, tr_any, tr_used,
-        tr_size, tr_key, tr_core, tr_proc, tr_maxkb, tr_minkb, tr_sum, tr_dirty, tr_dlist,
-        tr_dcount, tr_stack, node_proc_ptr, node_procs, track_stats, qs, requests, req_work,
-        obs_kind, hardware_size, node_slot, proc_slot, core_slot, limits, sensitivity,
-        previous_queue, objective, inverse_time, r_time, r_in_system, r_busy, r_busy_integral,
-        r_integral, r_cost_at_decision, env_steps, env_completed, env_started, env_wait_sum,
-        sg, a_count, a_nb_alive, a_is_task, a_remains, a_rate, a_duration, a_alive, a_kind,
-        a_owner, a_done, task_slot, timeout_slot, pd_lo, pd_nb_completed, pd_completed, pd_calls, pd_acks,
-        pd_nomore, sg_ready, reply_due, notify, last_sub, sub_upto, woken_by_job):
-    """The StructRef of the field values, in FIELDS order. (Named parameters rather than
-    ``*values``: numba's dispatcher types them in C, a tuple of values in Python.)"""
-    return FastState(
-        n, subtime, res, walltime, kind, work, mem_kb, bw_kbs, ever_fits, kv, key_used, groups,
-        alloc_off, m, speeds, watts_idle, watts_full, core_processor, core_node, proc_ptr,
-        proc_cores, proc_node, static_key, node_memory_kb, proc_bw_kbs, pstate_rules,
-        round_decisions, record_rows, backfill, now, eid, next_group, sub_time, sub_eid,
-        h_size, decision_time_for, quirk_pending, finished, nb_unfinished, eng_nb_free,
-        total_power, wattmin, energy, energy_time, first_sub_energy, last_completion_energy,
-        last_row_time, last_row_energy, nb_erows, nb_prows, nb_prow_hosts,
-        nb_machine_switches, nb_grouped_switches, nb_order, job_state, final_state, start,
-        finish, remaining, rate, progress_time, epoch, job_energy, job_power,
-        job_energy_time, job_order, alloc_buf, busy_job, pstate, billed, power, h_time,
-        h_eid, h_job, h_epoch, h_final, er_t, er_e, er_k, er_w, er_p, pr_t, pr_p, pr_off,
-        pr_len, pr_hosts, pt_time, pt_lo, pt_hi, nb_completed, completed, nb_free, q_len,
-        nb_starts, nb_exp, nb_core_short, nb_mem_short, nb_flips, nb_points, nb_passes,
-        core_job, proc_free, proc_first_free, node_free_kb, node_free_cores, proc_bw_left,
-        throttled, dirty, dirty_list, dirty_count, sent_pstate, out_cores, out_states,
-        flipped, qk, qk_head, starts, exp_t, exp_j, exp_end_of, core_short, mem_short,
-        flip_t, flip_p, flip_on, no_uniforms, rng, nb_running, ack_pending, ack_time,
-        pt_ack, ack_points, sc_f8, sc_a, sc_b, ff_hint, tr_any, tr_used, tr_size, tr_key,
-        tr_core, tr_proc, tr_maxkb, tr_minkb, tr_sum, tr_dirty, tr_dlist, tr_dcount,
-        tr_stack, node_proc_ptr, node_procs, track_stats, qs, requests, req_work, obs_kind,
-        hardware_size, node_slot, proc_slot, core_slot, limits, sensitivity, previous_queue,
-        objective, inverse_time, r_time, r_in_system, r_busy, r_busy_integral, r_integral,
-        r_cost_at_decision, env_steps, env_completed, env_started, env_wait_sum,
-        sg, a_count, a_nb_alive, a_is_task, a_remains, a_rate, a_duration, a_alive, a_kind,
-        a_owner, a_done, task_slot, timeout_slot, pd_lo, pd_nb_completed, pd_completed, pd_calls, pd_acks,
-        pd_nomore, sg_ready, reply_due, notify, last_sub, sub_upto, woken_by_job)
+def _njit_generated(source: str):
+    """``numba.njit(cache=True)`` of the one function that ``source`` defines, compiled as if
+    it were written in this file at the caller's line.
+
+    numba's disk cache keys a function on its file, qualified name and first line (and checks
+    the file's time stamp and size, and the bytecode): a function generated here from FIELDS,
+    which lives in this file, is cached like a written one and recompiled when FIELDS
+    changes. Its parameters stay named (numba's dispatcher types named arguments in C; a
+    ``*values`` tuple would be typed in Python, at every call)."""
+    line = sys._getframe(1).f_lineno
+    namespace: dict = {}
+    exec(compile("\n" * (line - 1) + source, __file__, "exec", dont_inherit=True), globals(), namespace)  # noqa: S102
+    (function,) = namespace.values()
+    return numba.njit(cache=True)(function)
 
 
-@numba.njit(cache=True)
-def dump(s):
-    """Every field, in FIELDS order (arrays shared, not copied)."""
-    return (
-        s.n,
-        s.subtime,
-        s.res,
-        s.walltime,
-        s.kind,
-        s.work,
-        s.mem_kb,
-        s.bw_kbs,
-        s.ever_fits,
-        s.kv,
-        s.key_used,
-        s.groups,
-        s.alloc_off,
-        s.m,
-        s.speeds,
-        s.watts_idle,
-        s.watts_full,
-        s.core_processor,
-        s.core_node,
-        s.proc_ptr,
-        s.proc_cores,
-        s.proc_node,
-        s.static_key,
-        s.node_memory_kb,
-        s.proc_bw_kbs,
-        s.pstate_rules,
-        s.round_decisions,
-        s.record_rows,
-        s.backfill,
-        s.now,
-        s.eid,
-        s.next_group,
-        s.sub_time,
-        s.sub_eid,
-        s.h_size,
-        s.decision_time_for,
-        s.quirk_pending,
-        s.finished,
-        s.nb_unfinished,
-        s.eng_nb_free,
-        s.total_power,
-        s.wattmin,
-        s.energy,
-        s.energy_time,
-        s.first_sub_energy,
-        s.last_completion_energy,
-        s.last_row_time,
-        s.last_row_energy,
-        s.nb_erows,
-        s.nb_prows,
-        s.nb_prow_hosts,
-        s.nb_machine_switches,
-        s.nb_grouped_switches,
-        s.nb_order,
-        s.job_state,
-        s.final_state,
-        s.start,
-        s.finish,
-        s.remaining,
-        s.rate,
-        s.progress_time,
-        s.epoch,
-        s.job_energy,
-        s.job_power,
-        s.job_energy_time,
-        s.job_order,
-        s.alloc_buf,
-        s.busy_job,
-        s.pstate,
-        s.billed,
-        s.power,
-        s.h_time,
-        s.h_eid,
-        s.h_job,
-        s.h_epoch,
-        s.h_final,
-        s.er_t,
-        s.er_e,
-        s.er_k,
-        s.er_w,
-        s.er_p,
-        s.pr_t,
-        s.pr_p,
-        s.pr_off,
-        s.pr_len,
-        s.pr_hosts,
-        s.pt_time,
-        s.pt_lo,
-        s.pt_hi,
-        s.nb_completed,
-        s.completed,
-        s.nb_free,
-        s.q_len,
-        s.nb_starts,
-        s.nb_exp,
-        s.nb_core_short,
-        s.nb_mem_short,
-        s.nb_flips,
-        s.nb_points,
-        s.nb_passes,
-        s.core_job,
-        s.proc_free,
-        s.proc_first_free,
-        s.node_free_kb,
-        s.node_free_cores,
-        s.proc_bw_left,
-        s.throttled,
-        s.dirty,
-        s.dirty_list,
-        s.dirty_count,
-        s.sent_pstate,
-        s.out_cores,
-        s.out_states,
-        s.flipped,
-        s.qk,
-        s.qk_head,
-        s.starts,
-        s.exp_t,
-        s.exp_j,
-        s.exp_end_of,
-        s.core_short,
-        s.mem_short,
-        s.flip_t,
-        s.flip_p,
-        s.flip_on,
-        s.no_uniforms,
-        s.rng,
-        s.nb_running,
-        s.ack_pending,
-        s.ack_time,
-        s.pt_ack,
-        s.ack_points,
-        s.sc_f8,
-        s.sc_a,
-        s.sc_b,
-        s.ff_hint,
-        s.tr_any,
-        s.tr_used,
-        s.tr_size,
-        s.tr_key,
-        s.tr_core,
-        s.tr_proc,
-        s.tr_maxkb,
-        s.tr_minkb,
-        s.tr_sum,
-        s.tr_dirty,
-        s.tr_dlist,
-        s.tr_dcount,
-        s.tr_stack,
-        s.node_proc_ptr,
-        s.node_procs,
-        s.track_stats,
-        s.qs,
-        s.requests,
-        s.req_work,
-        s.obs_kind,
-        s.hardware_size,
-        s.node_slot,
-        s.proc_slot,
-        s.core_slot,
-        s.limits,
-        s.sensitivity,
-        s.previous_queue,
-        s.objective,
-        s.inverse_time,
-        s.r_time,
-        s.r_in_system,
-        s.r_busy,
-        s.r_busy_integral,
-        s.r_integral,
-        s.r_cost_at_decision,
-        s.env_steps,
-        s.env_completed,
-        s.env_started,
-        s.env_wait_sum,
-        s.sg,
-        s.a_count,
-        s.a_nb_alive,
-        s.a_is_task,
-        s.a_remains,
-        s.a_rate,
-        s.a_duration,
-        s.a_alive,
-        s.a_kind,
-        s.a_owner,
-        s.a_done,
-        s.task_slot,
-        s.timeout_slot,
-        s.pd_lo,
-        s.pd_nb_completed,
-        s.pd_completed,
-        s.pd_calls,
-        s.pd_acks,
-        s.pd_nomore,
-        s.sg_ready,
-        s.reply_due,
-        s.notify,
-        s.last_sub,
-        s.sub_upto,
-        s.woken_by_job,
-    )
+_bad = [name for name in FIELDS if not name.isidentifier() or keyword.iskeyword(name) or name == "FastState"
+        or FIELDS.count(name) > 1]
+if _bad:
+    raise ValueError(f"FIELDS: names repeated or not usable as parameters: {_bad}")
+
+build = _njit_generated(f"""def build({', '.join(FIELDS)}):
+    \"\"\"The StructRef of the field values, in FIELDS order.\"\"\"
+    return FastState({', '.join(FIELDS)})
+""")
+
+dump = _njit_generated(f"""def dump(s):
+    \"\"\"Every field, in FIELDS order (arrays shared, not copied).\"\"\"
+    return ({''.join(f's.{name}, ' for name in FIELDS)})
+""")
