@@ -56,22 +56,17 @@ def rdtsc(typingctx):
 
 def instrumented_package(folder: Path) -> list[str]:
     """Write the instrumented copy as package ``fsprof`` in ``folder``; the counter names."""
-    source = ROOT / "hdeeprm" / "fastsim"
+    source = ROOT / "hdeeprm" / "simulation" / "fastsim"
     package = folder / "fsprof"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    from hdeeprm.simulation.fastsim import state
-
-    names = list(state.FIELDS) + ["prof"]
-    text = (source / "state.py").read_text()
-    head = text[:text.index("FIELDS = (")]
-    (package / "state.py").write_text(
-        head + f"FIELDS = {tuple(names)!r}\n\n" + text[text.index("@structref.register"):text.index("@numba.njit(cache=True)\ndef build(")]
-        + "@numba.njit\ndef build(" + ", ".join(names) + "):\n    return FastState(" + ", ".join(names) + ")\n")
+    # FIELDS is the one list of state fields (build and dump are generated from it): add the counters.
+    text = (source / "state.py").read_text().replace("FIELDS = (\n", 'FIELDS = (\n    "prof",\n', 1)
+    (package / "state.py").write_text(text.replace("(cache=True)", "()"))
     counters = []
     for module, functions in INSTRUMENTED.items():
         code = (source / f"{module}.py").read_text()
-        code = re.sub(r"from \.\.([\w.]*) import", r"from hdeeprm.\1 import", code)
+        code = code.replace("hdeeprm.simulation.fastsim.", "fsprof.")  # the instrumented copies call each other
         code = code.replace("cache=True, ", "").replace("(cache=True)", "")
         code = code.replace("import numba\n", "import numba\n" + RDTSC, 1)
         for name in functions:

@@ -172,6 +172,8 @@ PAIRS = [
     ("first:high_mem", "easy"),
     ("random:random", None),
     ("random:high_gflops", "easy"),
+    ("smallest_area:high_gflops", None),
+    ("smallest_area:first_fit", "easy"),
 ]
 
 
@@ -387,6 +389,7 @@ ENV_CASES = [
     dict(observation="small", objective="makespan", max_sim_time=1.5e6, backfill="easy"),
     dict(observation="normal", actions=(("first", "first_fit"), ("random", "random"), ("low_mem", "high_mem")),
          void=False, reward_scale=0.001, queue_sensitivity=0.2),
+    dict(observation="small", actions=(("smallest_area", "high_gflops"), ("first", "low_power"))),
 ]
 
 

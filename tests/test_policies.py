@@ -182,6 +182,22 @@ def test_job_keys_rank_with_ties_to_the_lowest_id(job_key, expected):
     assert scheduler.first_by(job_key) == expected
 
 
+AREA_JOBS = [
+    dict(res=1, delay=5, req_time=100),  # 0: fewest cores, area 100
+    dict(res=10, delay=5, req_time=5),   # 1: shortest, area 50
+    dict(res=3, delay=5, req_time=10),   # 2: smallest area, 30
+]
+
+
+@pytest.mark.parametrize("job_key, expected", [("smallest", 0), ("shortest", 1), ("smallest_area", 2)])
+def test_smallest_area_ranks_by_requested_time_times_cores(job_key, expected):
+    platform = hand_platform([(0, 16, 1.0, 100.0, 1.0)], [1000.0])
+    engine = Engine(platform, hand_workload(AREA_JOBS))
+    scheduler = QueueScheduler(engine)
+    scheduler.admit(engine.next_decision_point())
+    assert scheduler.first_by(job_key) == expected
+
+
 def test_a_pass_stops_at_the_first_job_that_does_not_fit():
     # 4 cores: job 0 takes 3, job 1 (2 cores) does not fit and blocks job 2 (1 core).
     platform = hand_platform([(0, 4, 1.0, 100.0, 1.0)], [1000.0])

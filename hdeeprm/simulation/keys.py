@@ -11,6 +11,8 @@ converted traces is the lowest job number):
   smallest    requested cores
   low_mem     memory per core
   low_mem_bw  memory bandwidth per core
+  smallest_area  requested time x requested cores (RLScheduler's SAF; not in the original's
+              action set)
 
 Core keys (re-evaluated before each core of a job, among free cores whose node still has the
 job's memory; ties go to the lowest core id):
@@ -34,7 +36,7 @@ from hdeeprm.inputs.workload.model import WorkloadArrays
 
 # The original's keys (its action set is built from them, in this order), then ours.
 JOB_KEYS = ("random", "first", "shortest", "smallest", "low_mem", "low_mem_bw")
-EXTRA_JOB_KEYS: tuple[str, ...] = ()
+EXTRA_JOB_KEYS = ("smallest_area",)
 ALL_JOB_KEYS = JOB_KEYS + EXTRA_JOB_KEYS
 CORE_KEYS = ("random", "high_gflops", "high_cores", "high_mem", "high_mem_bw", "low_power")
 EXTRA_CORE_KEYS = ("first_fit",)
@@ -59,6 +61,8 @@ def job_key_values(jobs: WorkloadArrays, key: str) -> np.ndarray | None:
         return jobs.mem_mb.astype(np.float64)
     if key == "low_mem_bw":
         return jobs.mem_bw_gbs.astype(np.float64)
+    if key == "smallest_area":
+        return np.where(np.isfinite(jobs.req_time), jobs.req_time * jobs.res, np.inf)
     raise KeyError(key)
 
 

@@ -57,9 +57,11 @@ def to_kbs(gigabytes_per_second) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
-def _take(c, p, job, mem_kb, bw_kbs, core_job, proc_ptr, proc_cores, proc_node, proc_free,
-          proc_first_free, node_free_kb, node_free_cores, proc_bw_left, dirty, dirty_list,
-          dirty_count):
+def take_core(c, p, job, mem_kb, bw_kbs, core_job, proc_ptr, proc_cores, proc_node, proc_free,
+              proc_first_free, node_free_kb, node_free_cores, proc_bw_left, dirty, dirty_list,
+              dirty_count):
+    # Booking one core for a job: cores, node memory, processor bandwidth, first-free bound.
+    # The one rule both paths follow (fastsim.alloc calls it on its state's arrays).
     core_job[c] = job
     node = proc_node[p]
     proc_free[p] -= 1
@@ -80,8 +82,9 @@ def _take(c, p, job, mem_kb, bw_kbs, core_job, proc_ptr, proc_cores, proc_node, 
 
 
 @numba.njit(cache=True, nogil=True)
-def _give_back(c, p, mem_kb, bw_kbs, core_job, proc_node, proc_free, proc_first_free,
-               node_free_kb, node_free_cores, proc_bw_left, dirty, dirty_list, dirty_count):
+def give_back_core(c, p, mem_kb, bw_kbs, core_job, proc_node, proc_free, proc_first_free,
+                   node_free_kb, node_free_cores, proc_bw_left, dirty, dirty_list, dirty_count):
+    # The reverse of take_core, shared the same way.
     core_job[c] = -1
     node = proc_node[p]
     proc_free[p] += 1
@@ -118,9 +121,9 @@ def allocate_cores(key, count, mem_kb, bw_kbs, job, uniforms, static_key, nb_fre
             if core_job[c] < 0:
                 p = core_processor[c]
                 if node_free_kb[proc_node[p]] >= mem_kb:
-                    _take(c, p, job, mem_kb, bw_kbs, core_job, proc_ptr, proc_cores, proc_node,
-                          proc_free, proc_first_free, node_free_kb, node_free_cores,
-                          proc_bw_left, dirty, dirty_list, dirty_count)
+                    take_core(c, p, job, mem_kb, bw_kbs, core_job, proc_ptr, proc_cores, proc_node,
+                              proc_free, proc_first_free, node_free_kb, node_free_cores,
+                              proc_bw_left, dirty, dirty_list, dirty_count)
                     out[found] = c
                     found += 1
                     if found == count:
@@ -167,18 +170,18 @@ def allocate_cores(key, count, mem_kb, bw_kbs, job, uniforms, static_key, nb_fre
                         best_p, best_key, best_core = p, k, c
             if best_p < 0:
                 break
-            _take(best_core, best_p, job, mem_kb, bw_kbs, core_job, proc_ptr, proc_cores,
-                  proc_node, proc_free, proc_first_free, node_free_kb, node_free_cores,
-                  proc_bw_left, dirty, dirty_list, dirty_count)
+            take_core(best_core, best_p, job, mem_kb, bw_kbs, core_job, proc_ptr, proc_cores,
+                      proc_node, proc_free, proc_first_free, node_free_kb, node_free_cores,
+                      proc_bw_left, dirty, dirty_list, dirty_count)
             out[found] = best_core
             found += 1
         if found == count:
             return FITS, out
     for i in range(found - 1, -1, -1):  # roll back the partial allocation
         c = out[i]
-        _give_back(c, core_processor[c], mem_kb, bw_kbs, core_job, proc_node, proc_free,
-                   proc_first_free, node_free_kb, node_free_cores, proc_bw_left, dirty,
-                   dirty_list, dirty_count)
+        give_back_core(c, core_processor[c], mem_kb, bw_kbs, core_job, proc_node, proc_free,
+                       proc_first_free, node_free_kb, node_free_cores, proc_bw_left, dirty,
+                       dirty_list, dirty_count)
     return MEMORY_SHORTAGE, out[:0]
 
 
@@ -188,9 +191,9 @@ def release_cores(hosts, mem_kb, bw_kbs, core_job, core_processor, proc_node, pr
                   dirty_list, dirty_count):
     for i in range(hosts.shape[0]):
         c = hosts[i]
-        _give_back(c, core_processor[c], mem_kb, bw_kbs, core_job, proc_node, proc_free,
-                   proc_first_free, node_free_kb, node_free_cores, proc_bw_left, dirty,
-                   dirty_list, dirty_count)
+        give_back_core(c, core_processor[c], mem_kb, bw_kbs, core_job, proc_node, proc_free,
+                       proc_first_free, node_free_kb, node_free_cores, proc_bw_left, dirty,
+                       dirty_list, dirty_count)
 
 
 @numba.njit(cache=True, nogil=True)

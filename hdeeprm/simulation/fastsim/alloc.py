@@ -22,7 +22,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from hdeeprm.simulation.resources import _KEY_CODE, CORE_SHORTAGE, FITS, MEMORY_SHORTAGE
+from hdeeprm.simulation.resources import _KEY_CODE, CORE_SHORTAGE, FITS, MEMORY_SHORTAGE, give_back_core, take_core
 
 # Core keys: their code in hdeeprm.simulation.resources._KEY_CODE (one list, read here).
 CK_RANDOM, CK_HIGH_CORES, CK_HIGH_MEM, CK_HIGH_MEM_BW, CK_FIRST_FIT = (
@@ -212,51 +212,27 @@ def _random_core(s, mem_kb, u):
 
 @numba.njit(cache=True, nogil=True)
 def _take(s, c, p, job, mem_kb, bw_kbs):
-    """contention._take, plus the marks."""
-    s.core_job[c] = job
-    node = s.proc_node[p]
-    s.proc_free[p] -= 1
-    s.node_free_kb[node] -= mem_kb
-    s.node_free_cores[node] -= 1
-    s.proc_bw_left[p] -= bw_kbs
-    if s.proc_first_free[p] == c:
-        nxt = s.core_job.shape[0]
-        for i in range(s.proc_ptr[p], s.proc_ptr[p + 1]):
-            if s.core_job[s.proc_cores[i]] < 0:
-                nxt = s.proc_cores[i]
-                break
-        s.proc_first_free[p] = nxt
-    if not s.dirty[p]:
-        s.dirty[p] = True
-        s.dirty_list[s.dirty_count[0]] = p
-        s.dirty_count[0] += 1
+    """resources._take (the one booking rule), plus the marks of the candidate trees."""
+    take_core(c, p, job, mem_kb, bw_kbs, s.core_job, s.proc_ptr, s.proc_cores, s.proc_node, s.proc_free,
+              s.proc_first_free, s.node_free_kb, s.node_free_cores, s.proc_bw_left, s.dirty, s.dirty_list,
+              s.dirty_count)
     if s.tr_any:
         if mem_kb != 0:
-            mark_node(s, node)
+            mark_node(s, s.proc_node[p])
         else:
             mark_proc(s, p)
 
 
 @numba.njit(cache=True, nogil=True)
 def _give_back(s, c, p, mem_kb, bw_kbs):
-    """contention._give_back, plus the marks and the first-fit bound."""
-    s.core_job[c] = -1
-    node = s.proc_node[p]
-    s.proc_free[p] += 1
-    s.node_free_kb[node] += mem_kb
-    s.node_free_cores[node] += 1
-    s.proc_bw_left[p] += bw_kbs
-    if c < s.proc_first_free[p]:
-        s.proc_first_free[p] = c
-    if not s.dirty[p]:
-        s.dirty[p] = True
-        s.dirty_list[s.dirty_count[0]] = p
-        s.dirty_count[0] += 1
+    """resources._give_back, plus the marks and the first-fit bound."""
+    give_back_core(c, p, mem_kb, bw_kbs, s.core_job, s.proc_node, s.proc_free, s.proc_first_free,
+                   s.node_free_kb, s.node_free_cores, s.proc_bw_left, s.dirty, s.dirty_list, s.dirty_count)
     if c < s.ff_hint:
         s.ff_hint = c
     if s.tr_any:
         if mem_kb != 0:
-            mark_node(s, node)
+            mark_node(s, s.proc_node[p])
         else:
             mark_proc(s, p)
 
