@@ -54,8 +54,8 @@ class PretrainConfig:
 
 def teacher_for(env, teacher: str):
     """The teacher as an agent of ``env``'s action space."""
-    from hdeeprm.rl.job_window import WINDOW_HEURISTICS, WindowHeuristicAgent
     from hdeeprm.rl.baselines import FixedActionAgent
+    from hdeeprm.rl.job_window import WINDOW_HEURISTICS, WindowHeuristicAgent
 
     if env.config.action_space == "job_window":
         if teacher not in WINDOW_HEURISTICS:
