@@ -78,15 +78,11 @@ from hdeeprm.simulation.objectives import (
     RewardTracker,
     check_objective,
 )
+from hdeeprm.simulation.observations import OBSERVATIONS, PERCENTILES, POWER_FRACTION, QUEUE_FEATURES, SPEED_FRACTION
 from hdeeprm.simulation.policies import PolicyConfig, QueueScheduler
 from hdeeprm.simulation.resources import FITS
 
 ACTION_SPACES = ("pairs", "job_window")
-OBSERVATIONS = ("normal", "small", "minimal")
-QUEUE_FEATURES = 21
-SPEED_FRACTION = np.array([1.0, 0.75, 0.0, 0.0], dtype=np.float32)  # by p-state
-POWER_FRACTION = np.array([1.0, 1.0, 0.25, 0.05], dtype=np.float32)
-PERCENTILES = (0, 25, 50, 75, 100)
 
 Pair = tuple[str, str]
 

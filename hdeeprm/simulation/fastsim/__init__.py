@@ -45,7 +45,8 @@ _HERE = Path(__file__).resolve().parent
 _DEPENDENCIES = (_HERE.parent / "resources.py", _HERE.parent / "kernels.py",
                  _HERE.parent / "engine.py", _HERE.parent / "simgrid_steps.py",
                  _HERE.parent.parent / "inputs" / "workload" / "model.py",
-                 _HERE.parent / "keys.py", _HERE.parent / "objectives.py")
+                 _HERE.parent / "keys.py", _HERE.parent / "objectives.py", _HERE.parent / "observations.py",
+                 _HERE.parent.parent / "inputs" / "platform" / "model.py")
 
 
 def _drop_stale_cache() -> None:

@@ -26,16 +26,14 @@ from hdeeprm.simulation.fastsim.sim import (
     schedule,
 )
 from hdeeprm.simulation.objectives import HDEEPRM_OBJECTIVES
+from hdeeprm.simulation.observations import MINIMAL, NORMAL, PERCENTILES, POWER_FRACTION, SPEED_FRACTION
 from hdeeprm.simulation.resources import FITS, memory_capacity
 
 # Objective codes: their index in hdeeprm.simulation.objectives.HDEEPRM_OBJECTIVES (one list, read here).
 SLOWDOWN, COMPLETION, UTILIZATION, MAKESPAN, ENERGY, EDP = (
     HDEEPRM_OBJECTIVES.index(name) for name in ("avg_job_slowdown", "avg_job_completion", "avg_utilization",
                                                 "makespan", "energy_consumption", "edp"))
-NORMAL, SMALL, MINIMAL = 0, 1, 2
-SPEED_FRACTION = np.array([1.0, 0.75, 0.0, 0.0], dtype=np.float32)
-POWER_FRACTION = np.array([1.0, 1.0, 0.25, 0.05], dtype=np.float32)
-QUANTILES = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
+QUANTILES = np.array(PERCENTILES) / 100.0
 
 
 # ---------------------------------------------------------------------------- rewards
