@@ -243,3 +243,24 @@ def test_schedulers_are_told_the_time_with_batsims_six_decimals():
     point = engine.next_decision_point()
     assert point.completed == [1] and point.time == 0.1 + 0.2
     assert engine.scheduler_time == 0.3 != engine.now
+
+
+def test_clock_schedules_at_absolute_times_in_scheduling_order():
+    from hdeeprm.simulation.engine import _Clock
+
+    clock = _Clock()
+    seen = []
+    clock.schedule_at(2**-53, seen.append, "first")
+    clock.step()
+    # No delay d gives now + d == t here (the sums round to 1.0 or past t): the event must land on t itself.
+    t = 1 + 2**-52
+    assert clock.now + (t - clock.now) != t
+    for name in ("a", "b", "c"):
+        clock.schedule_at(t, lambda event, name=name: seen.append(name), None)
+    clock.schedule_at(0.5, lambda event: seen.append("earlier"), None)
+    assert clock.peek() == 0.5
+    while clock.peek() <= t:
+        clock.step()
+    assert seen[1:] == ["earlier", "a", "b", "c"] and clock.now == t
+    clock.set_now(3.0)
+    assert clock.now == 3.0 and clock.nb_scheduled() == 0

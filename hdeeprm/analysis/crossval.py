@@ -250,9 +250,11 @@ def _energy_close(a: float, b: float) -> bool:
 
 def compare_runs(embedded_dir: str | os.PathLike, batsim_dir: str | os.PathLike) -> CrossvalReport:
     """Compare two folders of Batsim outputs (out_jobs.csv, out_schedule.csv)."""
+    from hdeeprm.simulation.outputs import JOBS_FILE, SCHEDULE_FILE
+
     a_dir, b_dir = Path(embedded_dir), Path(batsim_dir)
-    a_jobs = {_job_key(r): r for r in _read_csv(a_dir / "out_jobs.csv")}
-    b_jobs = {_job_key(r): r for r in _read_csv(b_dir / "out_jobs.csv")}
+    a_jobs = {_job_key(r): r for r in _read_csv(a_dir / JOBS_FILE)}
+    b_jobs = {_job_key(r): r for r in _read_csv(b_dir / JOBS_FILE)}
     report = CrossvalReport(str(a_dir), str(b_dir), len(set(a_jobs) | set(b_jobs)))
     tolerance = TIME_TOLERANCE_S + _PRINT_SLACK_S
     for key in sorted(set(a_jobs) | set(b_jobs), key=_natural):
@@ -284,7 +286,7 @@ def compare_runs(embedded_dir: str | os.PathLike, batsim_dir: str | os.PathLike)
                                                     _divergence_time(a, b, "finish_time")))
     # Stable: same-time differences stay in job order.
     report.differences.sort(key=lambda d: d.time)
-    a_sched, b_sched = _read_csv(a_dir / "out_schedule.csv"), _read_csv(b_dir / "out_schedule.csv")
+    a_sched, b_sched = _read_csv(a_dir / SCHEDULE_FILE), _read_csv(b_dir / SCHEDULE_FILE)
     if a_sched and b_sched:
         for metric, energy in (("makespan", False), ("consumed_joules", True),
                                ("mean_waiting_time", False), ("mean_turnaround_time", False),
@@ -825,7 +827,8 @@ def run_grid(grid, out_dir: str | os.PathLike, engine=None, *, explain_differenc
     import time
 
     from hdeeprm.common.parallel import LocalEngine
-    from hdeeprm.rl.sweep import SweepProgress, drive_cells
+    from hdeeprm.common.progress import Progress
+    from hdeeprm.rl.sweep import drive_cells
 
     cells = grid_cells(grid, explain_differences)
     engine = engine if engine is not None else LocalEngine(1)
@@ -844,7 +847,7 @@ def run_grid(grid, out_dir: str | os.PathLike, engine=None, *, explain_differenc
             todo.append(i)
     skipped = len(cells) - len(todo)
     stream = sys.stderr if stream is None else stream
-    bar = SweepProgress(len(cells), skipped, stream, progress, label="crossval")
+    bar = Progress(len(cells), "crossval", stream, progress, skipped=skipped)
     t0 = time.perf_counter()
     ran = 0
 

@@ -22,7 +22,7 @@ import numpy as np
 from hdeeprm.analysis.plots import data as d
 from hdeeprm.analysis.plots.units import COMPARED_METRICS, metric_unit, time_unit
 from hdeeprm.common.errors import ConfigError, FormatError
-from hdeeprm.simulation.outputs import JOB_COLUMNS, SCHEDULE_COLUMNS
+from hdeeprm.simulation.outputs import ENERGY_COLUMNS, JOB_COLUMNS, PSTATE_COLUMNS, SCHEDULE_COLUMNS
 
 # ---------------------------------------------------------------------------- compare
 
@@ -311,8 +311,8 @@ FIGURE_MARKER = b"hdeeprm plot"
 RUN_FILES: dict[str, tuple[Callable[[Path], bool], bool]] = {
     d.JOBS_FILE: (_csv_header(",".join(JOB_COLUMNS)), False),
     d.SCHEDULE_FILE: (_csv_header(",".join(SCHEDULE_COLUMNS)), False),
-    d.ENERGY_FILE: (_csv_header("time,energy,event_type,wattmin,epower"), False),
-    d.PSTATES_FILE: (_csv_header("time,machine_id,new_pstate"), False),
+    d.ENERGY_FILE: (_csv_header(",".join(ENERGY_COLUMNS)), False),
+    d.PSTATES_FILE: (_csv_header(",".join(PSTATE_COLUMNS)), False),
     d.OVERUSE_FILE: (_json_with(lambda x: isinstance(x, dict) and x.get("format") == OVERUSE_FORMAT), False),
     TIMING_FILE: (_json_with(_is_dict_with("simulation_seconds")), False),
     "rewards.log": (_numbers_only(False), False),

@@ -67,6 +67,7 @@ from typing import TYPE_CHECKING, Any
 from hdeeprm.common.errors import ConfigError
 from hdeeprm.common.jsonfile import read_json_object
 from hdeeprm.common.parallel import WorkerEngine
+from hdeeprm.common.progress import Progress
 from hdeeprm.simulation.keys import DEFAULT_PAIRS
 
 # The experiment, policies and simulation modules are imported where they are used, so that
@@ -545,38 +546,6 @@ class SweepReport:
     out: Path
 
 
-class SweepProgress:
-    """One line on stderr: cells done, running and failed, elapsed and estimated time left."""
-
-    def __init__(self, total: int, skipped: int, stream=None, enabled: bool | None = None, label: str = "sweep"):
-        self.label = label
-        self.stream = sys.stderr if stream is None else stream
-        self.enabled = self.stream.isatty() if enabled is None else enabled
-        self.total, self.skipped = total, skipped
-        self.done = self.failed = self.running = 0
-        self.start = time.perf_counter()
-
-    def draw(self) -> None:
-        if not self.enabled:
-            return
-        finished = self.skipped + self.done + self.failed
-        width = 24
-        filled = int(width * finished / max(self.total, 1))
-        elapsed = time.perf_counter() - self.start
-        ran = self.done + self.failed
-        left = elapsed / ran * (self.total - finished) if ran else float("nan")
-        eta = f"{left:.0f}s left" if math.isfinite(left) else "?"
-        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {finished}/{self.total} "
-                          f"({self.done} done, {self.running} running, {self.failed} failed"
-                          f"{f', {self.skipped} earlier' if self.skipped else ''}) {elapsed:.0f}s, {eta} ")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
 def _finished(cells_dir: Path, cell: Cell) -> dict | None:
     path = cells_dir / cell.name / "metrics.json"
     if not path.is_file():
@@ -633,7 +602,7 @@ def run_sweep(grid: GridConfig, out_dir: str | os.PathLike, engine: WorkerEngine
         else:
             todo.append(i)
     skipped = len(cells) - len(todo)
-    bar = SweepProgress(len(cells), skipped, stream, progress)
+    bar = Progress(len(cells), "sweep", stream, progress, skipped=skipped)
     t0 = time.perf_counter()
     ran = failed = 0
 
@@ -669,7 +638,7 @@ def run_sweep(grid: GridConfig, out_dir: str | os.PathLike, engine: WorkerEngine
     return SweepReport(rows, ran, skipped, failed, wall, engine.describe(), out)
 
 
-def drive_cells(engine, task, cells: list, bar: SweepProgress, finished) -> None:
+def drive_cells(engine, task, cells: list, bar: Progress, finished) -> None:
     """Run ``task`` on every cell with ``engine``, handing each outcome to ``finished`` as it
     comes (its ``index`` is the cell's position in ``cells``) and keeping ``bar`` up to date.
     Stopping early (Ctrl-C, an error in ``finished``) stops the workers."""

@@ -15,7 +15,6 @@ import inspect
 import json
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from hdeeprm.common.errors import ConfigError
+from hdeeprm.common.progress import Progress  # also imported from here by evaluation and launch
 from hdeeprm.rl.env import HeteroEnv
 from hdeeprm.simulation.metrics import headline_metrics
 from hdeeprm.simulation.outputs import write_outputs
@@ -141,32 +141,6 @@ def _write_json_atomic(path: Path, data) -> None:
         json.dump(data, f, indent=1)
         f.write("\n")
     os.replace(tmp, path)
-
-
-class Progress:
-    """A one-line progress bar on stderr (episodes done, last reward, rate)."""
-
-    def __init__(self, total: int, label: str, stream=None, enabled: bool | None = None):
-        stream = sys.stderr if stream is None else stream  # looked up now: it may be replaced
-        self.total, self.label, self.stream = total, label, stream
-        self.enabled = stream.isatty() if enabled is None else enabled
-        self.start = time.perf_counter()
-        self.done = 0
-
-    def update(self, record: EpisodeRecord) -> None:
-        self.done += 1
-        if not self.enabled:
-            return
-        width = 24
-        filled = int(width * self.done / max(self.total, 1))
-        elapsed = time.perf_counter() - self.start
-        eta = elapsed / self.done * (self.total - self.done)
-        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
-                          f"{self.done}/{self.total} reward {record.reward:.4g} "
-                          f"{elapsed:.0f}s elapsed, {eta:.0f}s left ")
-        if self.done == self.total:
-            self.stream.write("\n")
-        self.stream.flush()
 
 
 def summarise(values: Iterable[float]) -> tuple[float, float]:

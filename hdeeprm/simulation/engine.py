@@ -85,11 +85,15 @@ ZERO_WORK_RECORDED_DURATION = 1e-5
 class _Clock(simpy.Environment):
     """A SimPy environment that can schedule at an absolute time.
 
-    ``env.timeout(t - now)`` would add ``now + (t - now)``, which is not always ``t`` in
-    floating point; events that must coincide (a job ending exactly at another's kill time)
-    would then fall apart by an ulp.
+    ``env.timeout(t - now)`` puts the event at ``now + (t - now)``, which is not always ``t``
+    in floating point, and no delay at all may give ``t`` (now = 2**-53, t = 1 + 2**-52: the
+    sums round to 1.0 or past t); events that must coincide (a job ending exactly at another's
+    kill time) would then fall apart by an ulp.
     """
 
+    # SimPy's public API only schedules at now + delay and cannot move the clock (SimGrid's
+    # clock moves time without events; the fast path hands a finished run back): these four
+    # methods are the only place that touches its internals (_queue, _eid, _now, event._ok/_value).
     def schedule_at(self, when: float, callback, payload) -> None:
         event = simpy.Event(self)
         event._ok = True
@@ -99,6 +103,12 @@ class _Clock(simpy.Environment):
 
     def set_now(self, when: float) -> None:
         self._now = when
+
+    def discard_all(self) -> None:
+        self._queue.clear()
+
+    def nb_scheduled(self) -> int:
+        return len(self._queue)
 
 
 @dataclass

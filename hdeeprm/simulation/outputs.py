@@ -45,6 +45,13 @@ SCHEDULE_COLUMNS = (
     "time_switching_off", "time_switching_on", "time_unavailable",
 )
 
+ENERGY_COLUMNS = ("time", "energy", "event_type", "wattmin", "epower")
+PSTATE_COLUMNS = ("time", "machine_id", "new_pstate")
+
+#: The Batsim output files write_outputs writes (with its default prefix, "out").
+OUTPUT_NAMES = ("jobs", "schedule", "consumed_energy", "pstate_changes")
+JOBS_FILE, SCHEDULE_FILE, ENERGY_FILE, PSTATES_FILE = (f"out_{name}.csv" for name in OUTPUT_NAMES)
+
 
 def _f6(x: float) -> str:
     return f"{x:.6f}"
@@ -139,8 +146,7 @@ def write_outputs(result: SimulationResult, out_dir: str, prefix: str = "out") -
     """Write out_jobs.csv, out_schedule.csv, out_consumed_energy.csv, out_pstate_changes.csv,
     timing.json and, for runs of the classic policies or HeteroEnv, overutilization.json."""
     os.makedirs(out_dir, exist_ok=True)
-    paths = {name: os.path.join(out_dir, f"{prefix}_{name}.csv")
-             for name in ("jobs", "schedule", "consumed_energy", "pstate_changes")}
+    paths = {name: os.path.join(out_dir, f"{prefix}_{name}.csv") for name in OUTPUT_NAMES}
     write_jobs(result, paths["jobs"])
     write_schedule(summarize(result), paths["schedule"])
     write_energy(result, paths["consumed_energy"])
@@ -196,6 +202,7 @@ def write_jobs(result: SimulationResult, path: str) -> None:
                     _f6(stretch[j]) if execution[j] > 0 else "inf",
                     format_intervals(result.alloc[j]), _f6(result.job_energy[j]), '""',
                 ]
+            # Joined by hand as Batsim does, not csv.writer: it cannot write metadata as "" and is no faster.
             f.write(",".join(_csv_field(x) for x in row) + "\n")
 
 
@@ -219,13 +226,13 @@ def write_schedule(summary: ScheduleSummary, path: str) -> None:
 
 def write_energy(result: SimulationResult, path: str) -> None:
     with open(path, "w", newline="") as f:
-        f.write("time,energy,event_type,wattmin,epower\n")
+        f.write(",".join(ENERGY_COLUMNS) + "\n")
         for t, e, kind, wattmin, epower in result.energy_rows:
             f.write(f"{t:.6f},{e:.6f},{kind},{wattmin:.6f},{'NA' if epower is None else f'{epower:.6f}'}\n")
 
 
 def write_pstates(result: SimulationResult, path: str) -> None:
     with open(path, "w", newline="") as f:
-        f.write("time,machine_id,new_pstate\n")
+        f.write(",".join(PSTATE_COLUMNS) + "\n")
         for t, machines, p in result.pstate_rows:
             f.write(f"{t:g},{format_intervals(machines)},{p}\n")

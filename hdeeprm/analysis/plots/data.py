@@ -18,11 +18,8 @@ import numpy as np
 
 from hdeeprm.common.errors import ConfigError, FormatError
 from hdeeprm.simulation.intervals import parse_intervals
+from hdeeprm.simulation.outputs import ENERGY_FILE, JOBS_FILE, PSTATES_FILE, SCHEDULE_FILE  # noqa: F401
 
-JOBS_FILE = "out_jobs.csv"
-SCHEDULE_FILE = "out_schedule.csv"
-ENERGY_FILE = "out_consumed_energy.csv"
-PSTATES_FILE = "out_pstate_changes.csv"
 OVERUSE_FILE = "overutilization.json"
 ORIGINAL_OVERUSE_FILE = "overutilizations.json"  # the original HDeepRM's name and layout
 CONFIG_FILES = ("run_config.json", "experiment.json", "options_resolved.json", "options.json")

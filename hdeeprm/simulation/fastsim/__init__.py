@@ -254,7 +254,7 @@ class FastRun:
                                           int(f["nb_erows"])) if engine._record_energy_rows else [])
         engine._pstate_rows = PStateRows(self._initial_pstate_rows, f["pr_t"], f["pr_p"], f["pr_off"],
                                          f["pr_len"], f["pr_hosts"], int(f["nb_prows"]))
-        engine._clock._queue.clear()
+        engine._clock.discard_all()
         engine._clock.set_now(float(f["now"]))
         if engine._acts is not None:
             _sync_simgrid(engine, f)
@@ -410,7 +410,7 @@ def _pristine(engine: Engine) -> bool:
                 and pending.submitted == list(range(upto)) and bool((engine.job_state[:upto] == QUEUED).all())
                 and not engine.job_state[upto:].any() and engine.energy == 0.0)
     return (engine.now == 0.0 and engine.nb_machine_switches == 0 and not engine.job_state.any()
-            and len(engine._clock._queue) == (1 if engine.jobs.nb_jobs else 0))
+            and engine._clock.nb_scheduled() == (1 if engine.jobs.nb_jobs else 0))
 
 
 # The engine's clocks (Engine(..., clock=...)) the compiled path reproduces.

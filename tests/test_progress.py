@@ -1,0 +1,67 @@
+"""The one progress bar (hdeeprm.common.progress) of training, evaluation, sweeps and crossval."""
+
+import io
+from types import SimpleNamespace
+
+from hdeeprm.common.progress import Progress
+
+
+def test_episodes_show_the_last_reward_and_end_the_line_at_the_total():
+    stream = io.StringIO()
+    bar = Progress(2, "training ppo", stream, enabled=True)
+    bar.update(SimpleNamespace(reward=-1.23456))
+    bar.update(SimpleNamespace(reward=2.0))
+    text = stream.getvalue()
+    first, last = text.split("\r")[1:]
+    assert first.startswith("training ppo [############............] 1/2 reward -1.235 ")
+    assert "s elapsed, " in first and first.endswith("s left ")
+    assert last.startswith("training ppo [########################] 2/2 reward 2 ")
+    assert text.endswith(" \n") and text.count("\n") == 1
+    bar.close()  # the line has ended already
+    assert stream.getvalue() == text
+
+
+def test_cells_show_counts_and_earlier_ones():
+    stream = io.StringIO()
+    bar = Progress(4, "sweep", stream, enabled=True, skipped=1)
+    bar.running = 2
+    bar.draw()
+    assert "1/4 (0 done, 2 running, 0 failed, 1 earlier)" in stream.getvalue()
+    assert stream.getvalue().endswith("s elapsed, ? ")  # nothing ran yet: no rate
+    bar.done, bar.failed, bar.running = 2, 1, 0
+    bar.draw()
+    last = stream.getvalue().split("\r")[-1]
+    assert last.startswith("sweep [########################] 4/4 (2 done, 0 running, 1 failed, 1 earlier) ")
+    assert last.endswith("s left \n")
+    bar.close()
+    assert stream.getvalue().count("\n") == 1
+
+
+def test_close_ends_an_unfinished_line_once():
+    stream = io.StringIO()
+    bar = Progress(3, "crossval", stream, enabled=True)
+    bar.done = 1
+    bar.draw()
+    bar.close()
+    bar.close()
+    bar.draw()  # nothing after the line ended
+    assert stream.getvalue().count("\n") == 1 and stream.getvalue().endswith(" \n")
+    assert "1/3 (1 done, 0 running, 0 failed)" in stream.getvalue()
+
+
+def test_disabled_or_not_a_terminal_writes_nothing():
+    stream = io.StringIO()  # not a terminal: off by default
+    bar = Progress(1, "evaluating", stream)
+    assert not bar.enabled
+    bar.update(SimpleNamespace(reward=1.0))
+    bar.close()
+    off = Progress(1, "sweep", io.StringIO(), enabled=False)
+    off.draw()
+    off.close()
+    assert stream.getvalue() == "" and off.stream.getvalue() == "" and bar.done == 1
+
+
+def test_train_evaluation_and_launch_share_it():
+    from hdeeprm.rl import train
+
+    assert train.Progress is Progress
