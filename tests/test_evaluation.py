@@ -13,9 +13,10 @@ from hdeeprm.analysis.evaluation import evaluate, print_table
 from hdeeprm.analysis.stats import paired_comparison
 from hdeeprm.common.errors import ConfigError
 from hdeeprm.inputs.workload import job_limits
+from hdeeprm.rl.baselines import FixedActionAgent
 from hdeeprm.rl.experiment import ExperimentConfig
 from hdeeprm.rl.job_window import WINDOW_HEURISTICS
-from hdeeprm.rl.train import FixedActionAgent, run_episode, train
+from hdeeprm.rl.train import run_episode, train
 
 BASE = {
     "platform": "quickstart", "workload": "kth-sp2-head.swf.gz", "nb_jobs": 300, "episode_jobs": 30,

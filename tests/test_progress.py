@@ -61,7 +61,11 @@ def test_disabled_or_not_a_terminal_writes_nothing():
     assert stream.getvalue() == "" and off.stream.getvalue() == "" and bar.done == 1
 
 
-def test_train_evaluation_and_launch_share_it():
-    from hdeeprm.rl import train
+def test_there_is_one_progress_bar():
+    import re
+    from pathlib import Path
 
-    assert train.Progress is Progress
+    package = Path(__file__).resolve().parent.parent / "hdeeprm"
+    bars = [str(path.relative_to(package)) for path in package.rglob("*.py")
+            if re.search(r"^class \w*Progress\b", path.read_text(), re.M)]
+    assert bars == ["common/progress.py"]

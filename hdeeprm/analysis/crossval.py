@@ -428,9 +428,10 @@ def crossvalidate_options(options_file: str | os.PathLike, out_dir: str | os.Pat
     or a LEARNING agent from ``model`` acting greedily; the same reset seed on both.
     ``workload`` replaces the options file's trace (``hdeeprm-launch -cw``)."""
     from hdeeprm.common.jsonfile import read_json_object
+    from hdeeprm.rl.baselines import FixedActionAgent
     from hdeeprm.rl.env import HeteroEnv
     from hdeeprm.rl.original_options import check_options, classic_action
-    from hdeeprm.rl.train import FixedActionAgent, run_episode
+    from hdeeprm.rl.train import run_episode
     from hdeeprm.simulation.outputs import write_outputs
 
     options = check_options(read_json_object(options_file), str(options_file))

@@ -28,8 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from hdeeprm.analysis.stats import PairedComparison, compare_all, format_number, format_p
+from hdeeprm.common.progress import Progress
+from hdeeprm.rl.baselines import FixedActionAgent, RandomMaskedAgent
 from hdeeprm.rl.job_window import WINDOW_HEURISTICS, WindowHeuristicAgent
-from hdeeprm.rl.train import FixedActionAgent, Progress, RandomMaskedAgent, observation_size, run_episode
+from hdeeprm.rl.train import observation_size, run_episode
 from hdeeprm.simulation.keys import DEFAULT_PAIRS
 from hdeeprm.simulation.metrics import BOUNDED_SLOWDOWN_THRESHOLD
 from hdeeprm.simulation.objectives import OBJECTIVE_LABELS, objective_name

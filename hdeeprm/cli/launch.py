@@ -72,10 +72,12 @@ def launch(args) -> int:
 def _run_episodes(args, env, options, agent_opts, source, workload, seed) -> int:
     import torch
 
+    from hdeeprm.common.progress import Progress
     from hdeeprm.rl.agent import load_agent_class
     from hdeeprm.rl.agents import ALGORITHMS, build_agent
     from hdeeprm.rl.agents.common import load_checkpoint, save_checkpoint
-    from hdeeprm.rl.train import FixedActionAgent, HDeepRMLogs, Progress, observation_size, run_episode
+    from hdeeprm.rl.baselines import FixedActionAgent
+    from hdeeprm.rl.train import HDeepRMLogs, observation_size, run_episode
 
     if "nb_resources" in options and options["nb_resources"] != env.platform.nb_machines:
         warnings.warn(f"{source}: nb_resources is {options['nb_resources']} but the platform has "

@@ -458,7 +458,8 @@ class CellOutput:
 
 def run_cell(cell: Cell) -> CellOutput:
     """Evaluate one cell (in a worker): the policy on the experiment's held-out windows."""
-    from hdeeprm.rl.train import FixedActionAgent, RandomMaskedAgent, observation_size, run_episode, summarise
+    from hdeeprm.rl.baselines import FixedActionAgent, RandomMaskedAgent
+    from hdeeprm.rl.train import observation_size, run_episode, summarise
     from hdeeprm.simulation.outputs import write_outputs
     from hdeeprm.simulation.policies import PolicyConfig
 

@@ -23,7 +23,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from hdeeprm.common.errors import ConfigError
-from hdeeprm.common.progress import Progress  # also imported from here by evaluation and launch
+from hdeeprm.common.progress import Progress
 from hdeeprm.rl.env import HeteroEnv
 from hdeeprm.simulation.metrics import headline_metrics
 from hdeeprm.simulation.outputs import write_outputs
@@ -43,27 +43,6 @@ class EpisodeRecord:
     metrics: dict[str, float]
     wall_seconds: float
     result: Any = field(default=None, repr=False)
-
-
-class FixedActionAgent:
-    """A classic policy as an agent: the same action at every decision (the original's
-    ClassicAgent played action 0, the first configured pair)."""
-
-    def __init__(self, action: int = 0):
-        self.action = action
-
-    def decide(self, observation, action_mask=None) -> int:
-        return self.action
-
-
-class RandomMaskedAgent:
-    """Uniformly random valid actions (the baseline a learned agent must beat)."""
-
-    def __init__(self, seed: int):
-        self.rng = np.random.default_rng(seed)
-
-    def decide(self, observation, action_mask) -> int:
-        return int(self.rng.choice(np.flatnonzero(action_mask)))
 
 
 def _accepts_mask(agent) -> bool:
@@ -229,8 +208,8 @@ def train(config, out_dir: str | os.PathLike, *, init: str | None = None,
     if workers is not None or config.rollout_batch is not None or engine != "local":
         return train_batched(config, out_dir, init=init, tensorboard=tensorboard, progress=progress,
                              workers=workers, engine=engine, address=address)
+    from hdeeprm.common.seeding import episode_seeds
     from hdeeprm.rl.agents.common import save_checkpoint
-    from hdeeprm.rl.experiment import episode_seeds
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -286,7 +265,7 @@ def _learner_generator(config):
     """The learner's own generator (PPO's minibatch order), from stream 3 of the root seed."""
     import torch
 
-    from hdeeprm.rl.experiment import episode_seeds
+    from hdeeprm.common.seeding import episode_seeds
 
     generator = torch.Generator()
     generator.manual_seed(episode_seeds(config.seed, 1, stream=3)[0])
@@ -407,9 +386,9 @@ def train_vectorised(config, out_dir: str | os.PathLike, *, init: str | None = N
 
 def _train_vectorised_loop(config, agent, optimizer, envs, batch, logs, selector, bar, writer, checkpoint,
                            returns) -> None:
+    from hdeeprm.common.seeding import episode_seeds
     from hdeeprm.rl.agents.common import save_checkpoint
     from hdeeprm.rl.agents.ppo import concat_episodes
-    from hdeeprm.rl.experiment import episode_seeds
 
     env_seeds = episode_seeds(config.seed, config.episodes, stream=0)
     sampling_seeds = episode_seeds(config.seed, config.episodes, stream=2)
@@ -600,8 +579,8 @@ def train_batched(config, out_dir: str | os.PathLike, *, init: str | None = None
     import torch
 
     from hdeeprm.common.parallel import make_engine
+    from hdeeprm.common.seeding import episode_seeds
     from hdeeprm.rl.agents.common import save_checkpoint
-    from hdeeprm.rl.experiment import episode_seeds
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
