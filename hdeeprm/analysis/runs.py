@@ -265,8 +265,8 @@ def _json_with(test: Callable[[object], bool]) -> Callable[[Path], bool]:
     def check(path: Path) -> bool:
         try:
             return bool(test(json.loads(path.read_text())))
-        except (ValueError, UnicodeDecodeError):
-            return False
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return False  # not JSON, or nested deeper than anything hdeeprm writes: not ours
     return check
 
 

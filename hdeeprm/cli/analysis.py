@@ -67,13 +67,14 @@ def add_subcommands(sub) -> dict[str, Callable[[argparse.Namespace], int]]:
 def _figure_args(parser, default: str, formats) -> None:
     parser.add_argument("-o", "--out", metavar="FILE", help=f"figure file (default {default})")
     parser.add_argument("--format", choices=formats, help="png, svg or pdf (default: from FILE's extension, else png)")
-    parser.add_argument("--dpi", type=int, default=150, help="resolution of PNG figures (default 150)")
+    parser.add_argument("--dpi", type=int, default=150, help="resolution of PNG figures, 10 to 1200 (default 150)")
 
 
 def cmd_plot(args) -> int:
-    from hdeeprm.analysis.plots import output_format, render, save_figure
+    from hdeeprm.analysis.plots import check_dpi, output_format, render, save_figure
     from hdeeprm.analysis.plots.data import open_run
 
+    check_dpi(args.dpi)  # before reading the run, not after drawing
     run = open_run(args.run_dir, args.episode)
     fmt = output_format(args.out, args.format)
     episode = "" if args.episode is None else f"-episode_{args.episode}"  # one file per episode asked for
@@ -86,6 +87,10 @@ def cmd_plot(args) -> int:
 def cmd_compare(args) -> int:
     from hdeeprm.analysis.runs import compare_runs, comparison_table, comparison_values
 
+    if not args.no_figure:
+        from hdeeprm.analysis.plots import check_dpi
+
+        check_dpi(args.dpi)
     runs = compare_runs(args.runs, args.names, args.episode)
     print(comparison_table(runs))
     if not args.no_figure:

@@ -61,12 +61,22 @@ def _load_inputs(args):
     return platform, workload
 
 
+def _check_out(out: str | None, what: str) -> None:
+    """Refuse an empty --out: simulate would silently write nothing, replay and convert would
+    fail on the current folder."""
+    if out is not None and not out.strip():
+        from hdeeprm.common.errors import ConfigError
+
+        raise ConfigError(f"--out {out!r}: empty; expected {what}")
+
+
 def cmd_simulate(args) -> int:
     from hdeeprm.simulation.engine import Engine
     from hdeeprm.simulation.metrics import headline_metrics
     from hdeeprm.simulation.outputs import write_outputs
     from hdeeprm.simulation.policies import PolicyConfig, run_policy
 
+    _check_out(args.out, "a folder for the outputs")
     config = PolicyConfig.parse(args.policy, args.backfill)
     platform, workload = _load_inputs(args)
     engine = Engine(platform, workload, energy_accounting=args.energy_accounting, clock=args.clock)
@@ -108,6 +118,7 @@ def cmd_replay(args) -> int:
     from hdeeprm.simulation.outputs import write_outputs
     from hdeeprm.simulation.replay import replay
 
+    _check_out(args.out, "a folder for the outputs")
     result = replay(args.scenario)
     write_outputs(result, args.out)
     metrics = headline_metrics(result)
@@ -119,6 +130,7 @@ def cmd_replay(args) -> int:
 def cmd_convert(args) -> int:
     from hdeeprm.inputs.workload import write_batsim_workload
 
+    _check_out(args.out, "the Batsim JSON workload file to write")
     args.workload = args.trace
     platform, workload = _load_inputs(args)
     write_batsim_workload(workload, args.out)

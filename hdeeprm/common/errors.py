@@ -7,6 +7,7 @@ line or JSON path, field), what was expected and what was found.
 
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -88,7 +89,22 @@ def report_errors(prog: str, command) -> int:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
     except FileNotFoundError as e:
-        print(f"{prog}: error: {e.filename}: no such file", file=sys.stderr)
+        print(f"{prog}: error: {_shown_path(e.filename)}: no such file", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # Output piped into a reader that stopped early (``hdeeprm ... | head``): quietly stop,
+        # with the status a process killed by SIGPIPE has (128 + 13), as ``yes | head`` does.
+        # Python's own recipe: point stdout at /dev/null, so that flushing what is left on the
+        # way out does not raise a second BrokenPipeError.
+        _silence_stdout()
+        return 141
+    except OSError as e:
+        # An input or output path that cannot be used: --out naming a regular file, a folder
+        # where a file is expected, a name too long, no permission, a full disk...
+        if e.filename is not None and e.strerror:
+            print(f"{prog}: error: {_shown_path(e.filename)}: {e.strerror}", file=sys.stderr)
+        else:
+            print(f"{prog}: error: {_shown_path(str(e))}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as e:
         if e.name not in ("torch", "tensorboard"):
@@ -106,3 +122,18 @@ def report_errors(prog: str, command) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _shown_path(name, limit: int = 80) -> str:
+    """A file name for a one-line message, cut to about ``limit`` characters."""
+    name = os.fsdecode(name) if isinstance(name, (bytes, os.PathLike)) else str(name)
+    return name if len(name) <= limit else f"{name[:limit - 3]}..."
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass  # stdout is not a real file (captured, closed): nothing is left to flush to it

@@ -31,6 +31,9 @@ from hdeeprm.common.errors import ConfigError
 
 FORMATS = ("png", "svg", "pdf")
 DEFAULT_DPI = 150
+#: The resolutions (dots per inch) a PNG figure may have: below 10 text cannot be drawn, above
+#: 1200 a wide figure needs gigabytes of memory.
+DPI_RANGE = (10, 1200)
 
 
 @dataclass(frozen=True)
@@ -213,7 +216,17 @@ def output_format(path: str | Path | None, fmt: str | None) -> str:
 CREATOR = "hdeeprm plot"
 
 
+def check_dpi(dpi) -> int:
+    """``dpi`` if it lies in :data:`DPI_RANGE`, else a one-line :class:`ConfigError`."""
+    lo, hi = DPI_RANGE
+    if isinstance(dpi, bool) or not isinstance(dpi, (int, float)) or not lo <= dpi <= hi:
+        shown = str(dpi) if len(str(dpi)) <= 40 else f"{str(dpi)[:37]}..."
+        raise ConfigError(f"--dpi {shown}: expected a resolution from {lo} to {hi}")
+    return dpi
+
+
 def save_figure(fig, path: str | Path, fmt: str | None = None, dpi: int = DEFAULT_DPI) -> Path:
+    check_dpi(dpi)
     fmt = output_format(path, fmt)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

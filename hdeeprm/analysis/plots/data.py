@@ -137,9 +137,13 @@ def has_hierarchy(run: Run) -> bool:
 
 def _read_json(path: Path):
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise FormatError(str(path), f"byte {e.start}", "not UTF-8 text; expected JSON") from None
     except json.JSONDecodeError as e:
         raise FormatError(str(path), f"line {e.lineno}", f"invalid JSON ({e.msg})") from None
+    except RecursionError:
+        raise FormatError(str(path), None, "JSON nested too deep") from None
 
 
 # ---------------------------------------------------------------------------- out_jobs.csv
@@ -190,7 +194,35 @@ def read_jobs(path: str | Path) -> JobTable:
 
 
 def _read_csv(path: str | Path, required: tuple[str, ...]) -> tuple[list[list[str]], dict[str, int]]:
-    with open(path, newline="") as f:
+    try:
+        return _read_csv_text(path, required)
+    except UnicodeDecodeError:
+        raise FormatError(str(path), f"byte {_first_bad_byte(path)}", "not UTF-8 text; expected CSV") from None
+
+
+def _first_bad_byte(path: str | Path) -> int:
+    """The offset of the first byte that is not UTF-8 (a text stream's error counts from the
+    start of its last block, not of the file)."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with open(path, "rb") as f:
+        while block := f.read(1 << 16):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as e:
+                return offset + e.start - len(decoder.getstate()[0])
+            offset += len(block)
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as e:
+            return offset + e.start - len(decoder.getstate()[0])
+    return offset
+
+
+def _read_csv_text(path: str | Path, required: tuple[str, ...]) -> tuple[list[list[str]], dict[str, int]]:
+    with open(path, newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
         try:
             names = next(reader)
@@ -467,13 +499,17 @@ _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf
 def read_numbers(path: str | Path) -> np.ndarray:
     """One number per non-empty line (rewards.log, losses.log, makespans.log)."""
     values = []
-    for i, line in enumerate(Path(path).read_text().splitlines()):
+    try:
+        content = Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise FormatError(str(path), f"byte {e.start}", "not UTF-8 text; expected one number a line") from None
+    for i, line in enumerate(content.splitlines()):
         text = line.strip()
         if not text:
             continue
         m = _NUMBER.search(text.removeprefix("tensor("))
         if m is None:
-            raise FormatError(str(path), f"line {i + 1}", f"{text!r}: expected a number")
+            raise FormatError(str(path), f"line {i + 1}", f"{text[:60]!r}: expected a number")
         values.append(float(m.group(0)))
     return np.asarray(values, np.float64)
 
