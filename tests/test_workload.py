@@ -590,7 +590,8 @@ def test_load_workload_takes_the_new_options(tmp_path):
                              memory_demand="none")
     prof = profile_of(workload, workload.jobs[0])
     assert (workload.jobs[0].walltime, prof.extra["mem"], prof.extra["mem_bw"]) == (10, 0, 0)
-    assert len(load_workload(path, reference_speed_gflops=R).jobs) == 0
+    with pytest.raises(WorkloadError, match="no usable job"):
+        load_workload(path, reference_speed_gflops=R)
 
 
 def test_reference_speed_required_for_flops(tmp_path):

@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 from hdeeprm.common.errors import PlatformError
+from hdeeprm.inputs.limits import ECHO_CHARS, MAX_CORES
 from hdeeprm.inputs.platform.json_platform import (
     ClusterSpec,
     LinkSpec,
@@ -55,7 +56,10 @@ def parse_homogeneous_spec(text: str | os.PathLike) -> tuple[int, str] | None:
     match = _SPEC.match(text)
     if match is None:
         return None
-    return int(match.group(1)), match.group(2)
+    digits = match.group(1).lstrip("0") or "0"
+    # Python refuses to convert over 4300 digits; any such count is far over MAX_CORES.
+    number = int(digits) if len(digits) <= 30 else 10**30
+    return number, match.group(2)
 
 
 def _node_type(spec: str, written: str, lib: TypeLibrary) -> str:
@@ -81,6 +85,11 @@ def homogeneous_description(spec: str, typelib: TypeLibrary | PathLike | None = 
     number, written = parsed
     if number < 1:
         raise PlatformError(str(spec), None, f"expected at least 1 node, found {number}")
+    if number > MAX_CORES:
+        shown = number if number < 10**30 else "over 10**30"
+        raise PlatformError(str(spec)[:ECHO_CHARS], None,
+                            f"expected at most {MAX_CORES:,} nodes (the limit on the size of a "
+                            f"platform), found {shown}")
     lib = as_type_library(typelib)
     node_type = _node_type(str(spec), written, lib)
     if LINK_NETWORK not in lib.networks:

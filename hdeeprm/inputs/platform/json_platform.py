@@ -19,6 +19,7 @@ import numpy as np
 
 from hdeeprm.common.bundled import DATA_DIR
 from hdeeprm.common.errors import PlatformError
+from hdeeprm.inputs.limits import MAX_CORES, clip
 from hdeeprm.inputs.platform.model import (
     IDLE_SPEED_FLOPS,
     P_IDLE_PROCESSOR,
@@ -178,12 +179,37 @@ def _expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return parent, np.arange(len(parent)) - first[parent]
 
 
+def check_platform_size(description: PlatformDescription) -> int:
+    """The platform's number of cores, counted without expanding anything; raises
+    :class:`PlatformError` when it exceeds :data:`hdeeprm.inputs.limits.MAX_CORES` (one
+    machine per core: a bigger platform would not fit in memory)."""
+    lib = description.typelib
+    node_cores: dict[str, int] = {}
+    total = 0
+    for c, cluster in enumerate(description.clusters):
+        for i, g in enumerate(cluster.node_groups):
+            if g.node_type not in node_cores:
+                node = lib.nodes[g.node_type]
+                node_cores[g.node_type] = sum(lib.processors[p].cores * n
+                                              for p, n in node.processors)
+            total += g.number * node_cores[g.node_type]
+            if total > MAX_CORES:
+                raise PlatformError(
+                    description.source, f"clusters[{c}].nodes[{i}].number",
+                    f"more than {MAX_CORES:,} cores, the limit on the size of a platform "
+                    f"(one machine per core): {clip(g.number)} nodes of type "
+                    f"{g.node_type!r} with {node_cores[g.node_type]} cores each",
+                )
+    return total
+
+
 def compile_platform(description: PlatformDescription) -> Platform:
     """Compile a validated description into a hierarchy, then its machines
     (``platform_from_hierarchy``)."""
     lib = description.typelib
     groups = [(c, g) for c, cluster in enumerate(description.clusters)
               for g in cluster.node_groups]
+    check_platform_size(description)
 
     # Index the node and processor types actually used, then build per-type lookup arrays.
     node_names = sorted({g.node_type for _, g in groups})

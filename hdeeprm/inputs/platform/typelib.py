@@ -25,6 +25,7 @@ from typing import Any
 
 from hdeeprm.common.bundled import DATA_DIR
 from hdeeprm.common.errors import PlatformError
+from hdeeprm.inputs.limits import MAX_PLATFORM_BYTES, clip, decode_utf8, read_bounded
 
 PathLike = str | Path
 
@@ -154,19 +155,35 @@ def _int_kind(minimum: int | None) -> str:
 
 
 def read_json(path: PathLike) -> Any:
-    """Parse a JSON file, turning I/O and syntax problems into :class:`PlatformError`."""
+    """Parse a JSON file, turning I/O and syntax problems into :class:`PlatformError`.
+
+    Files larger than :data:`hdeeprm.inputs.limits.MAX_PLATFORM_BYTES` (64 MiB), holding NUL
+    bytes, nested too deeply, or with integers of more than 30 digits are refused."""
     source = str(path)
+
+    def error(message: str) -> PlatformError:
+        return PlatformError(source, None, message)
+
+    text = decode_utf8(read_bounded(path, MAX_PLATFORM_BYTES, "a platform JSON file", error),
+                       error)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PlatformError(source, None, f"cannot read file: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise PlatformError(source, None, f"not UTF-8 text: {exc.reason}") from None
-    try:
-        return json.loads(text)
+        return json.loads(text, parse_int=_parse_int)
     except json.JSONDecodeError as exc:
         raise PlatformError(source, f"line {exc.lineno} column {exc.colno}",
                             f"invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise PlatformError(source, None, "invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # from the parse hooks
+        raise PlatformError(source, None, str(exc)) from None
+
+
+_MAX_INT_DIGITS = 30
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > _MAX_INT_DIGITS:
+        raise ValueError(f"integer too large ({len(text)} digits): {clip(text)}")
+    return int(text)
 
 
 def suggest(name: str, known: Iterable[str]) -> str:

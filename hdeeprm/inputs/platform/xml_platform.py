@@ -17,6 +17,7 @@ import numpy as np
 from lxml import etree
 
 from hdeeprm.common.errors import PlatformError
+from hdeeprm.inputs.limits import clip
 from hdeeprm.inputs.platform.model import Platform
 from hdeeprm.inputs.platform.typelib import SPEED_UNITS, PathLike, parse_quantity
 
@@ -43,6 +44,12 @@ def _safe_parser() -> etree.XMLParser:
                            dtd_validation=False, huge_tree=False)
 
 
+def _one_line(message: str | None, limit: int = 200) -> str:
+    """lxml messages may span lines (and echo the input): one line, of bounded length."""
+    text = " ".join(str(message or "").split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _parse_tree(path: PathLike) -> etree._Element:
     source = str(path)
     if not Path(path).is_file():
@@ -52,7 +59,9 @@ def _parse_tree(path: PathLike) -> etree._Element:
     except etree.XMLSyntaxError as exc:
         line = getattr(exc, "lineno", None)
         raise PlatformError(source, f"line {line}" if line else None,
-                            f"malformed XML: {exc.msg}") from None
+                            f"malformed XML: {_one_line(exc.msg)}") from None
+    except OSError as exc:  # lxml reports some encoding errors as I/O errors
+        raise PlatformError(source, None, f"cannot read the XML: {_one_line(str(exc))}") from None
     if root.tag != "platform":
         raise PlatformError(source, f"line {root.sourceline}",
                             f"expected a <platform> root element, found <{root.tag}>")
@@ -82,8 +91,9 @@ class _HostReader:
             except ValueError as exc:
                 raise self.error(f"p-state {i}: {exc}", "speed") from None
             # SimGrid accepts 0 flop/s (used to model boot time); only negatives are nonsense.
-            if value < 0:
-                raise self.error(f"p-state {i}: negative speed {part.strip()!r}", "speed")
+            if value < 0 or not np.isfinite(value):
+                raise self.error(f"p-state {i}: expected a finite, non-negative speed, found "
+                                 f"{clip(part.strip())}", "speed")
             values.append(value)
         return tuple(values)
 
@@ -135,7 +145,14 @@ class _HostReader:
             raise PlatformError(self.source, f"line {self.element.sourceline}",
                                 "<host> without an id", "id")
         speeds = self.speeds()
-        return _Host(self.name, speeds, self.pstate(len(speeds)), self.watts(len(speeds)))
+        pstate = self.pstate(len(speeds))
+        if speeds[pstate] <= 0:
+            # 0 flop/s is fine for a p-state the host never computes in (SimGrid's boot
+            # states), not for the one it starts in: a job there would never end.
+            raise PlatformError(self.source, f"host {self.name!r}",
+                                f"speed 0 in its declared p-state {pstate} (line "
+                                f"{self.element.sourceline}); expected a positive speed", "speed")
+        return _Host(self.name, speeds, pstate, self.watts(len(speeds)))
 
 
 def _read_hosts(source: str, root: etree._Element, master_host: str) -> list[_Host]:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from hdeeprm.common.errors import WorkloadError
 from hdeeprm.inputs.workload.batsim_json import (
     SUPPORTED_PROFILE_TYPES,
     dump_batsim_workload,
@@ -62,12 +63,26 @@ def load_workload(
     those of ``options``; unknown keywords are errors. A Batsim JSON workload is taken as it
     is: conversion settings do not apply to it and are ignored (so callers can pass the same
     settings whatever the file). Use :func:`swf_to_workload` to also get the report.
+
+    A file that yields no job (an empty trace, only comments, every record skipped, an empty
+    ``jobs`` array) raises :class:`WorkloadError`: there would be nothing to simulate.
+    (Empty :class:`Workload` objects built through the API stay allowed.)
     """
     if conversion:
         # Checked even for JSON input, so that a misspelt option never passes silently.
         base = options.to_dict() if options is not None else {}
         options = ConversionOptions.from_dict({**base, **conversion})
     if str(path).lower().endswith(".json"):
-        return read_batsim_workload(path)
-    workload, _ = swf_to_workload(path, options, rng=rng)
+        workload = read_batsim_workload(path)
+        if not workload.jobs:
+            raise WorkloadError(str(path), "jobs", "no usable job (the 'jobs' array is empty)")
+        return workload
+    workload, report = swf_to_workload(path, options, rng=rng)
+    if not workload.jobs:
+        if report.records == 0:
+            why = "the trace holds no record"
+        else:
+            reasons = ", ".join(f"{name}: {count}" for name, count in report.skipped.items())
+            why = f"{report.skipped_total} records skipped: {reasons or 'none'}"
+        raise WorkloadError(str(path), None, f"no usable job ({why})")
     return workload

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from hdeeprm.common.errors import WorkloadError
+from hdeeprm.inputs.limits import MAX_JSON_BYTES, MAX_RES, clip, decode_utf8, read_bounded
 from hdeeprm.inputs.workload.model import PROFILE_KINDS, Job, Profile, Workload
 
 SUPPORTED_PROFILE_TYPES: tuple[str, ...] = tuple(PROFILE_KINDS)
@@ -25,32 +26,36 @@ _UNLIMITED = -1
 
 def read_batsim_workload(path: str | Path) -> Workload:
     """Read and validate a Batsim JSON workload. Job ids (integers or strings in the file)
-    become strings; a walltime of -1 or no walltime becomes None (unlimited)."""
+    become strings; a walltime of -1 or no walltime becomes None (unlimited). Files larger
+    than :data:`hdeeprm.inputs.limits.MAX_JSON_BYTES` (512 MiB) are refused."""
     path = Path(path)
     source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise WorkloadError(source, None, f"cannot read the workload: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise WorkloadError(source, None, f"not UTF-8 text: {exc}") from None
-    return parse_batsim_workload(text, source=source)
+
+    def error(message: str) -> WorkloadError:
+        return WorkloadError(source, None, message)
+
+    raw = read_bounded(path, MAX_JSON_BYTES, "a Batsim JSON workload", error)
+    return parse_batsim_workload(decode_utf8(raw, error), source=source)
 
 
 def parse_batsim_workload(text: str, source: str = "<string>", name: str = "w0") -> Workload:
     """Validate the text of a Batsim JSON workload (see :func:`read_batsim_workload`)."""
     try:
-        doc = json.loads(text, parse_constant=_refuse_constant)
+        doc = json.loads(text, parse_constant=_refuse_constant, parse_int=_parse_int,
+                         parse_float=_parse_float)
     except json.JSONDecodeError as exc:
         raise WorkloadError(source, f"line {exc.lineno}", f"invalid JSON: {exc.msg} (column {exc.colno})") from None
-    except ValueError as exc:  # NaN / Infinity, refused by _refuse_constant
+    except RecursionError:
+        raise WorkloadError(source, None, "invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # NaN / Infinity / huge numbers, refused by the parse hooks
         raise WorkloadError(source, None, str(exc)) from None
     if not isinstance(doc, dict):
         raise WorkloadError(source, "(top level)", f"expected a JSON object, found {_kind(doc)}")
 
     nb_res = doc.get("nb_res")
-    if nb_res is not None and not (_is_int(nb_res) and nb_res >= 1):
-        raise WorkloadError(source, "nb_res", f"expected an integer >= 1, found {nb_res!r}")
+    if nb_res is not None and not (_is_int(nb_res) and 1 <= nb_res <= MAX_RES):
+        raise WorkloadError(source, "nb_res",
+                            f"expected {_count_bounds(nb_res)}, found {clip(nb_res)}")
 
     raw_profiles = _member(doc, "profiles", dict, source, "a JSON object of named profiles")
     raw_jobs = _member(doc, "jobs", list, source, "a JSON array of jobs")
@@ -121,11 +126,23 @@ def _read_profile(name: str, desc: Any, source: str) -> Profile:
     if kind == "delay":
         delay = _number(desc, "delay", where, source, minimum=0.0, strict=True)
         extra = {k: v for k, v in desc.items() if k not in ("type", "delay")}
+        _check_extras(extra, where, source)
         return Profile(name=name, type=kind, delay=delay, extra=extra)
     cpu = _number(desc, "cpu", where, source, minimum=0.0, strict=False)
     com = _number(desc, "com", where, source, minimum=0.0, strict=False)
     extra = {k: v for k, v in desc.items() if k not in ("type", "cpu", "com")}
+    _check_extras(extra, where, source)
     return Profile(name=name, type=kind, cpu=cpu, com=com, extra=extra)
+
+
+#: HDeepRM's own profile fields: optional, but numbers >= 0 when given.
+NUMERIC_PROFILE_EXTRAS = ("mem", "mem_bw", "req_time", "req_ops")
+
+
+def _check_extras(extra: Mapping[str, Any], where: str, source: str) -> None:
+    for key in NUMERIC_PROFILE_EXTRAS:
+        if key in extra:
+            _number(extra, key, where, source, minimum=0.0, strict=False)
 
 
 def _read_job(desc: Any, where: str, profiles: Mapping[str, Profile], source: str) -> Job:
@@ -136,11 +153,12 @@ def _read_job(desc: Any, where: str, profiles: Mapping[str, Profile], source: st
     res = desc.get("res")
     if res is None:
         raise WorkloadError(source, where, "missing number of resources", field="res")
-    if not (_is_int(res) and res >= 1):
-        raise WorkloadError(source, where, f"expected an integer >= 1, found {res!r}", field="res")
+    if not (_is_int(res) and 1 <= res <= MAX_RES):
+        raise WorkloadError(source, where, f"expected {_count_bounds(res)}, found {clip(res)}",
+                            field="res")
     profile = desc.get("profile")
     if not isinstance(profile, str):
-        found = "nothing" if profile is None else repr(profile)
+        found = "nothing" if profile is None else clip(profile)
         raise WorkloadError(source, where, f"expected a profile name, found {found}", field="profile")
     if profile not in profiles:
         raise WorkloadError(
@@ -150,7 +168,7 @@ def _read_job(desc: Any, where: str, profiles: Mapping[str, Profile], source: st
     if not _is_number(walltime) or not (walltime == _UNLIMITED or walltime > 0):
         raise WorkloadError(
             source, where,
-            f"expected a positive number of seconds or -1 (unlimited), found {walltime!r}",
+            f"expected a positive number of seconds or -1 (unlimited), found {clip(walltime)}",
             field="walltime",
         )
     extra = {k: v for k, v in desc.items() if k not in _JOB_FIELDS}
@@ -168,9 +186,9 @@ def _job_id(desc: Mapping[str, Any], where: str, source: str) -> str:
         return raw
     if isinstance(raw, str) and "!" in raw:
         # Batsim reads "w0!3" as workload w0, job 3; ids here are local to their workload.
-        message = f"expected a job id without a workload prefix ('!'), found {raw!r}"
+        message = f"expected a job id without a workload prefix ('!'), found {clip(raw)}"
     else:
-        message = f"expected an integer or a non-empty string, found {raw!r}"
+        message = f"expected an integer or a non-empty string, found {clip(raw)}"
     raise WorkloadError(source, where, message, field="id")
 
 
@@ -183,7 +201,8 @@ def _number(desc: Mapping[str, Any], key: str, where: str, source: str, *,
     ok = _is_number(value) and (value > minimum if strict else value >= minimum)
     if not ok:
         bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
-        raise WorkloadError(source, where, f"expected a number {bound}, found {value!r}", field=key)
+        raise WorkloadError(source, where, f"expected a number {bound}, found {clip(value)}",
+                            field=key)
     return value
 
 
@@ -200,13 +219,40 @@ def _refuse_constant(name: str) -> float:
     raise ValueError(f"{name} is not a valid JSON number")
 
 
+#: Integers in a workload are counts, times or ids: beyond this many digits they are refused
+#: (Python itself refuses over 4300 digits, with a message that is no use to a user).
+_MAX_INT_DIGITS = 30
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > _MAX_INT_DIGITS:
+        raise ValueError(f"integer too large ({len(text)} digits): {clip(text)}")
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number out of range (not finite as a double): {clip(text)}")
+    return value
+
+
+def _count_bounds(value: Any) -> str:
+    if _is_int(value) and value > MAX_RES:
+        return "an integer <= 2**31 (the most resources HDeepRM accepts)"
+    return "an integer >= 1"
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_number(value: Any) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value))
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if isinstance(value, int):
+        return abs(value) < 1e300  # exact comparison: no overflow for any int
+    return math.isfinite(value)
 
 
 def _kind(value: Any) -> str:

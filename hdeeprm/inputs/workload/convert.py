@@ -31,6 +31,7 @@ from typing import Any, Literal, Mapping
 import numpy as np
 
 from hdeeprm.common.errors import ConfigError
+from hdeeprm.inputs.limits import MAX_RES
 from hdeeprm.inputs.workload.model import Job, Profile, Workload, WorkloadArrays
 from hdeeprm.inputs.workload.swf import SwfTrace, read_swf
 
@@ -258,7 +259,10 @@ def swf_to_workload(
 
     submit = table[:, 1]
     run, unknown_run = _run_times(table, options)
-    res = np.where(table[:, 7] >= 1, table[:, 7], table[:, 4]).astype(np.int64)
+    # Clipped before the cast: a request of 1e30 processors must not wrap to a negative
+    # int64. A job of MAX_RES (2**31) machines is larger than any platform, so it is still
+    # rejected by the scheduler as the original request would be.
+    res = np.minimum(np.where(table[:, 7] >= 1, table[:, 7], table[:, 4]), MAX_RES).astype(np.int64)
     req_time = np.where(table[:, 8] > 0, table[:, 8], run)
     mem_mb = _memory_mb(table[:, 9], table[:, 6])
     # Drawn whatever memory_demand is, so that no other draw moves with it.

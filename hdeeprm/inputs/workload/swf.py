@@ -12,7 +12,6 @@ do we walk it line by line, to say exactly which line and which field is wrong.
 
 from __future__ import annotations
 
-import gzip
 import io
 import re
 import warnings
@@ -23,6 +22,7 @@ from typing import Mapping
 import numpy as np
 
 from hdeeprm.common.errors import WorkloadError
+from hdeeprm.inputs.limits import MAX_SWF_BYTES, clip, gunzip_bounded, read_bounded
 
 #: SWF field names, in file order (field k of the standard is column k - 1 here).
 FIELD_NAMES: tuple[str, ...] = (
@@ -56,6 +56,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 # "; MaxProcs: 240" and the like; the key is letters, digits and spaces, the value the rest.
 _HEADER_RE = re.compile(rb"^[ \t]*;[ \t]*([A-Za-z][A-Za-z0-9 _]*?)[ \t]*:[ \t]*(.*?)[ \t\r]*$", re.M)
 _INT_RE = re.compile(r"[+-]?\d+")
+_MAX_HEADER_DIGITS = 19
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,18 +99,21 @@ class SwfTrace:
 
 def read_swf(path: str | Path) -> SwfTrace:
     """Read an SWF trace, plain or gzip-compressed (recognised by its magic bytes, not its
-    name). Raises :class:`WorkloadError` naming the file, line and field of a bad record."""
+    name). Raises :class:`WorkloadError` naming the file, line and field of a bad record.
+
+    Traces larger than :data:`hdeeprm.inputs.limits.MAX_SWF_BYTES` (2 GiB, after
+    decompression) or holding NUL bytes are refused; decompression stops as soon as the
+    limit is passed, so a gzip bomb never allocates its output."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise WorkloadError(str(path), None, f"cannot read the trace: {exc.strerror or exc}") from None
+    source = str(path)
+
+    def error(message: str) -> WorkloadError:
+        return WorkloadError(source, None, message)
+
+    raw = read_bounded(path, MAX_SWF_BYTES, "an SWF trace", error, allow_gzip=True)
     if raw[:2] == _GZIP_MAGIC:
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise WorkloadError(str(path), None, f"corrupt gzip data: {exc}") from None
-    return parse_swf(raw, source=str(path))
+        raw = gunzip_bounded(raw, MAX_SWF_BYTES, "an SWF trace", error)
+    return parse_swf(raw, source=source)
 
 
 def parse_swf(text: str | bytes, source: str = "<string>") -> SwfTrace:
@@ -119,7 +123,7 @@ def parse_swf(text: str | bytes, source: str = "<string>") -> SwfTrace:
     if records is None:
         records = _parse_slow(raw, source)
     records.setflags(write=False)
-    return SwfTrace(records=records, metadata=_parse_header(raw), source=source)
+    return SwfTrace(records=records, metadata=_parse_header(raw, source), source=source)
 
 
 def parse_swf_line(line: str | bytes, source: str = "<string>", line_no: int = 1) -> np.ndarray | None:
@@ -148,7 +152,7 @@ def parse_swf_line(line: str | bytes, source: str = "<string>", line_no: int = 1
             value = None
         if value is None or not np.isfinite(value):
             raise WorkloadError(
-                source, where, f"expected a number, found {token.decode('latin-1')!r}",
+                source, where, f"expected a number, found {clip(token)}",
                 field=FIELD_NAMES[i],
             )
         values[i] = value
@@ -189,15 +193,28 @@ def _parse_slow(raw: bytes, source: str) -> np.ndarray:
     return np.vstack(rows)
 
 
-def _parse_header(raw: bytes) -> dict[str, int | str]:
-    """``Key: value`` pairs from comment lines anywhere in the file (first occurrence wins)."""
+def _parse_header(raw: bytes, source: str = "<string>") -> dict[str, int | str]:
+    """``Key: value`` pairs from comment lines anywhere in the file (first occurrence wins).
+    Integer values must fit in 64 bits."""
     metadata: dict[str, int | str] = {}
     for match in _HEADER_RE.finditer(raw):
         key = match.group(1).decode("utf-8", "replace").strip()
         if key in metadata:
             continue
         value = match.group(2).decode("utf-8", "replace").strip()
-        metadata[key] = int(value) if _INT_RE.fullmatch(value) else value
+        if _INT_RE.fullmatch(value):
+            digits = len(value.lstrip("+-"))
+            number = int(value) if digits <= _MAX_HEADER_DIGITS else None
+            if number is None or abs(number) >= 2**63:
+                line = raw.count(b"\n", 0, match.start()) + 1
+                raise WorkloadError(
+                    source, f"line {line}",
+                    f"header {clip(key)}: expected an integer below 2**63, found "
+                    f"{clip(value)}",
+                )
+            metadata[key] = number
+        else:
+            metadata[key] = value
     return metadata
 
 
@@ -207,5 +224,7 @@ def _int_or_none(value: int | str | None) -> int | None:
     if isinstance(value, str):
         # "338 (batch partition; 512 total)": the leading number is the machine size.
         match = _INT_RE.match(value)
-        return int(match.group()) if match else None
+        if match is None or len(match.group()) > _MAX_HEADER_DIGITS:
+            return None
+        return int(match.group())
     return None

@@ -117,9 +117,14 @@ class FastRun:
                 key_used[row] = True
                 kv[row] = job_key_values(jobs, name)
         res = np.ascontiguousarray(jobs.res, dtype=i8)
+        # Each job's slot in alloc_buf holds its machines once it starts. A job asking more
+        # than the platform's m machines never starts (it is rejected) and never writes to
+        # its slot, so its slot is clipped to m: 50 jobs of 10**9 cores must not allocate
+        # 373 GiB. Started jobs have res <= m, so their slots are exactly res long.
+        slot = np.minimum(res, m)
         alloc_off = np.zeros(n, i8)
         if n:
-            np.cumsum(res[:-1], out=alloc_off[1:])
+            np.cumsum(slot[:-1], out=alloc_off[1:])
         sg = engine._acts is not None  # SimGrid's clock: no submission instants
         groups = (np.asarray(engine._submission_groups, dtype=i8) if n and not sg else np.zeros(1, i8))
         static_key = np.zeros((alloc.NB_CORE_KEYS, resources.nb_processors))
@@ -162,7 +167,7 @@ class FastRun:
             progress_time=engine._progress_time, epoch=engine._epoch,
             job_energy=engine.job_energy, job_power=engine._job_power,
             job_energy_time=engine._job_energy_time, job_order=np.zeros(n, i8),
-            alloc_buf=np.zeros(int(res.sum()), i8), busy_job=engine.busy_job,
+            alloc_buf=np.zeros(int(slot.sum()), i8), busy_job=engine.busy_job,
             pstate=engine.pstate, billed=engine._billed, power=engine.power,
             h_time=np.zeros(64), h_eid=np.zeros(64, i8), h_job=np.zeros(64, i8),
             h_epoch=np.zeros(64, i8), h_final=np.zeros(64, i8),
