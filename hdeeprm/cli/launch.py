@@ -30,6 +30,7 @@ from pathlib import Path
 
 from hdeeprm.common.errors import ConfigError
 from hdeeprm.common.jsonfile import read_json_object
+from hdeeprm.common.seeding import SEED_MAX
 from hdeeprm.rl.original_options import check_options, classic_action
 
 
@@ -60,6 +61,9 @@ def launch(args) -> int:
         raise ConfigError(f"-nr {args.nbruns}: expected at least 1 episode")
     agent_opts = options["pybatsim"]["agent"]
     seed = options.get("seed", 0)
+    if seed + args.nbruns - 1 > SEED_MAX:
+        raise ConfigError(f"{source}: seed {seed} with -nr {args.nbruns}: episode k resets with seed + k, "
+                          "which must stay at most 2**63-1")
     workload = str(Path(args.customworkload).resolve()) if args.customworkload else None
     env = HeteroEnv.from_options(Path(source), workload=workload, backend=args.backend,
                                  backend_options={"batsim": args.batsim} if args.backend == "batsim" else None)

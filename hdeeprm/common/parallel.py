@@ -232,6 +232,41 @@ class _RayWorker:
         return call_task(fn, item)
 
 
+# Seconds to wait for a TCP connection to a Ray cluster's address before giving up (Ray's
+# own ray.init retries for minutes when nothing listens there). HDEEPRM_RAY_CONNECT_TIMEOUT
+# sets it.
+RAY_CONNECT_TIMEOUT_S = 10.0
+
+
+def _check_ray_address(address: str) -> None:
+    """ConfigError unless something accepts TCP connections at ``address`` (``HOST:PORT`` or
+    ``ray://HOST:PORT``) within RAY_CONNECT_TIMEOUT_S seconds. Other forms (``auto``, ``local``)
+    are Ray's to find. Only reachability is checked: a port that answers but is no Ray cluster
+    is still left to ray.init, which may then wait (Ctrl-C stops it)."""
+    import socket
+
+    text = address[len("ray://"):] if address.startswith("ray://") else address
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host or not port_text.isdigit():
+        return
+    host = host.strip("[]")
+    port = int(port_text)
+    shown = address if len(address) <= 80 else address[:77] + "..."
+    if not 0 < port < 65536:
+        raise ConfigError(f"--address {shown}: port {port}: expected 1 to 65535")
+    try:
+        timeout = float(os.environ.get("HDEEPRM_RAY_CONNECT_TIMEOUT", RAY_CONNECT_TIMEOUT_S))
+    except ValueError:
+        timeout = RAY_CONNECT_TIMEOUT_S
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as e:
+        reason = f"no answer within {timeout:g} s" if isinstance(e, socket.timeout) else (e.strerror or type(e).__name__)
+        raise ConfigError(f"--address {shown}: no Ray cluster answers there ({reason}); "
+                          "start one with 'ray start --head' or leave --address out for a local Ray") from None
+
+
 class RayEngine(WorkerEngine):
     """Tasks on ``workers`` Ray actors. Without ``address`` (and without a Ray already
     initialised in this process), a local Ray instance with ``workers`` CPUs is started and
@@ -256,6 +291,7 @@ class RayEngine(WorkerEngine):
             options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING,
                                        "log_to_driver": False}
             if address:
+                _check_ray_address(address)
                 ray.init(address=address, **options)
             else:
                 ray.init(num_cpus=workers or os.cpu_count() or 1, **options)

@@ -50,6 +50,7 @@ start is drawn from the generator seeded by ``reset(seed=...)``. ``max_steps`` a
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -61,7 +62,7 @@ import numpy as np
 from hdeeprm.backends import BACKENDS, make_simulator
 from hdeeprm.common.errors import ConfigError
 from hdeeprm.common.jsonfile import read_json_object
-from hdeeprm.common.seeding import run_generators
+from hdeeprm.common.seeding import check_seed, run_generators
 from hdeeprm.inputs.platform import load_platform, resolve_platform_name
 from hdeeprm.inputs.platform.flat import with_flat_hierarchy
 from hdeeprm.inputs.platform.model import Platform
@@ -126,6 +127,33 @@ def parse_action_set(block: Mapping[str, Any] | None, source: str = "actions") -
     return tuple(pairs), block["void"]
 
 
+# Bounds of integer fields: the job window's size (one observation row and one action per
+# job) and any count that reaches numpy's int64 arrays.
+MAX_WINDOW_JOBS = 4096
+MAX_COUNT = 2**63 - 1
+
+
+def is_int(value) -> bool:
+    """An integer, not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def is_finite_number(value) -> bool:
+    """A finite int or float, not a bool (ints too large for a float are not finite)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _shown(value, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for error messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 @dataclass(frozen=True)
 class EnvConfig:
     """What HeteroEnv does (frozen; the episode's mutable state lives in the env)."""
@@ -147,30 +175,32 @@ class EnvConfig:
     bsld_bound: float = DEFAULT_BSLD_BOUND  # s
 
     def __post_init__(self):
+        if not (isinstance(self.objective, str) or callable(self.objective)):
+            raise ConfigError(f"objective {_shown(self.objective)}: expected a name ({', '.join(OBJECTIVES)}), "
+                              "FILE.py:FUNCTION or a function of the finished jobs")
         check_objective(self.objective)
-        if self.action_space not in ACTION_SPACES:
+        if not isinstance(self.action_space, str) or self.action_space not in ACTION_SPACES:
             raise ConfigError(f"action_space {self.action_space!r}: expected one of {', '.join(ACTION_SPACES)}")
-        if not isinstance(self.window_jobs, int) or isinstance(self.window_jobs, bool) or self.window_jobs < 1:
-            raise ConfigError(f"window_jobs {self.window_jobs!r}: expected a positive integer")
+        if not is_int(self.window_jobs) or not 1 <= self.window_jobs <= MAX_WINDOW_JOBS:
+            raise ConfigError(f"window_jobs {_shown(self.window_jobs)}: expected an integer from 1 to {MAX_WINDOW_JOBS}")
         if not isinstance(self.window_commit, bool):
-            raise ConfigError(f"window_commit {self.window_commit!r}: expected true or false")
-        if self.window_core_key not in ALL_CORE_KEYS:
-            raise ConfigError(f"window_core_key {self.window_core_key!r}: expected one of {', '.join(ALL_CORE_KEYS)}")
-        if not (isinstance(self.bsld_bound, (int, float)) and np.isfinite(self.bsld_bound) and self.bsld_bound > 0):
-            raise ConfigError(f"bsld_bound {self.bsld_bound!r}: expected seconds > 0")
-        scale = self.reward_scale
-        if not (isinstance(scale, (int, float)) and np.isfinite(scale) and scale > 0):
-            raise ConfigError(f"reward_scale {self.reward_scale!r}: expected a finite number > 0")
-        if self.observation not in OBSERVATIONS:
-            raise ConfigError(f"observation {self.observation!r}: expected one of {', '.join(OBSERVATIONS)}")
-        if not (isinstance(self.queue_sensitivity, (int, float)) and self.queue_sensitivity > 0):
-            raise ConfigError(f"queue_sensitivity {self.queue_sensitivity!r}: expected a number > 0")
+            raise ConfigError(f"window_commit {_shown(self.window_commit)}: expected true or false")
+        if not isinstance(self.window_core_key, str) or self.window_core_key not in ALL_CORE_KEYS:
+            raise ConfigError(f"window_core_key {_shown(self.window_core_key)}: expected one of {', '.join(ALL_CORE_KEYS)}")
+        if not (is_finite_number(self.bsld_bound) and self.bsld_bound > 0):
+            raise ConfigError(f"bsld_bound {_shown(self.bsld_bound)}: expected a finite number of seconds > 0")
+        if not (is_finite_number(self.reward_scale) and self.reward_scale > 0):
+            raise ConfigError(f"reward_scale {_shown(self.reward_scale)}: expected a finite number > 0")
+        if not isinstance(self.observation, str) or self.observation not in OBSERVATIONS:
+            raise ConfigError(f"observation {_shown(self.observation)}: expected one of {', '.join(OBSERVATIONS)}")
+        if not (is_finite_number(self.queue_sensitivity) and self.queue_sensitivity > 0):
+            raise ConfigError(f"queue_sensitivity {_shown(self.queue_sensitivity)}: expected a finite number > 0")
         for name in ("episode_jobs", "max_steps"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value <= 0):
-                raise ConfigError(f"{name} {value!r}: expected a positive integer")
-        if self.max_sim_time is not None and not self.max_sim_time > 0:
-            raise ConfigError(f"max_sim_time {self.max_sim_time!r}: expected seconds > 0")
+            if value is not None and (not is_int(value) or not 1 <= value <= MAX_COUNT):
+                raise ConfigError(f"{name} {_shown(value)}: expected a positive integer up to 2**63-1")
+        if self.max_sim_time is not None and not (is_finite_number(self.max_sim_time) and self.max_sim_time > 0):
+            raise ConfigError(f"max_sim_time {_shown(self.max_sim_time)}: expected a finite number of seconds > 0")
         object.__setattr__(self, "actions", tuple(tuple(p) for p in self.actions))
         for job_key, core_key in self.actions:
             PolicyConfig(job_key, core_key, self.backfill)  # validates the names and backfill
@@ -393,11 +423,9 @@ class HeteroEnv(gym.Env):
             trace = data.get("workload_file_path")
             if not trace:
                 raise ConfigError(f"{source}: workload_file_path: missing; expected an SWF trace (or pass a workload)")
-            workload = _resolve(base, trace)
-        seed = data.get("seed", 0)
-        if not isinstance(seed, int):
-            raise ConfigError(f"{source}: seed: expected an integer")
-        return cls(_resolve(base, platform_path), workload, config, backend=backend,
+            workload = _resolve(base, trace, f"{source}: workload_file_path")
+        seed = check_seed(data.get("seed", 0), f"{source}: seed")
+        return cls(_resolve(base, platform_path, f"{source}: platform_file_path"), workload, config, backend=backend,
                    backend_options=backend_options, nb_jobs=data.get("nb_jobs"), conversion_seed=seed)
 
     # ------------------------------------------------------------------ Gymnasium API
@@ -766,6 +794,8 @@ def _read_options(options) -> tuple[str, Path, dict]:
     return str(path), path.parent, read_json_object(path)
 
 
-def _resolve(base: Path, value) -> str:
+def _resolve(base: Path, value, key: str = "path") -> str:
+    if not isinstance(value, (str, os.PathLike)) or not str(value):
+        raise ConfigError(f"{key} {_shown(value)}: expected a file path (a non-empty string)")
     path = Path(value)
     return str(path if path.is_absolute() else base / path)

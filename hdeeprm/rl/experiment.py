@@ -40,18 +40,20 @@ import numpy as np
 from hdeeprm.common.bundled import DATA_DIR
 from hdeeprm.common.errors import ConfigError
 from hdeeprm.common.jsonfile import read_json_object
-from hdeeprm.common.seeding import episode_seeds, run_generators
+from hdeeprm.common.seeding import check_seed, episode_seeds, run_generators
 from hdeeprm.inputs.platform import load_platform, resolve_platform_name
 from hdeeprm.inputs.platform.flat import with_flat_hierarchy
 from hdeeprm.inputs.platform.model import Platform
 from hdeeprm.inputs.workload import ConversionOptions, job_limits, load_workload, swf_to_workload
 from hdeeprm.inputs.workload.model import WorkloadArrays
-from hdeeprm.rl.env import EnvConfig, HeteroEnv, parse_action_set
+from hdeeprm.rl.env import MAX_COUNT, EnvConfig, HeteroEnv, _shown, is_finite_number, is_int, parse_action_set
 from hdeeprm.simulation.keys import DEFAULT_PAIRS
 from hdeeprm.simulation.objectives import OBJECTIVES, load_user_objective
 
 ALGORITHM_NAMES = ("ppo", "kernel_ppo", "reinforce", "actor_critic")
 PART_NAMES = ("train", "validation", "test")
+MAX_HIDDEN = 65536  # units per hidden layer
+MAX_ROLLOUT_BATCH = 4096  # environments run side by side
 
 
 @dataclass(frozen=True)
@@ -91,19 +93,40 @@ class ExperimentConfig:
     vectorised: bool = False  # PPO on rollout_batch environments with batched inference (hdeeprm.rl.train)
 
     def __post_init__(self):
-        if self.algorithm not in ALGORITHM_NAMES:
-            raise ConfigError(f"algorithm {self.algorithm!r}: expected one of {', '.join(ALGORITHM_NAMES)}")
-        for name in ("episodes", "eval_episodes", "hidden"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ConfigError(f"{name} {getattr(self, name)!r}: expected a positive integer")
-        if self.rollout_batch is not None and (not isinstance(self.rollout_batch, int) or self.rollout_batch < 1):
-            raise ConfigError(f"rollout_batch {self.rollout_batch!r}: expected a positive integer or null")
-        if not 0 < self.gamma <= 1:
-            raise ConfigError(f"gamma {self.gamma!r}: expected a number in (0, 1]")
+        if not isinstance(self.algorithm, str) or self.algorithm not in ALGORITHM_NAMES:
+            raise ConfigError(f"algorithm {_shown(self.algorithm)}: expected one of {', '.join(ALGORITHM_NAMES)}")
+        for name in ("episodes", "eval_episodes"):
+            value = getattr(self, name)
+            if not is_int(value) or not 1 <= value <= MAX_COUNT:
+                raise ConfigError(f"{name} {_shown(value)}: expected a positive integer up to 2**63-1")
+        if not is_int(self.hidden) or not 1 <= self.hidden <= MAX_HIDDEN:
+            raise ConfigError(f"hidden {_shown(self.hidden)}: expected an integer from 1 to {MAX_HIDDEN}")
+        if self.rollout_batch is not None and (not is_int(self.rollout_batch)
+                                               or not 1 <= self.rollout_batch <= MAX_ROLLOUT_BATCH):
+            raise ConfigError(f"rollout_batch {_shown(self.rollout_batch)}: expected an integer from 1 to "
+                              f"{MAX_ROLLOUT_BATCH}, or null")
+        # Types first, then ranges.
         for name in ("lr", "queue_sensitivity", "reward_scale", "bsld_bound", "gamma"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ConfigError(f"{name} {value!r}: expected a finite number")
+            if not is_finite_number(value):
+                raise ConfigError(f"{name} {_shown(value)}: expected a finite number")
+        if not 0 < self.gamma <= 1:
+            raise ConfigError(f"gamma {self.gamma!r}: expected a number in (0, 1]")
+        if not self.lr > 0:
+            raise ConfigError(f"lr {self.lr!r}: expected a finite number > 0")
+        check_seed(self.seed)
+        if self.nb_jobs is not None and (not is_int(self.nb_jobs) or not 1 <= self.nb_jobs <= MAX_COUNT):
+            raise ConfigError(f"nb_jobs {_shown(self.nb_jobs)}: expected a positive integer or null")
+        if not (isinstance(self.objective, str) or callable(self.objective)):
+            raise ConfigError(f"objective {_shown(self.objective)}: expected a name ({', '.join(OBJECTIVES)}) "
+                              "or FILE.py:FUNCTION")
+        for name in ("platform", "workload"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ConfigError(f"{name} {_shown(getattr(self, name))}: expected a path or a bundled name")
+        for name in ("hierarchy", "test_workload"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ConfigError(f"{name} {_shown(value)}: expected a path or null")
         for name in ("validation_every", "validation_episodes", "eval_episode_jobs"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
@@ -143,6 +166,8 @@ class ExperimentConfig:
             raise ConfigError(f"{path}: unknown key {unknown[0]!r}; expected some of {', '.join(sorted(known))}")
         data.update({k: v for k, v in overrides.items() if v is not None})
         for key in ("platform", "workload", "hierarchy", "test_workload"):
+            if key in data and data[key] is not None and (not isinstance(data[key], str) or not data[key]):
+                raise ConfigError(f"{path}: {key} {_shown(data[key])}: expected a path or a bundled name")
             if data.get(key):
                 data[key] = _locate(path.parent, data[key], key)
         objective = data.get("objective")
@@ -154,7 +179,7 @@ class ExperimentConfig:
 
     def objective_value(self):
         """The objective as HeteroEnv takes it: a name, or the user's function."""
-        if self.objective in OBJECTIVES:
+        if callable(self.objective) or self.objective in OBJECTIVES:
             return self.objective
         return load_user_objective(self.objective)
 

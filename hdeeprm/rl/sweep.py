@@ -59,6 +59,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
@@ -68,6 +69,7 @@ from hdeeprm.common.errors import ConfigError
 from hdeeprm.common.jsonfile import read_json_object
 from hdeeprm.common.parallel import WorkerEngine
 from hdeeprm.common.progress import Progress
+from hdeeprm.common.seeding import SEED_MAX
 from hdeeprm.simulation.keys import DEFAULT_PAIRS
 
 # The experiment, policies and simulation modules are imported where they are used, so that
@@ -79,6 +81,7 @@ PATH_FIELDS = ("platform", "workload", "hierarchy")
 BACKENDS = ("embedded", "batsim")  # hdeeprm.backends.BACKENDS, without importing the backends
 NETWORKS = ("zero-latency", "links")
 DEFAULT_NETWORK = "zero-latency"
+MAX_CELLS = 100_000  # cells of one grid: every one is built and checked before the sweep starts
 METRIC_COLUMNS = ("return_mean", "return_std", "makespan", "mean_waiting_time", "mean_slowdown",
                   "mean_bounded_slowdown", "utilization", "consumed_joules")
 COUNT_COLUMNS = ("nb_jobs", "nb_finished", "nb_rejected")
@@ -143,15 +146,17 @@ class GridConfig:
             if key in data:
                 # a grid of options files alone (for crossval) has no policy
                 values[key] = strings(key, allow_empty=key == "policies" and bool(data.get("options")))
+                _no_duplicates(values[key], f"{source}: {key}", key[:-1])
         if "checkpoints" in data:
             values["checkpoints"] = strings("checkpoints", allow_empty=True)
+            _no_duplicates(values["checkpoints"], f"{source}: checkpoints", "checkpoint")
         if "seeds" in data:
             seeds = data["seeds"]
             if (not isinstance(seeds, list) or not seeds
-                    or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
-                raise ConfigError(f"{source}: seeds: expected a non-empty list of integers >= 0, got {seeds!r}")
-            if len(set(seeds)) != len(seeds):
-                raise ConfigError(f"{source}: seeds: a seed is listed twice")
+                    or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= SEED_MAX for s in seeds)):
+                raise ConfigError(f"{source}: seeds: expected a non-empty list of integers from 0 to 2**63-1, "
+                                  f"got {_shown(seeds)}")
+            _no_duplicates(seeds, f"{source}: seeds", "seed")
             values["seeds"] = tuple(seeds)
         if "overrides" in data:
             overrides = data["overrides"]
@@ -181,8 +186,8 @@ class GridConfig:
             values["batsim"] = data["batsim"]
         if "timeout" in data:
             timeout = data["timeout"]
-            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-                raise ConfigError(f"{source}: timeout: expected a number of seconds > 0, got {timeout!r}")
+            if not _finite_number(timeout) or not timeout > 0:
+                raise ConfigError(f"{source}: timeout: expected a number of seconds > 0 (finite), got {_shown(timeout)}")
             values["timeout"] = float(timeout)
         if "networks" in data:
             networks = strings("networks")
@@ -208,8 +213,8 @@ class GridConfig:
         if batsim is not None:
             changes["batsim"] = batsim
         if timeout is not None:
-            if not timeout > 0:
-                raise ConfigError(f"--timeout {timeout}: expected a number of seconds > 0")
+            if not _finite_number(timeout) or not timeout > 0:
+                raise ConfigError(f"--timeout {_shown(timeout)}: expected a number of seconds > 0 (finite)")
             changes["timeout"] = float(timeout)
         if network is not None:
             changes["networks"] = (network,)
@@ -263,6 +268,14 @@ class GridConfig:
                 if not _platform_json(platform):
                     raise ConfigError(f"{self.source}: networks: 'links' needs HDeepRM platform JSONs; "
                                       f"platform {label!r} is not one")
+        _no_duplicates([name for name, _ in policies], f"{self.source}: policies and checkpoints", "policy")
+        count = (len(platforms) * len(workloads) * max(len(overrides), 1) * len(self.networks)
+                 * len(policies) * len(seeds))
+        if count > MAX_CELLS:
+            raise ConfigError(f"{self.source}: the grid has {count} cells ({len(platforms)} platforms x "
+                              f"{len(workloads)} workloads x {len(overrides)} overrides x {len(self.networks)} "
+                              f"networks x {len(policies)} policies x {len(seeds)} seeds); at most {MAX_CELLS} "
+                              "are allowed: split it into several grids")
         return ResolvedGrid(experiment, platforms, workloads, overrides, policies, seeds)
 
     def configure(self, resolved: "ResolvedGrid", platform: str, workload: str, override: tuple,
@@ -281,16 +294,24 @@ class GridConfig:
         resolved = self.resolve()
         base = self.base_dir
         cells = []
+        # The configuration depends on neither the network nor the policy: build (and check) it,
+        # and its portable form, once per platform, workload, overrides block and seed.
+        built: dict[tuple, tuple] = {}
         for platform_label, platform in resolved.platforms:
             for workload_label, workload in resolved.workloads:
                 for override in resolved.overrides:
                     for network in self.networks:
                         for policy, checkpoint in resolved.policies:
                             for seed in resolved.seeds:
-                                config = self.configure(resolved, platform, workload, override, seed)
+                                k = (platform, workload, override[0], seed)
+                                if k not in built:
+                                    config = self.configure(resolved, platform, workload, override, seed)
+                                    built[k] = (config, _portable_experiment(config, base))
+                                config, experiment = built[k]
                                 cells.append(_make_cell(config, base, platform_label, workload_label, override[1],
                                                         policy, checkpoint, self.outputs, self.backend, network,
-                                                        self.batsim_path(), self.timeout))
+                                                        self.batsim_path(), self.timeout,
+                                                        experiment=dict(experiment)))
         check_unique(cells, self.source)
         return cells
 
@@ -308,10 +329,33 @@ class ResolvedGrid:
     seeds: tuple[int, ...]
 
 
+def _no_duplicates(values, where: str, what: str) -> None:
+    """ConfigError naming the first entry of ``values`` listed twice (O(n))."""
+    seen = set()
+    for value in values:
+        if value in seen:
+            raise ConfigError(f"{where}: a {what} is listed twice ({_shown(value)})")
+        seen.add(value)
+
+
+def _finite_number(value) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _shown(value, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def check_unique(cells: list, source: str) -> None:
-    names = [c.name for c in cells]
-    if len(set(names)) != len(names):
-        twice = sorted({n for n in names if names.count(n) > 1})[0]
+    counts = Counter(c.name for c in cells)
+    if len(counts) != len(cells):
+        twice = min(n for n, k in counts.items() if k > 1)
         raise ConfigError(f"{source}: two cells have the same parameters ({twice}): "
                           "a policy, platform, workload, network or overrides block is listed twice")
 
@@ -396,11 +440,10 @@ class Cell:
 
 def _make_cell(config, base: Path, platform: str, workload: str, overrides: dict,
                policy: str, checkpoint: str | None, outputs: bool, backend: str = "embedded",
-               network: str = DEFAULT_NETWORK, batsim: str | None = None, timeout: float = 120.0) -> Cell:
-    experiment = config.as_dict()
-    for key in PATH_FIELDS:
-        if experiment.get(key):
-            experiment[key] = _portable(experiment[key], base)
+               network: str = DEFAULT_NETWORK, batsim: str | None = None, timeout: float = 120.0,
+               experiment: dict | None = None) -> Cell:
+    if experiment is None:
+        experiment = _portable_experiment(config, base)
     params = {"platform": platform, "workload": workload, "overrides": overrides, "policy": policy,
               "seed": config.seed, "experiment": experiment, "outputs": outputs}
     if checkpoint is not None:
@@ -413,6 +456,15 @@ def _make_cell(config, base: Path, platform: str, workload: str, overrides: dict
     key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
     return Cell(f"{policy_slug(policy)}_s{config.seed}_{key[:10]}", key, params, config, policy, checkpoint,
                 outputs, backend, network, batsim, timeout)
+
+
+def _portable_experiment(config, base: Path) -> dict:
+    """``config`` as a dict, its paths named as in results and hashes (see :func:`_portable`)."""
+    experiment = config.as_dict()
+    for key in PATH_FIELDS:
+        if experiment.get(key):
+            experiment[key] = _portable(experiment[key], base)
+    return experiment
 
 
 def policy_slug(policy: str) -> str:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import os
+import zlib
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -55,18 +57,136 @@ def find_scenario(folder: str) -> Scenario:
 
 
 def read_transcript(path: str) -> Iterator[tuple[int, str, dict]]:
-    """(line number, sender, message) for every line of a transcript."""
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    """(line number, sender, message) for every line of a transcript, each record's shape
+    checked (see :func:`check_record`): a file that is not UTF-8 text, a truncated or corrupt
+    gzip file or a malformed record is a ReplayError naming the file and the line."""
+    gzipped = path.endswith(".gz")
+    try:
+        f = gzip.open(path, "rb") if gzipped else open(path, "rb")
+    except OSError as e:
+        raise ReplayError(f"{path}: cannot read the transcript: {e.strerror or e}") from None
+    with f:
+        lineno = 0
+        while True:
+            try:
+                raw = f.readline()
+            except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as e:
+                what = "truncated" if isinstance(e, EOFError) else "corrupt"
+                raise ReplayError(f"{path}: line {lineno + 1}: {what} gzip data: {_cut(str(e))}") from None
+            if not raw:
+                return
+            lineno += 1
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ReplayError(f"{path}: line {lineno}: not UTF-8 text (byte 0x{raw[e.start]:02x} at "
+                                  f"column {e.start + 1}); expected one JSON object per line") from None
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
-                yield lineno, record["from"], record["msg"]
-            except (json.JSONDecodeError, KeyError, TypeError) as e:
+            except RecursionError:
+                raise ReplayError(f"{path}: line {lineno}: JSON nested too deeply; expected a transcript record "
+                                  "({\"from\": ..., \"msg\": ...})") from None
+            except ValueError as e:  # json.JSONDecodeError, or an integer with too many digits
                 raise ReplayError(f"{path}: line {lineno}: not a transcript record "
-                                  f"({{\"from\": ..., \"msg\": ...}}): {e}") from None
+                                  f"({{\"from\": ..., \"msg\": ...}}): {_cut(str(e))}") from None
+            sender, msg = check_record(record, f"{path}: line {lineno}")
+            yield lineno, sender, msg
+
+
+SENDERS = ("batsim", "scheduler")
+# Events whose data must name one job (a string, data.job_id).
+_JOB_EVENTS = ("JOB_SUBMITTED", "JOB_COMPLETED", "EXECUTE_JOB", "REJECT_JOB")
+
+
+def check_record(record, where: str) -> tuple[str, dict]:
+    """(sender, message) of one transcript record after checking the fields replay reads:
+    ``{"from": "batsim"|"scheduler", "msg": {"now": NUMBER, "events": [{"type": STRING,
+    "timestamp": NUMBER, "data": {...}}, ...]}}`` and, per event type, the data it uses
+    (``job_id`` a string, ``alloc`` and ``resources`` interval strings, ``state`` an integer
+    or its text, ``job_ids`` a list of strings, ``timestamp`` a number). ReplayError
+    ``"WHERE: ..."`` otherwise."""
+    def fail(place: str, expected: str, value) -> ReplayError:
+        return ReplayError(f"{where}: {place}: expected {expected}, got {_cut(repr(value))}")
+
+    if not isinstance(record, dict):
+        raise fail("record", 'an object {"from": ..., "msg": ...}', record)
+    for key in ("from", "msg"):
+        if key not in record:
+            raise ReplayError(f"{where}: not a transcript record ({{\"from\": ..., \"msg\": ...}}): "
+                              f"no {key!r}")
+    sender, msg = record["from"], record["msg"]
+    if not isinstance(sender, str) or sender not in SENDERS:
+        raise fail("from", '"batsim" or "scheduler"', sender)
+    if not isinstance(msg, dict):
+        raise fail("msg", "an object with now and events", msg)
+    if "now" not in msg:
+        raise ReplayError(f"{where}: msg.now: missing; expected the message's time in seconds")
+    if not _is_number(msg["now"]):
+        raise fail("msg.now", "a finite number of seconds", msg["now"])
+    events = msg.get("events")
+    if not isinstance(events, list):
+        raise fail("msg.events", "a list of events", events) if "events" in msg else \
+            ReplayError(f"{where}: msg.events: missing; expected a list of events")
+    for i, event in enumerate(events):
+        place = f"msg.events[{i}]"
+        if not isinstance(event, dict):
+            raise fail(place, 'an object {"type": ..., "data": {...}}', event)
+        kind = event.get("type")
+        if not isinstance(kind, str):
+            raise fail(f"{place}.type", "an event type (a string)", kind) if "type" in event else \
+                ReplayError(f"{where}: {place}.type: missing; expected an event type")
+        if "timestamp" in event and not _is_number(event["timestamp"]):
+            raise fail(f"{place}.timestamp", "a finite number of seconds", event["timestamp"])
+        if "data" not in event:
+            if kind in _JOB_EVENTS or kind in ("KILL_JOB", "SET_RESOURCE_STATE", "CALL_ME_LATER"):
+                raise ReplayError(f"{where}: {place}.data: missing; {kind} needs its data")
+            continue
+        data = event["data"]
+        if not isinstance(data, dict):
+            raise fail(f"{place}.data", "an object", data)
+        place = f"{place}.data"
+
+        def need(key: str, ok, expected: str) -> None:
+            if key not in data:
+                raise ReplayError(f"{where}: {place}.{key}: missing; {kind} needs {expected}")
+            if not ok(data[key]):
+                raise fail(f"{place}.{key}", expected, data[key])
+
+        if kind in _JOB_EVENTS:
+            need("job_id", lambda v: isinstance(v, str), "a job id (a string)")
+        if kind == "EXECUTE_JOB":
+            need("alloc", lambda v: isinstance(v, str), "machine intervals such as \"0-3 5\" (a string)")
+        elif kind == "KILL_JOB":
+            need("job_ids", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+                 "a list of job ids (strings)")
+        elif kind == "SET_RESOURCE_STATE":
+            need("resources", lambda v: isinstance(v, str), "machine intervals such as \"0-3 5\" (a string)")
+            need("state", _is_state, "a p-state (an integer >= 0, or its text)")
+        elif kind == "CALL_ME_LATER":
+            need("timestamp", _is_number, "a finite number of seconds")
+    return sender, msg
+
+
+def _is_number(value) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _is_state(value) -> bool:
+    if isinstance(value, str):
+        text = value.strip()
+        return text.isdigit() and text.isascii() and len(text) <= 18
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
+
+
+def _cut(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 @dataclass(frozen=True)
