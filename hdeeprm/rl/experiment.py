@@ -47,12 +47,12 @@ from hdeeprm.inputs.platform.model import Platform
 from hdeeprm.inputs.workload import ConversionOptions, job_limits, load_workload, swf_to_workload
 from hdeeprm.inputs.workload.model import WorkloadArrays
 from hdeeprm.rl.env import MAX_COUNT, EnvConfig, HeteroEnv, _shown, is_finite_number, is_int, parse_action_set
+from hdeeprm.rl.original_options import MAX_HIDDEN
 from hdeeprm.simulation.keys import DEFAULT_PAIRS
 from hdeeprm.simulation.objectives import OBJECTIVES, load_user_objective
 
 ALGORITHM_NAMES = ("ppo", "kernel_ppo", "reinforce", "actor_critic")
 PART_NAMES = ("train", "validation", "test")
-MAX_HIDDEN = 65536  # units per hidden layer
 MAX_ROLLOUT_BATCH = 4096  # environments run side by side
 
 
