@@ -50,7 +50,6 @@ start is drawn from the generator seeded by ``reset(seed=...)``. ``max_steps`` a
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -60,6 +59,7 @@ import gymnasium as gym
 import numpy as np
 
 from hdeeprm.backends import BACKENDS, make_simulator
+from hdeeprm.common.checks import is_finite_number, is_int, shown
 from hdeeprm.common.errors import ConfigError
 from hdeeprm.common.jsonfile import read_json_object
 from hdeeprm.common.seeding import check_seed, run_generators
@@ -133,27 +133,6 @@ MAX_WINDOW_JOBS = 4096
 MAX_COUNT = 2**63 - 1
 
 
-def is_int(value) -> bool:
-    """An integer, not a bool."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def is_finite_number(value) -> bool:
-    """A finite int or float, not a bool (ints too large for a float are not finite)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
-
-
-def _shown(value, limit: int = 80) -> str:
-    """``repr(value)`` cut to ``limit`` characters, for error messages."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
 @dataclass(frozen=True)
 class EnvConfig:
     """What HeteroEnv does (frozen; the episode's mutable state lives in the env)."""
@@ -176,31 +155,31 @@ class EnvConfig:
 
     def __post_init__(self):
         if not (isinstance(self.objective, str) or callable(self.objective)):
-            raise ConfigError(f"objective {_shown(self.objective)}: expected a name ({', '.join(OBJECTIVES)}), "
+            raise ConfigError(f"objective {shown(self.objective)}: expected a name ({', '.join(OBJECTIVES)}), "
                               "FILE.py:FUNCTION or a function of the finished jobs")
         check_objective(self.objective)
         if not isinstance(self.action_space, str) or self.action_space not in ACTION_SPACES:
             raise ConfigError(f"action_space {self.action_space!r}: expected one of {', '.join(ACTION_SPACES)}")
         if not is_int(self.window_jobs) or not 1 <= self.window_jobs <= MAX_WINDOW_JOBS:
-            raise ConfigError(f"window_jobs {_shown(self.window_jobs)}: expected an integer from 1 to {MAX_WINDOW_JOBS}")
+            raise ConfigError(f"window_jobs {shown(self.window_jobs)}: expected an integer from 1 to {MAX_WINDOW_JOBS}")
         if not isinstance(self.window_commit, bool):
-            raise ConfigError(f"window_commit {_shown(self.window_commit)}: expected true or false")
+            raise ConfigError(f"window_commit {shown(self.window_commit)}: expected true or false")
         if not isinstance(self.window_core_key, str) or self.window_core_key not in ALL_CORE_KEYS:
-            raise ConfigError(f"window_core_key {_shown(self.window_core_key)}: expected one of {', '.join(ALL_CORE_KEYS)}")
+            raise ConfigError(f"window_core_key {shown(self.window_core_key)}: expected one of {', '.join(ALL_CORE_KEYS)}")
         if not (is_finite_number(self.bsld_bound) and self.bsld_bound > 0):
-            raise ConfigError(f"bsld_bound {_shown(self.bsld_bound)}: expected a finite number of seconds > 0")
+            raise ConfigError(f"bsld_bound {shown(self.bsld_bound)}: expected a finite number of seconds > 0")
         if not (is_finite_number(self.reward_scale) and self.reward_scale > 0):
-            raise ConfigError(f"reward_scale {_shown(self.reward_scale)}: expected a finite number > 0")
+            raise ConfigError(f"reward_scale {shown(self.reward_scale)}: expected a finite number > 0")
         if not isinstance(self.observation, str) or self.observation not in OBSERVATIONS:
-            raise ConfigError(f"observation {_shown(self.observation)}: expected one of {', '.join(OBSERVATIONS)}")
+            raise ConfigError(f"observation {shown(self.observation)}: expected one of {', '.join(OBSERVATIONS)}")
         if not (is_finite_number(self.queue_sensitivity) and self.queue_sensitivity > 0):
-            raise ConfigError(f"queue_sensitivity {_shown(self.queue_sensitivity)}: expected a finite number > 0")
+            raise ConfigError(f"queue_sensitivity {shown(self.queue_sensitivity)}: expected a finite number > 0")
         for name in ("episode_jobs", "max_steps"):
             value = getattr(self, name)
             if value is not None and (not is_int(value) or not 1 <= value <= MAX_COUNT):
-                raise ConfigError(f"{name} {_shown(value)}: expected a positive integer up to 2**63-1")
+                raise ConfigError(f"{name} {shown(value)}: expected a positive integer up to 2**63-1")
         if self.max_sim_time is not None and not (is_finite_number(self.max_sim_time) and self.max_sim_time > 0):
-            raise ConfigError(f"max_sim_time {_shown(self.max_sim_time)}: expected a finite number of seconds > 0")
+            raise ConfigError(f"max_sim_time {shown(self.max_sim_time)}: expected a finite number of seconds > 0")
         object.__setattr__(self, "actions", tuple(tuple(p) for p in self.actions))
         for job_key, core_key in self.actions:
             PolicyConfig(job_key, core_key, self.backfill)  # validates the names and backfill
@@ -796,6 +775,6 @@ def _read_options(options) -> tuple[str, Path, dict]:
 
 def _resolve(base: Path, value, key: str = "path") -> str:
     if not isinstance(value, (str, os.PathLike)) or not str(value):
-        raise ConfigError(f"{key} {_shown(value)}: expected a file path (a non-empty string)")
+        raise ConfigError(f"{key} {shown(value)}: expected a file path (a non-empty string)")
     path = Path(value)
     return str(path if path.is_absolute() else base / path)

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from hdeeprm.common.bundled import DATA_DIR
+from hdeeprm.common.checks import is_finite_number, is_int, shown
 from hdeeprm.common.errors import ConfigError
 from hdeeprm.common.jsonfile import read_json_object
 from hdeeprm.common.seeding import check_seed, episode_seeds, run_generators
@@ -46,7 +47,7 @@ from hdeeprm.inputs.platform.flat import with_flat_hierarchy
 from hdeeprm.inputs.platform.model import Platform
 from hdeeprm.inputs.workload import ConversionOptions, job_limits, load_workload, swf_to_workload
 from hdeeprm.inputs.workload.model import WorkloadArrays
-from hdeeprm.rl.env import MAX_COUNT, EnvConfig, HeteroEnv, _shown, is_finite_number, is_int, parse_action_set
+from hdeeprm.rl.env import MAX_COUNT, EnvConfig, HeteroEnv, parse_action_set
 from hdeeprm.rl.original_options import MAX_HIDDEN
 from hdeeprm.simulation.keys import DEFAULT_PAIRS
 from hdeeprm.simulation.objectives import OBJECTIVES, load_user_objective
@@ -94,39 +95,39 @@ class ExperimentConfig:
 
     def __post_init__(self):
         if not isinstance(self.algorithm, str) or self.algorithm not in ALGORITHM_NAMES:
-            raise ConfigError(f"algorithm {_shown(self.algorithm)}: expected one of {', '.join(ALGORITHM_NAMES)}")
+            raise ConfigError(f"algorithm {shown(self.algorithm)}: expected one of {', '.join(ALGORITHM_NAMES)}")
         for name in ("episodes", "eval_episodes"):
             value = getattr(self, name)
             if not is_int(value) or not 1 <= value <= MAX_COUNT:
-                raise ConfigError(f"{name} {_shown(value)}: expected a positive integer up to 2**63-1")
+                raise ConfigError(f"{name} {shown(value)}: expected a positive integer up to 2**63-1")
         if not is_int(self.hidden) or not 1 <= self.hidden <= MAX_HIDDEN:
-            raise ConfigError(f"hidden {_shown(self.hidden)}: expected an integer from 1 to {MAX_HIDDEN}")
+            raise ConfigError(f"hidden {shown(self.hidden)}: expected an integer from 1 to {MAX_HIDDEN}")
         if self.rollout_batch is not None and (not is_int(self.rollout_batch)
                                                or not 1 <= self.rollout_batch <= MAX_ROLLOUT_BATCH):
-            raise ConfigError(f"rollout_batch {_shown(self.rollout_batch)}: expected an integer from 1 to "
+            raise ConfigError(f"rollout_batch {shown(self.rollout_batch)}: expected an integer from 1 to "
                               f"{MAX_ROLLOUT_BATCH}, or null")
         # Types first, then ranges.
         for name in ("lr", "queue_sensitivity", "reward_scale", "bsld_bound", "gamma"):
             value = getattr(self, name)
             if not is_finite_number(value):
-                raise ConfigError(f"{name} {_shown(value)}: expected a finite number")
+                raise ConfigError(f"{name} {shown(value)}: expected a finite number")
         if not 0 < self.gamma <= 1:
             raise ConfigError(f"gamma {self.gamma!r}: expected a number in (0, 1]")
         if not self.lr > 0:
             raise ConfigError(f"lr {self.lr!r}: expected a finite number > 0")
         check_seed(self.seed)
         if self.nb_jobs is not None and (not is_int(self.nb_jobs) or not 1 <= self.nb_jobs <= MAX_COUNT):
-            raise ConfigError(f"nb_jobs {_shown(self.nb_jobs)}: expected a positive integer or null")
+            raise ConfigError(f"nb_jobs {shown(self.nb_jobs)}: expected a positive integer or null")
         if not (isinstance(self.objective, str) or callable(self.objective)):
-            raise ConfigError(f"objective {_shown(self.objective)}: expected a name ({', '.join(OBJECTIVES)}) "
+            raise ConfigError(f"objective {shown(self.objective)}: expected a name ({', '.join(OBJECTIVES)}) "
                               "or FILE.py:FUNCTION")
         for name in ("platform", "workload"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                raise ConfigError(f"{name} {_shown(getattr(self, name))}: expected a path or a bundled name")
+                raise ConfigError(f"{name} {shown(getattr(self, name))}: expected a path or a bundled name")
         for name in ("hierarchy", "test_workload"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):
-                raise ConfigError(f"{name} {_shown(value)}: expected a path or null")
+                raise ConfigError(f"{name} {shown(value)}: expected a path or null")
         for name in ("validation_every", "validation_episodes", "eval_episode_jobs"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
@@ -167,7 +168,7 @@ class ExperimentConfig:
         data.update({k: v for k, v in overrides.items() if v is not None})
         for key in ("platform", "workload", "hierarchy", "test_workload"):
             if key in data and data[key] is not None and (not isinstance(data[key], str) or not data[key]):
-                raise ConfigError(f"{path}: {key} {_shown(data[key])}: expected a path or a bundled name")
+                raise ConfigError(f"{path}: {key} {shown(data[key])}: expected a path or a bundled name")
             if data.get(key):
                 data[key] = _locate(path.parent, data[key], key)
         objective = data.get("objective")

@@ -6,10 +6,10 @@ Used by ``hdeeprm-launch`` and by ``hdeeprm crossval OPTIONS.json``.
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any, Mapping
 
+from hdeeprm.common.checks import is_finite_number, is_int, shown
 from hdeeprm.common.errors import ConfigError
 from hdeeprm.common.seeding import SEED_MAX, check_seed
 
@@ -40,17 +40,17 @@ def check_options(data: Any, source: str) -> dict:
         raise ConfigError(f"{source}: pybatsim.agent.type: {agent.get('type')!r}; expected CLASSIC or LEARNING")
     where = f"{source}: pybatsim.agent"
     if "hidden" in agent and (not is_int(agent["hidden"]) or not 1 <= agent["hidden"] <= MAX_HIDDEN):
-        raise ConfigError(f"{where}.hidden: expected an integer from 1 to {MAX_HIDDEN}, got {_shown(agent['hidden'])}")
+        raise ConfigError(f"{where}.hidden: expected an integer from 1 to {MAX_HIDDEN}, got {shown(agent['hidden'])}")
     if "lr" in agent and not (is_finite_number(agent["lr"]) and agent["lr"] > 0):
-        raise ConfigError(f"{where}.lr: expected a finite number > 0, got {_shown(agent['lr'])}")
+        raise ConfigError(f"{where}.lr: expected a finite number > 0, got {shown(agent['lr'])}")
     if "gamma" in agent and not (is_finite_number(agent["gamma"]) and 0 < agent["gamma"] <= 1):
-        raise ConfigError(f"{where}.gamma: expected a number in (0, 1], got {_shown(agent['gamma'])}")
+        raise ConfigError(f"{where}.gamma: expected a number in (0, 1], got {shown(agent['gamma'])}")
     for key in ("policy_pair", "algorithm", "run"):
         if key in agent and not isinstance(agent[key], str):
-            raise ConfigError(f"{where}.{key}: expected a string, got {_shown(agent[key])}")
+            raise ConfigError(f"{where}.{key}: expected a string, got {shown(agent[key])}")
     for key in ("file", "input_model", "output_model"):
         if key in agent and agent[key] is not None and not isinstance(agent[key], str):
-            raise ConfigError(f"{where}.{key}: expected a string, got {_shown(agent[key])}")
+            raise ConfigError(f"{where}.{key}: expected a string, got {shown(agent[key])}")
     for key in ("seed",):
         if key in data:
             check_seed(data[key], f"{source}: {key}")
@@ -58,10 +58,10 @@ def check_options(data: Any, source: str) -> dict:
             check_seed(pybatsim[key], f"{source}: pybatsim.{key}")
     for key in ("nb_jobs", "nb_resources"):
         if key in data and data[key] is not None and (not is_int(data[key]) or not 1 <= data[key] <= MAX_COUNT):
-            raise ConfigError(f"{source}: {key}: expected a positive integer, got {_shown(data[key])}")
+            raise ConfigError(f"{source}: {key}: expected a positive integer, got {shown(data[key])}")
     for key in ("workload_file_path", "platform_file_path"):
         if key in data and data[key] is not None and not isinstance(data[key], str):
-            raise ConfigError(f"{source}: {key}: expected a file path (a string), got {_shown(data[key])}")
+            raise ConfigError(f"{source}: {key}: expected a file path (a string), got {shown(data[key])}")
     return dict(data)
 
 
@@ -95,23 +95,3 @@ def classic_action(env, agent_opts: dict, source: str) -> int:
     warnings.warn(f"{source}: the legacy policy_pair key is mapped to action {action} "
                   f"({pair[0]}:{pair[1]}); prefer env.actions.selection", stacklevel=1)
     return action
-
-
-def is_int(value) -> bool:
-    """An integer, not a bool."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def is_finite_number(value) -> bool:
-    """A finite int or float, not a bool (ints too large for a float are not finite)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
-
-
-def _shown(value, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -65,6 +65,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hdeeprm.common.checks import is_finite_number, shown
 from hdeeprm.common.errors import ConfigError
 from hdeeprm.common.jsonfile import read_json_object
 from hdeeprm.common.parallel import WorkerEngine
@@ -155,7 +156,7 @@ class GridConfig:
             if (not isinstance(seeds, list) or not seeds
                     or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= SEED_MAX for s in seeds)):
                 raise ConfigError(f"{source}: seeds: expected a non-empty list of integers from 0 to 2**63-1, "
-                                  f"got {_shown(seeds)}")
+                                  f"got {shown(seeds)}")
             _no_duplicates(seeds, f"{source}: seeds", "seed")
             values["seeds"] = tuple(seeds)
         if "overrides" in data:
@@ -186,8 +187,8 @@ class GridConfig:
             values["batsim"] = data["batsim"]
         if "timeout" in data:
             timeout = data["timeout"]
-            if not _finite_number(timeout) or not timeout > 0:
-                raise ConfigError(f"{source}: timeout: expected a number of seconds > 0 (finite), got {_shown(timeout)}")
+            if not is_finite_number(timeout) or not timeout > 0:
+                raise ConfigError(f"{source}: timeout: expected a number of seconds > 0 (finite), got {shown(timeout)}")
             values["timeout"] = float(timeout)
         if "networks" in data:
             networks = strings("networks")
@@ -213,8 +214,8 @@ class GridConfig:
         if batsim is not None:
             changes["batsim"] = batsim
         if timeout is not None:
-            if not _finite_number(timeout) or not timeout > 0:
-                raise ConfigError(f"--timeout {_shown(timeout)}: expected a number of seconds > 0 (finite)")
+            if not is_finite_number(timeout) or not timeout > 0:
+                raise ConfigError(f"--timeout {shown(timeout)}: expected a number of seconds > 0 (finite)")
             changes["timeout"] = float(timeout)
         if network is not None:
             changes["networks"] = (network,)
@@ -334,22 +335,8 @@ def _no_duplicates(values, where: str, what: str) -> None:
     seen = set()
     for value in values:
         if value in seen:
-            raise ConfigError(f"{where}: a {what} is listed twice ({_shown(value)})")
+            raise ConfigError(f"{where}: a {what} is listed twice ({shown(value)})")
         seen.add(value)
-
-
-def _finite_number(value) -> bool:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
-
-
-def _shown(value, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def check_unique(cells: list, source: str) -> None:

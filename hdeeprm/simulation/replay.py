@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import gzip
 import json
-import math
 import os
 import zlib
 from dataclasses import dataclass
 from typing import Iterator
 
+from hdeeprm.common.checks import is_finite_number
 from hdeeprm.common.errors import HDeepRMError, ReplayError
 from hdeeprm.inputs.platform import load_platform
 from hdeeprm.inputs.workload import read_batsim_workload
@@ -123,7 +123,7 @@ def check_record(record, where: str) -> tuple[str, dict]:
         raise fail("msg", "an object with now and events", msg)
     if "now" not in msg:
         raise ReplayError(f"{where}: msg.now: missing; expected the message's time in seconds")
-    if not _is_number(msg["now"]):
+    if not is_finite_number(msg["now"]):
         raise fail("msg.now", "a finite number of seconds", msg["now"])
     events = msg.get("events")
     if not isinstance(events, list):
@@ -137,7 +137,7 @@ def check_record(record, where: str) -> tuple[str, dict]:
         if not isinstance(kind, str):
             raise fail(f"{place}.type", "an event type (a string)", kind) if "type" in event else \
                 ReplayError(f"{where}: {place}.type: missing; expected an event type")
-        if "timestamp" in event and not _is_number(event["timestamp"]):
+        if "timestamp" in event and not is_finite_number(event["timestamp"]):
             raise fail(f"{place}.timestamp", "a finite number of seconds", event["timestamp"])
         if "data" not in event:
             if kind in _JOB_EVENTS or kind in ("KILL_JOB", "SET_RESOURCE_STATE", "CALL_ME_LATER"):
@@ -165,17 +165,8 @@ def check_record(record, where: str) -> tuple[str, dict]:
             need("resources", lambda v: isinstance(v, str), "machine intervals such as \"0-3 5\" (a string)")
             need("state", _is_state, "a p-state (an integer >= 0, or its text)")
         elif kind == "CALL_ME_LATER":
-            need("timestamp", _is_number, "a finite number of seconds")
+            need("timestamp", is_finite_number, "a finite number of seconds")
     return sender, msg
-
-
-def _is_number(value) -> bool:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
 
 
 def _is_state(value) -> bool:
