@@ -341,6 +341,19 @@ FIGURES_DIR = "figures"
 _FIGURE = _contains(FIGURE_MARKER)
 
 
+def _temporary_file(name: str) -> tuple[Callable[[Path], bool], bool] | None:
+    """The test for a temporary file that an interrupted save left (``.model.pt.<random>.tmp``)."""
+    from fnmatch import fnmatchcase
+
+    from hdeeprm.rl.resume import TEMPORARY_PATTERNS
+
+    for pattern in TEMPORARY_PATTERNS:
+        if fnmatchcase(name, pattern):
+            final = pattern.split(".*")[0].lstrip(".") if ".*" in pattern else pattern[:-len(".tmp")].lstrip(".")
+            return RUN_FILES[final][0], False
+    return None
+
+
 @dataclass
 class CleanPlan:
     root: Path
@@ -394,8 +407,8 @@ def _judge(plan: CleanPlan, path: Path, soft: bool, figures: bool, simulated_her
         known, config = path.suffix.lstrip(".") in FORMATS, False
         ours = known and _FIGURE(path)
     else:
-        known = path.name in RUN_FILES
-        test, config = RUN_FILES.get(path.name, (None, False))
+        test, config = RUN_FILES.get(path.name) or _temporary_file(path.name) or (None, False)
+        known = test is not None
         ours = known and test(path)
     if not known:
         plan.kept.append((path, "not a name hdeeprm writes"))

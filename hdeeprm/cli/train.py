@@ -16,7 +16,13 @@ def add_subcommands(sub) -> dict:
     tr.add_argument("--episodes", type=int, help="training episodes (overrides the experiment)")
     tr.add_argument("--algorithm", choices=("ppo", "kernel_ppo", "reinforce", "actor_critic"))
     tr.add_argument("--seed", type=int, help="root seed (overrides the experiment)")
-    tr.add_argument("--init", help="checkpoint to start from")
+    tr.add_argument("--init", metavar="CHECKPOINT", help="start a new run from this checkpoint's weights")
+    used = tr.add_mutually_exclusive_group()
+    used.add_argument("--resume", action="store_true",
+                      help="continue the run in --out from its last checkpoint (after a stop or a kill): "
+                           "same experiment and options; the result is the uninterrupted run's")
+    used.add_argument("--overwrite", action="store_true",
+                      help="replace the run in --out (its hdeeprm files are removed first; other files stay)")
     tr.add_argument("--tensorboard", metavar="DIR", help="also log to TensorBoard in DIR (needs tensorboard)")
     tr.add_argument("--no-evaluate", action="store_true", help="skip the comparison with the classic policies")
     tr.add_argument("--backfill", choices=("none", "easy"),
@@ -54,8 +60,10 @@ def cmd_train(args) -> int:
     config = _with_backfill(ExperimentConfig.load(args.experiment, episodes=args.episodes, algorithm=args.algorithm,
                                                   seed=args.seed, rollout_batch=args.rollout_batch), args.backfill)
     out = args.out or os.path.join("runs", os.path.splitext(os.path.basename(args.experiment))[0])
+    if args.overwrite:
+        _remove_run(out)
     summary = train(config, out, init=args.init, tensorboard=args.tensorboard, workers=args.workers,
-                    engine=args.engine, address=args.address)
+                    engine=args.engine, address=args.address, resume=args.resume)
     print(f"trained {config.algorithm} for {config.episodes} episodes in {summary['wall_seconds']:.1f} s; "
           f"outputs in {out}")
     if not args.no_evaluate:
@@ -65,6 +73,22 @@ def cmd_train(args) -> int:
         rows = evaluate(config, summary["checkpoint"], out_dir=out, progress=None)
         print_table(rows, config)
     return 0
+
+
+def _remove_run(out: str) -> None:
+    """--overwrite: the files a run wrote in ``out`` go (as ``hdeeprm clean`` removes them);
+    files hdeeprm did not write stay."""
+    from pathlib import Path
+
+    from hdeeprm.analysis.runs import apply_clean, plan_clean
+    from hdeeprm.rl.resume import used_by
+
+    if not used_by(Path(out)):
+        return
+    plan = plan_clean(out)
+    apply_clean(plan)
+    kept = f"; kept {len(plan.kept)} entries hdeeprm did not write" if plan.kept else ""
+    print(f"--overwrite: removed the {len(plan.remove)} files of the previous run in {out}{kept}")
 
 
 def cmd_evaluate(args) -> int:

@@ -25,6 +25,16 @@ import numpy as np
 from hdeeprm.common.errors import ConfigError
 from hdeeprm.common.progress import Progress
 from hdeeprm.rl.env import HeteroEnv
+from hdeeprm.rl.resume import (
+    BEST_FILE,
+    CHECKPOINT_FILE,
+    check_resumable,
+    check_unused,
+    resume_point,
+    saved_experiment,
+    truncate_lines,
+    write_experiment,
+)
 from hdeeprm.simulation.metrics import headline_metrics
 from hdeeprm.simulation.outputs import write_outputs
 
@@ -88,30 +98,73 @@ class HDeepRMLogs:
     rewards.log (summed reward per episode), makespans.log, losses.log (numbers, one line per
     trained episode), actions.log (one action index per decision), probs.json (first-decision
     probabilities: ``{"probs": [[p_a(ep 1), p_a(ep 2), ...] for each action a]}``). Each
-    episode's Batsim outputs go to ``episode_<k>/``."""
+    episode's Batsim outputs go to ``episode_<k>/``.
+
+    The logs count the lines they wrote (``position``), so that a checkpoint can record how far
+    they had got and a resumed run can cut them back to it (``resume``)."""
+
+    LINE_LOGS = ("rewards.log", "makespans.log", "losses.log", "actions.log")
+    PROBS = "probs.json"
 
     def __init__(self, out_dir: str | os.PathLike, nb_actions: int):
         self.out = Path(out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self.nb_actions = nb_actions
         self.probs: list[list[float]] = [[] for _ in range(nb_actions)]
+        self.lines = dict.fromkeys(self.LINE_LOGS, 0)
+
+    def _append(self, name: str, lines: list[str]) -> None:
+        with open(self.out / name, "a") as f:
+            f.writelines(lines)
+        self.lines[name] += len(lines)
 
     def write(self, index: int, record: EpisodeRecord) -> None:
-        with open(self.out / "rewards.log", "a") as f:
-            f.write(f"{record.reward!r}\n")
-        with open(self.out / "makespans.log", "a") as f:
-            f.write(f"{record.metrics.get('makespan', float('nan'))!r}\n")
+        self._append("rewards.log", [f"{record.reward!r}\n"])
+        self._append("makespans.log", [f"{record.metrics.get('makespan', float('nan'))!r}\n"])
         if record.losses:
-            with open(self.out / "losses.log", "a") as f:
-                f.write(f"{record.losses['loss']!r}\n")
-        with open(self.out / "actions.log", "a") as f:
-            f.writelines(f"{a}\n" for a in record.actions)
+            self._append("losses.log", [f"{record.losses['loss']!r}\n"])
+        self._append("actions.log", [f"{a}\n" for a in record.actions])
         if record.first_probs is not None:
             for a in range(self.nb_actions):
                 self.probs[a].append(float(record.first_probs[a]))
-            _write_json_atomic(self.out / "probs.json", {"probs": self.probs})
+            _write_json_atomic(self.out / self.PROBS, {"probs": self.probs})
         if record.result is not None:
             write_outputs(record.result, str(self.out / f"episode_{index}"))
+
+    def position(self) -> dict[str, int]:
+        """Lines written to each log, and episodes in probs.json."""
+        return {**self.lines, self.PROBS: len(self.probs[0]) if self.probs else 0}
+
+    def resume(self, position: dict[str, int]) -> list[float]:
+        """Cut the logs back to ``position`` (lines written after it belong to updates that no
+        checkpoint holds); returns the rewards logged up to there."""
+        from hdeeprm.common.jsonfile import read_json_object
+
+        for name in self.LINE_LOGS:
+            truncate_lines(self.out / name, _position_count(position, name))
+            self.lines[name] = position[name]
+        kept = _position_count(position, self.PROBS)
+        path = self.out / self.PROBS
+        if kept:
+            probs = read_json_object(path).get("probs")
+            if (not isinstance(probs, list) or len(probs) != self.nb_actions
+                    or any(not isinstance(p, list) or len(p) < kept for p in probs)):
+                raise ConfigError(f"{path}: expected {self.nb_actions} lists of at least {kept} probabilities "
+                                  "(what the checkpoint recorded): the file was changed; cannot resume")
+            self.probs = [[float(x) for x in p[:kept]] for p in probs]
+            _write_json_atomic(path, {"probs": self.probs})
+        elif path.exists():
+            path.unlink()
+        if not self.lines["rewards.log"]:
+            return []
+        return [float(line) for line in (self.out / "rewards.log").read_text().splitlines()]
+
+
+def _position_count(position: dict, name: str) -> int:
+    count = position.get(name) if isinstance(position, dict) else None
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ConfigError(f"checkpoint: no line count for {name} (written by an older hdeeprm?); cannot resume")
+    return count
 
 
 def _write_json_atomic(path: Path, data) -> None:
@@ -144,9 +197,10 @@ class CheckpointSelector:
         self.every = config.validation_every
         self.total = config.episodes
         self.scale = config.reward_scale
-        self.path = out / "best.pt"
+        self.path = out / BEST_FILE
         self.log = out / "validation.log"
         self.best = math.inf
+        self.lines = 0  # written to validation.log
         if self.every is not None:
             self.env = config.make_env("validation", episode_jobs=config.evaluation_jobs)
             self.windows = config.validation_windows()
@@ -174,10 +228,23 @@ class CheckpointSelector:
         mean = sum(values) / len(values)
         with open(self.log, "a") as f:
             f.write(f"{episodes_done} {mean!r}\n")
+        self.lines += 1
         if mean < self.best:
             self.best = mean
             save_checkpoint(self.path, agent, optimizer, {"episode": episodes_done - 1, "validation_objective": mean})
         return mean
+
+    def position(self) -> dict:
+        """What a resumed run needs: lines of validation.log, and the best mean so far."""
+        return {"lines": self.lines, "best": self.best if math.isfinite(self.best) else None}
+
+    def resume(self, position: dict) -> None:
+        """Back to ``position``: later checks are cut from validation.log (and will be made
+        again); a best.pt they wrote is rewritten by the same check when it is better."""
+        truncate_lines(self.log, _position_count(position, "lines"))
+        self.lines = position["lines"]
+        best = position.get("best")
+        self.best = math.inf if best is None else float(best)
 
 
 def observation_size(env) -> int:
@@ -193,37 +260,47 @@ def _algorithm_class(name: str):
 
 def train(config, out_dir: str | os.PathLike, *, init: str | None = None,
           tensorboard: str | None = None, progress: bool | None = None,
-          workers: int | None = None, engine: str = "local", address: str | None = None) -> dict:
+          workers: int | None = None, engine: str = "local", address: str | None = None,
+          resume: bool = False) -> dict:
     """Train ``config.algorithm`` for ``config.episodes`` episodes; writes the HDeepRM logs,
     ``model.pt`` (after every update, atomically) and ``experiment.json`` into ``out_dir``.
 
     Without ``workers`` nor ``config.rollout_batch`` (and on the local engine), the agent plays
     each episode itself and updates after each one. Otherwise episodes are collected in
     batches of ``rollout_batch`` (default: ``workers``) by ``workers`` rollout workers of
-    ``engine`` (``local`` processes or ``ray`` actors, see :func:`train_batched`)."""
+    ``engine`` (``local`` processes or ``ray`` actors, see :func:`train_batched`).
+
+    ``out_dir`` must not hold a training run already, unless ``resume``: then the run there
+    continues from its last checkpoint, as if it had never stopped (:mod:`hdeeprm.rl.resume`).
+    ``init``: a checkpoint whose weights a new run starts from."""
+    if resume and init:
+        raise ConfigError("--resume continues from the run's own model.pt; --init starts a new run from "
+                          "another checkpoint: give one of them")
     if config.vectorised:
         if workers is not None or engine != "local":
             raise ConfigError("vectorised training runs in this process: without --workers or --engine")
-        return train_vectorised(config, out_dir, init=init, tensorboard=tensorboard, progress=progress)
+        return train_vectorised(config, out_dir, init=init, tensorboard=tensorboard, progress=progress,
+                                resume=resume)
     if workers is not None or config.rollout_batch is not None or engine != "local":
         return train_batched(config, out_dir, init=init, tensorboard=tensorboard, progress=progress,
-                             workers=workers, engine=engine, address=address)
+                             workers=workers, engine=engine, address=address, resume=resume)
     from hdeeprm.common.seeding import episode_seeds
     from hdeeprm.rl.agents.common import save_checkpoint
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "experiment.json").write_text(json.dumps(config.as_dict(), indent=2) + "\n")
+    _check_folder(out, config.as_dict(), resume)
     env = config.make_env()
-    agent, optimizer, writer, logs, selector = _learner(config, env, out, init, tensorboard)
-    bar = Progress(config.episodes, f"training {config.algorithm}", enabled=progress)
-    checkpoint = out / "model.pt"
+    learner = _learner(config, env, out, init, tensorboard, resume)
+    agent, optimizer, writer, logs, selector = (learner.agent, learner.optimizer, learner.writer, learner.logs,
+                                                learner.selector)
+    bar = Progress(config.episodes, f"training {config.algorithm}", enabled=progress, skipped=learner.done)
+    checkpoint = out / CHECKPOINT_FILE
     t0 = time.perf_counter()
-    returns = []
-    for k, seed in enumerate(episode_seeds(config.seed, config.episodes, stream=0)):
-        record = run_episode(env, agent, seed=seed, train=True, optimizer=optimizer)
+    returns = learner.returns
+    seeds = episode_seeds(config.seed, config.episodes, stream=0)
+    for k in range(learner.done, config.episodes):
+        record = run_episode(env, agent, seed=seeds[k], train=True, optimizer=optimizer)
         logs.write(k, record)
-        save_checkpoint(checkpoint, agent, optimizer, {"episode": k, "algorithm": config.algorithm})
         returns.append(record.reward)
         if writer is not None:
             writer.add_scalar("episode/return", record.reward, k)
@@ -231,34 +308,69 @@ def train(config, out_dir: str | os.PathLike, *, init: str | None = None,
                 writer.add_scalar(f"loss/{name}", value, k)
         if selector.crossed(k, k + 1):
             selector.check(agent, optimizer, k + 1)
+        save_checkpoint(checkpoint, agent, optimizer, {"episode": k, "algorithm": config.algorithm,
+                                                       "progress": _progress(logs, selector)})
         bar.update(record)
     if writer is not None:
         writer.close()
     return _summary(checkpoint, selector, returns, t0)
 
 
-def _learner(config, env, out: Path, init: str | None, tensorboard: str | None):
+def _check_folder(out: Path, experiment: dict, resume: bool) -> None:
+    """Before anything is built: a run to resume must be this experiment's; a new run needs a
+    folder with no run in it."""
+    if resume:
+        check_resumable(out, experiment)
+    else:
+        check_unused(out)
+
+
+def _progress(logs: HDeepRMLogs, selector: CheckpointSelector) -> dict:
+    """How far the logs had got when a checkpoint was written (what resuming cuts back to)."""
+    return {"logs": logs.position(), "validation": selector.position()}
+
+
+@dataclass
+class _Learner:
+    agent: Any
+    optimizer: Any
+    writer: Any
+    logs: HDeepRMLogs
+    selector: CheckpointSelector
+    done: int = 0  # episodes already trained (by the run being resumed)
+    returns: list = field(default_factory=list)  # their returns
+
+
+def _learner(config, env, out: Path, init: str | None, tensorboard: str | None, resume: bool = False) -> _Learner:
     """What every training loop starts from: the agent (from ``init``, else pre-trained if
     the experiment asks), its optimiser, the TensorBoard writer (or None), the HDeepRM logs
-    and the checkpoint selector."""
+    and the checkpoint selector. With ``resume``: all of them as the run in ``out`` left them
+    at its last checkpoint (logs cut back to it); experiment.json is written otherwise."""
     import torch
 
     from hdeeprm.rl.agents import build_agent
     from hdeeprm.rl.agents.common import load_checkpoint
-
     agent = build_agent(_algorithm_class(config.algorithm), config.gamma, config.hidden,
                         env.action_space.n, observation_size(env), seed=config.seed)
     optimizer = torch.optim.Adam(agent.parameters(), lr=config.lr)
-    if init:
+    if not resume:
+        write_experiment(out, config.as_dict())
+    learner = _Learner(agent, optimizer, None, HDeepRMLogs(out, env.action_space.n), CheckpointSelector(config, out))
+    if resume:
+        extra = resume_point(out, agent, optimizer)
+        learner.done = extra["episode"] + 1
+        learner.returns = learner.logs.resume(extra["progress"].get("logs"))
+        learner.selector.resume(extra["progress"].get("validation"))
+    elif init:
         load_checkpoint(init, agent, optimizer)
     else:
         _pretrain(config, agent, optimizer, out)
-    writer = None
     if tensorboard:
         from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(tensorboard)
-    return agent, optimizer, writer, HDeepRMLogs(out, env.action_space.n), CheckpointSelector(config, out)
+        # purge_step: events a stopped run logged after its checkpoint are dropped.
+        learner.writer = SummaryWriter(tensorboard, purge_step=learner.done if resume else None)
+    return learner
 
 
 def _learner_generator(config):
@@ -352,10 +464,12 @@ def play_vectorised(envs: list, agent, env_seeds: list[int], sampling_seeds: lis
 
 
 def train_vectorised(config, out_dir: str | os.PathLike, *, init: str | None = None,
-                     tensorboard: str | None = None, progress: bool | None = None) -> dict:
+                     tensorboard: str | None = None, progress: bool | None = None, resume: bool = False) -> dict:
     """PPO with ``rollout_batch`` environments in this process and batched inference: each
     update plays that many episodes in lockstep (:func:`play_vectorised`), then runs PPO's
-    epochs over all their decisions. Same logs and checkpoints as :func:`train`."""
+    epochs over all their decisions. Same logs, checkpoints and resuming as :func:`train`."""
+    import dataclasses
+
     import torch
 
     from hdeeprm.rl.agents.ppo import PPOAgent
@@ -363,36 +477,36 @@ def train_vectorised(config, out_dir: str | os.PathLike, *, init: str | None = N
     if not issubclass(_algorithm_class(config.algorithm), PPOAgent):
         raise ConfigError(f"vectorised: the {config.algorithm} agent has no batched inference; use ppo or kernel_ppo")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    batch = config.rollout_batch or 8
-    (out / "experiment.json").write_text(json.dumps({**config.as_dict(), "rollout_batch": batch}, indent=2) + "\n")
+    config = dataclasses.replace(config, rollout_batch=config.rollout_batch or 8)
+    batch = config.rollout_batch
+    _check_folder(out, config.as_dict(), resume)
     envs = [config.make_env() for _ in range(batch)]
-    env = envs[0]
-    agent, optimizer, writer, logs, selector = _learner(config, env, out, init, tensorboard)
-    agent.generator = _learner_generator(config)  # PPO's minibatch order
-    bar = Progress(config.episodes, f"training {config.algorithm} ({batch} environments, batched)", enabled=progress)
-    checkpoint = out / "model.pt"
+    learner = _learner(config, envs[0], out, init, tensorboard, resume)
+    if not resume:  # a resumed run has the generator state of its checkpoint
+        learner.agent.generator = _learner_generator(config)  # PPO's minibatch order
+    bar = Progress(config.episodes, f"training {config.algorithm} ({batch} environments, batched)", enabled=progress,
+                   skipped=learner.done)
+    checkpoint = out / CHECKPOINT_FILE
     t0 = time.perf_counter()
-    returns = []
     with _learner_threads(torch):
-        _train_vectorised_loop(config, agent, optimizer, envs, batch, logs, selector, bar, writer, checkpoint,
-                               returns)
+        _train_vectorised_loop(config, learner, envs, batch, bar, checkpoint)
     for e in envs:
         e.close()
-    if writer is not None:
-        writer.close()
-    return _summary(checkpoint, selector, returns, t0, rollout_batch=batch)
+    if learner.writer is not None:
+        learner.writer.close()
+    return _summary(checkpoint, learner.selector, learner.returns, t0, rollout_batch=batch)
 
 
-def _train_vectorised_loop(config, agent, optimizer, envs, batch, logs, selector, bar, writer, checkpoint,
-                           returns) -> None:
+def _train_vectorised_loop(config, learner: _Learner, envs, batch, bar, checkpoint) -> None:
     from hdeeprm.common.seeding import episode_seeds
     from hdeeprm.rl.agents.common import save_checkpoint
     from hdeeprm.rl.agents.ppo import concat_episodes
 
+    agent, optimizer, writer, logs, selector = (learner.agent, learner.optimizer, learner.writer, learner.logs,
+                                                learner.selector)
     env_seeds = episode_seeds(config.seed, config.episodes, stream=0)
     sampling_seeds = episode_seeds(config.seed, config.episodes, stream=2)
-    for start in range(0, config.episodes, batch):
+    for start in range(learner.done, config.episodes, batch):
         stop = min(start + batch, config.episodes)
         agent.train(True)
         played = play_vectorised(envs[:stop - start], agent, env_seeds[start:stop], sampling_seeds[start:stop])
@@ -404,17 +518,17 @@ def _train_vectorised_loop(config, agent, optimizer, envs, batch, logs, selector
                                    losses if k == stop - 1 else {}, e["metrics"], time.perf_counter() - e["t0"],
                                    e["result"])
             logs.write(k, record)
-            returns.append(record.reward)
+            learner.returns.append(record.reward)
             if writer is not None:
                 writer.add_scalar("episode/return", record.reward, k)
             bar.update(record)
         if writer is not None:
             for name, value in losses.items():
                 writer.add_scalar(f"loss/{name}", value, stop - 1)
-        save_checkpoint(checkpoint, agent, optimizer, {"episode": stop - 1, "algorithm": config.algorithm,
-                                                       "rollout_batch": batch})
         if selector.crossed(start, stop):
             selector.check(agent, optimizer, stop)
+        save_checkpoint(checkpoint, agent, optimizer, {"episode": stop - 1, "algorithm": config.algorithm,
+                                                       "rollout_batch": batch, "progress": _progress(logs, selector)})
 
 
 @dataclass(frozen=True)
@@ -570,10 +684,12 @@ def _learner_threads(torch):
 
 def train_batched(config, out_dir: str | os.PathLike, *, init: str | None = None,
                   tensorboard: str | None = None, progress: bool | None = None,
-                  workers: int | None = None, engine: str = "local", address: str | None = None) -> dict:
+                  workers: int | None = None, engine: str = "local", address: str | None = None,
+                  resume: bool = False) -> dict:
     """Training with parallel rollouts (see above): ``config.episodes`` episodes in updates of
-    ``rollout_batch`` episodes (default: the number of workers; written to experiment.json).
-    The logs are those of :func:`train`, except that losses.log has one line per update."""
+    ``rollout_batch`` episodes (default: the number of workers; written to experiment.json,
+    and taken from there when resuming). The logs are those of :func:`train`, except that
+    losses.log has one line per update."""
     import dataclasses
 
     import torch
@@ -583,21 +699,31 @@ def train_batched(config, out_dir: str | os.PathLike, *, init: str | None = None
     from hdeeprm.rl.agents.common import save_checkpoint
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if resume and config.rollout_batch is None:  # the batch the run was started with, not today's workers
+        config = dataclasses.replace(config, rollout_batch=(saved_experiment(out) or {}).get("rollout_batch"))
+    if config.rollout_batch is not None:
+        _check_folder(out, config.as_dict(), resume)
+    elif not resume:
+        check_unused(out)
     env = config.make_env()  # the learner's: sizes, and input errors before any worker starts
     with make_engine(engine, workers, address) as pool, _learner_threads(torch):
-        config = dataclasses.replace(config, rollout_batch=config.rollout_batch or pool.workers)
-        (out / "experiment.json").write_text(json.dumps(config.as_dict(), indent=2) + "\n")
-        agent, optimizer, writer, logs, selector = _learner(config, env, out, init, tensorboard)
-        generator = _learner_generator(config)
-        agent.generator = generator
-        bar = Progress(config.episodes, f"training {config.algorithm} ({pool.describe()})", enabled=progress)
-        checkpoint = out / "model.pt"
+        if config.rollout_batch is None:
+            config = dataclasses.replace(config, rollout_batch=pool.workers)
+            if resume:
+                _check_folder(out, config.as_dict(), resume)
+        learner = _learner(config, env, out, init, tensorboard, resume)
+        agent, optimizer, writer, logs, selector = (learner.agent, learner.optimizer, learner.writer, learner.logs,
+                                                    learner.selector)
+        if not resume:  # a resumed run has the generator state of its checkpoint
+            agent.generator = _learner_generator(config)
+        generator = agent.generator
+        bar = Progress(config.episodes, f"training {config.algorithm} ({pool.describe()})", enabled=progress,
+                       skipped=learner.done)
+        checkpoint = out / CHECKPOINT_FILE
         env_seeds = episode_seeds(config.seed, config.episodes, stream=0)
         sampling_seeds = episode_seeds(config.seed, config.episodes, stream=2)
         t0 = time.perf_counter()
-        returns = []
-        for start in range(0, config.episodes, config.rollout_batch):
+        for start in range(learner.done, config.episodes, config.rollout_batch):
             weights = {name: value.detach().cpu().numpy().copy() for name, value in agent.state_dict().items()}
             tasks = [RolloutTask(config, weights, k, env_seeds[k], sampling_seeds[k])
                      for k in range(start, min(start + config.rollout_batch, config.episodes))]
@@ -609,19 +735,19 @@ def train_batched(config, out_dir: str | os.PathLike, *, init: str | None = None
                                        trajectory.actions, probs, losses if last else {}, trajectory.metrics,
                                        trajectory.wall_seconds, trajectory.result)
                 logs.write(trajectory.episode, record)
-                returns.append(record.reward)
+                learner.returns.append(record.reward)
                 if writer is not None:
                     writer.add_scalar("episode/return", record.reward, trajectory.episode)
                 bar.update(record)
             if writer is not None:
                 for name, value in losses.items():
                     writer.add_scalar(f"loss/{name}", value, tasks[-1].episode)
-            save_checkpoint(checkpoint, agent, optimizer,
-                            {"episode": tasks[-1].episode, "algorithm": config.algorithm,
-                             "rollout_batch": config.rollout_batch})
             if selector.crossed(start, tasks[-1].episode + 1):
                 selector.check(agent, optimizer, tasks[-1].episode + 1)
+            save_checkpoint(checkpoint, agent, optimizer,
+                            {"episode": tasks[-1].episode, "algorithm": config.algorithm,
+                             "rollout_batch": config.rollout_batch, "progress": _progress(logs, selector)})
         if writer is not None:
             writer.close()
-        return _summary(checkpoint, selector, returns, t0, rollout_batch=config.rollout_batch,
+        return _summary(checkpoint, selector, learner.returns, t0, rollout_batch=config.rollout_batch,
                         workers=pool.workers)

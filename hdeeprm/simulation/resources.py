@@ -24,6 +24,7 @@ Over-utilisation episodes are recorded as in the original (see ``Overutilization
 
 from __future__ import annotations
 
+from collections import namedtuple
 from dataclasses import dataclass, field
 
 import numba
@@ -56,47 +57,54 @@ def to_kbs(gigabytes_per_second) -> np.ndarray:
     return np.rint(np.asarray(gigabytes_per_second, dtype=np.float64) * 1e6).astype(np.int64)
 
 
-@numba.njit(cache=True, nogil=True, inline="always")  # inlined: a call would pass 12 arrays per core
-def take_core(c, p, job, mem_kb, bw_kbs, core_job, proc_ptr, proc_cores, proc_node, proc_free,
-              proc_first_free, node_free_kb, node_free_cores, proc_bw_left, dirty, dirty_list,
-              dirty_count):
+#: The books of the cores: which job each core runs, what each processor and node has left,
+#: and which processors changed since the engine last looked. take_core and give_back_core
+#: read them by attribute, so that both paths share the one booking rule: the reference
+#: passes a Books of its arrays, the compiled path its state (same field names). Numba
+#: compiles them for each, inlined, and a field is read only where the rule uses it.
+Books = namedtuple("Books", "core_job proc_ptr proc_cores proc_node proc_free proc_first_free node_free_kb "
+                            "node_free_cores proc_bw_left dirty dirty_list dirty_count")
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def take_core(books, c, p, job, mem_kb, bw_kbs):
     # Booking one core for a job: cores, node memory, processor bandwidth, first-free bound.
-    # The one rule both paths follow (fastsim.alloc calls it on its state's arrays).
-    core_job[c] = job
-    node = proc_node[p]
-    proc_free[p] -= 1
-    node_free_kb[node] -= mem_kb
-    node_free_cores[node] -= 1
-    proc_bw_left[p] -= bw_kbs
-    if proc_first_free[p] == c:
-        nxt = core_job.shape[0]
-        for i in range(proc_ptr[p], proc_ptr[p + 1]):
-            if core_job[proc_cores[i]] < 0:
-                nxt = proc_cores[i]
+    books.core_job[c] = job
+    node = books.proc_node[p]
+    books.proc_free[p] -= 1
+    books.node_free_kb[node] -= mem_kb
+    books.node_free_cores[node] -= 1
+    books.proc_bw_left[p] -= bw_kbs
+    if books.proc_first_free[p] == c:
+        nxt = books.core_job.shape[0]
+        for i in range(books.proc_ptr[p], books.proc_ptr[p + 1]):
+            if books.core_job[books.proc_cores[i]] < 0:
+                nxt = books.proc_cores[i]
                 break
-        proc_first_free[p] = nxt
-    if not dirty[p]:
-        dirty[p] = True
-        dirty_list[dirty_count[0]] = p
-        dirty_count[0] += 1
+        books.proc_first_free[p] = nxt
+    _mark_dirty(books, p)
 
 
-@numba.njit(cache=True, nogil=True, inline="always")  # inlined: a call would pass 12 arrays per core
-def give_back_core(c, p, mem_kb, bw_kbs, core_job, proc_node, proc_free, proc_first_free,
-                   node_free_kb, node_free_cores, proc_bw_left, dirty, dirty_list, dirty_count):
-    # The reverse of take_core, shared the same way.
-    core_job[c] = -1
-    node = proc_node[p]
-    proc_free[p] += 1
-    node_free_kb[node] += mem_kb
-    node_free_cores[node] += 1
-    proc_bw_left[p] += bw_kbs
-    if c < proc_first_free[p]:
-        proc_first_free[p] = c
-    if not dirty[p]:
-        dirty[p] = True
-        dirty_list[dirty_count[0]] = p
-        dirty_count[0] += 1
+@numba.njit(cache=True, nogil=True, inline="always")
+def give_back_core(books, c, p, mem_kb, bw_kbs):
+    # The reverse of take_core.
+    books.core_job[c] = -1
+    node = books.proc_node[p]
+    books.proc_free[p] += 1
+    books.node_free_kb[node] += mem_kb
+    books.node_free_cores[node] += 1
+    books.proc_bw_left[p] += bw_kbs
+    if c < books.proc_first_free[p]:
+        books.proc_first_free[p] = c
+    _mark_dirty(books, p)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _mark_dirty(books, p):
+    if not books.dirty[p]:
+        books.dirty[p] = True
+        books.dirty_list[books.dirty_count[0]] = p
+        books.dirty_count[0] += 1
 
 
 @numba.njit(cache=True, nogil=True)
@@ -114,6 +122,8 @@ def allocate_cores(key, count, mem_kb, bw_kbs, job, uniforms, static_key, nb_fre
     out = np.empty(count, np.int64)
     if nb_free < count:
         return CORE_SHORTAGE, out[:0]
+    books = Books(core_job, proc_ptr, proc_cores, proc_node, proc_free, proc_first_free, node_free_kb,
+                  node_free_cores, proc_bw_left, dirty, dirty_list, dirty_count)
     nb_proc = proc_free.shape[0]
     found = 0
     if key == _FIRST_FIT:  # one sweep over the cores
@@ -121,9 +131,7 @@ def allocate_cores(key, count, mem_kb, bw_kbs, job, uniforms, static_key, nb_fre
             if core_job[c] < 0:
                 p = core_processor[c]
                 if node_free_kb[proc_node[p]] >= mem_kb:
-                    take_core(c, p, job, mem_kb, bw_kbs, core_job, proc_ptr, proc_cores, proc_node,
-                              proc_free, proc_first_free, node_free_kb, node_free_cores,
-                              proc_bw_left, dirty, dirty_list, dirty_count)
+                    take_core(books, c, p, job, mem_kb, bw_kbs)
                     out[found] = c
                     found += 1
                     if found == count:
@@ -170,18 +178,14 @@ def allocate_cores(key, count, mem_kb, bw_kbs, job, uniforms, static_key, nb_fre
                         best_p, best_key, best_core = p, k, c
             if best_p < 0:
                 break
-            take_core(best_core, best_p, job, mem_kb, bw_kbs, core_job, proc_ptr, proc_cores,
-                      proc_node, proc_free, proc_first_free, node_free_kb, node_free_cores,
-                      proc_bw_left, dirty, dirty_list, dirty_count)
+            take_core(books, best_core, best_p, job, mem_kb, bw_kbs)
             out[found] = best_core
             found += 1
         if found == count:
             return FITS, out
     for i in range(found - 1, -1, -1):  # roll back the partial allocation
         c = out[i]
-        give_back_core(c, core_processor[c], mem_kb, bw_kbs, core_job, proc_node, proc_free,
-                       proc_first_free, node_free_kb, node_free_cores, proc_bw_left, dirty,
-                       dirty_list, dirty_count)
+        give_back_core(books, c, core_processor[c], mem_kb, bw_kbs)
     return MEMORY_SHORTAGE, out[:0]
 
 
@@ -189,11 +193,11 @@ def allocate_cores(key, count, mem_kb, bw_kbs, job, uniforms, static_key, nb_fre
 def release_cores(hosts, mem_kb, bw_kbs, core_job, core_processor, proc_node, proc_free,
                   proc_first_free, node_free_kb, node_free_cores, proc_bw_left, dirty,
                   dirty_list, dirty_count):
+    books = Books(core_job, core_processor, core_processor, proc_node, proc_free, proc_first_free, node_free_kb,
+                  node_free_cores, proc_bw_left, dirty, dirty_list, dirty_count)  # proc_ptr, proc_cores unused
     for i in range(hosts.shape[0]):
         c = hosts[i]
-        give_back_core(c, core_processor[c], mem_kb, bw_kbs, core_job, proc_node, proc_free,
-                       proc_first_free, node_free_kb, node_free_cores, proc_bw_left, dirty,
-                       dirty_list, dirty_count)
+        give_back_core(books, c, core_processor[c], mem_kb, bw_kbs)
 
 
 @numba.njit(cache=True, nogil=True)

@@ -212,10 +212,8 @@ def _random_core(s, mem_kb, u):
 
 @numba.njit(cache=True, nogil=True)
 def _take(s, c, p, job, mem_kb, bw_kbs):
-    """resources._take (the one booking rule), plus the marks of the candidate trees."""
-    take_core(c, p, job, mem_kb, bw_kbs, s.core_job, s.proc_ptr, s.proc_cores, s.proc_node, s.proc_free,
-              s.proc_first_free, s.node_free_kb, s.node_free_cores, s.proc_bw_left, s.dirty, s.dirty_list,
-              s.dirty_count)
+    """resources.take_core (the one booking rule) on the state, plus the marks of the candidate trees."""
+    take_core(s, c, p, job, mem_kb, bw_kbs)
     if s.tr_any:
         if mem_kb != 0:
             mark_node(s, s.proc_node[p])
@@ -225,9 +223,8 @@ def _take(s, c, p, job, mem_kb, bw_kbs):
 
 @numba.njit(cache=True, nogil=True)
 def _give_back(s, c, p, mem_kb, bw_kbs):
-    """resources._give_back, plus the marks and the first-fit bound."""
-    give_back_core(c, p, mem_kb, bw_kbs, s.core_job, s.proc_node, s.proc_free, s.proc_first_free,
-                   s.node_free_kb, s.node_free_cores, s.proc_bw_left, s.dirty, s.dirty_list, s.dirty_count)
+    """resources.give_back_core on the state, plus the marks and the first-fit bound."""
+    give_back_core(s, c, p, mem_kb, bw_kbs)
     if c < s.ff_hint:
         s.ff_hint = c
     if s.tr_any:
