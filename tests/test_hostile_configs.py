@@ -306,3 +306,45 @@ def test_ray_address_with_nothing_there_fails_fast():
     with pytest.raises(ConfigError, match="port 70000"):
         _check_ray_address("ray://127.0.0.1:70000")
     _check_ray_address("auto")  # left to Ray
+
+
+def test_ray_address_where_a_web_server_answers_is_refused_not_waited_on():
+    # ray.init waits for ever on a port that accepts connections but is no Ray cluster.
+    import http.server
+    import threading
+
+    from hdeeprm.common.parallel import _check_ray_address
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(ConfigError, match="something answers there, but not a Ray cluster"):
+            _check_ray_address(f"127.0.0.1:{server.server_address[1]}")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_ray_address_where_http2_answers_passes_the_probe():
+    # A stand-in for Ray's GCS (a gRPC server): the SETTINGS frame every HTTP/2 server sends
+    # first. Checked by hand against a real `ray start --head` as well.
+    import socket
+    import threading
+
+    from hdeeprm.common.parallel import _check_ray_address
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer():
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(24)
+            connection.sendall(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        _check_ray_address(f"127.0.0.1:{listener.getsockname()[1]}")
+    finally:
+        thread.join(5)
+        listener.close()

@@ -128,6 +128,18 @@ def test_swf_without_usable_job_is_an_error(tmp_path, text):
         assert "1 records skipped" in str(info.value)
 
 
+def test_every_reader_of_traces_refuses_an_empty_one(tmp_path):
+    """Experiments and `hdeeprm describe` convert traces themselves: the same error as load_workload."""
+    from hdeeprm.analysis.runs import read_any_workload
+    from hdeeprm.rl.experiment import ExperimentConfig
+
+    path = swf(tmp_path, "; only comments\n")
+    with pytest.raises(WorkloadError, match="no usable job .the trace holds no record"):
+        read_any_workload(str(path))
+    with pytest.raises(WorkloadError, match="no usable job .the trace holds no record"):
+        ExperimentConfig(platform="quickstart", workload=str(path), episode_jobs=10).make_env()
+
+
 # --------------------------------------------------------------------------------------------
 # Batsim JSON
 

@@ -121,12 +121,13 @@ def read_any_workload(path: str, *, nb_jobs: int | None = None, seed: int = 0, m
     times stay in seconds and no platform is needed); returns (workload, conversion report or None).
     Conversion draws come from the same generator as ``hdeeprm convert --seed``'s."""
     from hdeeprm.common.seeding import run_generators
-    from hdeeprm.inputs.workload import ConversionOptions, read_batsim_workload, swf_to_workload
+    from hdeeprm.inputs.workload import ConversionOptions, read_batsim_workload, require_jobs, swf_to_workload
 
     if str(path).lower().endswith(".json"):
-        return read_batsim_workload(path), None
+        return require_jobs(path, read_batsim_workload(path)), None
     options = ConversionOptions(nb_jobs=nb_jobs, profile_type="delay", max_res=max_res, seed=seed)
-    return swf_to_workload(path, options, rng=run_generators(seed)[0])
+    workload, report = swf_to_workload(path, options, rng=run_generators(seed)[0])
+    return require_jobs(path, workload, report), report
 
 
 def jobstat(path: str, field_name: str, stat: str, seed: int = 0) -> float:

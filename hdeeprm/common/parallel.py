@@ -238,11 +238,17 @@ class _RayWorker:
 RAY_CONNECT_TIMEOUT_S = 10.0
 
 
+#: What a gRPC server (Ray's GCS, or its client server behind ray://) answers to an HTTP/2
+#: client preface: a SETTINGS frame (frame type 4, the fourth byte of a frame header).
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+_HTTP2_SETTINGS = 4
+
+
 def _check_ray_address(address: str) -> None:
-    """ConfigError unless something accepts TCP connections at ``address`` (``HOST:PORT`` or
-    ``ray://HOST:PORT``) within RAY_CONNECT_TIMEOUT_S seconds. Other forms (``auto``, ``local``)
-    are Ray's to find. Only reachability is checked: a port that answers but is no Ray cluster
-    is still left to ray.init, which may then wait (Ctrl-C stops it)."""
+    """ConfigError unless a gRPC server, as Ray's is, answers at ``address`` (``HOST:PORT`` or
+    ``ray://HOST:PORT``) within RAY_CONNECT_TIMEOUT_S seconds: given anything else, ray.init
+    would retry for minutes, or for ever when the port answers but is no Ray (a web server).
+    Other forms (``auto``, ``local``) are Ray's to find."""
     import socket
 
     text = address[len("ray://"):] if address.startswith("ray://") else address
@@ -258,13 +264,20 @@ def _check_ray_address(address: str) -> None:
         timeout = float(os.environ.get("HDEEPRM_RAY_CONNECT_TIMEOUT", RAY_CONNECT_TIMEOUT_S))
     except ValueError:
         timeout = RAY_CONNECT_TIMEOUT_S
+    hint = "start one with 'ray start --head' or leave --address out for a local Ray"
     try:
-        with socket.create_connection((host, port), timeout=timeout):
-            pass
+        with socket.create_connection((host, port), timeout=timeout) as connection:
+            try:
+                connection.sendall(_HTTP2_PREFACE)
+                answer = connection.recv(9)
+            except OSError:
+                answer = b""
     except OSError as e:
         reason = f"no answer within {timeout:g} s" if isinstance(e, socket.timeout) else (e.strerror or type(e).__name__)
-        raise ConfigError(f"--address {shown}: no Ray cluster answers there ({reason}); "
-                          "start one with 'ray start --head' or leave --address out for a local Ray") from None
+        raise ConfigError(f"--address {shown}: no Ray cluster answers there ({reason}); {hint}") from None
+    if len(answer) < 4 or answer[3] != _HTTP2_SETTINGS:
+        raise ConfigError(f"--address {shown}: something answers there, but not a Ray cluster (no gRPC "
+                          f"server); {hint}")
 
 
 class RayEngine(WorkerEngine):

@@ -45,7 +45,7 @@ from hdeeprm.common.seeding import check_seed, episode_seeds, run_generators
 from hdeeprm.inputs.platform import load_platform, resolve_platform_name
 from hdeeprm.inputs.platform.flat import with_flat_hierarchy
 from hdeeprm.inputs.platform.model import Platform
-from hdeeprm.inputs.workload import ConversionOptions, job_limits, load_workload, swf_to_workload
+from hdeeprm.inputs.workload import ConversionOptions, job_limits, load_workload, require_jobs, swf_to_workload
 from hdeeprm.inputs.workload.model import WorkloadArrays
 from hdeeprm.rl.env import MAX_COUNT, EnvConfig, HeteroEnv, parse_action_set
 from hdeeprm.rl.original_options import MAX_HIDDEN
@@ -320,11 +320,9 @@ def _load_workload(path: str, platform: Platform, nb_jobs: int | None,
         loaded, origin = load_workload(path, options, rng=rng), 0.0
     else:
         loaded, report = swf_to_workload(path, options, rng=rng)
+        require_jobs(path, loaded, report)
         origin = report.time_offset_s
-    arrays = loaded.compile()
-    if len(arrays) == 0:
-        raise ConfigError(f"{path}: the workload has no job")
-    return arrays, origin
+    return loaded.compile(), origin
 
 
 def _check_split(split) -> None:

@@ -29,6 +29,7 @@ from hdeeprm.inputs.workload.swf import SwfTrace, parse_swf, read_swf
 __all__ = [
     "ConversionOptions",
     "ConversionReport",
+    "require_jobs",
     "Job",
     "JobLimits",
     "Profile",
@@ -73,16 +74,21 @@ def load_workload(
         base = options.to_dict() if options is not None else {}
         options = ConversionOptions.from_dict({**base, **conversion})
     if str(path).lower().endswith(".json"):
-        workload = read_batsim_workload(path)
-        if not workload.jobs:
-            raise WorkloadError(str(path), "jobs", "no usable job (the 'jobs' array is empty)")
-        return workload
+        return require_jobs(path, read_batsim_workload(path))
     workload, report = swf_to_workload(path, options, rng=rng)
-    if not workload.jobs:
-        if report.records == 0:
-            why = "the trace holds no record"
-        else:
-            reasons = ", ".join(f"{name}: {count}" for name, count in report.skipped.items())
-            why = f"{report.skipped_total} records skipped: {reasons or 'none'}"
-        raise WorkloadError(str(path), None, f"no usable job ({why})")
-    return workload
+    return require_jobs(path, workload, report)
+
+
+def require_jobs(path: str | Path, workload: Workload, report: ConversionReport | None = None) -> Workload:
+    """``workload``, read from ``path``, if it holds a job; else a :class:`WorkloadError`
+    saying why (with the conversion ``report`` of an SWF trace): there is nothing to simulate."""
+    if workload.jobs:
+        return workload
+    if report is None:
+        raise WorkloadError(str(path), "jobs", "no usable job (the 'jobs' array is empty)")
+    if report.records == 0:
+        why = "the trace holds no record"
+    else:
+        reasons = ", ".join(f"{name}: {count}" for name, count in report.skipped.items())
+        why = f"{report.skipped_total} records skipped: {reasons or 'none'}"
+    raise WorkloadError(str(path), None, f"no usable job ({why})")
