@@ -30,6 +30,28 @@ def test_readme_example_prints_headline_metrics(tmp_path, capsys):
     assert 0 < config["metrics"]["utilization"] <= 1
 
 
+def test_a_first_run_says_it_compiles_and_keeps_it_out_of_the_simulated_time(tmp_path, capsys, monkeypatch):
+    import hdeeprm.simulation.fastsim as fastsim
+
+    assert fastsim.compiled_on_disk()  # the suite has compiled and cached the kernels by now
+    monkeypatch.setattr(fastsim, "compiled_on_disk", lambda: False)  # as on a fresh machine
+    import hdeeprm.simulation.policies as policies
+
+    runs, real = [], policies.run_policy
+
+    def recorded(engine, *args, **kwargs):
+        runs.append(engine.jobs.nb_jobs)
+        return real(engine, *args, **kwargs)
+
+    monkeypatch.setattr(policies, "run_policy", recorded)
+    assert main(["simulate", "--platform", "gaia", "--workload", str(TRACES / "gaia-2014-head.swf.gz"),
+                 "--nb-jobs", "200"]) == 0
+    captured = capsys.readouterr()
+    assert "first run on this machine: compiling the simulation kernels" in captured.err
+    assert "compiled in" in captured.err and "simulated in" in captured.out
+    assert runs == [50, 200]  # a small run compiles; the timed run is the user's
+
+
 def test_easy_backfilling_waits_less_than_fcfs(tmp_path, capsys):
     waits = {}
     for extra in ([], ["--backfill", "easy"]):

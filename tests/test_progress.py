@@ -49,16 +49,32 @@ def test_close_ends_an_unfinished_line_once():
     assert "1/3 (1 done, 0 running, 0 failed)" in stream.getvalue()
 
 
-def test_disabled_or_not_a_terminal_writes_nothing():
-    stream = io.StringIO()  # not a terminal: off by default
-    bar = Progress(1, "evaluating", stream)
-    assert not bar.enabled
-    bar.update(SimpleNamespace(reward=1.0))
-    bar.close()
+def test_disabled_writes_nothing():
     off = Progress(1, "sweep", io.StringIO(), enabled=False)
+    off.update(SimpleNamespace(reward=1.0))
     off.draw()
     off.close()
-    assert stream.getvalue() == "" and off.stream.getvalue() == "" and bar.done == 1
+    assert off.stream.getvalue() == "" and off.done == 1
+
+
+def test_not_a_terminal_gets_plain_lines_now_and_then(monkeypatch):
+    # A CI log or nohup: the first item, then one line per interval, and the last; no \r.
+    clock = [0.0]
+    monkeypatch.setattr("hdeeprm.common.progress.time.perf_counter", lambda: clock[0])
+    monkeypatch.setenv("HDEEPRM_PROGRESS_SECONDS", "10")
+    stream = io.StringIO()
+    bar = Progress(5, "evaluating", stream)
+    assert bar.enabled and not bar.in_place
+    for t in (60.0, 62.0, 64.0, 71.0, 73.0):  # the first item is slow (compiling), then about 4 s each
+        clock[0] = t
+        bar.update(SimpleNamespace(reward=1.0))
+    lines = stream.getvalue().splitlines()
+    assert "\r" not in stream.getvalue() and stream.getvalue().endswith(" \n")
+    assert [line.split("] ")[1].split()[0] for line in lines] == ["1/5", "4/5", "5/5"]
+    # time left from the steady pace (11 s for 3 items after the first), not from the first item's 60 s
+    assert lines[1].endswith("71s elapsed, 4s left ")
+    bar.close()
+    assert len(stream.getvalue().splitlines()) == 3
 
 
 def test_there_is_one_progress_bar():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from hdeeprm.cli.arguments import add_engine_args
+from hdeeprm.cli.compilation import compile_first
 
 
 def add_subcommands(sub) -> dict:
@@ -62,6 +63,7 @@ def cmd_train(args) -> int:
     out = args.out or os.path.join("runs", os.path.splitext(os.path.basename(args.experiment))[0])
     if args.overwrite:
         _remove_run(out)
+    compile_first(lambda: _play_once(config))
     summary = train(config, out, init=args.init, tensorboard=args.tensorboard, workers=args.workers,
                     engine=args.engine, address=args.address, resume=args.resume)
     print(f"trained {config.algorithm} for {config.episodes} episodes in {summary['wall_seconds']:.1f} s; "
@@ -73,6 +75,18 @@ def cmd_train(args) -> int:
         rows = evaluate(config, summary["checkpoint"], out_dir=out, progress=None)
         print_table(rows, config)
     return 0
+
+
+def _play_once(config) -> None:
+    """One short episode of the experiment's environment (compiles its kernels)."""
+    import dataclasses
+
+    from hdeeprm.rl.baselines import RandomMaskedAgent
+    from hdeeprm.rl.train import run_episode
+
+    env = dataclasses.replace(config, episode_jobs=min(config.episode_jobs or 20, 20)).make_env()
+    run_episode(env, RandomMaskedAgent(0), seed=0)
+    env.close()
 
 
 def _remove_run(out: str) -> None:

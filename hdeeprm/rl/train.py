@@ -284,6 +284,8 @@ def train(config, out_dir: str | os.PathLike, *, init: str | None = None,
     if workers is not None or config.rollout_batch is not None or engine != "local":
         return train_batched(config, out_dir, init=init, tensorboard=tensorboard, progress=progress,
                              workers=workers, engine=engine, address=address, resume=resume)
+    import torch
+
     from hdeeprm.common.seeding import episode_seeds
     from hdeeprm.rl.agents.common import save_checkpoint
 
@@ -298,19 +300,20 @@ def train(config, out_dir: str | os.PathLike, *, init: str | None = None,
     t0 = time.perf_counter()
     returns = learner.returns
     seeds = episode_seeds(config.seed, config.episodes, stream=0)
-    for k in range(learner.done, config.episodes):
-        record = run_episode(env, agent, seed=seeds[k], train=True, optimizer=optimizer)
-        logs.write(k, record)
-        returns.append(record.reward)
-        if writer is not None:
-            writer.add_scalar("episode/return", record.reward, k)
-            for name, value in record.losses.items():
-                writer.add_scalar(f"loss/{name}", value, k)
-        if selector.crossed(k, k + 1):
-            selector.check(agent, optimizer, k + 1)
-        save_checkpoint(checkpoint, agent, optimizer, {"episode": k, "algorithm": config.algorithm,
-                                                       "progress": _progress(logs, selector)})
-        bar.update(record)
+    with _learner_threads(torch):
+        for k in range(learner.done, config.episodes):
+            record = run_episode(env, agent, seed=seeds[k], train=True, optimizer=optimizer)
+            logs.write(k, record)
+            returns.append(record.reward)
+            if writer is not None:
+                writer.add_scalar("episode/return", record.reward, k)
+                for name, value in record.losses.items():
+                    writer.add_scalar(f"loss/{name}", value, k)
+            if selector.crossed(k, k + 1):
+                selector.check(agent, optimizer, k + 1)
+            save_checkpoint(checkpoint, agent, optimizer, {"episode": k, "algorithm": config.algorithm,
+                                                           "progress": _progress(logs, selector)})
+            bar.update(record)
     if writer is not None:
         writer.close()
     return _summary(checkpoint, selector, returns, t0)
@@ -668,11 +671,11 @@ def learn_from_batch(agent, optimizer, trajectories: list[Trajectory], generator
 
 @contextlib.contextmanager
 def _learner_threads(torch):
-    """The learner computes with one torch thread while it trains with rollout workers
-    (unless OMP_NUM_THREADS says otherwise): the networks are small, the workers use the
-    other cores, and threads of several processes waiting on each other at every small
-    operation made runs several times slower. One thread also keeps the update's floating
-    point the same whatever the machine's core count. The setting is restored afterwards."""
+    """Training computes with one torch thread (unless OMP_NUM_THREADS says otherwise): the
+    networks are small, so threads mostly wait on each other at every small operation (the
+    quick-start experiment ran 7x slower with torch's default threads on 2 cores), and with
+    rollout workers they would also fight the workers for the cores. One thread also keeps
+    the floating point the same whatever the machine's core count. Restored afterwards."""
     before = torch.get_num_threads()
     if "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(1)

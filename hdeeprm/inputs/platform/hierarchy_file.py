@@ -190,9 +190,10 @@ def attach_hierarchy(platform: Platform, path: PathLike) -> Platform:
 
 
 def _number(value: float) -> int | float:
-    """Integral values as JSON integers (12000, 32), others as shortest float repr."""
+    """Integral values as JSON integers (12000, 32), others (and integral values of 1e15 or
+    more, which would be integers of too many digits to read back) as shortest float repr."""
     value = float(value)
-    return int(value) if value.is_integer() else value
+    return int(value) if value.is_integer() and abs(value) < 1e15 else value
 
 
 def _groups(owner: np.ndarray, nb_owners: int) -> list[np.ndarray]:

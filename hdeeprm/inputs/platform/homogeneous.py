@@ -73,6 +73,13 @@ def _node_type(spec: str, written: str, lib: TypeLibrary) -> str:
                         + ", ".join(sorted(lib.nodes)))
 
 
+def _shown(spec: str | os.PathLike) -> str:
+    """``spec`` as written, for a message; quoted when it holds a line break or another
+    unprintable character, so that the message stays on one line."""
+    text = str(spec)
+    return text if text.isprintable() else repr(text)
+
+
 def homogeneous_description(spec: str, typelib: TypeLibrary | PathLike | None = None
                             ) -> PlatformDescription:
     """The platform description of ``"<N>x<node type>"`` (``typelib``: default library when
@@ -80,20 +87,20 @@ def homogeneous_description(spec: str, typelib: TypeLibrary | PathLike | None = 
     or the node type is unknown (the message lists the known ones)."""
     parsed = parse_homogeneous_spec(spec)
     if parsed is None:
-        raise PlatformError(str(spec), None, "expected a homogeneous platform name "
+        raise PlatformError(_shown(spec), None, "expected a homogeneous platform name "
                             "'<N>x<node type>', such as '16xDell R720'")
     number, written = parsed
     if number < 1:
-        raise PlatformError(str(spec), None, f"expected at least 1 node, found {number}")
+        raise PlatformError(_shown(spec), None, f"expected at least 1 node, found {number}")
     if number > MAX_CORES:
         shown = number if number < 10**30 else "over 10**30"
-        raise PlatformError(str(spec)[:ECHO_CHARS], None,
+        raise PlatformError(_shown(spec)[:ECHO_CHARS], None,
                             f"expected at most {MAX_CORES:,} nodes (the limit on the size of a "
                             f"platform), found {shown}")
     lib = as_type_library(typelib)
-    node_type = _node_type(str(spec), written, lib)
+    node_type = _node_type(_shown(spec), written, lib)
     if LINK_NETWORK not in lib.networks:
-        raise PlatformError(str(spec), None, f"the type library has no network type "
+        raise PlatformError(_shown(spec), None, f"the type library has no network type "
                             f"{LINK_NETWORK!r}, which homogeneous platforms use for their links")
     network = lib.networks[LINK_NETWORK]
     link = LinkSpec(LINK_NETWORK, network.bandwidth, network.bandwidth_bytes_per_s, LINK_LATENCY,

@@ -207,8 +207,10 @@ def compile_platform(description: PlatformDescription) -> Platform:
     """Compile a validated description into a hierarchy, then its machines
     (``platform_from_hierarchy``)."""
     lib = description.typelib
+    # Groups of 0 nodes add nothing; skipping them also keeps their node type from being
+    # expanded (its processors are not counted by check_platform_size).
     groups = [(c, g) for c, cluster in enumerate(description.clusters)
-              for g in cluster.node_groups]
+              for g in cluster.node_groups if g.number > 0]
     check_platform_size(description)
 
     # Index the node and processor types actually used, then build per-type lookup arrays.

@@ -422,6 +422,17 @@ def _pristine(engine: Engine) -> bool:
 SUPPORTED_CLOCKS = ("exact", "simgrid")
 
 
+def compiled_on_disk() -> bool:
+    """Whether numba's on-disk cache holds the compiled runs (classic policies and HeteroEnv
+    episodes). False on a machine's first run: the first call then compiles them, once, for
+    a minute or two. True when it cannot tell (numba's cache layout changed)."""
+    try:
+        return all(Path(kernel._cache._cache_file._index_path).is_file()
+                   for kernel in (sim.run_classic, envk.env_advance))
+    except AttributeError:
+        return True
+
+
 def supports_clock(clock: str) -> bool:
     return clock in SUPPORTED_CLOCKS
 
