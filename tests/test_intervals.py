@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hdeeprm.common.errors import HDeepRMError
-from hdeeprm.simulation.intervals import format_intervals, parse_intervals
+from hdeeprm.simulation.intervals import format_allocations, format_intervals, parse_intervals
 
 
 @pytest.mark.parametrize("ids, text", [
@@ -24,6 +24,23 @@ def test_round_trip_and_runs(ids):
     # Runs are maximal: no two parts touch.
     bounds = [tuple(map(int, part.split("-"))) if "-" in part else (int(part),) * 2 for part in text.split()]
     assert all(b[0] > a[1] + 1 for a, b in zip(bounds, bounds[1:]))
+
+
+@given(st.lists(st.one_of(st.none(), st.sets(st.integers(0, 2**40), max_size=40)), max_size=30), st.data())
+def test_all_allocations_at_once_as_one_at_a_time(allocations, data):
+    # out_jobs.csv formats every job's allocation in one compiled pass, from the reference
+    # engine's list or the fast path's flat arrays: the same strings as format_intervals.
+    from hdeeprm.simulation.fastsim.results import Allocations
+
+    alloc = [None if a is None else np.array(sorted(a), dtype=np.int64)[::-1] for a in allocations]
+    jobs = data.draw(st.lists(st.integers(0, max(len(alloc) - 1, 0)), max_size=len(alloc))) if alloc else []
+    expected = ["" if alloc[j] is None else format_intervals(alloc[j]) for j in jobs]
+    assert format_allocations(alloc, jobs) == expected
+    sizes = np.array([0 if a is None else len(a) for a in alloc], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    buffer = np.concatenate([a for a in alloc if a is not None] or [np.zeros(0, np.int64)]).astype(np.int64)
+    started = np.array([a is not None for a in alloc], dtype=bool)
+    assert format_allocations(Allocations(buffer, offsets, sizes, started), jobs) == expected
 
 
 def test_parse_unsorted_and_overlapping():

@@ -34,6 +34,11 @@ class Allocations(Sequence):
     def copy(self) -> "Allocations":
         return self  # immutable once the run is over
 
+    def flat(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(buffer, offsets, sizes): job j ran on buffer[offsets[j]:offsets[j] + sizes[j]]
+        (size 0 for a job that never started)."""
+        return self._buffer, self._offsets, np.where(self._started, self._sizes, 0)
+
 
 class EnergyRows(Sequence):
     """Rows of out_consumed_energy.csv: (time, energy, kind, wattmin, epower or None)."""
