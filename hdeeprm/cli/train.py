@@ -4,9 +4,12 @@ the classic policies on held-out windows."""
 from __future__ import annotations
 
 import os
+import time
+from pathlib import Path
 
 from hdeeprm.cli.arguments import add_engine_args
 from hdeeprm.cli.compilation import compile_first
+from hdeeprm.rl.resume import check_unused
 
 
 def add_subcommands(sub) -> dict:
@@ -61,19 +64,30 @@ def cmd_train(args) -> int:
     config = _with_backfill(ExperimentConfig.load(args.experiment, episodes=args.episodes, algorithm=args.algorithm,
                                                   seed=args.seed, rollout_batch=args.rollout_batch), args.backfill)
     out = args.out or os.path.join("runs", os.path.splitext(os.path.basename(args.experiment))[0])
+    started = time.perf_counter()
     if args.overwrite:
         _remove_run(out)
-    compile_first(lambda: _play_once(config))
+    elif not args.resume:
+        check_unused(Path(out))  # before a first run's compilation, not after it
+    compiled = compile_first(lambda: _play_once(config))
     summary = train(config, out, init=args.init, tensorboard=args.tensorboard, workers=args.workers,
                     engine=args.engine, address=args.address, resume=args.resume)
     print(f"trained {config.algorithm} for {config.episodes} episodes in {summary['wall_seconds']:.1f} s; "
           f"outputs in {out}")
+    evaluating = 0.0
     if not args.no_evaluate:
         if summary.get("validation_best") is not None:
             print(f"checkpoint chosen on the validation windows: {summary['checkpoint']} "
                   f"(mean objective {summary['validation_best']:.6g})")
+        t0 = time.perf_counter()
         rows = evaluate(config, summary["checkpoint"], out_dir=out, progress=None)
+        evaluating = time.perf_counter() - t0
         print_table(rows, config)
+    total = time.perf_counter() - started
+    parts = [f"{compiled:.0f} s compiling the kernels (once per machine)"] if compiled is not None else []
+    parts += [f"{summary['wall_seconds']:.1f} s training"] + ([f"{evaluating:.1f} s evaluating"] if evaluating else [])
+    setup = total - (compiled or 0.0) - summary["wall_seconds"] - evaluating
+    print(f"time: {', '.join(parts)}, {setup:.1f} s loading and setting up; {total:.1f} s in all")
     return 0
 
 
