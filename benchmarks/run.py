@@ -2,8 +2,8 @@
 """HDeepRM speed benchmark: one command, a table on stdout, every number in a JSON file.
 
     python benchmarks/run.py SDSC-SP2.swf.gz HPC2N.swf.gz SDSC-BLUE.swf.gz --out results.json
-        [--batsim-runs DIR...] [--markdown results.md] [--repeat 3]
-        [--only batsim,classic,env,decision,scaling] [--quick]
+        [--batsim-runs DIR...] [--scenario DIR [--batsim [PATH]]]... [--markdown results.md]
+        [--repeat 3] [--only batsim,classic,env,decision,scaling,whole] [--quick]
 
 Sections (each case runs in a fresh worker process, so that its peak memory is its own):
 
@@ -20,6 +20,10 @@ decision  the cost of one decision on 100,000 cores against 1,000: HeteroEnv ste
           env) and classic scheduling passes (first trace, FCFS and a key pair)
 scaling   cost per job as the trace grows from 10,000 to 1,000,000 jobs (copies of the
           second trace, or the first, one after the other in time), FCFS on 1,000 cores
+whole     the whole `hdeeprm simulate` process as a user waits for it (start-up, reading the
+          workload, simulating, writing Batsim's output files) on each --scenario folder
+          (platform.xml + workload.json), against its core simulation time; with --batsim,
+          real Batsim + a Python FCFS scheduler on the same inputs, and whether both agree
 
 Every figure is the median of --repeat runs (min and max are in the JSON). Run it from the
 repository root with the project's environment. It asserts nothing; see README.md beside it.
@@ -32,9 +36,12 @@ import gc
 import json
 import os
 import platform as host_platform
+import re
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from statistics import median
@@ -67,6 +74,9 @@ TARGETS = {
     "decision": 20.0,  # cost of a decision at 100k cores / at 1k
 }
 WORKER_MARK = "@@result "
+SECTIONS = ("batsim", "classic", "env", "decision", "scaling", "whole")
+TRACE_SECTIONS = ("classic", "env", "decision", "scaling")  # the sections that need SWF traces
+WHOLE_POLICY = "first:first_fit"
 
 
 # ---------------------------------------------------------------------------- machine
@@ -391,8 +401,100 @@ def startup_worker(spec: dict) -> dict:
             "peak_rss_mib": peak_rss_mib()}
 
 
+def simulate_command(scenario: Path, out: Path) -> list[str]:
+    """``hdeeprm simulate`` on a scenario folder, as a user types it."""
+    return [sys.executable, "-m", "hdeeprm", "simulate", "--platform", str(scenario / "platform.xml"),
+            "--workload", str(scenario / "workload.json"), "--policy", WHOLE_POLICY, "--out", str(out)]
+
+
+def timed_process(command: list[str]) -> tuple[float, str]:
+    """Wall time and stdout of a command run from the repository root; its failure ends the worker."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout + proc.stderr)
+        raise SystemExit(f"{' '.join(command)} failed (status {proc.returncode})")
+    return wall, proc.stdout
+
+
+def whole_worker(spec: dict) -> dict:
+    """A scenario as a user runs it: ``hdeeprm simulate`` in a fresh process each time, after one
+    untimed run (numba's cache loaded, not compiled; its outputs are kept in ``tmp/embedded``
+    for the Batsim comparison), and the bare start-up ``python -c "import hdeeprm.cli.main"``."""
+    scenario, tmp = Path(spec["scenario"]), Path(spec["tmp"])
+    _, stdout = timed_process(simulate_command(scenario, tmp / "embedded"))  # warm-up
+    imports = [timed_process([sys.executable, "-c", "import hdeeprm.cli.main"])[0]
+               for _ in range(spec["repeat"])]
+    process, core = [], []
+    for k in range(spec["repeat"]):
+        out = tmp / f"run-{k}"
+        wall, stdout = timed_process(simulate_command(scenario, out))
+        found = re.search(r"simulated in ([0-9.]+) s", stdout)
+        if found is None:
+            raise SystemExit(f"no 'simulated in X s' line in the output of hdeeprm simulate:\n{stdout}")
+        process.append(wall)
+        core.append(float(found.group(1)))
+        shutil.rmtree(out, ignore_errors=True)
+    size = re.search(r": (\d+) jobs on .* \((\d+) cores\)", stdout)
+    makespan = re.search(r"^\s*makespan\s+(\S+) s", stdout, re.MULTILINE)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"scenario": scenario.name, "path": str(scenario), "policy": WHOLE_POLICY,
+            "jobs": int(size.group(1)) if size else None, "machines": int(size.group(2)) if size else None,
+            "process_seconds": stats(process), "core_seconds": stats(core),
+            "rest_seconds": stats([p - c for p, c in zip(process, core)]), "import_seconds": stats(imports),
+            "makespan_s": float(makespan.group(1)) if makespan else None,
+            "peak_rss_mib": children / 2**20 if sys.platform == "darwin" else children / 1024,
+            "embedded_dir": str(tmp / "embedded")}
+
+
+def whole_batsim_worker(spec: dict) -> dict:
+    """One run of a scenario on real Batsim with a Python FCFS scheduler over ZeroMQ: the Batsim
+    backend driven as ``hdeeprm crossval`` drives it (same inputs, policy and seed), timed from
+    starting the backend (inputs written for Batsim, batsim launched) to batsim's exit; then
+    Batsim's outputs compared with those of ``hdeeprm simulate`` (crossval's comparison)."""
+    import csv
+
+    from hdeeprm.analysis.crossval import compare_runs
+    from hdeeprm.backends import make_simulator
+    from hdeeprm.common.seeding import run_generators
+    from hdeeprm.inputs.platform import load_platform
+    from hdeeprm.inputs.workload import load_workload
+    from hdeeprm.simulation.policies import PolicyConfig, run_policy
+
+    scenario, workdir = Path(spec["scenario"]), Path(spec["workdir"])
+    t0 = time.perf_counter()
+    platform = load_platform(scenario / "platform.xml")
+    workload = load_workload(scenario / "workload.json", rng=run_generators(0)[0])
+    load_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    simulator = make_simulator("batsim", platform, workload, batsim=spec["batsim"], workdir=workdir,
+                               timeout_s=120.0)
+    start_s = time.perf_counter() - t0  # inputs written, batsim started, SIMULATION_BEGINS received
+    try:
+        result = run_policy(simulator, PolicyConfig.parse(WHOLE_POLICY), rng=run_generators(0)[1])
+    finally:
+        simulator.close()
+    seconds = time.perf_counter() - t0
+    with open(workdir / "out_schedule.csv", newline="") as f:
+        schedule = next(csv.DictReader(f))
+    t0 = time.perf_counter()
+    report = compare_runs(spec["embedded_dir"], workdir)
+    compare_s = time.perf_counter() - t0
+    makespans = {row.metric: row for row in report.aggregates}.get("makespan")
+    return {"seconds": seconds, "start_s": start_s, "load_s": load_s, "compare_s": compare_s,
+            "batsim_simulation_time_s": float(schedule["simulation_time"]),
+            "scheduling_seconds": result.scheduling_seconds, "messages": simulator.messages,
+            "agree": report.agree, "jobs_compared": report.jobs_compared, "jobs_differing": report.jobs_differing,
+            "first_divergence": report.first_divergence,
+            "makespan_s": makespans.batsim if makespans else None,
+            "embedded_makespan_s": makespans.embedded if makespans else None,
+            "differing_aggregates": [row.metric for row in report.aggregates if not row.agree],
+            "peak_rss_mib": peak_rss_mib()}
+
+
 WORKERS = {"batsim": batsim_worker, "classic": classic_worker, "env": env_worker, "scaling": scaling_worker,
-           "startup": startup_worker}
+           "startup": startup_worker, "whole": whole_worker, "whole_batsim": whole_batsim_worker}
 
 
 def run_worker(kind: str, spec: dict, env: dict | None = None) -> dict:
@@ -429,6 +531,10 @@ def markdown(head, rows) -> str:
     return "\n".join(out)
 
 
+def spread(s: dict) -> str:
+    return f"{s['median']:.2f} ({s['min']:.2f}-{s['max']:.2f})"
+
+
 def rss(row: dict) -> str:
     return f"{row['peak_rss_mib']:.0f} ({row['base_rss_mib']:.0f})"
 
@@ -445,6 +551,23 @@ def tables(results: dict) -> list[tuple[str, tuple, list]]:
                  f"{r['seconds']['max'] * 1e3:.2f})", f"{r['batsim_seconds']:.3f}",
                  f"{r['batsim_jobs_per_s']:,.0f}", f"{r['ratio']:.0f}") for r in batsim]
         out.append(("Real Batsim against the embedded engine, same platform, workload and policy", head, rows))
+    whole = results.get("whole", [])
+    if whole:
+        head = ("scenario", "jobs", "hosts", "ours: process s (min-max)", "import s", "core s", "rest s",
+                "Batsim s (min-max)", "Batsim's simulation_time s", "Batsim / ours", "agree")
+        rows = []
+        for r in whole:
+            b = r.get("batsim")
+            rows.append((r["scenario"], f"{r['jobs']:,}" if r["jobs"] else "?", r["machines"] or "?",
+                         spread(r["process_seconds"]), f"{r['import_seconds']['median']:.2f}",
+                         f"{r['core_seconds']['median']:.2f}", f"{r['rest_seconds']['median']:.2f}",
+                         spread(b["seconds"]) if b else "-",
+                         f"{b['simulation_time_seconds']['median']:.2f}" if b else "-",
+                         f"{b['ratio']:.1f}" if b else "-",
+                         ("yes" if b["agree"] else f"NO ({max(x['jobs_differing'] for x in b['runs'])} jobs differ)")
+                         if b else "-"))
+        out.append((f"Whole process: hdeeprm simulate --policy {WHOLE_POLICY} --out DIR, as a user waits for it",
+                     head, rows))
     classic = results.get("classic", [])
     if classic:
         head = ("trace", "platform", "policy", "jobs", "jobs/s", "x Batsim", "s (min-max)",
@@ -487,6 +610,16 @@ def tables(results: dict) -> list[tuple[str, tuple, list]]:
         rows = [(t["target"], t["goal"], t["measured"], "yes" if t["reached"] else "NO") for t in targets]
         out.append(("Targets (issue 8)", head, rows))
     return out
+
+
+WHOLE_NOTE = ("Whole process: wall time of `python -m hdeeprm simulate ... --out DIR` in a fresh process "
+              "(after one untimed run); core s = its own 'simulated in X s' (the run alone, after an untimed "
+              "small run that loads the compiled kernels); rest s = process - core (start-up, reading the "
+              "workload, metrics, writing the outputs); import s = `python -c \"import hdeeprm.cli.main\"`. "
+              "Batsim s = real Batsim + our Python FCFS scheduler over ZeroMQ (the Batsim backend, as "
+              "`hdeeprm crossval` drives it), from writing Batsim's inputs and starting batsim to batsim's "
+              "exit; Batsim's simulation_time is Batsim's own figure (out_schedule.csv); agree: crossval's "
+              "comparison of the two runs' out_jobs.csv and out_schedule.csv.")
 
 
 def evaluate(results: dict) -> list[dict]:
@@ -561,18 +694,37 @@ def parse_args(argv=None):
     p.add_argument("--out", default="results.json", help="JSON file for every number (default results.json)")
     p.add_argument("--markdown", metavar="FILE", help="also write the tables as Markdown")
     p.add_argument("--repeat", type=int, default=3, help="runs per figure; the median is reported (default 3)")
-    p.add_argument("--only", default=",".join(("batsim", "classic", "env", "decision", "scaling")),
-                   help="comma-separated sections: batsim, classic, env, decision, scaling")
+    p.add_argument("--only", default=",".join(SECTIONS),
+                   help="comma-separated sections: " + ", ".join(SECTIONS) + " (default all)")
     p.add_argument("--batsim-runs", nargs="*", default=[], metavar="DIR",
                    help="recorded Batsim runs to re-simulate (e.g. tests/data/batsim-reference/A7-fcfs-sdsc-sp2)")
+    p.add_argument("--scenario", action="append", default=[], dest="scenarios", metavar="DIR",
+                   help="section whole: a folder with platform.xml and workload.json to run with hdeeprm "
+                        "simulate as a user does (repeatable)")
+    p.add_argument("--batsim", nargs="?", const="", metavar="PATH",
+                   help="section whole: also run each --scenario on real Batsim with a Python FCFS scheduler "
+                        "(--repeat times, about two minutes each for 100,000 jobs); PATH: the batsim executable "
+                        "(default $HDEEPRM_BATSIM, then PATH)")
     p.add_argument("--quick", action="store_true",
                    help="a smoke run: first 20,000 jobs of each trace, smaller sizes, fewer steps")
     p.add_argument("--env-steps", type=int, default=5000, help="steps per timed env run (default 5000)")
     p.add_argument("--worker", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if not args.worker and not args.traces:
-        p.error("give at least one SWF trace")
     args.sections = [s.strip() for s in args.only.split(",") if s.strip()]
+    if args.worker:
+        return args
+    unknown = [s for s in args.sections if s not in SECTIONS]
+    if unknown:
+        p.error(f"--only: unknown section {unknown[0]!r}; expected some of {', '.join(SECTIONS)}")
+    if not args.traces and any(s in TRACE_SECTIONS for s in args.sections):
+        p.error("give at least one SWF trace (sections " + ", ".join(TRACE_SECTIONS) + " need them; "
+                "--only whole or batsim do not)")
+    for folder in args.scenarios:
+        missing = [name for name in ("platform.xml", "workload.json") if not (Path(folder) / name).is_file()]
+        if missing:
+            p.error(f"--scenario {folder}: no {' or '.join(missing)} there")
+    if args.batsim is not None and not ("whole" in args.sections and args.scenarios):
+        p.error("--batsim goes with section whole and at least one --scenario")
     return args
 
 
@@ -589,6 +741,15 @@ def main(argv=None) -> int:
     for t in traces:
         if not Path(t).is_file():
             raise SystemExit(f"{t}: no such trace")
+    batsim = None
+    if args.batsim is not None:
+        from hdeeprm.backends.batsim.process import find_batsim
+        from hdeeprm.common.errors import HDeepRMError
+
+        try:
+            batsim = find_batsim(args.batsim or None)
+        except HDeepRMError as e:
+            raise SystemExit(f"--batsim: {e}") from None
     info = machine()
     command = "python " + " ".join([os.path.relpath(__file__, ROOT)] + (argv if argv is not None else sys.argv[1:]))
     print(f"HDeepRM benchmark: {info['cpu']}, {info['cores']} cores, {info['ram_gib']:.0f} GiB; "
@@ -616,6 +777,37 @@ def main(argv=None) -> int:
         for r in out["rows"]:
             print(f"  {r['run']:<28} {r['jobs_per_s']:>10,.0f} jobs/s, Batsim {r['batsim_jobs_per_s']:,.0f}: "
                   f"{r['ratio']:.0f} x", flush=True)
+
+    if "whole" in args.sections and args.scenarios:
+        rows = []
+        for folder in (str(Path(d).resolve()) for d in args.scenarios):
+            with tempfile.TemporaryDirectory(prefix="hdeeprm-whole-") as tmp:
+                row = run_worker("whole", {"scenario": folder, "tmp": tmp, "repeat": args.repeat})
+                print(f"  whole {row['scenario']:<28} {row['jobs'] or 0:>9,} jobs: process "
+                      f"{row['process_seconds']['median']:.2f} s, core {row['core_seconds']['median']:.2f} s, "
+                      f"import {row['import_seconds']['median']:.2f} s", flush=True)
+                if batsim:
+                    runs = []
+                    for k in range(args.repeat):
+                        run = run_worker("whole_batsim", {"scenario": folder, "batsim": batsim,
+                                                          "workdir": str(Path(tmp) / f"batsim-{k}"),
+                                                          "embedded_dir": row["embedded_dir"]})
+                        shutil.rmtree(Path(tmp) / f"batsim-{k}", ignore_errors=True)
+                        runs.append(run)
+                        print(f"  whole {row['scenario']:<28} Batsim run {k + 1}: {run['seconds']:.1f} s "
+                              f"(Batsim's simulation_time {run['batsim_simulation_time_s']:.1f} s), "
+                              + ("agrees" if run["agree"] else
+                                 f"DIFFERS ({run['jobs_differing']} jobs, {run['differing_aggregates']})"),
+                              flush=True)
+                    seconds = stats([r["seconds"] for r in runs])
+                    row["batsim"] = {"executable": batsim, "seconds": seconds,
+                                     "simulation_time_seconds": stats([r["batsim_simulation_time_s"] for r in runs]),
+                                     "ratio": seconds["median"] / row["process_seconds"]["median"],
+                                     "ratio_core": seconds["median"] / row["core_seconds"]["median"],
+                                     "agree": all(r["agree"] for r in runs), "runs": runs}
+            del row["embedded_dir"]  # removed with the temporary folder
+            rows.append(row)
+        results["whole"] = rows
 
     def limited(path):
         return {"trace": path, "nb_jobs": nb}
@@ -682,6 +874,8 @@ def main(argv=None) -> int:
     print(f"x Batsim = jobs/s / {BATSIM_JOBS_PER_S:,.0f} (real Batsim 4.2.1 + Python FCFS: ~1,500-2,300 jobs/s "
           "on these 2-core machines). Medians of "
           f"{args.repeat} runs; total {results['wall_seconds']:.0f} s.")
+    if results.get("whole"):
+        print(WHOLE_NOTE)
     Path(args.out).write_text(json.dumps(results, indent=1, default=float) + "\n")
     print(f"wrote {args.out}")
     if args.markdown:
@@ -694,6 +888,8 @@ def main(argv=None) -> int:
                 f"{startup['first_run_s']:.2f} s, first env step {startup['first_env_step_s']:.2f} s.", ""]
         for title, head, rows in tables(results):
             text += [f"### {title}", "", markdown(head, rows), ""]
+        if results.get("whole"):
+            text += [WHOLE_NOTE, ""]
         text.append(f"Medians of {args.repeat} runs; the benchmark took {results['wall_seconds']:.0f} s.")
         Path(args.markdown).write_text("\n".join(text) + "\n")
         print(f"wrote {args.markdown}")

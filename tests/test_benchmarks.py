@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,9 +15,10 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
 from platforms import flat_platform, scaled_gaia  # noqa: E402
-from run import repeated  # noqa: E402
+from run import parse_args, repeated  # noqa: E402
 
 TRACE = Path(__file__).parent / "data" / "traces" / "gaia-2014-head.swf.gz"
+REFERENCE = Path(__file__).parent / "data" / "batsim-reference" / "A7-fcfs-sdsc-sp2"  # 1,000 jobs, FCFS
 
 
 @pytest.mark.parametrize("cores", [100, 1000, 10_000])
@@ -43,3 +47,63 @@ def test_repeated_trace_copies_follow_each_other_in_submission_order():
     assert (np.diff(big.subtime) >= 0).all()
     np.testing.assert_array_equal(big.res[200:], arrays.res)
     np.testing.assert_array_equal(big.subtime[100:200] - big.subtime[100], arrays.subtime)
+
+
+@pytest.fixture
+def scenario(tmp_path):
+    """A scenario folder as the whole section takes it: platform.xml and workload.json."""
+    folder = tmp_path / "scenario"
+    folder.mkdir()
+    for name in ("platform.xml", "workload.json"):
+        shutil.copy(REFERENCE / name, folder / name)
+    return folder
+
+
+def test_whole_section_needs_no_trace_and_batsim_goes_with_a_scenario(scenario, tmp_path):
+    args = parse_args(["--only", "whole", "--scenario", str(scenario), "--scenario", str(scenario), "--batsim"])
+    assert args.sections == ["whole"] and args.scenarios == [str(scenario)] * 2 and args.batsim == ""
+    assert parse_args(["--only", "whole", "--scenario", str(scenario), "--batsim=/opt/batsim"]).batsim == "/opt/batsim"
+    assert parse_args(["--only", "whole", "--scenario", str(scenario)]).batsim is None
+    assert "whole" in parse_args([str(TRACE)]).sections  # in the default set
+    for argv in (["--scenario", str(scenario)],  # the default set has sections that need traces
+                 ["--only", "whole", "--scenario", str(tmp_path)],  # no platform.xml / workload.json
+                 ["--only", "whole", "--batsim"],  # --batsim without a scenario
+                 ["--only", "whole,nothing", "--scenario", str(scenario)]):
+        with pytest.raises(SystemExit):
+            parse_args(argv)
+
+
+def run_whole(scenario, tmp_path, *extra):
+    out = tmp_path / "whole.json"
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "run.py"), "--only", "whole", "--scenario", str(scenario),
+                           "--repeat", "1", "--out", str(out), "--markdown", str(tmp_path / "whole.md"), *extra],
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Whole process" in proc.stdout and "Whole process" in (tmp_path / "whole.md").read_text()
+    (row,) = json.loads(out.read_text())["whole"]
+    return row
+
+
+@pytest.mark.slow
+def test_whole_section_runs_hdeeprm_simulate_on_each_scenario(scenario, tmp_path):
+    row = run_whole(scenario, tmp_path)
+    assert row["scenario"] == "scenario" and row["jobs"] == 1000 and row["machines"] == 128
+    assert row["policy"] == "first:first_fit" and row["makespan_s"] > 0
+    for name in ("process_seconds", "core_seconds", "rest_seconds", "import_seconds"):
+        assert set(row[name]) == {"median", "min", "max", "runs"} and len(row[name]["runs"]) == 1
+    assert row["rest_seconds"]["median"] == pytest.approx(row["process_seconds"]["median"]
+                                                          - row["core_seconds"]["median"])
+    assert "batsim" not in row  # only with --batsim
+
+
+@pytest.mark.slow
+@pytest.mark.batsim
+@pytest.mark.skipif(shutil.which("batsim") is None, reason="batsim is not on PATH")
+def test_whole_section_with_batsim_runs_real_batsim_and_compares(scenario, tmp_path):
+    row = run_whole(scenario, tmp_path, "--batsim")
+    batsim = row["batsim"]
+    assert batsim["agree"] is True and len(batsim["runs"]) == 1
+    run = batsim["runs"][0]
+    assert run["jobs_compared"] == 1000 and run["jobs_differing"] == 0
+    assert run["makespan_s"] == run["embedded_makespan_s"] == pytest.approx(row["makespan_s"])
+    assert batsim["ratio"] == pytest.approx(batsim["seconds"]["median"] / row["process_seconds"]["median"])

@@ -87,7 +87,7 @@ def cmd_simulate(args) -> int:
         run_policy(Engine(platform, few, energy_accounting=args.energy_accounting, clock=args.clock), config,
                    rng=run_generators(args.seed)[1])
 
-    compile_first(warm_up)
+    compile_first(warm_up, always=True)
     result = run_policy(engine, config, rng=run_generators(args.seed)[1])
     metrics = headline_metrics(result)
     print(f"{workload.source}: {len(workload.jobs)} jobs on {platform.source} "
