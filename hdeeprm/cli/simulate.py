@@ -80,14 +80,16 @@ def cmd_simulate(args) -> int:
     _check_out(args.out, "a folder for the outputs")
     config = PolicyConfig.parse(args.policy, args.backfill)
     platform, workload = _load_inputs(args)
-    engine = Engine(platform, workload, energy_accounting=args.energy_accounting, clock=args.clock)
+    jobs = workload.compile()
 
     def warm_up():  # the first few jobs, with their own generator: the run's draws stay the same
-        few = workload.compile().window(0, min(50, len(workload.jobs)))
+        few = jobs.window(0, min(50, len(jobs)))
         run_policy(Engine(platform, few, energy_accounting=args.energy_accounting, clock=args.clock), config,
                    rng=run_generators(args.seed)[1])
 
     compile_first(warm_up, always=True)
+    engine = Engine(platform, jobs, workload_name=workload.name, energy_accounting=args.energy_accounting,
+                    clock=args.clock)  # the run's clock starts here
     result = run_policy(engine, config, rng=run_generators(args.seed)[1])
     metrics = headline_metrics(result)
     print(f"{workload.source}: {len(workload.jobs)} jobs on {platform.source} "
