@@ -16,8 +16,7 @@ explores new inputs) and a failure prints the blob that reproduces it::
 
     HDEEPRM_HYPOTHESIS_EXAMPLES=2000 pytest tests/test_properties.py
 
-Known bugs outside the input parsers are kept as strict ``xfail`` tests at the end of the
-file: once fixed, they pass, which fails the run until their marker is removed.
+Each bug the properties found has a fixed-example regression test as well (``test_regression_*``).
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from __future__ import annotations
 import copy
 import csv
 import gzip
-import io
 import json
 import math
 import os
@@ -36,10 +34,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, event, given, reject, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from hdeeprm.backends.batsim.export import platform_xml, workload_json, write_platform_xml
+from hdeeprm.backends.batsim.export import (
+    platform_xml,
+    workload_json,
+    write_platform_xml,
+)
 from hdeeprm.common.errors import (
     ConfigError,
     FormatError,
@@ -80,7 +82,13 @@ from hdeeprm.inputs.workload import (
 )
 from hdeeprm.inputs.workload import swf as swf_module
 from hdeeprm.inputs.workload.batsim_json import NUMERIC_PROFILE_EXTRAS
-from hdeeprm.inputs.workload.swf import FIELD_NAMES, MIN_FIELDS, NB_FIELDS, parse_swf, parse_swf_line
+from hdeeprm.inputs.workload.swf import (
+    FIELD_NAMES,
+    MIN_FIELDS,
+    NB_FIELDS,
+    parse_swf,
+    parse_swf_line,
+)
 
 # ------------------------------------------------------------------------------------------
 # Settings: fast and deterministic by default, long and random with HDEEPRM_HYPOTHESIS_EXAMPLES
@@ -128,9 +136,13 @@ def new_dir(factory) -> Path:
     return factory.mktemp("p", numbered=True)
 
 
-def outcome(call, errors=(HDeepRMError,)):
+def outcome(call, errors=(HDeepRMError,), *, paths: bool = False):
     """``call()``'s value, or the project error it raised (checked to be one line). Any other
-    exception propagates and fails the test: that is the property."""
+    exception propagates and fails the test: that is the property.
+
+    With ``paths``, an OSError naming a path that cannot be used (a name too long...) is also
+    accepted (returned as a ConfigError): readers that resolve paths written in a file let it
+    through, and the command line prints it as one line (hdeeprm.common.errors.report_errors)."""
     try:
         value = call()
     except errors as error:
@@ -138,6 +150,11 @@ def outcome(call, errors=(HDeepRMError,)):
         assert message and "\n" not in message, f"{type(error).__name__} message not one line: {message!r}"
         event(f"outcome: {type(error).__name__}")
         return error
+    except OSError as error:
+        if not (paths and error.filename is not None and error.strerror):
+            raise
+        event(f"outcome: OSError {error.strerror}")
+        return ConfigError(f"{error.filename}: {error.strerror}")
     event("outcome: read")
     return value
 
@@ -447,6 +464,43 @@ def test_swf_bulk_and_line_readers_agree(trace):
     text, expected, _ = trace
     slow = swf_module._parse_slow(text.encode(), "<t>")
     assert same_array(slow, expected)
+
+
+swf_any_values = st.one_of(
+    st.integers(-1, 64), st.sampled_from([0, -1, 1e300, 1e308, -1e300, 1e-320, 2**31, 2**31 + 1, 1e30, 0.5]),
+    st.floats(min_value=-10, max_value=1e308, allow_nan=False, allow_infinity=False),
+)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@examples(60)
+@given(records=st.lists(st.lists(swf_any_values, min_size=NB_FIELDS, max_size=NB_FIELDS), max_size=6),
+       max_procs=st.one_of(st.none(), st.integers(-(2**63) + 1, 2**63 - 1), st.integers(-2, 8)),
+       options=st.fixed_dictionaries({}, optional={
+           "runtime_model": st.sampled_from(["real", "hdeeprm"]),
+           "profile_type": st.sampled_from(["delay", "parallel_homogeneous"]),
+           "reference_speed_gflops": st.one_of(st.none(), st.floats(min_value=1e-3, max_value=1e300)),
+           "unknown_run_time": st.sampled_from(["drop", "short"]), "kill_at_requested_time": st.booleans(),
+           "max_res": st.one_of(st.none(), st.integers(1, 10**6), st.sampled_from([2**31, 2**31 + 1, 2**40])),
+           "nb_jobs": st.one_of(st.none(), st.integers(1, 4))}))
+def test_swf_conversion_writes_readable_workloads(tmp_path_factory, records, max_procs, options):
+    """Any trace the SWF reader accepts converts into a workload (or a WorkloadError /
+    ConfigError), and that workload writes as a Batsim JSON that reads back identical."""
+    from hdeeprm.inputs.workload import load_workload
+
+    folder = new_dir(tmp_path_factory)
+    header = "" if max_procs is None else f"; MaxProcs: {max_procs}\n"
+    (folder / "t.swf").write_text(header + write_swf_records(np.array(records, dtype=np.float64).reshape(-1, NB_FIELDS)))
+    options.setdefault("reference_speed_gflops", 1.0)
+    result = outcome(lambda: load_workload(folder / "t.swf", ConversionOptions.from_dict(options)))
+    if failed(result):
+        assert isinstance(result, (WorkloadError, ConfigError))
+        return
+    assert result.jobs
+    text = dump_batsim_workload(result)
+    assert same_workload(parse_batsim_workload(text), result)
+    arrays = result.compile()
+    assert np.isfinite(arrays.work).all() and np.isfinite(arrays.subtime).all() and (arrays.res >= 1).all()
 
 
 # ==========================================================================================
@@ -831,7 +885,7 @@ def test_type_library_broken_input_is_clean(tmp_path_factory, kind, data):
         assert isinstance(result, PlatformError)
 
 
-def test_unused_huge_node_type_is_not_expanded(tmp_path):
+def test_regression_unused_huge_node_type_is_not_expanded(tmp_path):
     """Regression: a node group of number 0 whose type has 10**12 processors used to be
     expanded anyway (a tuple of 10**12 names: hours, then MemoryError)."""
     types = copy.deepcopy(USER_TYPES)
@@ -1035,7 +1089,7 @@ def test_experiment_config_wrong_values_are_config_errors(tmp_path_factory, valu
 
     path = new_dir(tmp_path_factory) / "e.json"
     path.write_bytes(mutated_json(data.draw, values))
-    result = outcome(lambda: ExperimentConfig.load(path))
+    result = outcome(lambda: ExperimentConfig.load(path), paths=True)
     if failed(result):
         assert isinstance(result, ConfigError)
     else:
@@ -1230,7 +1284,7 @@ def test_grid_broken_input_is_clean(tmp_path_factory, doc, data):
 
     path = new_dir(tmp_path_factory) / "grid.json"
     path.write_bytes(mutated_json(data.draw, doc))
-    result = outcome(lambda: GridConfig.load(path))
+    result = outcome(lambda: GridConfig.load(path), paths=True)
     if failed(result):
         assert isinstance(result, ConfigError)
     else:
@@ -1268,24 +1322,22 @@ def test_policy_parse_on_any_text(text, backfill):
 
 @examples(60)
 @given(data=st.data())
-def test_conversion_options_round_trip_and_wrong_values(data):
-    """SWF conversion options: to_dict -> JSON -> from_dict is the identity; any wrong value
-    is a ConfigError."""
+def test_conversion_options_round_trip_and_wrong_values(tmp_path_factory, data):
+    """SWF conversion options (an experiment's "conversion" block): to_dict -> JSON ->
+    from_dict is the identity; any wrong value is a ConfigError."""
     values = data.draw(st.fixed_dictionaries({}, optional={
         "nb_jobs": st.one_of(st.none(), st.integers(1, 10**9)), "runtime_model": st.sampled_from(["real", "hdeeprm"]),
         "reference_speed_gflops": st.one_of(st.none(), finite_positive), "max_res": st.one_of(st.none(), st.integers(1, 10**9)),
         "seed": st.integers(0, SEED_MAX), "memory_demand": st.sampled_from(["hdeeprm", "none"])}))
     options = ConversionOptions.from_dict(values)
     assert ConversionOptions.from_dict(json.loads(json.dumps(options.to_dict()))) == options
-    broken = mutate_document(data.draw, options.to_dict())
-    if not isinstance(broken, dict):
-        broken = {"nb_jobs": broken}
-    result = outcome(lambda: ConversionOptions.from_dict(json.loads(dumps_with_raw(broken))), (HDeepRMError, ValueError))
-    if isinstance(result, ValueError) and not isinstance(result, HDeepRMError):
-        assert "JSON" not in str(result)  # a raw fragment json itself refused (NaN is read)
-        reject()
+    path = new_dir(tmp_path_factory) / "conversion.json"
+    path.write_bytes(mutated_json(data.draw, options.to_dict()))
+    result = outcome(lambda: ConversionOptions.from_dict(read_json_object(path)))
     if failed(result):
         assert isinstance(result, ConfigError)
+    else:
+        assert ConversionOptions.from_dict(result.to_dict()) == result
 
 
 # ==========================================================================================
@@ -1380,32 +1432,6 @@ def test_transcript_broken_input_is_clean(tmp_path_factory, records, data, compr
 # ==========================================================================================
 # 6. Run outputs read by plot / compare / report
 # ==========================================================================================
-
-#: Bugs of hdeeprm/analysis/plots/data.py (outside this change), by the file whose reader
-#: has them; each is kept as a strict xfail test at the end of this file. The fuzz tests skip
-#: inputs that hit exactly these (exception type and message), and nothing else.
-HUGE_PSTATE = (MemoryError, "")  # read_pstates: arrays as large as the largest p-state read
-INFINITE_COUNT = (OverflowError, "cannot convert float infinity to integer")  # read_overuse
-SHORT_SPAN = (IndexError, "list index out of range")  # read_overuse: a span [start] without duration
-HUGE_INTEGER = (ValueError, "Exceeds the limit (4300 digits)")  # _read_json: integers over 4300 digits
-KNOWN_ANALYSIS_BUGS = {
-    "out_pstate_changes.csv": (HUGE_PSTATE,),
-    "overutilization.json": (INFINITE_COUNT, HUGE_INTEGER),
-    "overutilizations.json": (INFINITE_COUNT, SHORT_SPAN, HUGE_INTEGER),
-    "probs.json": (HUGE_INTEGER,),
-    "run_config.json": (HUGE_INTEGER,),
-}
-
-
-def analysis_outcome(call, name: str):
-    known = KNOWN_ANALYSIS_BUGS.get(name, ())
-    try:
-        return outcome(call)
-    except tuple(kind for kind, _ in known) as error:
-        if any(type(error) is kind and text in str(error) for kind, text in known):
-            reject()
-        raise
-
 
 @st.composite
 def small_runs(draw):
@@ -1559,6 +1585,7 @@ CSV_READERS = {
 }
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered in cast:RuntimeWarning")
 @examples(100)
 @given(name=st.sampled_from(sorted(CSV_READERS)), data=st.data())
 def test_run_csv_broken_input_is_clean(tmp_path_factory, run_files, name, data):
@@ -1567,8 +1594,9 @@ def test_run_csv_broken_input_is_clean(tmp_path_factory, run_files, name, data):
     from hdeeprm.analysis.runs import compare_runs
 
     folder = new_dir(tmp_path_factory)
-    (folder / name).write_bytes(data.draw(broken_csv(run_files[name])))
-    result = analysis_outcome(lambda: CSV_READERS[name](d, folder / name), name)
+    raw = data.draw(broken_csv(run_files[name]))
+    (folder / name).write_bytes(raw)
+    result = outcome(lambda: CSV_READERS[name](d, folder / name))
     if failed(result):
         assert isinstance(result, (FormatError, ConfigError))
     if name == d.SCHEDULE_FILE:
@@ -1605,14 +1633,86 @@ def test_run_json_and_logs_broken_input_is_clean(tmp_path_factory, run_files, na
     else:
         raw = mutated_json(data.draw, json.loads(run_files[name]))
     (folder / name).write_bytes(raw)
-    result = analysis_outcome(lambda: JSON_READERS[name](d, folder / name), name)
+    result = outcome(lambda: JSON_READERS[name](d, folder / name))
     if failed(result):
         assert isinstance(result, (FormatError, ConfigError))
 
 
 # ------------------------------------------------------------------------------------------
-# Known bugs outside the input parsers, found by the properties above. Strict: they
-# start failing (XPASS) once fixed; then remove the marker and the entry of KNOWN_ANALYSIS_BUGS.
+# Regressions: the bugs the properties above found in the input parsers, as fixed examples
+# (a derandomized CI run does not necessarily draw them again).
+# ------------------------------------------------------------------------------------------
+
+
+def test_regression_lone_surrogate_escapes_write_back(tmp_path):
+    """write_batsim_workload crashed (UnicodeEncodeError) on a workload read from "\\ud800"
+    escapes, valid JSON that read_batsim_workload accepts."""
+    text = ('{"jobs": [{"id": "\\ud800", "subtime": 0, "res": 1, "profile": "p", "note": "a\\udc00b\\\\"}], '
+            '"profiles": {"p": {"type": "delay", "delay": 1, "\\udbff": ["\\ud800\\ud800"]}}}')
+    workload = parse_batsim_workload(text)
+    assert workload.jobs[0].id == "\ud800" and workload.jobs[0].extra == {"note": "a\udc00b\\"}
+    write_batsim_workload(workload, tmp_path / "w.json")
+    assert same_workload(read_batsim_workload(tmp_path / "w.json"), workload)
+
+
+def test_regression_huge_integral_memory_in_hierarchy_file(tmp_path):
+    """write_hierarchy wrote 1e31 MB as a 32-digit integer, which read_hierarchy_file refuses."""
+    hierarchy = Hierarchy([0], [0], [0], [1e300], [1.0], [0.0], ("",), [1e31], ("",), [0], 1.0)
+    write_hierarchy(platform_from_hierarchy(hierarchy), tmp_path / "h.json")
+    read = read_hierarchy_file(tmp_path / "h.json").hierarchy
+    assert read.node_memory_mb.tolist() == [1e31] and read.processor_mem_bw_gbs.tolist() == [1e300]
+
+
+@pytest.mark.parametrize("spec", ["\n", "0X\n0", "1X\n0", "\n2000000X0", "3x\tNope"])
+def test_regression_homogeneous_errors_are_one_line(spec):
+    """A platform name holding a line break was echoed as is, making a two-line message."""
+    with pytest.raises(PlatformError) as info:
+        homogeneous_description(spec, default_library())
+    assert "\n" not in str(info.value) and repr(spec) in str(info.value)
+
+
+SWF_LINE = "1 0 0 {run} 4 -1 -1 4 {req} -1 1 1 1 1 1 1 -1 -1\n"
+
+
+@pytest.mark.parametrize("run, req, options", [
+    (1e300, 200, {"reference_speed_gflops": 1.0}),
+    (100, 200, {"reference_speed_gflops": 1e300}),
+    (1e300, 1.5e308, {"profile_type": "delay", "runtime_model": "hdeeprm"}),
+    (1.7976931348623157e308, 1.7976931348623157e308, {"profile_type": "delay", "kill_at_requested_time": False}),
+])
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_regression_swf_conversion_overflow(tmp_path, run, req, options):
+    """Times (or a reference speed) whose product overflowed gave jobs of infinite work or
+    walltime, which no JSON can hold (ValueError when written): now a WorkloadError."""
+    from hdeeprm.inputs.workload import load_workload
+
+    (tmp_path / "t.swf").write_text(SWF_LINE.format(run=run, req=req))
+    with pytest.raises(WorkloadError, match="job 1: its .* overflows a double"):
+        load_workload(tmp_path / "t.swf", ConversionOptions(**options))
+
+
+@pytest.mark.parametrize("max_procs", [-5, 0, 2**31 + 1, 2**62])
+def test_regression_swf_header_machine_count(tmp_path, max_procs):
+    """A MaxProcs header below 1 or above 2**31 became the workload's nb_res, which
+    read_batsim_workload refuses: now the largest job size is used instead."""
+    from hdeeprm.inputs.workload import load_workload
+
+    (tmp_path / "t.swf").write_text(f"; MaxProcs: {max_procs}\n" + SWF_LINE.format(run=100, req=200))
+    workload = load_workload(tmp_path / "t.swf", profile_type="delay")
+    assert workload.nb_res == 4
+    assert parse_batsim_workload(dump_batsim_workload(workload)).nb_res == 4
+
+
+def test_regression_conversion_max_res_bounded():
+    """max_res over 2**31 was accepted and written as nb_res, which read_batsim_workload refuses."""
+    with pytest.raises(ConfigError, match="max_res: expected an integer from 1 to 2147483648"):
+        ConversionOptions(max_res=2**31 + 1)
+    assert ConversionOptions(max_res=2**31).max_res == 2**31
+
+
+# ------------------------------------------------------------------------------------------
+# Bugs of the run readers and the experiment file, found by the properties above, fixed: one
+# fixed example each, so that CI does not depend on a random draw.
 # ------------------------------------------------------------------------------------------
 
 
@@ -1624,44 +1724,36 @@ def _read_text_file(tmp_path: Path, name: str, text: str, reader):
         reader(d, tmp_path / name)
 
 
-@pytest.mark.xfail(strict=True, raises=MemoryError,
-                   reason="read_pstates sizes its arrays by the largest p-state read: new_pstate 1e18 is a MemoryError")
-def test_known_bug_pstates_huge_state(tmp_path):
+def test_regression_pstates_huge_state(tmp_path):
     _read_text_file(tmp_path, "p.csv", "time,machine_id,new_pstate\n0,0,1e18\n", lambda d, p: d.read_pstates(p))
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError,
-                   reason="read_overuse converts nb_processors with int(): 1e999 (infinity) is an OverflowError")
-def test_known_bug_overuse_infinite_count(tmp_path):
+def test_regression_overuse_infinite_count(tmp_path):
     doc = ('{"format": "hdeeprm-overutilization/1", "nb_processors": 1e999, "core_shortages": [], '
            '"memory_shortages": [], "bandwidth_spans": {}}')
     _read_text_file(tmp_path, "o.json", doc, lambda d, p: d.read_overuse(p))
 
 
-@pytest.mark.xfail(strict=True, raises=IndexError,
-                   reason="read_overuse indexes an original span [start, duration] without checking its length")
-def test_known_bug_overuse_short_span(tmp_path):
+def test_regression_overuse_huge_processor_id(tmp_path):
+    doc = json.dumps({"format": "hdeeprm-overutilization/1", "nb_processors": 1, "core_shortages": [],
+                      "memory_shortages": [], "bandwidth_spans": {str(10**40): [[0, 1]]}})
+    _read_text_file(tmp_path, "o.json", doc, lambda d, p: d.read_overuse(p))
+
+
+def test_regression_overuse_short_span(tmp_path):
     doc = '{"mem_bw": {"nb_procs": 1, "procs": {"0": {"values": [[1.0]]}}}}'
     _read_text_file(tmp_path, "overutilizations.json", doc, lambda d, p: d.read_overuse(p))
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="_read_json (probs.json, overutilization.json, run configurations) lets Python's "
-                          "4300-digit integer limit escape as ValueError")
-def test_known_bug_json_huge_integer(tmp_path):
+def test_regression_json_huge_integer(tmp_path):
     _read_text_file(tmp_path, "probs.json", '{"probs": [[' + "1" * 5000 + "]]}", lambda d, p: d.read_probs(p))
 
 
-@pytest.mark.xfail(strict=True, raises=csv.Error,
-                   reason="_read_csv lets csv.Error escape for a field over 128 KiB")
-def test_known_bug_csv_huge_field(tmp_path):
+def test_regression_csv_huge_field(tmp_path):
     _read_text_file(tmp_path, "e.csv", "policy\n" + "x" * 200_000 + "\n", lambda d, p: d.read_evaluation(p))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="ExperimentConfig.load finds bundled traces only for a workload the file names: "
-                          "the default, kth-sp2-head.swf.gz, stays a relative name that no run can read")
-def test_known_bug_default_workload_not_located(tmp_path):
+def test_regression_default_workload_not_located(tmp_path):
     from hdeeprm.rl.experiment import ExperimentConfig
 
     (tmp_path / "e.json").write_text("{}")

@@ -166,6 +166,7 @@ class ExperimentConfig:
         if unknown:
             raise ConfigError(f"{path}: unknown key {unknown[0]!r}; expected some of {', '.join(sorted(known))}")
         data.update({k: v for k, v in overrides.items() if v is not None})
+        data.setdefault("workload", cls.workload)  # the default is a bundled trace: found like a named one
         for key in ("platform", "workload", "hierarchy", "test_workload"):
             if key in data and data[key] is not None and (not isinstance(data[key], str) or not data[key]):
                 raise ConfigError(f"{path}: {key} {shown(data[key])}: expected a path or a bundled name")

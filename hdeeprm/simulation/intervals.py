@@ -6,6 +6,7 @@ import numba
 import numpy as np
 
 from hdeeprm.common.errors import HDeepRMError
+from hdeeprm.inputs.limits import MAX_CORES, clip
 
 # Ours, not procset: same strings, but ProcSet merges one id at a time: 20-150x slower on 100,000 allocations.
 
@@ -112,5 +113,8 @@ def parse_intervals(text: str) -> np.ndarray:
             raise HDeepRMError(f"bad interval set {text!r}: expected ids like '0-3 5'") from None
         if b < a:
             raise HDeepRMError(f"bad interval set {text!r}: {part!r} has its bounds reversed")
+        if a < 0 or b >= MAX_CORES:  # no platform has them; and "0-999999999999" would fill the memory
+            raise HDeepRMError(f"bad interval set {clip(text)}: {clip(part)}: machine ids go from 0 to "
+                               f"{MAX_CORES - 1} (the most machines a platform may have)")
         ids.extend(range(a, b + 1))
     return np.unique(np.array(ids, dtype=np.int64))

@@ -144,6 +144,8 @@ def _read_json(path: Path):
         raise FormatError(str(path), f"line {e.lineno}", f"invalid JSON ({e.msg})") from None
     except RecursionError:
         raise FormatError(str(path), None, "JSON nested too deep") from None
+    except ValueError as e:  # Python's limit on integer digits (4300)
+        raise FormatError(str(path), None, f"invalid JSON number ({str(e).splitlines()[0][:120]})") from None
 
 
 # ---------------------------------------------------------------------------- out_jobs.csv
@@ -228,12 +230,17 @@ def _read_csv_text(path: str | Path, required: tuple[str, ...]) -> tuple[list[li
             names = next(reader)
         except StopIteration:
             raise FormatError(str(path), "line 1", "empty file; expected a header row") from None
+        except csv.Error as e:
+            raise FormatError(str(path), "line 1", f"unreadable CSV ({e})") from None
         header = {n: i for i, n in enumerate(names)}
         missing = [n for n in required if n not in header]
         if missing:
             raise FormatError(str(path), "line 1", f"missing column {missing[0]!r}; expected the columns "
                               f"{', '.join(required)}", field=missing[0])
-        rows = [r for r in reader if r]
+        try:
+            rows = [r for r in reader if r]
+        except csv.Error as e:  # e.g. a field over csv's 128 KiB limit
+            raise FormatError(str(path), f"line {reader.line_num}", f"unreadable CSV ({e})") from None
     for i, r in enumerate(rows):
         if len(r) < len(names):
             raise FormatError(str(path), f"line {i + 2}", f"{len(r)} fields; expected {len(names)}")
@@ -399,35 +406,49 @@ class PstateOccupancy:
     pstates: np.ndarray
 
 
+#: The most distinct p-states a run's out_pstate_changes.csv may name: the occupancy table has
+#: a column for each (SimGrid hosts have a handful; Batsim's sleep states add a few).
+MAX_PSTATES = 1024
+
+
 def read_pstates(path: str | Path, nb_machines: int = 0) -> PstateOccupancy:
     """Replay out_pstate_changes.csv. Rows with a negative p-state (Batsim's marks of a
     transition starting) leave the machines where they are until the row with the p-state
     they reach."""
     rows, header = _read_csv(path, ("time", "machine_id", "new_pstate"))
     times = _floats([r[header["time"]] for r in rows], path, "time")
-    states = _floats([r[header["new_pstate"]] for r in rows], path, "new_pstate").astype(np.int64)
-    keep = states >= 0
+    values = _floats([r[header["new_pstate"]] for r in rows], path, "new_pstate")
+    huge = np.flatnonzero(values >= 2**31)
+    if huge.size:
+        raise FormatError(str(path), f"line {huge[0] + 2}", f"p-state {rows[huge[0]][header['new_pstate']]}: "
+                          "expected a p-state index below 2**31", field="new_pstate")
+    keep = np.flatnonzero(values >= 0)
     machine_sets = []
-    for i in np.flatnonzero(keep):
+    for i in keep:
         try:
             machine_sets.append(parse_intervals(rows[i][header["machine_id"]]))
         except Exception as e:
             raise FormatError(str(path), f"line {i + 2}", str(e), field="machine_id") from None
-    times, states = times[keep], states[keep]
+    times = times[keep]
+    # Columns only for the p-states the file names: the table stays as small as the run's.
+    named, codes = np.unique(np.trunc(values[keep]), return_inverse=True)
+    if len(named) > MAX_PSTATES:
+        raise FormatError(str(path), None, f"{len(named)} different p-states; expected at most {MAX_PSTATES}",
+                          field="new_pstate")
     top = max([nb_machines] + [int(m[-1]) + 1 for m in machine_sets if m.size])
-    nb_states = int(states.max()) + 1 if states.size else 0
-    # Column 0 counts machines not named yet; column s + 1 those in p-state s.
+    nb_states = len(named)
+    # Column 0 counts machines not named yet; column c + 1 those in p-state named[c].
     current = np.zeros(top, np.int64)
     counts = np.zeros(nb_states + 1, np.int64)
     counts[0] = top
     snapshots = np.zeros((len(times), nb_states + 1), np.int64)
-    for i, (machines, p) in enumerate(zip(machine_sets, states.tolist())):
+    for i, (machines, c) in enumerate(zip(machine_sets, codes.tolist())):
         counts -= np.bincount(current[machines], minlength=nb_states + 1)
-        counts[p + 1] += machines.size
-        current[machines] = p + 1
+        counts[c + 1] += machines.size
+        current[machines] = c + 1
         snapshots[i] = counts
     last = np.r_[times[1:] != times[:-1], True] if times.size else np.zeros(0, bool)
-    labels = np.arange(-1, nb_states)
+    labels = np.concatenate([[-1], named.astype(np.int64)])
     used = snapshots.any(axis=0)
     return PstateOccupancy(times[last], snapshots[last][:, used], labels[used])
 
@@ -465,7 +486,7 @@ def read_overuse(path: str | Path) -> Overuse:
                      else (int(p), float(v), None)
                      for p, entry in procs.items() for v in entry["values"]]
             return _overuse(data["mem_bw"].get("nb_procs", 0), data.get("core", []), data.get("mem", []), spans)
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as e:
         raise FormatError(str(path), None, f"unexpected layout ({type(e).__name__}: {e})") from None
     raise FormatError(str(path), None, "expected \"format\": \"hdeeprm-overutilization/1\" "
                       "or the original HDeepRM's core / mem / mem_bw keys", field="format")

@@ -84,7 +84,9 @@ def write_batsim_workload(workload: Workload, path: str | Path) -> None:
     decimal integers without leading zeros are written as JSON integers (Batsim's usual
     form), other ids as strings.
     """
-    Path(path).write_text(dump_batsim_workload(workload), encoding="utf-8")
+    # A lone surrogate (read from a "\ud800" escape) cannot be UTF-8: written back as that
+    # escape, which is what backslashreplace writes inside the JSON string holding it.
+    Path(path).write_bytes(dump_batsim_workload(workload).encode("utf-8", "backslashreplace"))
 
 
 def dump_batsim_workload(workload: Workload) -> str:

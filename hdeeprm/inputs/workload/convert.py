@@ -30,7 +30,7 @@ from typing import Any, Literal, Mapping
 
 import numpy as np
 
-from hdeeprm.common.errors import ConfigError
+from hdeeprm.common.errors import ConfigError, WorkloadError
 from hdeeprm.inputs.limits import MAX_RES
 from hdeeprm.inputs.workload.model import Job, Profile, Workload, WorkloadArrays
 from hdeeprm.inputs.workload.swf import SwfTrace, read_swf
@@ -137,7 +137,7 @@ class ConversionOptions:
         if not isinstance(self.kill_at_requested_time, bool):
             raise ConfigError(f"kill_at_requested_time: expected true or false, found {self.kill_at_requested_time!r}")
         _check_optional_int(self.nb_jobs, "nb_jobs", minimum=1)
-        _check_optional_int(self.max_res, "max_res", minimum=1)
+        _check_optional_int(self.max_res, "max_res", minimum=1, maximum=MAX_RES)
         _check_optional_int(self.seed, "seed", minimum=0, optional=False)
         if self.runtime_model not in RUNTIME_MODELS:
             raise ConfigError(
@@ -288,8 +288,9 @@ def swf_to_workload(
         walltime=(req_time if options.kill_at_requested_time
                   else np.maximum(req_time, actual_s) * (1 + 1e-6) + 1.0)[order],
         options=options,
-        nb_res=options.max_res if options.max_res is not None else (trace.max_procs or _max_or_none(res)),
+        nb_res=options.max_res if options.max_res is not None else (_machines(trace.max_procs) or _max_or_none(res)),
         source=trace.source,
+        job_numbers=table[:, 0][order],
     )
     report = ConversionReport(
         source=trace.source,
@@ -365,6 +366,7 @@ def _build_workload(
     options: ConversionOptions,
     nb_res: int | None,
     source: str,
+    job_numbers: np.ndarray,
 ) -> Workload:
     """Jobs and deduplicated profiles from per-job arrays already in submission order."""
     speed = options.reference_speed_gflops
@@ -373,8 +375,18 @@ def _build_workload(
     else:
         # Whole flops: exact in JSON and free of float noise such as 1.2600000000000002e12;
         # rounding changes a run by less than one flop.
-        work = np.rint(actual_s * speed * 1e9)
-    req_ops = np.rint(req_time * speed * 1e9) if speed is not None else None
+        with np.errstate(over="ignore"):  # checked below
+            work = np.rint(actual_s * speed * 1e9)
+    with np.errstate(over="ignore"):
+        req_ops = np.rint(req_time * speed * 1e9) if speed is not None else None
+    # Times of 1e300 s (or a reference speed of 1e300 GFLOP/s) overflow: refuse them here
+    # rather than make a workload of infinite work that no JSON file can hold.
+    for what, values in (("work", work), ("requested work", req_ops), ("walltime", walltime)):
+        bad = np.flatnonzero(~np.isfinite(values)) if values is not None else ()
+        if len(bad):
+            raise WorkloadError(source, f"job {int(job_numbers[bad[0]])}",
+                                f"its {what} overflows a double: run or requested time too large"
+                                + (f" at reference_speed_gflops {speed!r}" if speed is not None else ""))
 
     columns = {
         "subtime": _tidy(subtime),
@@ -418,15 +430,23 @@ def _tidy(values: np.ndarray) -> list[int | float]:
     return [int(v) if whole else v for v, whole in zip(out, integral.tolist())]
 
 
+def _machines(max_procs: int | None) -> int | None:
+    """The header's MaxProcs when it is a possible machine count (1 to MAX_RES), else None."""
+    return max_procs if max_procs is not None and 1 <= max_procs <= MAX_RES else None
+
+
 def _max_or_none(values: np.ndarray) -> int | None:
     return int(values.max()) if len(values) else None
 
 
-def _check_optional_int(value: Any, name: str, *, minimum: int, optional: bool = True) -> None:
+def _check_optional_int(value: Any, name: str, *, minimum: int, optional: bool = True,
+                        maximum: int | None = None) -> None:
     if value is None and optional:
         return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        expected = f"an integer >= {minimum}" + (" or null" if optional else "")
+    if (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum
+            or (maximum is not None and value > maximum)):
+        bounds = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+        expected = f"an integer {bounds}" + (" or null" if optional else "")
         raise ConfigError(f"{name}: expected {expected}, found {value!r}")
 
 
