@@ -73,12 +73,26 @@ def _time_idle(result: SimulationResult, ran_jobs: np.ndarray, release: np.ndarr
     release times, minus the time spent computing. Unused machines count nothing."""
     if ran_jobs.size == 0:
         return 0.0
-    allocations = [result.alloc[j] for j in ran_jobs.tolist()]
-    hosts = np.concatenate(allocations)
-    ends = np.repeat(release, [a.size for a in allocations])
+    hosts, counts = _machines_of(result.alloc, ran_jobs)
+    ends = np.repeat(release, counts)
     last_release = np.zeros(result.nb_machines)
     np.maximum.at(last_release, hosts, ends)
     return max(float(last_release.sum()) - computing, 0.0)
+
+
+def _machines_of(alloc, jobs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The machines of ``jobs`` (which all started), one job after the other, and how many
+    each had; from the fast path's flat arrays without a Python call per job when it has them."""
+    flat = getattr(alloc, "flat", None)
+    if flat is None:
+        allocations = [alloc[j] for j in jobs.tolist()]
+        return np.concatenate(allocations), np.array([a.size for a in allocations], dtype=np.int64)
+    buffer, offsets, sizes = flat()
+    counts, starts = sizes[jobs], offsets[jobs]
+    # Job i's machines sit at starts[i] ... starts[i] + counts[i] - 1 in the buffer.
+    first = np.cumsum(counts) - counts
+    positions = np.repeat(starts - first, counts) + np.arange(int(counts.sum()))
+    return buffer[positions], counts
 
 
 def summarize(result: SimulationResult) -> ScheduleSummary:
