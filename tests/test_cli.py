@@ -52,6 +52,20 @@ def test_a_first_run_says_it_compiles_and_keeps_it_out_of_the_simulated_time(tmp
     assert runs == [50, 200]  # a small run compiles; the timed run is the user's
 
 
+def test_a_first_train_says_it_compiles_and_where_the_time_went(tmp_path, capsys, monkeypatch):
+    import hdeeprm.simulation.fastsim as fastsim
+
+    monkeypatch.setattr(fastsim, "compiled_on_disk", lambda: False)  # as on a fresh machine
+    experiment = tmp_path / "exp.json"
+    experiment.write_text(json.dumps({"platform": "quickstart", "workload": "kth-sp2-head.swf.gz", "nb_jobs": 200,
+                                      "episode_jobs": 20, "observation": "minimal", "hidden": 8, "episodes": 1}))
+    assert main(["train", str(experiment), "--out", str(tmp_path / "run"), "--no-evaluate"]) == 0
+    captured = capsys.readouterr()
+    assert "first run on this machine: compiling the simulation kernels" in captured.err
+    last = captured.out.strip().splitlines()[-1]
+    assert last.startswith("time: ") and "s compiling the kernels (once per machine)" in last and "s training" in last
+
+
 def test_easy_backfilling_waits_less_than_fcfs(tmp_path, capsys):
     waits = {}
     for extra in ([], ["--backfill", "easy"]):

@@ -163,6 +163,16 @@ def failed(value) -> bool:
     return isinstance(value, HDeepRMError)
 
 
+def loads_or_refuses(config_class, path: Path) -> None:
+    """``config_class.load(path)`` gives a ``config_class``, or a ConfigError (or an OSError
+    naming an unusable path, see :func:`outcome`)."""
+    result = outcome(lambda: config_class.load(path), paths=True)
+    if failed(result):
+        assert isinstance(result, ConfigError)
+    else:
+        assert isinstance(result, config_class)
+
+
 def same_array(a, b) -> bool:
     """Equal shape and values, NaN equal to NaN, -0.0 told from 0.0."""
     a, b = np.asarray(a), np.asarray(b)
@@ -1089,11 +1099,7 @@ def test_experiment_config_wrong_values_are_config_errors(tmp_path_factory, valu
 
     path = new_dir(tmp_path_factory) / "e.json"
     path.write_bytes(mutated_json(data.draw, values))
-    result = outcome(lambda: ExperimentConfig.load(path), paths=True)
-    if failed(result):
-        assert isinstance(result, ConfigError)
-    else:
-        assert isinstance(result, ExperimentConfig)
+    loads_or_refuses(ExperimentConfig, path)
 
 
 @st.composite
@@ -1284,11 +1290,7 @@ def test_grid_broken_input_is_clean(tmp_path_factory, doc, data):
 
     path = new_dir(tmp_path_factory) / "grid.json"
     path.write_bytes(mutated_json(data.draw, doc))
-    result = outcome(lambda: GridConfig.load(path), paths=True)
-    if failed(result):
-        assert isinstance(result, ConfigError)
-    else:
-        assert isinstance(result, GridConfig)
+    loads_or_refuses(GridConfig, path)
 
 
 # ------------------------------------------------------------------------ policies and conversion
