@@ -14,8 +14,8 @@ from hdeeprm.common.errors import ConfigError
 from hdeeprm.rl.agent import ClassicAgent, LearningAgent, PolicyLearningAgent, load_agent_class
 from hdeeprm.rl.agents import ALGORITHMS, ActorCriticAgent, PPOAgent, ReinforceAgent, build_agent
 from hdeeprm.rl.agents.common import load_checkpoint, masked_logits, mlp, save_checkpoint
-from hdeeprm.rl.returns import discounted_returns, gae, standardise
 from hdeeprm.rl.env import HeteroEnv
+from hdeeprm.rl.returns import discounted_returns, gae, standardise
 
 TRACE = Path(__file__).parent / "data" / "traces" / "gaia-2014-head.swf.gz"
 

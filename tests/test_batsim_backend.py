@@ -25,7 +25,6 @@ from hdeeprm.backends.batsim.messages import (
     CallMeLater,
     ExecuteJob,
     Message,
-    SetResourceState,
     UnknownEvent,
     decode,
     encode,

@@ -30,32 +30,63 @@ def test_readme_example_prints_headline_metrics(tmp_path, capsys):
     assert 0 < config["metrics"]["utilization"] <= 1
 
 
-def test_a_first_run_says_it_compiles_and_keeps_it_out_of_the_simulated_time(tmp_path, capsys, monkeypatch):
-    import hdeeprm.simulation.fastsim as fastsim
-
-    assert fastsim.compiled_on_disk()  # the suite has compiled and cached the kernels by now
-    monkeypatch.setattr(fastsim, "compiled_on_disk", lambda: False)  # as on a fresh machine
+def _record_runs(monkeypatch) -> list:
+    """(jobs, fast) of each run_policy call the CLI makes."""
     import hdeeprm.simulation.policies as policies
 
     runs, real = [], policies.run_policy
 
     def recorded(engine, *args, **kwargs):
-        runs.append(engine.jobs.nb_jobs)
+        runs.append((engine.jobs.nb_jobs, kwargs.get("fast")))
         return real(engine, *args, **kwargs)
 
     monkeypatch.setattr(policies, "run_policy", recorded)
+    return runs
+
+
+def test_a_first_large_run_says_it_compiles_and_keeps_it_out_of_the_simulated_time(capsys, monkeypatch):
+    import hdeeprm.cli.simulate as simulate
+    import hdeeprm.simulation.fastsim as fastsim
+
+    assert fastsim.compiled_on_disk()  # the suite has compiled and cached the kernels by now
+    monkeypatch.setattr(fastsim, "compiled_on_disk", lambda parts=(): False)  # as on a fresh machine
+    monkeypatch.setattr(simulate, "REFERENCE_WHEN_COLD_MAX_JOBS", 100)  # 200 jobs: a large run here
+    runs = _record_runs(monkeypatch)
     assert main(["simulate", "--platform", "gaia", "--workload", str(TRACES / "gaia-2014-head.swf.gz"),
                  "--nb-jobs", "200"]) == 0
     captured = capsys.readouterr()
     assert "first run on this machine: compiling the simulation kernels" in captured.err
     assert "compiled in" in captured.err and "simulated in" in captured.out
-    assert runs == [50, 200]  # a small run compiles; the timed run is the user's
+    assert runs == [(50, None), (200, None)]  # a small run compiles; the timed run is the user's, on the fast path
+
+
+def test_a_first_small_run_takes_the_reference_engine_with_the_same_outputs(tmp_path, capsys, monkeypatch):
+    """On a fresh machine the bundled example runs in seconds rather than after 1-2 minutes of
+    compilation, and writes what the compiled path writes."""
+    import hdeeprm.simulation.fastsim as fastsim
+
+    command = ["simulate", "--platform", "gaia", "--workload", str(TRACES / "gaia-2014-head.swf.gz"),
+               "--nb-jobs", "300", "--backfill", "easy", "--policy", "smallest:high_mem_bw"]
+    assert main(command + ["--out", str(tmp_path / "warm")]) == 0
+    monkeypatch.setattr(fastsim, "compiled_on_disk", lambda parts=(): False)  # as on a fresh machine
+    runs = _record_runs(monkeypatch)
+    capsys.readouterr()
+    assert main(command + ["--out", str(tmp_path / "cold")]) == 0
+    captured = capsys.readouterr()
+    assert "the compiled fast path is not built on this machine yet" in captured.err
+    assert "hdeeprm compile" in captured.err and "compiling" not in captured.err
+    assert runs == [(50, False), (300, False)]
+    written = sorted(p.name for p in (tmp_path / "warm").iterdir())
+    assert written == sorted(p.name for p in (tmp_path / "cold").iterdir())
+    for name in written:
+        if name not in ("timing.json", "run_config.json"):
+            assert (tmp_path / "warm" / name).read_bytes() == (tmp_path / "cold" / name).read_bytes(), name
 
 
 def test_a_first_train_says_it_compiles_and_where_the_time_went(tmp_path, capsys, monkeypatch):
     import hdeeprm.simulation.fastsim as fastsim
 
-    monkeypatch.setattr(fastsim, "compiled_on_disk", lambda: False)  # as on a fresh machine
+    monkeypatch.setattr(fastsim, "compiled_on_disk", lambda parts=(): False)  # as on a fresh machine
     experiment = tmp_path / "exp.json"
     experiment.write_text(json.dumps({"platform": "quickstart", "workload": "kth-sp2-head.swf.gz", "nb_jobs": 200,
                                       "episode_jobs": 20, "observation": "minimal", "hidden": 8, "episodes": 1}))
@@ -64,6 +95,28 @@ def test_a_first_train_says_it_compiles_and_where_the_time_went(tmp_path, capsys
     assert "first run on this machine: compiling the simulation kernels" in captured.err
     last = captured.out.strip().splitlines()[-1]
     assert last.startswith("time: ") and "s compiling the kernels (once per machine)" in last and "s training" in last
+
+
+def test_a_first_train_without_a_compiled_environment_compiles_the_evaluation_beside_it(tmp_path, capsys,
+                                                                                     monkeypatch):
+    """The job-window environment runs in Python: its training needs no compilation, and the
+    evaluation's kernels compile in a child process meanwhile."""
+    import hdeeprm.simulation.fastsim as fastsim
+
+    monkeypatch.setattr(fastsim, "compiled_on_disk", lambda parts=(): False)  # as on a fresh machine
+    experiment = tmp_path / "exp.json"
+    experiment.write_text(json.dumps({
+        "platform": "quickstart", "workload": "kth-sp2-head.swf.gz", "nb_jobs": 300, "episode_jobs": 20,
+        "split": {"train": [0, 0.7], "test": [0.7, 1]}, "eval_episodes": 1, "action_space": "job_window",
+        "window_jobs": 4, "hidden": 8, "episodes": 1}))
+    assert main(["train", str(experiment), "--out", str(tmp_path / "run")]) == 0
+    captured = capsys.readouterr()
+    assert "compiling the simulation kernels, once (1 to 2 minutes; cached for later runs), beside the training" \
+        in captured.err
+    assert "compiled in" in captured.err
+    last = captured.out.strip().splitlines()[-1]
+    assert last.startswith("time: ") and "s compiling the kernels beside the training" in last
+    assert (tmp_path / "run" / "evaluation.csv").is_file()
 
 
 def test_easy_backfilling_waits_less_than_fcfs(tmp_path, capsys):
@@ -148,3 +201,16 @@ def test_any_pair_runs_on_an_xml_platform_with_a_hierarchy(policy, tmp_path, cap
     assert len(rows) - 1 == len(read_batsim_workload(scenario / "workload.json").jobs)
     assert json.loads((out / "overutilization.json").read_text())["format"] == "hdeeprm-overutilization/1"
     assert json.loads((out / "run_config.json").read_text())["policy"] == policy
+
+
+def test_compile_compiles_what_the_cache_lacks_and_refuses_unknown_parts(capsys, monkeypatch):
+    import hdeeprm.simulation.fastsim as fastsim
+
+    assert main(["compile"]) == 0
+    assert "classic: already compiled" in capsys.readouterr().out
+    monkeypatch.setattr(fastsim, "compiled_on_disk", lambda parts=(): False)  # as on a fresh machine
+    assert main(["compile", "classic"]) == 0
+    out = capsys.readouterr().out
+    assert "compiling classic" in out and "compiled classic in" in out
+    assert main(["compile", "gpu"]) == 2
+    assert "part 'gpu': expected classic or env" in capsys.readouterr().err

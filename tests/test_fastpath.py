@@ -108,7 +108,6 @@ def test_printed6_is_pythons_six_decimal_rounding():
 
 def test_longdouble_difference_is_x87s_bit_for_bit():
     # Batsim's job submitter sleeps (double)((long double)subtime - (long double)clock).
-    from hdeeprm.simulation.simgrid_steps import longdouble_difference
 
     if np.finfo(np.longdouble).nmant != 63:
         pytest.skip("numpy's long double is not x87 80-bit extended here")

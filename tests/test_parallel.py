@@ -14,8 +14,8 @@ import torch
 
 from hdeeprm.common.errors import ConfigError
 from hdeeprm.common.parallel import LocalEngine, TaskError, make_engine
-from hdeeprm.rl.agents import ALGORITHMS, build_agent
 from hdeeprm.common.seeding import episode_seeds
+from hdeeprm.rl.agents import ALGORITHMS, build_agent
 from hdeeprm.rl.experiment import ExperimentConfig
 from hdeeprm.rl.train import RolloutTask, collect_rollout, learn_from_batch, replay, run_episode, train
 

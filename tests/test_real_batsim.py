@@ -9,7 +9,6 @@ completions split). ``crossval`` must say AGREE on all of them, job by job and i
 
 from __future__ import annotations
 
-import gzip
 import shutil
 from pathlib import Path
 

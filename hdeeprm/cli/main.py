@@ -10,6 +10,7 @@ Subcommands:
             (--grid: every cell of a sweep grid, with a summary)
   sweep     evaluate a grid of policies, platforms, workloads and seeds in parallel
   plot, compare, report, describe, jobstat, clean   look at runs and workloads
+  compile   compile the simulation kernels now (otherwise the first run that needs them does)
 
 User mistakes (bad files, unknown options) are reported in one line, with exit status 2.
 """
@@ -23,7 +24,7 @@ from hdeeprm import __version__
 from hdeeprm.common.errors import report_errors
 
 # Command modules, each adding its subcommands (argparse only: the work is imported when run).
-COMMAND_GROUPS = ("simulate", "train", "crossval", "sweep", "analysis")
+COMMAND_GROUPS = ("simulate", "train", "crossval", "sweep", "analysis", "compilation")
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from hdeeprm.cli.arguments import add_engine_args
-from hdeeprm.cli.compilation import compile_first
+from hdeeprm.cli.compilation import BackgroundCompilation, compile_first, play_once, play_pairs_once
 from hdeeprm.rl.resume import check_unused
 
 
@@ -69,11 +69,18 @@ def cmd_train(args) -> int:
         _remove_run(out)
     elif not args.resume:
         check_unused(Path(out))  # before a first run's compilation, not after it
-    compiled = compile_first(lambda: _play_once(config))
-    summary = train(config, out, init=args.init, tensorboard=args.tensorboard, workers=args.workers,
-                    engine=args.engine, address=args.address, resume=args.resume)
-    print(f"trained {config.algorithm} for {config.episodes} episodes in {summary['wall_seconds']:.1f} s; "
-          f"outputs in {out}")
+    compiled, background = _compile_for(config, evaluating=not args.no_evaluate)
+    try:
+        summary = train(config, out, init=args.init, tensorboard=args.tensorboard, workers=args.workers,
+                        engine=args.engine, address=args.address, resume=args.resume)
+        print(f"trained {config.algorithm} for {config.episodes} episodes in {summary['wall_seconds']:.1f} s; "
+              f"outputs in {out}")
+        waited = 0.0
+        if background is not None:
+            compiled, waited = background.wait()
+    finally:
+        if background is not None:
+            background.stop()
     evaluating = 0.0
     if not args.no_evaluate:
         if summary.get("validation_best") is not None:
@@ -84,23 +91,31 @@ def cmd_train(args) -> int:
         evaluating = time.perf_counter() - t0
         print_table(rows, config)
     total = time.perf_counter() - started
-    parts = [f"{compiled:.0f} s compiling the kernels (once per machine)"] if compiled is not None else []
+    parts = []
+    if background is not None:
+        parts.append(f"{compiled:.0f} s compiling the kernels beside the training (once per machine; "
+                     f"{waited:.1f} s waited for)")
+    elif compiled is not None:
+        parts.append(f"{compiled:.0f} s compiling the kernels (once per machine)")
     parts += [f"{summary['wall_seconds']:.1f} s training"] + ([f"{evaluating:.1f} s evaluating"] if evaluating else [])
-    setup = total - (compiled or 0.0) - summary["wall_seconds"] - evaluating
+    setup = total - (waited if background is not None else compiled or 0.0) - summary["wall_seconds"] - evaluating
     print(f"time: {', '.join(parts)}, {setup:.1f} s loading and setting up; {total:.1f} s in all")
     return 0
 
 
-def _play_once(config) -> None:
-    """One short episode of the experiment's environment (compiles its kernels)."""
-    import dataclasses
+def _compile_for(config, evaluating: bool):
+    """Compile what the run will use, once per machine: (seconds compiling first or None,
+    a BackgroundCompilation or None). An environment with a compiled path compiles before
+    training; one without leaves the evaluation's kernels to a child process that compiles
+    them during the training."""
+    from hdeeprm.simulation.fastsim import compiled_on_disk
 
-    from hdeeprm.rl.baselines import RandomMaskedAgent
-    from hdeeprm.rl.train import run_episode
-
-    env = dataclasses.replace(config, episode_jobs=min(config.episode_jobs or 20, 20)).make_env()
-    run_episode(env, RandomMaskedAgent(0), seed=0)
+    env = config.make_env()
+    training_compiled = env.uses_compiled_path
     env.close()
+    if training_compiled or compiled_on_disk(("env",)) or not evaluating:
+        return compile_first(lambda: play_once(config), parts=("env",)) if training_compiled else None, None
+    return None, BackgroundCompilation(config)
 
 
 def _remove_run(out: str) -> None:
@@ -125,6 +140,7 @@ def cmd_evaluate(args) -> int:
 
     config = _with_backfill(ExperimentConfig.load(args.experiment, eval_episodes=args.episodes, seed=args.seed),
                             args.backfill)
+    compile_first(lambda: play_pairs_once(config), parts=("env",))
     rows = evaluate(config, args.model, out_dir=args.out, progress=None)
     print_table(rows, config)
     return 0

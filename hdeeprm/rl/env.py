@@ -544,6 +544,12 @@ class HeteroEnv(gym.Env):
     # ------------------------------------------------------------------ results
 
     @property
+    def uses_compiled_path(self) -> bool:
+        """Whether this environment's episodes run in compiled code (``hdeeprm.simulation.fastsim``,
+        compiled once per machine on first use)."""
+        return self._use_fast
+
+    @property
     def now(self) -> float:
         if self._fast is not None:
             return float(self._fast_info[0])

@@ -422,13 +422,14 @@ def _pristine(engine: Engine) -> bool:
 SUPPORTED_CLOCKS = ("exact", "simgrid")
 
 
-def compiled_on_disk() -> bool:
-    """Whether numba's on-disk cache holds the compiled runs (classic policies and HeteroEnv
-    episodes). False on a machine's first run: the first call then compiles them, once, for
-    a minute or two. True when it cannot tell (numba's cache layout changed)."""
+def compiled_on_disk(parts: tuple[str, ...] = ("classic", "env")) -> bool:
+    """Whether numba's on-disk cache holds the compiled runs of ``parts`` ("classic": whole
+    classic-policy runs; "env": HeteroEnv episodes). False on a machine's first run: the
+    first call then compiles them, once, for a minute or two. True when it cannot tell
+    (numba's cache layout changed)."""
+    kernels = {"classic": sim.run_classic, "env": envk.env_advance}
     try:
-        return all(Path(kernel._cache._cache_file._index_path).is_file()
-                   for kernel in (sim.run_classic, envk.env_advance))
+        return all(Path(kernels[part]._cache._cache_file._index_path).is_file() for part in parts)
     except AttributeError:
         return True
 
