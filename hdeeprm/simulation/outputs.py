@@ -196,36 +196,43 @@ def _batsim_job_times(result: SimulationResult) -> tuple[np.ndarray, ...]:
 
 
 def write_jobs(result: SimulationResult, path: str) -> None:
-    # Column by column, on Python floats: per-cell calls on numpy scalars made this file the
-    # slowest part of a 100,000-job run.
+    # Column by column on Python floats, then one %-operation over all rows: per-cell calls
+    # on numpy scalars made this file the slowest part of a 100,000-job run.
     w = result.workload
     order = np.asarray(result.job_order, dtype=np.int64)
     execution, finish, waiting, turnaround, stretch = _batsim_job_times(result)
 
-    def column(values) -> list[str]:
-        return list(map(_f6, np.asarray(values, dtype=np.float64)[order].tolist()))
+    def column(values) -> list[float]:
+        return np.asarray(values, dtype=np.float64)[order].tolist()
 
     walltime = w.walltime[order]
     state = np.asarray(result.final_state)[order].tolist()
-    ran = (execution[order] > 0).tolist()
+    stretch = [x if ran else "inf" for x, ran in zip(map(_f6, column(stretch)), (execution[order] > 0).tolist())]
     workload_name = _csv_field(result.workload_name)
-    intervals = format_allocations(result.alloc, [j for j, s in zip(order.tolist(), state) if s != REJECTED_STATE])
-    columns = zip(order.tolist(), column(w.subtime), map(str, w.res[order].tolist()),
-                  map(_f6, np.where(np.isfinite(walltime), walltime, -1.0).tolist()), state, ran,
-                  column(result.start), column(execution), column(finish), column(waiting), column(turnaround),
-                  column(stretch), column(result.job_energy))
-    lines = [",".join(JOB_COLUMNS) + "\n"]
-    allocated = iter(intervals)
+    intervals = iter(format_allocations(result.alloc, [j for j, s in zip(order.tolist(), state)
+                                                        if s != REJECTED_STATE]))
+    ids, profiles = w.job_ids, w.profile_names
+    columns = zip(order.tolist(), column(w.subtime), w.res[order].tolist(),
+                  np.where(np.isfinite(walltime), walltime, -1.0).tolist(), state, column(result.start),
+                  column(execution), column(finish), column(waiting), column(turnaround), stretch,
+                  column(result.job_energy))
     # Joined by hand as Batsim does, not csv.writer: it cannot write metadata as "" and is no faster.
-    for j, subtime, res, requested, s, positive, start, run, end, wait, around, slowdown, joules in columns:
-        head = f"{_csv_field(w.job_ids[j])},{workload_name},{_csv_field(w.profile_names[j])},{subtime},{res},{requested}"
+    head = "%s," + workload_name.replace("%", "%%") + ",%s,%.6f,%d,%.6f,"
+    ran_row = head + '%s,%s,%.6f,%.6f,%.6f,%.6f,%.6f,%s,%s,%.6f,""\n'
+    rejected_row = head + '0,REJECTED,,,,,,,,,""\n'
+    templates, values = [], []
+    for j, subtime, res, requested, s, start, run, end, wait, around, slowdown, joules in columns:
         if s == REJECTED_STATE:
-            lines.append(f'{head},0,REJECTED,,,,,,,,,""\n')
+            templates.append(rejected_row)
+            values += (_csv_field(ids[j]), _csv_field(profiles[j]), subtime, res, requested)
         else:
-            lines.append(f"{head},{'1' if s == SUCCESS else '0'},{FINAL_STATE_NAMES[s]},{start},{run},{end},"
-                         f"{wait},{around},{slowdown if positive else 'inf'},{next(allocated)},{joules},\"\"\n")
+            templates.append(ran_row)
+            values += (_csv_field(ids[j]), _csv_field(profiles[j]), subtime, res, requested,
+                       "1" if s == SUCCESS else "0", FINAL_STATE_NAMES[s], start, run, end, wait, around,
+                       slowdown, next(intervals), joules)
     with open(path, "w", newline="") as f:
-        f.writelines(lines)
+        f.write(",".join(JOB_COLUMNS) + "\n")
+        f.write("".join(templates) % tuple(values))
 
 
 def _csv_field(text: str) -> str:
@@ -247,10 +254,19 @@ def write_schedule(summary: ScheduleSummary, path: str) -> None:
 
 
 def write_energy(result: SimulationResult, path: str) -> None:
+    # Two rows per job: formatted with one %-operation over all rows, which is twice as fast
+    # as a format call per row on a 100,000-job run.
+    rows = result.energy_rows
+    columns = getattr(rows, "columns", None)  # the fast path's flat arrays
+    if columns is not None:
+        time, energy, kind, wattmin, epower = columns()
+    else:
+        time, energy, kind, wattmin, epower = (list(column) for column in zip(*rows)) if len(rows) else [[]] * 5
+    epower = ["NA" if p is None or p != p else "%.6f" % p for p in epower]
+    values = [value for row in zip(time, energy, kind, wattmin, epower) for value in row]
     with open(path, "w", newline="") as f:
         f.write(",".join(ENERGY_COLUMNS) + "\n")
-        for t, e, kind, wattmin, epower in result.energy_rows:
-            f.write(f"{t:.6f},{e:.6f},{kind},{wattmin:.6f},{'NA' if epower is None else f'{epower:.6f}'}\n")
+        f.write("%.6f,%.6f,%s,%.6f,%s\n" * len(epower) % tuple(values))
 
 
 def write_pstates(result: SimulationResult, path: str) -> None:

@@ -56,8 +56,14 @@ class EnergyRows(Sequence):
         return float(t), float(e), chr(int(k)), float(w), None if np.isnan(p) else float(p)
 
     def __iter__(self):
-        for t, e, k, w, p in zip(*(c.tolist() for c in self._columns)):
-            yield t, e, chr(k), w, None if p != p else p
+        for t, e, k, w, p in zip(*self.columns()):
+            yield t, e, k, w, None if p != p else p
+
+    def columns(self) -> tuple[list, ...]:
+        """The rows as five lists: times, energies, kinds (one-letter strings), wattmin, epower
+        (NaN where there is none)."""
+        time, energy, kind, wattmin, epower = (c.tolist() for c in self._columns)
+        return time, energy, list(map(chr, kind)), wattmin, epower
 
 
 class PStateRows(Sequence):
