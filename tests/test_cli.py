@@ -27,6 +27,9 @@ def test_readme_example_prints_headline_metrics(tmp_path, capsys):
         assert label in text
     config = json.loads((out / "run_config.json").read_text())
     assert config["policy"] == "first:first_fit" and config["metrics"]["nb_jobs"] == 2000
+    last = text.strip().splitlines()[-1]  # where the time went
+    assert last.startswith("  time: ") and "s reading the inputs" in last and "s simulating" in last
+    assert "s writing the outputs" in last and "s in all" in last
     assert 0 < config["metrics"]["utilization"] <= 1
 
 

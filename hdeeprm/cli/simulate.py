@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 
 from hdeeprm import __version__
 from hdeeprm.cli.arguments import conversion_args, platform_arg
@@ -84,10 +85,12 @@ def cmd_simulate(args) -> int:
     from hdeeprm.simulation.outputs import write_outputs
     from hdeeprm.simulation.policies import PolicyConfig, run_policy
 
+    started = time.perf_counter()
     _check_out(args.out, "a folder for the outputs")
     config = PolicyConfig.parse(args.policy, args.backfill)
     platform, workload = _load_inputs(args)
     jobs = workload.compile()
+    reading = time.perf_counter() - started
 
     fast = compiled_on_disk(("classic",)) or len(jobs) > REFERENCE_WHEN_COLD_MAX_JOBS
 
@@ -96,14 +99,17 @@ def cmd_simulate(args) -> int:
         run_policy(Engine(platform, few, energy_accounting=args.energy_accounting, clock=args.clock), config,
                    rng=run_generators(args.seed)[1], fast=None if fast else False)
 
+    t0 = time.perf_counter()
+    compiled = None
     if fast:
-        compile_first(warm_up, always=True, parts=("classic",))
+        compiled = compile_first(warm_up, always=True, parts=("classic",))
     else:
         print(f"hdeeprm: the compiled fast path is not built on this machine yet; {len(jobs):,} jobs run sooner "
               f"on the reference engine (same outputs) than it builds (1 to 2 minutes, once). It is built by "
               f"the first run of more than {REFERENCE_WHEN_COLD_MAX_JOBS:,} jobs, or now by `hdeeprm compile`.",
               file=sys.stderr, flush=True)
         warm_up()  # the reference engine's own kernels: a few seconds to compile, kept out of the run's time
+    kernels = time.perf_counter() - t0
     engine = Engine(platform, jobs, workload_name=workload.name, energy_accounting=args.energy_accounting,
                     clock=args.clock)  # the run's clock starts here
     result = run_policy(engine, config, rng=run_generators(args.seed)[1], fast=None if fast else False)
@@ -120,8 +126,11 @@ def cmd_simulate(args) -> int:
           f"for {over['oversubscribed_processor_seconds']:,.0f} processor-seconds")
     print(f"  simulated in {result.wall_seconds:.3f} s "
           f"({len(workload.jobs) / max(result.wall_seconds, 1e-9):,.0f} jobs/s)")
+    writing = 0.0
     if args.out:
+        t0 = time.perf_counter()
         write_outputs(result, args.out)
+        writing = time.perf_counter() - t0
         resolved = {
             "command": "simulate", "platform": os.path.abspath(args.platform),
             "hierarchy": os.path.abspath(args.hierarchy) if args.hierarchy else None,
@@ -135,6 +144,11 @@ def cmd_simulate(args) -> int:
             json.dump(resolved, f, indent=2)
             f.write("\n")
         print(f"  outputs in {args.out}")
+    loading = "compiling the kernels (once per machine)" if compiled is not None else (
+        "loading the compiled kernels" if fast else "compiling the reference engine's kernels")
+    print(f"  time: {reading:.2f} s reading the inputs, {kernels:.2f} s {loading}, "
+          f"{result.wall_seconds:.2f} s simulating" + (f", {writing:.2f} s writing the outputs" if args.out else "")
+          + f"; {time.perf_counter() - started:.2f} s in all (without starting Python and importing)")
     return 0
 
 
