@@ -3,7 +3,7 @@
 
     python benchmarks/run.py SDSC-SP2.swf.gz HPC2N.swf.gz SDSC-BLUE.swf.gz --out results.json
         [--batsim-runs DIR...] [--scenario DIR [--batsim [PATH]]]... [--markdown results.md]
-        [--repeat 3] [--only batsim,classic,env,decision,scaling,whole] [--quick]
+        [--repeat 3] [--only batsim,classic,env,decision,scaling,whole,train] [--quick]
 
 Sections (each case runs in a fresh worker process, so that its peak memory is its own):
 
@@ -24,6 +24,10 @@ whole     the whole `hdeeprm simulate` process as a user waits for it (start-up,
           workload, simulating, writing Batsim's output files) on each --scenario folder
           (platform.xml + workload.json), against its core simulation time; with --batsim,
           real Batsim + a Python FCFS scheduler on the same inputs, and whether both agree
+train     training throughput: environment steps per second of `hdeeprm train` on the bundled
+          quick-start experiment (PPO, learning included), split into the environment, the
+          batched policy inference, PPO's updates and the rest (validation, logs,
+          checkpoints): what limits it
 
 Every figure is the median of --repeat runs (min and max are in the JSON). Run it from the
 repository root with the project's environment. It asserts nothing; see README.md beside it.
@@ -72,9 +76,10 @@ TARGETS = {
     "env": 20_000.0,  # steps/s, minimal observation, 1,000 cores
     "scaling": 1.5,  # cost per job at 1M / at 10k
     "decision": 20.0,  # cost of a decision at 100k cores / at 1k
+    "train": 20_000.0,  # steps/s of PPO on the quick-start experiment, learning included
 }
 WORKER_MARK = "@@result "
-SECTIONS = ("batsim", "classic", "env", "decision", "scaling", "whole")
+SECTIONS = ("batsim", "classic", "env", "decision", "scaling", "whole", "train")
 TRACE_SECTIONS = ("classic", "env", "decision", "scaling")  # the sections that need SWF traces
 WHOLE_POLICY = "first:first_fit"
 
@@ -493,8 +498,44 @@ def whole_batsim_worker(spec: dict) -> dict:
             "peak_rss_mib": peak_rss_mib()}
 
 
+def train_worker(spec: dict) -> dict:
+    """One training run of a bundled experiment, timed by part: the environments' steps,
+    the batched policy inference that chooses their actions, PPO's updates, and the rest."""
+    import hdeeprm.rl.agents.ppo as ppo
+    import hdeeprm.rl.train as train
+    from hdeeprm.rl.experiment import ExperimentConfig
+
+    seconds = {"play": 0.0, "inference": 0.0, "learning": 0.0}
+
+    def timed(function, part):
+        def wrapper(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                seconds[part] += time.perf_counter() - t0
+        return wrapper
+
+    train.play_vectorised = timed(train.play_vectorised, "play")
+    ppo.PPOAgent.act_batch = timed(ppo.PPOAgent.act_batch, "inference")
+    ppo.PPOAgent.optimise = timed(ppo.PPOAgent.optimise, "learning")
+    config = ExperimentConfig.load(spec["experiment"], episodes=spec.get("episodes"))
+    with tempfile.TemporaryDirectory(prefix="hdeeprm-train-") as out:
+        summary = train.train(config, out, progress=False)
+        steps = sum(1 for _ in open(Path(out) / "actions.log"))
+    wall = summary["wall_seconds"]
+    environment = seconds["play"] - seconds["inference"]
+    return {"experiment": spec["experiment"], "algorithm": config.algorithm, "episodes": config.episodes,
+            "rollout_batch": config.rollout_batch, "steps": steps, "seconds": wall,
+            "steps_per_s": steps / wall, "environment_s": environment, "inference_s": seconds["inference"],
+            "learning_s": seconds["learning"], "rest_s": wall - seconds["play"] - seconds["learning"],
+            "environment_steps_per_s": steps / environment if environment > 0 else None,
+            "learning_steps_per_s": steps / seconds["learning"] if seconds["learning"] > 0 else None}
+
+
 WORKERS = {"batsim": batsim_worker, "classic": classic_worker, "env": env_worker, "scaling": scaling_worker,
-           "startup": startup_worker, "whole": whole_worker, "whole_batsim": whole_batsim_worker}
+           "startup": startup_worker, "whole": whole_worker, "whole_batsim": whole_batsim_worker,
+           "train": train_worker}
 
 
 def run_worker(kind: str, spec: dict, env: dict | None = None) -> dict:
@@ -604,11 +645,22 @@ def tables(results: dict) -> list[tuple[str, tuple, list]]:
                  f"{r['seconds']['median']:.2f} ({r['seconds']['min']:.2f}-{r['seconds']['max']:.2f})",
                  rss(r)) for r in scaling]
         out.append(("Cost per job as the trace grows", head, rows))
+    training = results.get("train", [])
+    if training:
+        head = ("experiment", "algorithm", "episodes", "steps", "steps/s (min-max)", "environment s",
+                "inference s", "learning s", "rest s", "env alone steps/s", "learning alone steps/s")
+        rows = [(r["experiment"], r["algorithm"], r["episodes"], f"{r['steps']:,}",
+                 f"{r['steps_per_s']['median']:,.0f} ({r['steps_per_s']['min']:,.0f}-{r['steps_per_s']['max']:,.0f})",
+                 f"{r['environment_s']:.1f}", f"{r['inference_s']:.1f}", f"{r['learning_s']:.1f}",
+                 f"{r['rest_s']:.1f}", f"{r['environment_steps_per_s']:,.0f}", f"{r['learning_steps_per_s']:,.0f}")
+                for r in training]
+        out.append(("Training throughput: hdeeprm train, environment steps per second, learning included "
+                    "(parts from the median run)", head, rows))
     targets = results.get("targets", [])
     if targets:
         head = ("target", "goal", "measured", "reached")
         rows = [(t["target"], t["goal"], t["measured"], "yes" if t["reached"] else "NO") for t in targets]
-        out.append(("Targets (issue 8)", head, rows))
+        out.append(("Targets (issues 8 and 18)", head, rows))
     return out
 
 
@@ -662,6 +714,12 @@ def evaluate(results: dict) -> list[dict]:
                         "goal": f"<= {TARGETS['decision']:.0f} x",
                         "measured": f"{d['ratio']:.2f} x ({d['large_us']:.1f} vs {d['small_us']:.1f} us)",
                         "reached": d["ratio"] <= TARGETS["decision"]})
+    for r in results.get("train", []):
+        out.append({"target": f"PPO training on {r['experiment']}, learning included (issue 18)",
+                    "goal": f">= {TARGETS['train']:,.0f} steps/s",
+                    "measured": f"{r['steps_per_s']['median']:,.0f} steps/s (environment alone "
+                                f"{r['environment_steps_per_s']:,.0f}, learning alone {r['learning_steps_per_s']:,.0f})",
+                    "reached": r["steps_per_s"]["median"] >= TARGETS["train"]})
     return out
 
 
@@ -708,6 +766,8 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true",
                    help="a smoke run: first 20,000 jobs of each trace, smaller sizes, fewer steps")
     p.add_argument("--env-steps", type=int, default=5000, help="steps per timed env run (default 5000)")
+    p.add_argument("--experiment", default="quickstart",
+                   help="section train: a bundled experiment name or an experiment file (default quickstart)")
     p.add_argument("--worker", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.sections = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -718,7 +778,7 @@ def parse_args(argv=None):
         p.error(f"--only: unknown section {unknown[0]!r}; expected some of {', '.join(SECTIONS)}")
     if not args.traces and any(s in TRACE_SECTIONS for s in args.sections):
         p.error("give at least one SWF trace (sections " + ", ".join(TRACE_SECTIONS) + " need them; "
-                "--only whole or batsim do not)")
+                "--only whole, batsim or train do not)")
     for folder in args.scenarios:
         missing = [name for name in ("platform.xml", "workload.json") if not (Path(folder) / name).is_file()]
         if missing:
@@ -861,6 +921,16 @@ def main(argv=None) -> int:
         for r in out["rows"]:
             print(f"  scaling {r['jobs']:>9,} jobs {r['us_per_job']:6.2f} us/job  peak {r['peak_rss_mib']:.0f} MiB",
                   flush=True)
+
+    if "train" in args.sections:
+        runs = [run_worker("train", {"experiment": args.experiment, "episodes": 40 if quick else None})
+                for _ in range(args.repeat)]
+        runs.sort(key=lambda r: r["steps_per_s"])
+        row = dict(runs[len(runs) // 2], steps_per_s=stats([r["steps_per_s"] for r in runs]))
+        results["train"] = [row]
+        print(f"  train {row['experiment']:<16} {row['steps_per_s']['median']:>10,.0f} steps/s (environment "
+              f"{row['environment_s']:.1f} s, inference {row['inference_s']:.1f} s, learning {row['learning_s']:.1f} s, "
+              f"rest {row['rest_s']:.1f} s)", flush=True)
 
     results["targets"] = evaluate(results)
     results["machine"]["load_average_end"] = load_average()

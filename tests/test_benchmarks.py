@@ -107,3 +107,28 @@ def test_whole_section_with_batsim_runs_real_batsim_and_compares(scenario, tmp_p
     assert run["jobs_compared"] == 1000 and run["jobs_differing"] == 0
     assert run["makespan_s"] == run["embedded_makespan_s"] == pytest.approx(row["makespan_s"])
     assert batsim["ratio"] == pytest.approx(batsim["seconds"]["median"] / row["process_seconds"]["median"])
+
+
+@pytest.mark.slow
+def test_train_section_times_a_training_run_by_part(tmp_path):
+    experiment = tmp_path / "tiny.json"
+    experiment.write_text(json.dumps({
+        "platform": "quickstart", "workload": "kth-sp2-head.swf.gz", "nb_jobs": 300, "episode_jobs": 20,
+        "action_space": "job_window", "window_jobs": 4, "algorithm": "kernel_ppo", "vectorised": True,
+        "rollout_batch": 2, "episodes": 4, "hidden": 8}))
+    out = tmp_path / "train.json"
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "run.py"), "--only", "train", "--experiment",
+                           str(experiment), "--repeat", "1", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Training throughput" in proc.stdout and "PPO training on" in proc.stdout
+    (row,) = json.loads(out.read_text())["train"]
+    assert row["episodes"] == 4 and row["steps"] > 0
+    assert row["steps_per_s"]["median"] == pytest.approx(row["steps"] / row["seconds"])
+    parts = row["environment_s"] + row["inference_s"] + row["learning_s"] + row["rest_s"]
+    assert parts == pytest.approx(row["seconds"]) and min(row["environment_s"], row["inference_s"],
+                                                         row["learning_s"]) > 0
+
+
+def test_train_section_needs_no_trace():
+    assert parse_args(["--only", "train"]).sections == ["train"]
