@@ -172,9 +172,14 @@ def write_outputs(result: SimulationResult, out_dir: str, prefix: str = "out") -
     if result.overutilization is not None:
         paths["overutilization"] = os.path.join(out_dir, "overutilization.json")
         with open(paths["overutilization"], "w") as f:
-            json.dump(result.overutilization.as_json(), f, indent=1)
-            f.write("\n")
+            f.write(_overutilization_text(result.overutilization.as_json()))
     return paths
+
+
+def _overutilization_text(doc: dict) -> str:
+    """One top-level key per line, each value on its line: json's indented writer is pure
+    Python, and one line per blocked pass (117,711 on a 100,000-job run) took 0.2 s."""
+    return "{\n" + ",\n".join(f" {json.dumps(key)}: {json.dumps(value)}" for key, value in doc.items()) + "\n}\n"
 
 
 def _batsim_job_times(result: SimulationResult) -> tuple[np.ndarray, ...]:
