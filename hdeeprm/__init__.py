@@ -11,7 +11,9 @@ from gymnasium.envs.registration import register as _register  # noqa: E402
 
 from hdeeprm.common.errors import HDeepRMError  # noqa: E402
 
-# gymnasium.make("hdeeprm/HeteroEnv-v0", platform="gaia", workload=...) once hdeeprm is imported.
+# gymnasium.make("hdeeprm/HeteroEnv-v0") once hdeeprm is imported: the quick-start platform and
+# trace (HeteroEnv's defaults, kept there so that HeteroEnv() and make() agree), or
+# make(..., platform="gaia", workload=..., render_mode="ansi", <EnvConfig fields>).
 _register(id="hdeeprm/HeteroEnv-v0", entry_point="hdeeprm.rl.env:HeteroEnv")
 
 __all__ = ["HDeepRMError", "HeteroEnv", "EnvConfig", "__version__"]

@@ -19,6 +19,7 @@ from hdeeprm.analysis.plots.figures import comparison_figure, workload_figure
 from hdeeprm.analysis.plots.units import COMPARED_METRICS
 from hdeeprm.analysis.report import build_report
 from hdeeprm.analysis.runs import apply_clean, compare_runs, comparison_table, describe_workload, jobstat, plan_clean
+from hdeeprm.analysis.tables import format_number, format_seconds
 from hdeeprm.cli.main import main
 from hdeeprm.common.errors import HDeepRMError
 
@@ -43,11 +44,14 @@ def test_compare_table_and_figure_show_the_eight_batsim_metrics(runs):
         truth = schedule(run_dir)
         assert r.values.tolist() == [float(truth[key]) for key, _, _ in COMPARED_METRICS]
     table = comparison_table(compared)
-    lines = table.splitlines()
+    lines = table.split("\n\nhow the runs were made")[0].splitlines()  # the simulate runs have a manifest
     assert len(lines) == 2 + 8 + 1
     waiting = next(line for line in lines if line.startswith("Mean waiting time"))
     best = min(range(3), key=lambda i: compared[i].values[-1])
-    assert waiting.count("*") == 1 and f"{compared[best].values[-1] / 3600:,.3f}*" in waiting
+    # Rounded for reading (hdeeprm.analysis.tables): 5 significant digits in hours, 1 to 3 decimals in seconds.
+    shown = (format_number(compared[best].values[-1] / 3600, 5) if " h " in waiting
+             else format_seconds(compared[best].values[-1]))
+    assert waiting.count("*") == 1 and f"{shown}*" in waiting
     fig = comparison_figure([r.name for r in compared], np.stack([r.values for r in compared]))
     assert len(fig.axes) == 8
     energy = fig.axes[0]
@@ -152,7 +156,11 @@ def test_report_is_one_self_contained_page(runs, tmp_path, capsys):
     assert re.findall(r'<figure id="fig-(\w+)"', page) == expected and len(images) == len(expected)
     assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
     metrics = json.loads((runs.sim / "run_config.json").read_text())["metrics"]
-    assert f"makespan              {metrics['makespan']:.6f} s" in page
+    # The headline metrics rounded for reading (the file keeps every digit).
+    assert (f'<td>makespan</td><td class="num">{format_seconds(metrics["makespan"])}</td><td>s</td>' in page
+            or f'<td>makespan</td><td class="num">{format_number(metrics["makespan"] / 3600, 5)}</td><td>h</td>'
+            in page)
+    assert repr(metrics["makespan"]) not in page
     assert "first:high_mem" in page and "run_config.json" in page
     assert "Not drawn: learning" in page  # and says why
 

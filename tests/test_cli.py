@@ -27,6 +27,10 @@ def test_readme_example_prints_headline_metrics(tmp_path, capsys):
         assert label in text
     config = json.loads((out / "run_config.json").read_text())
     assert config["policy"] == "first:first_fit" and config["metrics"]["nb_jobs"] == 2000
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["argv"][:2] == ["hdeeprm", "simulate"] and "--out" in manifest["argv"]
+    assert manifest["seeds"] == {"seed": 0} and manifest["inputs"]["workload"]["sha256"]
+    assert manifest["inputs"]["platform"]["path"].endswith("gaia.json")
     last = text.strip().splitlines()[-1]  # where the time went
     assert last.startswith("  time: ") and "s reading the inputs" in last and "s simulating" in last
     assert "s writing the outputs" in last and "s in all" in last
@@ -82,7 +86,7 @@ def test_a_first_small_run_takes_the_reference_engine_with_the_same_outputs(tmp_
     written = sorted(p.name for p in (tmp_path / "warm").iterdir())
     assert written == sorted(p.name for p in (tmp_path / "cold").iterdir())
     for name in written:
-        if name not in ("timing.json", "run_config.json"):
+        if name not in ("timing.json", "run_config.json", "manifest.json"):
             assert (tmp_path / "warm" / name).read_bytes() == (tmp_path / "cold" / name).read_bytes(), name
 
 
@@ -120,6 +124,8 @@ def test_a_first_train_without_a_compiled_environment_compiles_the_evaluation_be
     last = captured.out.strip().splitlines()[-1]
     assert last.startswith("time: ") and "s compiling the kernels beside the training" in last
     assert (tmp_path / "run" / "evaluation.csv").is_file()
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["argv"][:2] == ["hdeeprm", "train"] and manifest["inputs"]["experiment"]["sha256"]
 
 
 def test_easy_backfilling_waits_less_than_fcfs(tmp_path, capsys):

@@ -1073,12 +1073,13 @@ def test_experiment_config_round_trip(tmp_path_factory, values):
     become their paths); what loads writes a file that loads back equal."""
     from dataclasses import replace
 
-    from hdeeprm.rl.experiment import ExperimentConfig, _locate
+    from hdeeprm.common.bundled import locate
+    from hdeeprm.rl.experiment import ExperimentConfig
 
     config = ExperimentConfig(**values)
     folder = new_dir(tmp_path_factory)
     # Loading finds paths and bundled files (a default workload name becomes its path).
-    expected = replace(config, **{key: _locate(folder, getattr(config, key), key)
+    expected = replace(config, **{key: locate(folder, getattr(config, key), key)
                                   for key in ("platform", "workload", "hierarchy", "test_workload")
                                   if getattr(config, key)})
     (folder / "e.json").write_text(json.dumps(config.as_dict(), indent=1))

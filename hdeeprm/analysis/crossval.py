@@ -524,8 +524,8 @@ def grid_cells(grid, explain_differences: bool = True) -> list[GridCell]:
     workloads x networks. Checked here, before anything runs."""
     import hashlib
 
+    from hdeeprm.common.bundled import locate
     from hdeeprm.inputs.platform import resolve_platform_name
-    from hdeeprm.rl.experiment import _locate
     from hdeeprm.rl.sweep import _portable, check_unique, policy_slug
 
     source, base = grid.source, grid.base_dir
@@ -584,7 +584,7 @@ def grid_cells(grid, explain_differences: bool = True) -> list[GridCell]:
                          "policy": "options:" + entry["file"] + (f" model:{entry['model']}" if model else "")}
                 cells.append(make(params, "options-" + Path(entry["file"]).stem, label,
                                   options_file=str(path), model=model,
-                                  workload=None if workload is None else _locate(base, workload, "workload")))
+                                  workload=None if workload is None else locate(base, workload, "workload")))
     check_unique(cells, source)
     return cells
 

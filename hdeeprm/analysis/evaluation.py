@@ -12,9 +12,11 @@ return divided by the reward scale, which is the objective exactly (lower is bet
 (``hdeeprm.analysis.stats``): mean difference, its 95 % t-interval, paired t-test, wins and losses,
 and a verdict that says "not significantly different" when the interval holds 0.
 
-Files (``out_dir``): evaluation.csv (one row per policy), evaluation_windows.csv (one row per
-policy and window), comparison.csv (the agent against each policy), evaluation.png (the
-distributions; with matplotlib).
+Files (``out_dir``): evaluation.csv (one row per policy; its columns are named and meant as
+the same columns of ``hdeeprm sweep``'s results.csv, see ``hdeeprm.rl.sweep.TABLE_COLUMNS``),
+evaluation_windows.csv (one row per policy and window), comparison.csv (the agent against
+each policy), evaluation.png (the distributions; with matplotlib). The files keep every
+digit; the table printed for people is rounded (``hdeeprm.analysis.tables``).
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-from hdeeprm.analysis.stats import PairedComparison, compare_all, format_number, format_p
+from hdeeprm.analysis.stats import PairedComparison, compare_all, format_p
+from hdeeprm.analysis.tables import format_number, format_seconds
 from hdeeprm.common.progress import Progress
 from hdeeprm.rl.baselines import FixedActionAgent, RandomMaskedAgent
 from hdeeprm.rl.job_window import WINDOW_HEURISTICS, WindowHeuristicAgent
+from hdeeprm.rl.sweep import WINDOW_METRICS, mean_and_std
 from hdeeprm.rl.train import observation_size, run_episode
 from hdeeprm.simulation.keys import DEFAULT_PAIRS
 from hdeeprm.simulation.metrics import BOUNDED_SLOWDOWN_THRESHOLD
@@ -38,7 +42,11 @@ from hdeeprm.simulation.objectives import OBJECTIVE_LABELS, objective_name
 
 #: FCFS and SJF in their plain form (lowest free cores), compared besides the 36 pairs.
 PLAIN_PAIRS = (("first", "first_fit"), ("shortest", "first_fit"))
-METRICS = ("mean_waiting_time", "mean_bounded_slowdown", "makespan", "consumed_joules")
+#: Per-window metrics (evaluation_windows.csv has each; evaluation.csv their means).
+METRICS = WINDOW_METRICS
+#: evaluation.csv: these columns, named and meant as in results.csv (TABLE_COLUMNS).
+EVALUATION_COLUMNS = ("policy", "kind", "windows", "objective", "objective_mean", "objective_std", "return_mean",
+                      "return_std") + WINDOW_METRICS
 NAMED_BASELINES = {"first:first_fit": "FCFS", "shortest:first_fit": "SJF",
                    "first:first_fit+easy": "FCFS + EASY", "shortest:first_fit+easy": "SJF + EASY"}
 
@@ -62,17 +70,19 @@ class PolicyOutcome:
         return float(self.objective.std(ddof=1)) if len(self.objective) > 1 else math.nan
 
     @property
-    def mean_return(self) -> float:
-        return float(sum(float(r) for r in self.returns) / len(self.returns))
+    def return_mean(self) -> float:
+        return mean_and_std(self.returns)[0]
 
     @property
-    def std_return(self) -> float:
-        mean = self.mean_return
-        return math.sqrt(sum((float(r) - mean) ** 2 for r in self.returns) / len(self.returns))
+    def return_std(self) -> float:
+        """Sample standard deviation (n - 1), as ``std_objective`` and results.csv's return_std."""
+        return mean_and_std(self.returns)[1]
+
+    mean_return = return_mean  # the names before evaluation.csv took results.csv's
+    std_return = return_std
 
     def metric(self, name: str) -> float:
-        values = [float(v) for v in self.metrics[name]]
-        return sum(values) / len(values)
+        return mean_and_std(self.metrics[name])[0]
 
     @property
     def mean_waiting_time(self) -> float:
@@ -87,8 +97,18 @@ class PolicyOutcome:
         return self.metric("makespan")
 
     @property
-    def energy_joules(self) -> float:
+    def consumed_joules(self) -> float:
         return self.metric("consumed_joules")
+
+    energy_joules = consumed_joules
+
+    def row(self, objective: str) -> dict:
+        """This policy's row of evaluation.csv ({column: value}, :data:`EVALUATION_COLUMNS`)."""
+        row = {"policy": self.policy, "kind": self.kind, "windows": len(self.objective), "objective": objective,
+               "objective_mean": self.mean_objective, "objective_std": self.std_objective,
+               "return_mean": self.return_mean, "return_std": self.return_std}
+        row.update({m: self.metric(m) for m in WINDOW_METRICS})
+        return row
 
 
 @dataclass
@@ -214,12 +234,10 @@ def write_evaluation(evaluation: Evaluation, out_dir) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "evaluation.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["policy", "kind", "windows", "objective", "objective_mean", "objective_std", "mean_return",
-                    "std_return", "mean_waiting_time", "mean_bounded_slowdown", "makespan", "energy_joules"])
+        w.writerow(EVALUATION_COLUMNS)
         for o in evaluation.outcomes:
-            w.writerow([o.policy, o.kind, len(o.objective), evaluation.objective, repr(o.mean_objective),
-                        repr(o.std_objective), repr(o.mean_return), repr(o.std_return), repr(o.mean_waiting_time),
-                        repr(o.mean_bounded_slowdown), repr(o.makespan), repr(o.energy_joules)])
+            row = o.row(evaluation.objective)
+            w.writerow([repr(float(v)) if isinstance(v, float) else v for v in (row[c] for c in EVALUATION_COLUMNS)])
     with open(out / "evaluation_windows.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["policy", "window", "seed", "window_start", "objective", "return", *METRICS])
@@ -285,8 +303,8 @@ def print_table(evaluation: Evaluation, config=None, stream=None, top: int = 10)
         if o.policy in shown:
             name = o.policy + (f" ({NAMED_BASELINES[o.policy]})" if o.policy in NAMED_BASELINES else "")
             print(f"{rank:>4}  {name:<40} {format_number(o.mean_objective, 5):>11} "
-                  f"{format_number(o.std_objective):>9} {o.mean_waiting_time:>10.1f} "
-                  f"{o.mean_bounded_slowdown:>9.2f} {o.makespan:>12.1f}", file=stream)
+                  f"{format_number(o.std_objective):>9} {format_seconds(o.mean_waiting_time):>10} "
+                  f"{format_number(o.mean_bounded_slowdown, 4):>9} {format_seconds(o.makespan):>12}", file=stream)
     agent = evaluation.agent
     if agent is None:
         return

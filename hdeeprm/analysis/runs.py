@@ -21,7 +21,9 @@ import numpy as np
 
 from hdeeprm.analysis.plots import data as d
 from hdeeprm.analysis.plots.units import COMPARED_METRICS, metric_unit, time_unit
+from hdeeprm.analysis.tables import format_count, format_number, format_seconds
 from hdeeprm.common.errors import ConfigError, FormatError
+from hdeeprm.common.manifest import MANIFEST_FILE, is_manifest, manifest_lines, read_manifest
 from hdeeprm.simulation.outputs import ENERGY_COLUMNS, JOB_COLUMNS, PSTATE_COLUMNS, SCHEDULE_COLUMNS
 
 # ---------------------------------------------------------------------------- compare
@@ -32,6 +34,7 @@ class ComparedRun:
     name: str
     schedule: Path  # the out_schedule.csv read
     values: np.ndarray  # one per COMPARED_METRICS, base units (J, s)
+    manifest: dict | None = None  # the run folder's manifest.json, when it has one
 
 
 def compare_runs(paths: list[str], names: list[str] | None = None,
@@ -53,8 +56,18 @@ def compare_runs(paths: list[str], names: list[str] | None = None,
                 raise FormatError(str(path), "line 2", f"no number for {key}; expected Batsim's "
                                   "out_schedule.csv columns", field=key)
             row.append(values[key])
-        runs.append(ComparedRun(name, path, np.asarray(row)))
+        runs.append(ComparedRun(name, path, np.asarray(row), run_manifest(path)))
     return runs
+
+
+def run_manifest(schedule: Path) -> dict | None:
+    """The manifest.json of the run an out_schedule.csv belongs to: beside it, or, for an
+    episode of a training run, in the run folder above."""
+    folder = schedule.parent
+    found = read_manifest(folder)
+    if found is None and d.episode_numbers(folder.parent) and folder.name.startswith("episode_"):
+        found = read_manifest(folder.parent)
+    return found
 
 
 def _schedule_file(path: str, episode: int | None) -> Path:
@@ -91,19 +104,21 @@ def comparison_table(runs: list[ComparedRun]) -> str:
         cells = []
         for r in range(len(runs)):
             v = values[r, m]
-            text = _number(v * unit.scale) + ("*" if v == best else " ")
+            shown = format_seconds(v) if unit.name == "s" else format_number(v * unit.scale, 5)
+            text = shown + ("*" if v == best else " ")
             if r and values[0, m] != 0:
                 text += f" ({100 * (v / values[0, m] - 1):+.1f} %)"
             cells.append(f"{text:>{width}}")
         lines.append(f"{label:<26}{unit.name or '-':<5}" + "".join(cells))
     lines.append(f"* best; (+x %): difference to {runs[0].name}")
+    made = [r for r in runs if r.manifest is not None]
+    if made:
+        lines.append("")
+        lines.append("how the runs were made (manifest.json):")
+        for r in made:
+            lines.append(f"  {r.name}:")
+            lines.extend(f"    {line}" for line in manifest_lines(r.manifest))
     return "\n".join(lines)
-
-
-def _number(v: float) -> str:
-    if v != 0 and (abs(v) >= 1e7 or abs(v) < 1e-3):
-        return f"{v:.3e}"
-    return f"{v:,.3f}" if abs(v) < 1000 else f"{v:,.1f}"
 
 
 # ---------------------------------------------------------------------------- workloads
@@ -220,7 +235,7 @@ def format_summary(s: WorkloadSummary) -> str:
             continue
         q = np.percentile(v, [0, 25, 50, 75, 95, 99, 100])
         row = (q[0], q[1], q[2], v.mean(), q[4], q[5], q[6])
-        lines.append(f"  {label:<34}" + "".join(f"{_compact(x):>11}" for x in row))
+        lines.append(f"  {label:<34}" + "".join(f"{format_count(x):>11}" for x in row))  # whole, or 4 digits
     sizes = s.columns[SIZE]
     if sizes.size:
         lines.append("  sizes: " + ", ".join(f"{label}: {n}" for label, n in _power_of_two_buckets(sizes)))
@@ -232,12 +247,6 @@ def format_summary(s: WorkloadSummary) -> str:
             lines.append(f"  {s.too_large} jobs ask for more than {s.nb_machines} machines (rejected there)")
     lines.extend(f"  note: {n}" for n in s.notes)
     return "\n".join(lines)
-
-
-def _compact(x: float) -> str:
-    if x != 0 and (abs(x) >= 1e6 or abs(x) < 1e-2):
-        return f"{x:.3g}"
-    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
 
 
 def _power_of_two_buckets(sizes: np.ndarray) -> list[tuple[str, int]]:
@@ -334,6 +343,8 @@ RUN_FILES: dict[str, tuple[Callable[[Path], bool], bool]] = {
     "experiment.json": (_json_with(_is_dict_with("algorithm", "episodes", "platform")), True),
     "options_resolved.json": (_json_with(_is_dict_with("pybatsim", "launch")), True),
     "model.pt": (_contains(b"", magic=b"PK\x03\x04"), True),  # torch.save's zip format
+    # How the run was made (hdeeprm.common.manifest): kept by --soft, with what it describes.
+    MANIFEST_FILE: (_json_with(is_manifest), True),
 }
 #: Real Batsim writes these names and columns too: they go only from a folder where
 #: hdeeprm's own timing.json sits beside them (write_outputs always writes one).
@@ -348,7 +359,7 @@ def _temporary_file(name: str) -> tuple[Callable[[Path], bool], bool] | None:
 
     from hdeeprm.rl.resume import TEMPORARY_PATTERNS
 
-    for pattern in TEMPORARY_PATTERNS:
+    for pattern in TEMPORARY_PATTERNS + (f".{MANIFEST_FILE}.*.tmp",):  # write_manifest's temporary file
         if fnmatchcase(name, pattern):
             final = pattern.split(".*")[0].lstrip(".") if ".*" in pattern else pattern[:-len(".tmp")].lstrip(".")
             return RUN_FILES[final][0], False

@@ -34,6 +34,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from hdeeprm.analysis.tables import format_number  # the one number format of tables (re-exported)
+
 # ---------------------------------------------------------------------------- Student's t
 
 _EPS = 1e-16  # continued fraction: stop when a step changes the value by less than this
@@ -353,23 +355,6 @@ def holm_adjusted(p_values: Sequence[float]) -> list[float]:
 
 
 # ---------------------------------------------------------------------------- text table
-
-
-def format_number(x: float, digits: int = 3) -> str:
-    """``digits`` significant digits, trailing zeros kept (whole numbers from
-    ``10 ** (digits - 1)`` on, with thousands separators); never "0.000" for a small nonzero
-    value (scientific notation instead); "-" for NaN."""
-    if math.isnan(x):
-        return "-"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    if x == 0:
-        return "0"
-    if abs(x) >= 1e7 or abs(x) < 1e-3:
-        return f"{x:.{digits - 1}e}"
-    if abs(x) >= 10 ** (digits - 1):
-        return f"{x:,.0f}"
-    return f"{x:#.{digits}g}".rstrip(".")  # "#": keep trailing zeros (1.40, not 1.4)
 
 
 def format_p(p: float) -> str:

@@ -19,24 +19,33 @@ def add_subcommands(sub) -> dict[str, Callable[[argparse.Namespace], int]]:
     kinds = "\n".join(f"  {k.name:<24}{k.help}" for k in KINDS.values())
     plot = sub.add_parser("plot", help="draw a figure of a run (PNG, SVG or PDF)",
                           formatter_class=argparse.RawDescriptionHelpFormatter,
-                          description=f"Draw one figure of a run folder.\n\nKINDS:\n{kinds}")
-    plot.add_argument("kind", choices=list(KINDS), metavar="KIND", help="figure to draw (listed below)")
+                          description=f"Draw one figure of a run folder (needs matplotlib).\n\nKINDS:\n{kinds}")
+    plot.add_argument("kind", choices=list(KINDS), metavar="KIND", help="figure to draw (the KINDS listed above)")
     plot.add_argument("run_dir", metavar="RUN_DIR", help="folder written by simulate, train, hdeeprm-launch or Batsim")
-    _figure_args(plot, "RUN_DIR/figures/KIND[-episode_K].png", FORMATS)
+    _figure_args(plot, "RUN_DIR/figures/KIND[-episode_K].FORMAT", FORMATS)
     plot.add_argument("--episode", type=int, help="episode_<K> of a training run (default: the last)")
 
-    cmp = sub.add_parser("compare", help="compare the Batsim metrics of two or more runs (table and figure)")
+    cmp = sub.add_parser("compare", help="compare the Batsim metrics of two or more runs (table and figure)",
+                         description="Compare the metrics of out_schedule.csv (energy, makespan, slowdowns, "
+                                     "turnaround and waiting times) of two or more runs: a table in the terminal, "
+                                     "how each run was made when its folder has a manifest.json, and a figure "
+                                     "(needs matplotlib; --no-figure for the table alone).")
     cmp.add_argument("runs", nargs="+", metavar="RUN", help="run folders or out_schedule.csv files")
     cmp.add_argument("-n", "--names", nargs="+", metavar="NAME", help="one name per run (default: folder names)")
-    _figure_args(cmp, "compare.png", FORMATS)
-    cmp.add_argument("--no-figure", action="store_true", help="print the table only")
+    _figure_args(cmp, "compare.FORMAT, in the current folder", FORMATS)
+    cmp.add_argument("--no-figure", action="store_true", help="print the table only (no matplotlib needed)")
     cmp.add_argument("--episode", type=int, help="episode_<K> of training runs (default: the last)")
 
-    rep = sub.add_parser("report", help="write one self-contained HTML page of a run")
-    rep.add_argument("run_dir", metavar="RUN_DIR")
+    rep = sub.add_parser("report", help="write one self-contained HTML page of a run",
+                         description="Write one HTML page of a run folder, with nothing to fetch from elsewhere: "
+                                     "how the run was made (manifest.json), its headline metrics, the evaluation "
+                                     "table of a training run, its figures (needs matplotlib) and its "
+                                     "configuration.")
+    rep.add_argument("run_dir", metavar="RUN_DIR", help="folder written by simulate, train, hdeeprm-launch or Batsim")
     rep.add_argument("-o", "--out", metavar="FILE", help="HTML file (default RUN_DIR/report.html)")
     rep.add_argument("--episode", type=int, help="episode_<K> of a training run (default: the last)")
     rep.add_argument("--svg", action="store_true", help="embed figures as inline SVG instead of PNG")
+    rep.add_argument("--no-figures", action="store_true", help="leave the figures out (no matplotlib needed)")
 
     desc = sub.add_parser("describe", help="summarise a workload: jobs, sizes, times, load on a platform")
     desc.add_argument("workload", metavar="WORKLOAD", help="Batsim JSON workload or SWF trace")
@@ -45,7 +54,8 @@ def add_subcommands(sub) -> dict[str, Callable[[argparse.Namespace], int]]:
     desc.add_argument("--hierarchy", help="hierarchy.json for an XML platform")
     desc.add_argument("--nb-jobs", type=int, help="only the first N jobs")
     desc.add_argument("--seed", type=int, default=0, help="seed of SWF conversion draws (memory bandwidth)")
-    desc.add_argument("--figure", metavar="FILE", help="also draw the distributions (PNG, SVG or PDF)")
+    desc.add_argument("--figure", metavar="FILE",
+                      help="also draw the distributions (PNG, SVG or PDF; needs matplotlib)")
 
     js = sub.add_parser("jobstat", help="one statistic of one job field of a workload (the original's jobstat)")
     js.add_argument("workload", metavar="WORKLOAD", help="Batsim JSON workload or SWF trace")
@@ -54,11 +64,16 @@ def add_subcommands(sub) -> dict[str, Callable[[argparse.Namespace], int]]:
     js.add_argument("stat", choices=list(JOBSTAT_STATS), metavar="STAT", help=", ".join(JOBSTAT_STATS))
     js.add_argument("--seed", type=int, default=0, help="seed of SWF conversion draws (memory bandwidth)")
 
-    cl = sub.add_parser("clean", help="remove the files hdeeprm wrote in a run folder, and nothing else")
-    cl.add_argument("run_dir", metavar="RUN_DIR")
+    cl = sub.add_parser("clean", help="remove the files hdeeprm wrote in a run folder, and nothing else",
+                        description="Remove the files hdeeprm wrote in a run folder, its episode_<k>/ folders and "
+                                    "its figures/ folder: files of a name hdeeprm writes whose content is "
+                                    "recognised as hdeeprm's. Anything else stays, and is listed.")
+    cl.add_argument("run_dir", metavar="RUN_DIR", help="folder written by simulate, train, hdeeprm-launch, plot "
+                                                        "or report")
     cl.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
     cl.add_argument("-s", "--soft", action="store_true",
-                    help="keep the configuration files and the checkpoint (model.pt)")
+                    help="keep the configuration files (run_config.json, experiment.json, options_resolved.json), "
+                         "the checkpoints (model.pt, best.pt) and manifest.json")
 
     return {"plot": cmd_plot, "compare": cmd_compare, "report": cmd_report, "describe": cmd_describe,
             "jobstat": cmd_jobstat, "clean": cmd_clean}
@@ -71,10 +86,11 @@ def _figure_args(parser, default: str, formats) -> None:
 
 
 def cmd_plot(args) -> int:
-    from hdeeprm.analysis.plots import check_dpi, output_format, render, save_figure
+    from hdeeprm.analysis.plots import check_dpi, output_format, render, require_matplotlib, save_figure
     from hdeeprm.analysis.plots.data import open_run
 
     check_dpi(args.dpi)  # before reading the run, not after drawing
+    require_matplotlib()
     run = open_run(args.run_dir, args.episode)
     fmt = output_format(args.out, args.format)
     episode = "" if args.episode is None else f"-episode_{args.episode}"  # one file per episode asked for
@@ -88,9 +104,11 @@ def cmd_compare(args) -> int:
     from hdeeprm.analysis.runs import compare_runs, comparison_table, comparison_values
 
     if not args.no_figure:
-        from hdeeprm.analysis.plots import check_dpi
+        from hdeeprm.analysis.plots import check_dpi, output_format, require_matplotlib
 
         check_dpi(args.dpi)
+        output_format(args.out, args.format)
+        require_matplotlib(instead="--no-figure for the table alone")  # before the table, not after it
     runs = compare_runs(args.runs, args.names, args.episode)
     print(comparison_table(runs))
     if not args.no_figure:
@@ -106,15 +124,22 @@ def cmd_compare(args) -> int:
 
 def cmd_report(args) -> int:
     from hdeeprm.analysis.report import write_report
+    from hdeeprm.analysis.tables import format_bytes
 
-    path = write_report(args.run_dir, args.out, episode=args.episode, fmt="svg" if args.svg else "png")
-    print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    path = write_report(args.run_dir, args.out, episode=args.episode, fmt="svg" if args.svg else "png",
+                        draw=not args.no_figures)
+    print(f"report: {path} ({format_bytes(path.stat().st_size)})")
     return 0
 
 
 def cmd_describe(args) -> int:
     from hdeeprm.analysis.runs import describe_workload, format_summary
 
+    if args.figure:
+        from hdeeprm.analysis.plots import output_format, require_matplotlib
+
+        output_format(args.figure, None)
+        require_matplotlib(instead="describe without --figure")
     summary = describe_workload(args.workload, platform=args.platform, hierarchy=args.hierarchy,
                                 nb_jobs=args.nb_jobs, seed=args.seed)
     print(format_summary(summary))

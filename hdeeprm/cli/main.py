@@ -1,18 +1,28 @@
-"""The ``hdeeprm`` command line.
+"""HDeepRM: job scheduling on heterogeneous HPC clusters, simulated.
 
-Subcommands:
-  simulate  run a classic policy on a platform and a workload (SWF trace or Batsim JSON)
-  replay    re-simulate a recorded Batsim run (its transcript's decisions) on the engine
+hdeeprm simulates a cluster (a platform) running a workload (an SWF trace or a
+Batsim JSON workload) on an embedded engine that gives real Batsim's results,
+schedules its jobs with classic policies or deep-RL agents, trains the agents,
+and compares them all, paired, on held-out windows of the workload.
+
+commands:
+  simulate  run a classic policy on a platform and a workload
+  replay    re-simulate a recorded Batsim run (its transcript) on the engine
   convert   turn an SWF trace into a Batsim JSON workload for a platform
-  train     train an RL agent on an experiment, then compare it with the classic policies
-  evaluate  compare an agent checkpoint with the classic policies, paired on held-out windows
-  crossval  run one experiment on the embedded engine and on real Batsim, and compare
-            (--grid: every cell of a sweep grid, with a summary)
-  sweep     evaluate a grid of policies, platforms, workloads and seeds in parallel
-  plot, compare, report, describe, jobstat, clean   look at runs and workloads
-  compile   compile the simulation kernels now (otherwise the first run that needs them does)
+  train     train an RL agent on an experiment, then evaluate it
+  evaluate  compare an agent checkpoint with the classic policies, paired
+  crossval  run one experiment (or a grid) on the engine and on real Batsim
+  sweep     evaluate a grid of policies, platforms, workloads and seeds
+  plot      draw a figure of a run (Gantt chart, queue, power, learning...)
+  compare   compare the metrics of two or more runs (table and figure)
+  report    write one self-contained HTML page of a run
+  describe  summarise a workload: jobs, sizes, times, load on a platform
+  jobstat   one statistic of one job field of a workload
+  clean     remove the files hdeeprm wrote in a run folder, and nothing else
+  compile   compile the simulation kernels now, before their first use
 
-User mistakes (bad files, unknown options) are reported in one line, with exit status 2.
+`hdeeprm COMMAND --help` describes a command and its options. User mistakes
+(bad files, unknown options) are reported in one line, with exit status 2.
 """
 
 from __future__ import annotations
@@ -27,13 +37,22 @@ from hdeeprm.common.errors import report_errors
 COMMAND_GROUPS = ("simulate", "train", "crossval", "sweep", "analysis", "compilation")
 
 
+class _TopLevelHelp(argparse.RawDescriptionHelpFormatter):
+    """The description as written (its list of commands, one line each), and not argparse's
+    own list of the commands again, wrapped over several lines each."""
+
+    def _iter_indented_subactions(self, action):
+        return iter(())
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     """The ``hdeeprm`` parser and {command name: handler}."""
     import importlib
 
-    parser = argparse.ArgumentParser(prog="hdeeprm", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="hdeeprm", description=__doc__, formatter_class=_TopLevelHelp)
     parser.add_argument("--version", action="version", version=f"hdeeprm {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                help="one of the commands listed above")
     commands: dict = {}
     for group in COMMAND_GROUPS:
         commands.update(importlib.import_module(f"hdeeprm.cli.{group}").add_subcommands(sub))
@@ -43,6 +62,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
 def main(argv: list[str] | None = None) -> int:
     parser, commands = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]  # for the run folder's manifest.json
     return report_errors(f"hdeeprm {args.command}", lambda: commands[args.command](args))
 
 

@@ -79,6 +79,7 @@ def _check_out(out: str | None, what: str) -> None:
 
 
 def cmd_simulate(args) -> int:
+    from hdeeprm.common.manifest import command_line, write_manifest
     from hdeeprm.simulation.engine import Engine
     from hdeeprm.simulation.fastsim import compiled_on_disk
     from hdeeprm.simulation.metrics import headline_metrics
@@ -143,6 +144,9 @@ def cmd_simulate(args) -> int:
         with open(os.path.join(args.out, "run_config.json"), "w") as f:
             json.dump(resolved, f, indent=2)
             f.write("\n")
+        write_manifest(args.out, command_line(args), {"platform": args.platform, "hierarchy": args.hierarchy,
+                                                      "workload": args.workload}, {"seed": args.seed},
+                       time.perf_counter() - started)
         print(f"  outputs in {args.out}")
     loading = "compiling the kernels (once per machine)" if compiled is not None else (
         "loading the compiled kernels" if fast else "compiling the reference engine's kernels")

@@ -58,6 +58,7 @@ def _with_backfill(config, backfill: str | None):
 
 def cmd_train(args) -> int:
     from hdeeprm.analysis.evaluation import evaluate, print_table
+    from hdeeprm.common.manifest import command_line, write_manifest
     from hdeeprm.rl.experiment import ExperimentConfig
     from hdeeprm.rl.train import train
 
@@ -100,6 +101,9 @@ def cmd_train(args) -> int:
     parts += [f"{summary['wall_seconds']:.1f} s training"] + ([f"{evaluating:.1f} s evaluating"] if evaluating else [])
     setup = total - (waited if background is not None else compiled or 0.0) - summary["wall_seconds"] - evaluating
     print(f"time: {', '.join(parts)}, {setup:.1f} s loading and setting up; {total:.1f} s in all")
+    write_manifest(out, command_line(args), {"experiment": args.experiment, "platform": config.platform,
+                                             "workload": config.workload, "init": args.init},
+                   {"seed": config.seed}, total, extra={"resumed": bool(args.resume)})
     return 0
 
 

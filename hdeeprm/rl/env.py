@@ -46,6 +46,12 @@ job of a pass, or around the job the agent chose).
 Episodes: the whole workload, or (``episode_jobs`` = N) a window of N consecutive jobs whose
 start is drawn from the generator seeded by ``reset(seed=...)``. ``max_steps`` and
 ``max_sim_time`` truncate an episode.
+
+Defaults: ``HeteroEnv()`` (and ``gymnasium.make("hdeeprm/HeteroEnv-v0")``) runs the bundled
+quick-start platform and trace, those of ``hdeeprm train quickstart``. ``workload`` may name a
+bundled trace (``kth-sp2-1996-2.1-cln.swf.gz``) as experiment files do; a file on disk wins.
+``render_mode="ansi"`` or ``"rgb_array"``: ``render()`` shows the state at the decision
+(``hdeeprm.rl.render``).
 """
 
 from __future__ import annotations
@@ -59,16 +65,18 @@ import gymnasium as gym
 import numpy as np
 
 from hdeeprm.backends import BACKENDS, make_simulator
+from hdeeprm.common.bundled import bundled_trace_names, locate
 from hdeeprm.common.checks import is_finite_number, is_int, shown
-from hdeeprm.common.errors import ConfigError
+from hdeeprm.common.errors import ConfigError, WorkloadError
 from hdeeprm.common.jsonfile import read_json_object
 from hdeeprm.common.seeding import check_seed, run_generators
 from hdeeprm.inputs.platform import load_platform, resolve_platform_name
 from hdeeprm.inputs.platform.flat import with_flat_hierarchy
-from hdeeprm.inputs.platform.model import Platform
+from hdeeprm.inputs.platform.model import P_IDLE_PROCESSOR, Platform
 from hdeeprm.inputs.workload import job_limits, load_workload
 from hdeeprm.inputs.workload.model import Workload, WorkloadArrays
 from hdeeprm.rl.job_window import DEFAULT_WINDOW_JOBS, JobWindowObserver
+from hdeeprm.rl.render import RENDER_MODES, Snapshot, render_ansi, render_rgb
 from hdeeprm.simulation.engine import REJECTED, SimulationResult
 from hdeeprm.simulation.keys import ALL_CORE_KEYS, ALL_JOB_KEYS, DEFAULT_PAIRS
 from hdeeprm.simulation.objectives import (
@@ -84,6 +92,11 @@ from hdeeprm.simulation.policies import PolicyConfig, QueueScheduler
 from hdeeprm.simulation.resources import FITS
 
 ACTION_SPACES = ("pairs", "job_window")
+
+# What HeteroEnv() and gymnasium.make("hdeeprm/HeteroEnv-v0") run without arguments, and the
+# defaults of experiment files: the bundled quick-start platform and trace.
+DEFAULT_PLATFORM = "quickstart"
+DEFAULT_WORKLOAD = "kth-sp2-head.swf.gz"
 
 Pair = tuple[str, str]
 
@@ -298,21 +311,31 @@ class HeteroEnv(gym.Env):
 
     ``platform``: a Platform, a platform JSON / XML path, or a bundled name ("gaia");
     ``hierarchy``: hierarchy.json for an XML platform. ``workload``: a Workload,
-    WorkloadArrays, or a path (Batsim JSON, or SWF converted for the platform with ``nb_jobs``
-    and ``conversion_seed``). ``config`` (an EnvConfig) or its fields as keywords.
+    WorkloadArrays, a path (Batsim JSON, or SWF converted for the platform with ``nb_jobs``
+    and ``conversion_seed``) or the file name of a bundled trace (a path that exists wins).
+    Both default to the quick-start ones (``DEFAULT_PLATFORM``, ``DEFAULT_WORKLOAD``).
+    ``config`` (an EnvConfig) or its fields as keywords. ``render_mode``: None, "ansi" (text)
+    or "rgb_array" (an image of the cores), what ``render()`` returns.
     ``fast``: on the embedded backend, steps run in compiled code (``hdeeprm.simulation.fastsim``) unless
     False, which runs the Python internals below, the reference the compiled steps are
     tested against (same observations, rewards and masks, bit for bit). With the compiled
     steps, ``env.engine`` is brought up to date at the end of each episode only.
     """
 
-    metadata = {"render_modes": []}
+    # render_fps: one frame per decision, for video recorders (decisions have no fixed period).
+    metadata = {"render_modes": list(RENDER_MODES), "render_fps": 4}
 
-    def __init__(self, platform: Platform | str | os.PathLike, workload: Workload | WorkloadArrays | str | os.PathLike,
+    def __init__(self, platform: Platform | str | os.PathLike = DEFAULT_PLATFORM,
+                 workload: Workload | WorkloadArrays | str | os.PathLike = DEFAULT_WORKLOAD,
                  config: EnvConfig | None = None, *, hierarchy: str | os.PathLike | None = None,
                  backend: str = "embedded", backend_options: Mapping[str, Any] | None = None,
                  nb_jobs: int | None = None, conversion_seed: int = 0, fast: bool | None = None,
-                 feature_limits: np.ndarray | None = None, time_origin: float = 0.0, **config_fields: Any):
+                 feature_limits: np.ndarray | None = None, time_origin: float = 0.0,
+                 render_mode: str | None = None, **config_fields: Any):
+        # Checked first: a bad render mode should not cost loading a platform and a trace.
+        if render_mode is not None and (not isinstance(render_mode, str) or render_mode not in RENDER_MODES):
+            raise ConfigError(f"render_mode {shown(render_mode)}: expected None or one of {', '.join(RENDER_MODES)}")
+        self.render_mode = render_mode
         if config is None:
             config = EnvConfig(**config_fields)
         elif config_fields:
@@ -519,7 +542,10 @@ class HeteroEnv(gym.Env):
         return self._observe(), float(reward), terminated, truncated, self._info(overridden)
 
     def action_masks(self) -> np.ndarray:
-        """Which actions would start at least one job now (void: always)."""
+        """Which actions would start at least one job now (void: always); the same as
+        ``info["action_mask"]``. Through gymnasium.make's wrappers:
+        ``env.unwrapped.action_masks()`` or ``env.get_wrapper_attr("action_masks")()`` (what
+        sb3-contrib's MaskablePPO calls); on a vector env, ``envs.call("action_masks")``."""
         if self._mask is None and self._fast is not None:
             return np.ones(len(self._actions), dtype=bool)
         if self._mask is None and self._window is not None:
@@ -540,6 +566,41 @@ class HeteroEnv(gym.Env):
                     mask[:] = True
             self._mask = mask
         return self._mask.copy()
+
+    def render(self) -> str | np.ndarray | None:
+        """The state at the current decision: with ``render_mode="ansi"`` a text (time,
+        counts, the first waiting jobs, the cores per node), with ``"rgb_array"`` an (H, W, 3)
+        uint8 image of the cores (``hdeeprm.rl.render``); None without a render mode."""
+        if self.render_mode is None:
+            return None
+        snapshot = self._snapshot()
+        hierarchy = self.platform.hierarchy
+        if self.render_mode == "ansi":
+            return render_ansi(snapshot, hierarchy, self.engine.jobs if snapshot.started else None)
+        return render_rgb(snapshot, hierarchy)
+
+    def _snapshot(self) -> Snapshot:
+        """What render() shows, read from the implementation that runs the episode. The
+        compiled steps update the engine's attributes at the episode's end only, but their
+        state (``FastRun.fields()``) holds the same core, p-state and queue arrays as the
+        Python reference's ResourceModel and QueueScheduler, current after every step."""
+        if self.engine is None:
+            m = self.platform.nb_machines
+            return Snapshot(0.0, 0, np.zeros(0, np.int64), 0, 0, np.full(m, -1), np.full(m, P_IDLE_PROCESSOR),
+                            True, started=False)
+        if self._fast is not None:
+            from hdeeprm.simulation.fastsim import JOB_KEY_ROW
+
+            f = self._fast.fields()
+            row = JOB_KEY_ROW["first"]  # always kept: the queue in submission order
+            head = int(f["qk_head"][row])
+            queue = f["qk"][row, head:head + int(f["q_len"])].copy()
+            return Snapshot(float(f["now"]), self._steps, queue, int(f["nb_running"]), int(f["env_completed"]),
+                            f["core_job"].copy(), f["sent_pstate"].copy(), self._done)
+        resources = self.scheduler.resources
+        return Snapshot(float(self.engine.now), self._steps, np.array(self.scheduler.queue, dtype=np.int64),
+                        int(self.engine.nb_running), self._completed, resources.core_job.copy(),
+                        resources.sent_pstate.copy(), self._done)
 
     # ------------------------------------------------------------------ results
 
@@ -766,7 +827,15 @@ def _as_workload_arrays(workload, platform: Platform, nb_jobs, seed) -> Workload
         return workload
     if isinstance(workload, Workload):
         return workload.compile()
-    loaded = load_workload(workload, nb_jobs=nb_jobs, max_res=platform.nb_machines,
+    if not isinstance(workload, (str, os.PathLike)) or not os.fspath(workload):
+        raise ConfigError(f"workload {shown(workload)}: expected a Workload, WorkloadArrays, a path or the "
+                          f"name of a bundled trace ({', '.join(bundled_trace_names())})")
+    # Experiment files' rule (hdeeprm.common.bundled.locate), from the working directory.
+    path = locate(Path(), workload, "workload")
+    if not Path(path).exists():
+        raise WorkloadError(os.fspath(workload), None, "no such file, and no bundled trace of that name; "
+                            f"expected a path or one of {', '.join(bundled_trace_names())}")
+    loaded = load_workload(path, nb_jobs=nb_jobs, max_res=platform.nb_machines,
                            reference_speed_gflops=platform.hierarchy.reference_speed_gflops,
                            rng=run_generators(seed)[0])
     return loaded.compile()

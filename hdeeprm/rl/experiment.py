@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from hdeeprm.common.bundled import DATA_DIR
+from hdeeprm.common.bundled import DATA_DIR, locate
 from hdeeprm.common.checks import is_finite_number, is_int, shown
 from hdeeprm.common.errors import ConfigError
 from hdeeprm.common.jsonfile import read_json_object
@@ -47,7 +47,7 @@ from hdeeprm.inputs.platform.flat import with_flat_hierarchy
 from hdeeprm.inputs.platform.model import Platform
 from hdeeprm.inputs.workload import ConversionOptions, job_limits, load_workload, require_jobs, swf_to_workload
 from hdeeprm.inputs.workload.model import WorkloadArrays
-from hdeeprm.rl.env import MAX_COUNT, EnvConfig, HeteroEnv, parse_action_set
+from hdeeprm.rl.env import DEFAULT_PLATFORM, DEFAULT_WORKLOAD, MAX_COUNT, EnvConfig, HeteroEnv, parse_action_set
 from hdeeprm.rl.original_options import MAX_HIDDEN
 from hdeeprm.simulation.keys import DEFAULT_PAIRS
 from hdeeprm.simulation.objectives import OBJECTIVES, load_user_objective
@@ -59,8 +59,8 @@ MAX_ROLLOUT_BATCH = 4096  # environments run side by side
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    platform: str = "quickstart"
-    workload: str = "kth-sp2-head.swf.gz"
+    platform: str = DEFAULT_PLATFORM
+    workload: str = DEFAULT_WORKLOAD
     hierarchy: str | None = None
     nb_jobs: int | None = None
     episode_jobs: int | None = 100
@@ -171,7 +171,7 @@ class ExperimentConfig:
             if key in data and data[key] is not None and (not isinstance(data[key], str) or not data[key]):
                 raise ConfigError(f"{path}: {key} {shown(data[key])}: expected a path or a bundled name")
             if data.get(key):
-                data[key] = _locate(path.parent, data[key], key)
+                data[key] = locate(path.parent, data[key], key)
         objective = data.get("objective")
         if isinstance(objective, str) and ":" in objective and objective.partition(":")[0].endswith(".py"):
             file_part, _, name = objective.rpartition(":")
@@ -348,16 +348,3 @@ def _check_split(split) -> None:
     for (_, end, first), (start, _, second) in zip(ranges, ranges[1:]):
         if start < end:
             raise ConfigError(f"split.{first} and split.{second} overlap: a job must belong to one part only")
-
-
-def _locate(base: Path, value: str, key: str) -> str:
-    path = Path(value)
-    if path.is_absolute():
-        return str(path)
-    if (base / path).exists():
-        return str(base / path)
-    if key == "workload":
-        bundled = DATA_DIR / "traces" / value
-        if bundled.is_file():
-            return str(bundled)
-    return value  # a bundled platform name, or a path that load_* reports as missing

@@ -34,13 +34,17 @@ Outputs, in ``--out DIR``:
   cells/<name>/      per cell: metrics.json (parameters, per-window and mean metrics),
                      episode_<k>/ (Batsim outputs of window k), timing.json (wall seconds);
                      written to a temporary folder, then renamed into place
-  results.csv        one row per cell, in grid order, whatever order cells finished in
+  results.csv        one row per cell, in grid order, whatever order cells finished in; its
+                     columns are described in TABLE_COLUMNS (shared with evaluation.csv)
   errors/<name>.txt  the traceback of each failed cell
   sweep.json         the last run: engine, workers, wall time, counts
+  manifest.json      the last run's command line, versions, input checksums, seeds and
+                     machine (hdeeprm.common.manifest; written by the command line)
+The ranking printed at the end is hdeeprm.analysis.tables.print_sweep_summary.
 A cell's name is its policy, seed and a hash of all its parameters (paths as written, the
 experiment's resolved fields, the checkpoint's content): running the same grid again skips
 the cells already in ``cells/`` (an interrupted sweep resumes) and retries failed ones.
-Everything but timing.json, timing columns and sweep.json is identical whatever the engine,
+Everything but timing.json, timing columns, sweep.json and manifest.json is identical whatever the engine,
 the number of workers or the order of completion: each cell's randomness comes from its own
 seed only. ``hdeeprm sweep --backend batsim`` (or ``"backend": "batsim"``) runs the same
 cells on real Batsim; ``hdeeprm crossval --grid GRID`` compares both backends cell by cell
@@ -56,7 +60,6 @@ import json
 import math
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -83,8 +86,37 @@ BACKENDS = ("embedded", "batsim")  # hdeeprm.backends.BACKENDS, without importin
 NETWORKS = ("zero-latency", "links")
 DEFAULT_NETWORK = "zero-latency"
 MAX_CELLS = 100_000  # cells of one grid: every one is built and checked before the sweep starts
-METRIC_COLUMNS = ("return_mean", "return_std", "makespan", "mean_waiting_time", "mean_slowdown",
-                  "mean_bounded_slowdown", "utilization", "consumed_joules")
+
+#: The columns of the tables of evaluated policies: ``evaluation.csv`` (``hdeeprm evaluate``
+#: and ``train``, one row per policy) and ``results.csv`` (``hdeeprm sweep``, one row per
+#: cell), as {name: (kind, meaning)}. One quantity has one name in both tables. Over the
+#: evaluation windows of a row: ``<x>_mean`` and ``<x>_std`` are the mean and the standard
+#: deviation (sample, n - 1: NaN for one window) of a per-window value x; a metric of Batsim's
+#: out_schedule.csv keeps Batsim's name (``makespan``, ``consumed_joules``, ...) and is its
+#: mean over the windows. Kinds say how a table for people shows the value ("time": s,
+#: "energy": J, "count", "number"; see hdeeprm.analysis.tables.format_value); the CSV files
+#: keep every digit.
+TABLE_COLUMNS: dict[str, tuple[str, str]] = {
+    "windows": ("count", "evaluation windows played (episodes)"),
+    "objective_mean": ("number", "the experiment's objective (lower is better), mean over the windows"),
+    "objective_std": ("number", "the objective, standard deviation over the windows"),
+    "return_mean": ("number", "the episode's return (summed rewards; higher is better), mean over the windows"),
+    "return_std": ("number", "the return, standard deviation over the windows"),
+    "makespan": ("time", "Batsim's makespan, s, mean over the windows"),
+    "mean_waiting_time": ("time", "Batsim's mean waiting time, s, mean over the windows"),
+    "mean_slowdown": ("number", "Batsim's mean slowdown, mean over the windows"),
+    "mean_bounded_slowdown": ("number", "mean bounded slowdown (10 s bound), mean over the windows"),
+    "utilization": ("number", "busy machine-seconds / (machines x makespan), mean over the windows"),
+    "consumed_joules": ("energy", "Batsim's consumed_joules (energy), J, mean over the windows"),
+    "nb_jobs": ("count", "jobs, summed over the windows"),
+    "nb_finished": ("count", "jobs that finished, summed over the windows"),
+    "nb_rejected": ("count", "jobs rejected, summed over the windows"),
+}
+#: The per-window metrics both tables average (the per-window files, evaluation_windows.csv
+#: and a cell's metrics.json, name them so too, with ``return`` and ``objective``).
+WINDOW_METRICS = ("makespan", "mean_waiting_time", "mean_slowdown", "mean_bounded_slowdown", "utilization",
+                  "consumed_joules")
+METRIC_COLUMNS = ("return_mean", "return_std") + WINDOW_METRICS
 COUNT_COLUMNS = ("nb_jobs", "nb_finished", "nb_rejected")
 RESULT_COLUMNS = (("cell", "platform", "workload", "overrides", "policy", "seed", "status", "windows")
                   + METRIC_COLUMNS + COUNT_COLUMNS + ("error",))
@@ -234,7 +266,8 @@ class GridConfig:
 
     def resolve(self) -> "ResolvedGrid":
         """The grid's axes, checked and with their paths found (shared by sweep and crossval)."""
-        from hdeeprm.rl.experiment import ExperimentConfig, _locate
+        from hdeeprm.common.bundled import locate
+        from hdeeprm.rl.experiment import ExperimentConfig
 
         base = self.base_dir
         candidate = base / self.experiment
@@ -245,9 +278,9 @@ class GridConfig:
         except FileNotFoundError:
             raise ConfigError(f"{self.source}: experiment: {self.experiment}: no such experiment file "
                               f"(in {base}) or bundled experiment") from None
-        platforms = [(p, _locate(base, p, "platform")) for p in self.platforms] if self.platforms else \
+        platforms = [(p, locate(base, p, "platform")) for p in self.platforms] if self.platforms else \
             [(_portable(experiment.platform, base), experiment.platform)]
-        workloads = [(w, _locate(base, w, "workload")) for w in self.workloads] if self.workloads else \
+        workloads = [(w, locate(base, w, "workload")) for w in self.workloads] if self.workloads else \
             [(_portable(experiment.workload, base), experiment.workload)]
         policies: list[tuple[str, str | None]] = []
         for i, text in enumerate(self.policies):
@@ -261,7 +294,7 @@ class GridConfig:
         seeds = self.seeds if self.seeds is not None else (experiment.seed,)
         overrides = []
         for i, block in enumerate(self.overrides):
-            resolved = {k: (_locate(base, v, k) if k in PATH_FIELDS and isinstance(v, str) else v)
+            resolved = {k: (locate(base, v, k) if k in PATH_FIELDS and isinstance(v, str) else v)
                         for k, v in block.items()}
             overrides.append((i, block, resolved))
         if "links" in self.networks:
@@ -498,7 +531,7 @@ class CellOutput:
 def run_cell(cell: Cell) -> CellOutput:
     """Evaluate one cell (in a worker): the policy on the experiment's held-out windows."""
     from hdeeprm.rl.baselines import FixedActionAgent, RandomMaskedAgent
-    from hdeeprm.rl.train import observation_size, run_episode, summarise
+    from hdeeprm.rl.train import observation_size, run_episode
     from hdeeprm.simulation.outputs import write_outputs
     from hdeeprm.simulation.policies import PolicyConfig
 
@@ -534,13 +567,26 @@ def run_cell(cell: Cell) -> CellOutput:
             files = read_tree(tmp)
     finally:
         env.close()  # the Batsim backend stops its process and removes its folder
-    mean, std = summarise(w["return"] for w in windows)
-    summary = {"windows": len(windows), "return_mean": float(mean), "return_std": float(std)}
-    for key in METRIC_COLUMNS[2:]:
-        summary[key] = float(summarise(w[key] for w in windows)[0])
+    mean, std = mean_and_std([w["return"] for w in windows])
+    summary = {"windows": len(windows), "return_mean": mean, "return_std": std}
+    for key in WINDOW_METRICS:
+        summary[key] = mean_and_std([w[key] for w in windows])[0]
     for key, source in zip(COUNT_COLUMNS, ("nb_jobs", "nb_finished", "nb_rejected")):
         summary[key] = int(sum(w[source] for w in windows))
     return CellOutput(summary, windows, files, seconds)
+
+
+def mean_and_std(values) -> tuple[float, float]:
+    """The mean and the sample standard deviation (n - 1; NaN for one value) of ``values``, as
+    plain floats (files written with repr() then hold numbers, not "np.float64(...)"); the
+    ``_mean`` / ``_std`` columns of :data:`TABLE_COLUMNS`."""
+    values = [float(v) for v in values]
+    if not values:
+        return math.nan, math.nan
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, math.nan
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
 def read_tree(root: str | os.PathLike) -> dict[str, bytes]:
@@ -698,42 +744,5 @@ def drive_cells(engine, task, cells: list, bar: Progress, finished) -> None:
         bar.close()
 
 
-def print_summary(report: SweepReport, stream=None, top: int = 10) -> None:
-    """Counts, then the settings ranked by mean return over their seeds, then the failures."""
-    stream = sys.stdout if stream is None else stream
-    rows = report.rows
-    print(f"{len(rows)} cells: {report.ran} ran, {report.skipped} done earlier, {report.failed} failed "
-          f"({report.engine}, {report.wall_seconds:.1f} s); results in {report.out / 'results.csv'}", file=stream)
-    varying = [k for k in ("platform", "workload", "overrides") if len({r[k] for r in rows}) > 1]
-    groups: dict[tuple, list[dict]] = {}
-    for row in rows:
-        if row["status"] == "done":
-            groups.setdefault(tuple(row[k] for k in varying + ["policy"]), []).append(row)
-    if groups:
-        ranked = []
-        for key, members in groups.items():
-            returns = [m["return_mean"] for m in members]
-            mean = sum(returns) / len(returns)
-            std = math.sqrt(sum((r - mean) ** 2 for r in returns) / len(returns))
-            ranked.append((mean, std, key, members))
-        ranked.sort(key=lambda g: -g[0])
-        print(f"\nmean return over seeds (higher is better), best {min(top, len(ranked))} of {len(ranked)}:",
-              file=stream)
-        header = (f"{'rank':>4}  {'policy':<26} {'seeds':>5} {'return':>12} {'± std':>10} "
-                  f"{'wait s':>10} {'bsld':>9}" + "".join(f"  {k}" for k in varying))
-        print(header, file=stream)
-        print("-" * len(header), file=stream)
-        for rank, (mean, std, key, members) in enumerate(ranked[:top], 1):
-            wait = sum(m["mean_waiting_time"] for m in members) / len(members)
-            bsld = sum(m["mean_bounded_slowdown"] for m in members) / len(members)
-            print(f"{rank:>4}  {key[-1]:<26} {len(members):>5} {mean:>12.5g} {std:>10.3g} {wait:>10.1f} "
-                  f"{bsld:>9.2f}" + "".join(f"  {v}" for v in key[:-1]), file=stream)
-    failures = [r for r in rows if r["status"] == "failed"]
-    if failures:
-        print(f"\n{len(failures)} failed (tracebacks in {report.out / 'errors'}):", file=stream)
-        for row in failures[:top]:
-            print(f"  {row['cell']}: {row['error']}", file=stream)
-
-
-__all__ = ["Cell", "CellOutput", "GridConfig", "ResolvedGrid", "SweepReport", "backend_options",
-           "print_summary", "read_tree", "run_cell", "run_sweep"]
+__all__ = ["Cell", "CellOutput", "GridConfig", "ResolvedGrid", "SweepReport", "TABLE_COLUMNS", "WINDOW_METRICS",
+           "backend_options", "mean_and_std", "read_tree", "run_cell", "run_sweep"]

@@ -18,7 +18,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -173,14 +173,6 @@ def _write_json_atomic(path: Path, data) -> None:
         json.dump(data, f, indent=1)
         f.write("\n")
     os.replace(tmp, path)
-
-
-def summarise(values: Iterable[float]) -> tuple[float, float]:
-    # Plain floats, so that files written with repr() hold numbers, not "np.float64(...)".
-    values = [float(v) for v in values]
-    mean = sum(values) / len(values)
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
-    return mean, std
 
 
 # ---------------------------------------------------------------------- experiments

@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 
 from hdeeprm.analysis.plots import data as d
-from hdeeprm.common.errors import ConfigError
+from hdeeprm.common.errors import ConfigError, HDeepRMError
 
 FORMATS = ("png", "svg", "pdf")
 DEFAULT_DPI = 150
@@ -210,6 +210,29 @@ def output_format(path: str | Path | None, fmt: str | None) -> str:
     if fmt and ext in FORMATS and ext != fmt:
         raise ConfigError(f"{path}: the extension says {ext}, --format says {fmt}")
     return fmt or (ext if ext in FORMATS else "png")
+
+
+#: How to get matplotlib, said when it is missing (as torch's and pyzmq's hints are).
+PLOT_INSTALL = "pip install -e '.[plot]'"
+
+
+def missing_matplotlib(error: ImportError | None = None, instead: str | None = None) -> HDeepRMError:
+    """The one-line error of a command that draws, without matplotlib: how to install it, and
+    ``instead``, the option that does without figures (``--no-figure``), if there is one."""
+    name = getattr(error, "name", None)
+    what = ("matplotlib is not installed" if name is None or name == "matplotlib" or name.startswith("matplotlib.")
+            else f"matplotlib cannot be imported (it needs {name}, which is not installed)")
+    return HDeepRMError(f"{what}; {PLOT_INSTALL}" + (f" (or {instead})" if instead else ""))
+
+
+def require_matplotlib(instead: str | None = None) -> None:
+    """Raise :func:`missing_matplotlib`'s one-line error unless the parts of matplotlib the
+    figures use can be imported; commands that draw call it before any work."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
+        from matplotlib.figure import Figure  # noqa: F401
+    except ImportError as e:
+        raise missing_matplotlib(e, instead) from None
 
 
 #: Written into every file we save, so that ``hdeeprm clean`` can tell our figures apart.

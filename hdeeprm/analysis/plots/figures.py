@@ -13,7 +13,6 @@ import numpy as np
 
 from hdeeprm.analysis.plots.data import Allocations, EnergyTrace, JobTable, Overuse, PstateOccupancy, StepSeries
 from hdeeprm.analysis.plots.units import COMPARED_METRICS, Unit, energy_unit, metric_unit, time_unit
-from hdeeprm.common.errors import HDeepRMError
 
 WIDE = (11.0, 5.0)  # inches; 1650 x 750 px at the default 150 dpi
 QUALITATIVE = "tab20"
@@ -27,8 +26,10 @@ def matplotlib_figure_class():
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
-    except ModuleNotFoundError:
-        raise HDeepRMError("matplotlib is not installed; pip install -e '.[plot]'") from None
+    except ImportError as e:
+        from hdeeprm.analysis.plots import missing_matplotlib
+
+        raise missing_matplotlib(e) from None
     return Figure, FigureCanvasAgg
 
 
