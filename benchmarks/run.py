@@ -441,14 +441,15 @@ def whole_worker(spec: dict) -> dict:
         process.append(wall)
         core.append(float(found.group(1)))
         shutil.rmtree(out, ignore_errors=True)
-    size = re.search(r": (\d+) jobs on .* \((\d+) cores\)", stdout)
+    size = re.search(r": ([\d,]+) jobs on .* \(([\d,]+) cores\)", stdout)
     makespan = re.search(r"^\s*makespan\s+(\S+) s", stdout, re.MULTILINE)
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return {"scenario": scenario.name, "path": str(scenario), "policy": WHOLE_POLICY,
-            "jobs": int(size.group(1)) if size else None, "machines": int(size.group(2)) if size else None,
+            "jobs": int(size.group(1).replace(",", "")) if size else None,
+            "machines": int(size.group(2).replace(",", "")) if size else None,
             "process_seconds": stats(process), "core_seconds": stats(core),
             "rest_seconds": stats([p - c for p, c in zip(process, core)]), "import_seconds": stats(imports),
-            "makespan_s": float(makespan.group(1)) if makespan else None,
+            "makespan_s": float(makespan.group(1).replace(",", "")) if makespan else None,
             "peak_rss_mib": children / 2**20 if sys.platform == "darwin" else children / 1024,
             "embedded_dir": str(tmp / "embedded")}
 

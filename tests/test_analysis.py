@@ -170,6 +170,9 @@ def test_report_of_a_training_run(runs):
     assert 'id="fig-learning"' in page and 'id="fig-action_preferences"' in page
     assert "<svg" in page and "<?xml" not in page and "<!DOCTYPE svg" not in page
     assert "Evaluation on held-out episodes" in page and "first:high_gflops" in page
+    # The headline is the agent's evaluation, before the last training episode's outputs.
+    agent = page.index("held-out evaluation windows, from evaluation.csv")
+    assert agent < page.index("(one training episode, played while learning)") < page.index("<h2>Evaluation on")
     assert f"<td>episodes</td><td class=\"num\">{EXPERIMENT['episodes']}</td>" in page
     assert f"episode_&lt;k&gt;/ ({EXPERIMENT['episodes']} folders" in page
 

@@ -147,8 +147,46 @@ def quantity(value: float, kind: str | None) -> tuple[str, str]:
     return format_number(value, 5), "-"
 
 
+#: A training run's headline: the agent's row of evaluation.csv (column, label, kind), means
+#: over the held-out windows.
+EVALUATION_HEADLINE = (("objective_mean", "objective (mean over the windows)", "number"),
+                       ("makespan", "makespan", "time"), ("mean_waiting_time", "mean waiting time", "time"),
+                       ("mean_slowdown", "mean slowdown", "number"),
+                       ("mean_bounded_slowdown", "mean bounded slowdown (10 s bound)", "number"),
+                       ("utilization", "utilization", "number"), ("consumed_joules", "energy", "energy"))
+
+
+def _agent_evaluation_html(run: d.Run) -> str | None:
+    """The agent's evaluation on held-out windows, when the run has one: what a training run
+    achieved (its last training episode is one random window, played while still learning)."""
+    path = run.root / d.EVALUATION_FILE
+    if not path.is_file():
+        return None
+    table = d.read_evaluation(path)
+    column = {name: i for i, name in enumerate(table.columns)}
+    agents = [row for row in table.rows if "kind" in column and row[column["kind"]] == "agent"]
+    if not agents:
+        return None
+    row = agents[0]
+    rows = []
+    for key, label, kind in EVALUATION_HEADLINE:
+        if key in column:
+            try:
+                value = float(row[column[key]])
+            except ValueError:
+                continue
+            rows.append((label, *quantity(value, kind)))
+    windows = row[column["windows"]] if "windows" in column else "?"
+    return (f"<p>The agent ({_e(row[column['policy']])}) on {_e(windows)} held-out evaluation windows, "
+            f"from {_e(d.EVALUATION_FILE)} (means over the windows):</p>"
+            + _table(("metric", "value", "unit"), rows))
+
+
 def _metrics_html(run: d.Run) -> str:
     out = []
+    evaluated = _agent_evaluation_html(run)
+    if evaluated is not None:
+        out.append(evaluated)
     metrics = run.config.get("metrics") if run.config_file == "run_config.json" else None
     if isinstance(metrics, dict):
         rows = []
@@ -172,7 +210,9 @@ def _metrics_html(run: d.Run) -> str:
         for key in ("nb_jobs", "nb_jobs_finished", "nb_jobs_killed", "nb_jobs_rejected", "nb_computing_machines"):
             if isinstance(values.get(key), float):
                 rows.append((key.replace("_", " "), format_count(values[key]), "-"))
-        out.append(f"<p>From {_e(str(schedule.relative_to(run.root)))}:</p>")
+        where = _e(str(schedule.relative_to(run.root)))
+        out.append(f"<p>From {where}" + (" (one training episode, played while learning):</p>"
+                                         if evaluated is not None else ":</p>"))
         out.append(_table(("metric", "value", "unit"), rows))
     rewards = run.root / "rewards.log"
     if rewards.is_file():

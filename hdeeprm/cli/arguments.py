@@ -16,7 +16,7 @@ def platform_arg(value: str) -> str:
 
 
 def conversion_args(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("SWF conversion")
+    group = parser.add_argument_group("workload and random draws")
     group.add_argument("--nb-jobs", type=int, help="keep the first N usable jobs of the trace")
     group.add_argument("--seed", type=int, default=0,
                        help="seed of the run's random draws: conversion, random keys (default 0)")

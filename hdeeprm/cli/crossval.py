@@ -23,7 +23,7 @@ def add_subcommands(sub) -> dict:
                                        "replaces its trace, as hdeeprm-launch -cw does)")
     cv.add_argument("-cw", "--customworkload", dest="workload", help=argparse.SUPPRESS)
     cv.add_argument("--policy", help="JOBKEY:COREKEY (default first:first_fit)")
-    cv.add_argument("--backfill", choices=("easy",))
+    cv.add_argument("--backfill", choices=("easy",), help="EASY backfilling on requested walltimes, on both backends")
     cv.add_argument("--model", help="checkpoint of a LEARNING agent (options-file mode)")
     cv.add_argument("--batsim", metavar="PATH", help="batsim executable (default: $HDEEPRM_BATSIM, then PATH)")
     cv.add_argument("--network", choices=("zero-latency", "links"),

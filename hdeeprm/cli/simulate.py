@@ -42,7 +42,8 @@ def add_subcommands(sub) -> dict:
     conversion_args(sim)
 
     rep = sub.add_parser("replay", help="re-simulate a recorded Batsim run on the embedded engine")
-    rep.add_argument("scenario", help="folder with platform.xml, workload.json and transcript.jsonl[.gz]")
+    rep.add_argument("scenario", help="folder with platform.xml, workload.json and transcript.jsonl[.gz] "
+                                         "(and hierarchy.json if the platform has one)")
     rep.add_argument("--out", required=True, help="folder for the outputs")
 
     conv = sub.add_parser("convert", help="convert an SWF trace into a Batsim JSON workload")
@@ -115,9 +116,9 @@ def cmd_simulate(args) -> int:
                     clock=args.clock)  # the run's clock starts here
     result = run_policy(engine, config, rng=run_generators(args.seed)[1], fast=None if fast else False)
     metrics = headline_metrics(result)
-    print(f"{workload.source}: {len(workload.jobs)} jobs on {platform.source} "
-          f"({platform.nb_machines} cores), policy {config}")
-    for line in metrics.lines():
+    print(f"{workload.source}: {len(workload.jobs):,} jobs on {platform.source} "
+          f"({platform.nb_machines:,} cores), policy {config}")
+    for line in _metric_lines(metrics):
         print("  " + line)
     if args.energy_accounting != "batsim":
         print(f"  energy accounting: {args.energy_accounting} (not what real Batsim reports)")
@@ -154,6 +155,26 @@ def cmd_simulate(args) -> int:
           f"{result.wall_seconds:.2f} s simulating" + (f", {writing:.2f} s writing the outputs" if args.out else "")
           + f"; {time.perf_counter() - started:.2f} s in all (without starting Python and importing)")
     return 0
+
+
+def _metric_lines(metrics) -> list[str]:
+    """The headline metrics for people (rounded; run_config.json and out_schedule.csv keep
+    every digit)."""
+    from hdeeprm.analysis.tables import format_count, format_number, format_seconds
+    from hdeeprm.simulation.metrics import BOUNDED_SLOWDOWN_THRESHOLD
+
+    return [
+        f"jobs                  {format_count(metrics.nb_jobs)} ({format_count(metrics.nb_finished)} ran, "
+        f"{format_count(metrics.nb_rejected)} rejected, {format_count(metrics.nb_walltime_killed)} reached their "
+        f"walltime)",
+        f"makespan              {format_seconds(metrics.makespan)} s",
+        f"mean waiting time     {format_seconds(metrics.mean_waiting_time)} s",
+        f"mean slowdown         {format_number(metrics.mean_slowdown, 5)}",
+        f"mean bounded slowdown {format_number(metrics.mean_bounded_slowdown, 5)} "
+        f"(bound {BOUNDED_SLOWDOWN_THRESHOLD:g} s)",
+        f"utilization           {format_number(metrics.utilization, 5)}",
+        f"energy                {metrics.consumed_joules:,.0f} J",
+    ]
 
 
 def cmd_replay(args) -> int:

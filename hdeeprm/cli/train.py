@@ -18,7 +18,8 @@ def add_subcommands(sub) -> dict:
     tr.add_argument("experiment", help="experiment JSON, or a bundled experiment name (quickstart)")
     tr.add_argument("--out", help="output folder (default runs/<experiment name>)")
     tr.add_argument("--episodes", type=int, help="training episodes (overrides the experiment)")
-    tr.add_argument("--algorithm", choices=("ppo", "kernel_ppo", "reinforce", "actor_critic"))
+    tr.add_argument("--algorithm", choices=("ppo", "kernel_ppo", "reinforce", "actor_critic"),
+                    help="learning algorithm (overrides the experiment)")
     tr.add_argument("--seed", type=int, help="root seed (overrides the experiment)")
     tr.add_argument("--init", metavar="CHECKPOINT", help="start a new run from this checkpoint's weights")
     used = tr.add_mutually_exclusive_group()
@@ -38,7 +39,8 @@ def add_subcommands(sub) -> dict:
     ev = sub.add_parser("evaluate", help="compare an agent checkpoint with the classic policies, paired on "
                                          "held-out windows")
     ev.add_argument("experiment", help="experiment JSON, or a bundled experiment name (quickstart)")
-    ev.add_argument("--model", help="checkpoint written by train (default: only the classic policies)")
+    ev.add_argument("--model", help="checkpoint written by train (default: only the classic policies and "
+                                    "random valid actions)")
     ev.add_argument("--episodes", type=int, help="evaluation episodes (overrides eval_episodes)")
     ev.add_argument("--seed", type=int, help="root seed (overrides the experiment)")
     ev.add_argument("--out", help="folder for evaluation.csv, evaluation_windows.csv, comparison.csv and "

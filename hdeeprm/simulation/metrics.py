@@ -28,18 +28,6 @@ class HeadlineMetrics:
     def as_dict(self) -> dict:
         return asdict(self)
 
-    def lines(self) -> list[str]:
-        return [
-            f"jobs                  {self.nb_jobs} ({self.nb_finished} ran, {self.nb_rejected} rejected, "
-            f"{self.nb_walltime_killed} reached their walltime)",
-            f"makespan              {self.makespan:.6f} s",
-            f"mean waiting time     {self.mean_waiting_time:.6f} s",
-            f"mean slowdown         {self.mean_slowdown:.6f}",
-            f"mean bounded slowdown {self.mean_bounded_slowdown:.6f} (bound {BOUNDED_SLOWDOWN_THRESHOLD:g} s)",
-            f"utilization           {self.utilization:.6f}",
-            f"energy                {self.consumed_joules:.6f} J",
-        ]
-
 
 def headline_metrics(result: SimulationResult) -> HeadlineMetrics:
     summary = summarize(result)
