@@ -223,3 +223,23 @@ def test_compile_compiles_what_the_cache_lacks_and_refuses_unknown_parts(capsys,
     assert "compiling classic" in out and "compiled classic in" in out
     assert main(["compile", "gpu"]) == 2
     assert "part 'gpu': expected classic or env" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("choice, expected", [("all", ["episode_0", "episode_1", "episode_2"]),
+                                              ("last", ["episode_2"]), ("none", [])])
+def test_train_writes_the_episode_outputs_asked_for(tmp_path, capsys, choice, expected):
+    experiment = tmp_path / "exp.json"
+    experiment.write_text(json.dumps({"platform": "quickstart", "workload": "kth-sp2-head.swf.gz", "nb_jobs": 200,
+                                      "episode_jobs": 20, "observation": "minimal", "hidden": 8, "episodes": 3}))
+    out = tmp_path / "run"
+    assert main(["train", str(experiment), "--out", str(out), "--no-evaluate", "--episode-outputs", choice]) == 0
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith("episode_")) == expected
+    assert len((out / "rewards.log").read_text().splitlines()) == 3  # the logs are the same
+    assert json.loads((out / "experiment.json").read_text())["episode_outputs"] == choice
+
+
+def test_episode_outputs_must_be_one_of_the_choices(tmp_path, capsys):
+    experiment = tmp_path / "exp.json"
+    experiment.write_text(json.dumps({"episode_outputs": "some"}))
+    assert main(["train", str(experiment), "--out", str(tmp_path / "run")]) == 2
+    assert "episode_outputs 'some': expected one of all, last, none" in capsys.readouterr().err

@@ -30,6 +30,9 @@ def add_subcommands(sub) -> dict:
                       help="replace the run in --out (its hdeeprm files are removed first; other files stay)")
     tr.add_argument("--tensorboard", metavar="DIR", help="also log to TensorBoard in DIR (needs tensorboard)")
     tr.add_argument("--no-evaluate", action="store_true", help="skip the comparison with the classic policies")
+    tr.add_argument("--episode-outputs", choices=("all", "last", "none"),
+                    help="Batsim outputs of the training episodes in episode_<k>/: every episode's (default), "
+                         "the last one's, or none (overrides the experiment)")
     tr.add_argument("--backfill", choices=("none", "easy"),
                     help="EASY backfilling under the agent (overrides the experiment)")
     tr.add_argument("--rollout-batch", type=int, help="episodes per update, played in parallel (default: --workers)")
@@ -65,7 +68,8 @@ def cmd_train(args) -> int:
     from hdeeprm.rl.train import train
 
     config = _with_backfill(ExperimentConfig.load(args.experiment, episodes=args.episodes, algorithm=args.algorithm,
-                                                  seed=args.seed, rollout_batch=args.rollout_batch), args.backfill)
+                                                  seed=args.seed, rollout_batch=args.rollout_batch,
+                                                  episode_outputs=args.episode_outputs), args.backfill)
     out = args.out or os.path.join("runs", os.path.splitext(os.path.basename(args.experiment))[0])
     started = time.perf_counter()
     if args.overwrite:

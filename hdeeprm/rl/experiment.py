@@ -54,6 +54,7 @@ from hdeeprm.simulation.objectives import OBJECTIVES, load_user_objective
 
 ALGORITHM_NAMES = ("ppo", "kernel_ppo", "reinforce", "actor_critic")
 PART_NAMES = ("train", "validation", "test")
+EPISODE_OUTPUTS = ("all", "last", "none")
 MAX_ROLLOUT_BATCH = 4096  # environments run side by side
 
 
@@ -92,6 +93,9 @@ class ExperimentConfig:
     eval_episode_jobs: int | None = None  # jobs per evaluation (and validation) window; default episode_jobs
     pretrain: dict | None = None  # behaviour cloning first (hdeeprm.rl.agents.imitation)
     vectorised: bool = False  # PPO on rollout_batch environments with batched inference (hdeeprm.rl.train)
+    # Batsim outputs of the training episodes in episode_<k>/: every episode's (six files each),
+    # the last episode's only, or none (logs, checkpoints and the evaluation are written anyway).
+    episode_outputs: str = "all"
 
     def __post_init__(self):
         if not isinstance(self.algorithm, str) or self.algorithm not in ALGORITHM_NAMES:
@@ -139,6 +143,9 @@ class ExperimentConfig:
         _check_split(self.split)
         if not isinstance(self.vectorised, bool):
             raise ConfigError(f"vectorised {self.vectorised!r}: expected true or false")
+        if self.episode_outputs not in EPISODE_OUTPUTS:
+            raise ConfigError(f"episode_outputs {shown(self.episode_outputs)}: expected one of "
+                              f"{', '.join(EPISODE_OUTPUTS)}")
         if self.pretrain is not None:
             from hdeeprm.rl.agents.imitation import PretrainConfig
 

@@ -98,7 +98,8 @@ class HDeepRMLogs:
     rewards.log (summed reward per episode), makespans.log, losses.log (numbers, one line per
     trained episode), actions.log (one action index per decision), probs.json (first-decision
     probabilities: ``{"probs": [[p_a(ep 1), p_a(ep 2), ...] for each action a]}``). Each
-    episode's Batsim outputs go to ``episode_<k>/``.
+    episode's Batsim outputs go to ``episode_<k>/`` (``episode_outputs``: "all"; "last": only
+    episode ``episodes - 1``'s; "none").
 
     The logs count the lines they wrote (``position``), so that a checkpoint can record how far
     they had got and a resumed run can cut them back to it (``resume``)."""
@@ -106,10 +107,12 @@ class HDeepRMLogs:
     LINE_LOGS = ("rewards.log", "makespans.log", "losses.log", "actions.log")
     PROBS = "probs.json"
 
-    def __init__(self, out_dir: str | os.PathLike, nb_actions: int):
+    def __init__(self, out_dir: str | os.PathLike, nb_actions: int, episode_outputs: str = "all",
+                 episodes: int | None = None):
         self.out = Path(out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self.nb_actions = nb_actions
+        self.episode_outputs, self.episodes = episode_outputs, episodes
         self.probs: list[list[float]] = [[] for _ in range(nb_actions)]
         self.lines = dict.fromkeys(self.LINE_LOGS, 0)
 
@@ -128,7 +131,8 @@ class HDeepRMLogs:
             for a in range(self.nb_actions):
                 self.probs[a].append(float(record.first_probs[a]))
             _write_json_atomic(self.out / self.PROBS, {"probs": self.probs})
-        if record.result is not None:
+        if record.result is not None and (self.episode_outputs == "all" or (
+                self.episode_outputs == "last" and index == (self.episodes or 0) - 1)):
             write_outputs(record.result, str(self.out / f"episode_{index}"))
 
     def position(self) -> dict[str, int]:
@@ -350,7 +354,8 @@ def _learner(config, env, out: Path, init: str | None, tensorboard: str | None, 
     optimizer = torch.optim.Adam(agent.parameters(), lr=config.lr)
     if not resume:
         write_experiment(out, config.as_dict())
-    learner = _Learner(agent, optimizer, None, HDeepRMLogs(out, env.action_space.n), CheckpointSelector(config, out))
+    learner = _Learner(agent, optimizer, None, HDeepRMLogs(out, env.action_space.n, config.episode_outputs, config.episodes),
+                       CheckpointSelector(config, out))
     if resume:
         extra = resume_point(out, agent, optimizer)
         learner.done = extra["episode"] + 1
