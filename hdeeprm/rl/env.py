@@ -794,7 +794,7 @@ class HeteroEnv(gym.Env):
                 "metrics": {
                     "started_jobs": int(started),
                     "mean_waiting_time": wait_sum / started if started else 0.0,
-                    "energy_joules": energy,
+                    "consumed_joules": energy,
                 },
             }
         engine = self.engine
@@ -809,7 +809,7 @@ class HeteroEnv(gym.Env):
             "metrics": {
                 "started_jobs": self._started,
                 "mean_waiting_time": self._wait_sum / self._started if self._started else 0.0,
-                "energy_joules": float(engine.energy_so_far()),
+                "consumed_joules": float(engine.energy_so_far()),
             },
         }
 
