@@ -60,7 +60,9 @@ def load_platform(path: PathLike, hierarchy: PathLike | None = None, *,
 
     ``.json``: HDeepRM platform JSON compiled with ``typelib`` (default library when None);
     it carries its own hierarchy, so ``hierarchy`` must be None. ``.xml``: SimGrid/Batsim
-    platform, with the hierarchy file ``hierarchy`` attached when given.
+    platform, with the hierarchy file ``hierarchy`` attached when given; a platform XML of the
+    original HDeepRM (cores declared in p-state 3, at 0.001 flop/s) needs one, and is refused
+    without it.
 
     Without either extension, ``path`` may also be a bundled platform name ("gaia") or a
     homogeneous platform ``"<N>x<node type>"`` ("16xDell R720": one cluster of N nodes of that
@@ -84,7 +86,9 @@ def load_platform(path: PathLike, hierarchy: PathLike | None = None, *,
                                 f"platforms; {path} is a JSON platform with its own hierarchy")
         return load_json_platform(path, typelib)
     if suffix == ".xml":
-        platform = load_xml_platform(path, master_host=master_host)
+        # The original HDeepRM's XML is refused without a hierarchy: its cores would stay at
+        # 0.001 flop/s (see hdeeprm.inputs.platform.xml_platform.is_original_hdeeprm).
+        platform = load_xml_platform(path, master_host=master_host, refuse_original=hierarchy is None)
         return platform if hierarchy is None else attach_hierarchy(platform, hierarchy)
     raise PlatformError(str(path), None, "unknown platform format; expected a .json (HDeepRM "
                         "platform) or .xml (SimGrid/Batsim platform) file, a bundled platform "
