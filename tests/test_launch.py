@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -117,6 +118,55 @@ def test_original_agent_file_trains_and_checkpoints(tmp_path, capsys):
     assert launch([str(options), "-cw", str(workload), "-a", str(agent_file), "-nr", "3",
                    "--out", str(out3)]) == 0
     assert (out3 / "rewards.log").read_text() == (out / "rewards.log").read_text()
+
+
+def test_options_name_the_agent_and_models_and_insights_are_logged(tmp_path, capsys):
+    """pybatsim.agent.file / input_model / output_model stand for -a / -im / -om (relative to the
+    options file), log_level sets insights.log's level, and log_probs.log holds numbers."""
+    (tmp_path / "my_agent.py").write_text(ORIGINAL_AGENT)
+    options = learning_options(tmp_path, file="my_agent.py", output_model="model.pt")
+    data = json.loads(options.read_text())
+    data["pybatsim"]["log_level"] = "DEBUG"
+    options.write_text(json.dumps(data))
+    out = tmp_path / "out"
+    assert launch([str(options), "-cw", str(DATA / "learning_workload.json"), "-nr", "2", "--out", str(out)]) == 0
+    assert (tmp_path / "model.pt").is_file()  # output_model, from the options file's folder
+    insights = (out / "insights.log").read_text()
+    assert insights.startswith("INFO hdeeprm-launch insights: ") and "reference speed 4.2 GFLOPS" in insights
+    assert re.search(r"^INFO episode 1: \d+ decisions, reward \S+, makespan [0-9.]+ s", insights, re.MULTILINE)
+    assert "scheduling passes that started jobs" in insights and "jobs per pass max" in insights
+    assert "DEBUG episode 0: first decision's probabilities" in insights and "DEBUG episode 1: actions " in insights
+    lines = (out / "log_probs.log").read_text().splitlines()
+    assert len(lines) == 2 and all(isinstance(x, float) and x <= 0 for x in json.loads(lines[0]))
+    # input_model: the next launch starts from that checkpoint; INFO leaves the DEBUG lines out.
+    data["pybatsim"]["agent"].update(input_model="model.pt", output_model=None)
+    data["pybatsim"]["log_level"] = "INFO"
+    options.write_text(json.dumps(data))
+    assert launch([str(options), "-cw", str(DATA / "learning_workload.json"), "--out", str(tmp_path / "o2")]) == 0
+    resolved = json.loads((tmp_path / "o2" / "options_resolved.json").read_text())["launch"]
+    assert resolved["input_model"] == str(tmp_path / "model.pt")
+    assert resolved["agent_file"] == str(tmp_path / "my_agent.py")
+    assert "DEBUG" not in (tmp_path / "o2" / "insights.log").read_text()
+    # The files are hdeeprm's: clean removes them.
+    assert hdeeprm_main(["clean", str(out)]) == 0
+    assert not (out / "insights.log").exists() and not (out / "log_probs.log").exists()
+
+
+def test_log_level_must_be_a_logging_level(tmp_path, capsys):
+    path = classic_options(tmp_path)
+    options = json.loads(path.read_text())
+    options["pybatsim"]["log_level"] = "LOUD"
+    path.write_text(json.dumps(options))
+    assert launch([str(path), "--out", str(tmp_path / "o")]) == 2
+    assert "pybatsim.log_level: 'LOUD'; expected a Python logging level" in capsys.readouterr().err
+
+
+def test_a_classic_run_logs_its_scheduling_passes(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert launch([str(classic_options(tmp_path)), "--out", str(out)]) == 0
+    insights = (out / "insights.log").read_text()
+    assert "episode 0: " in insights and "jobs per pass max" in insights
+    assert not (out / "log_probs.log").exists()  # nothing learned
 
 
 def test_learning_thesis_experiment_learns_the_bandwidth_aware_actions(tmp_path):

@@ -307,6 +307,19 @@ def _contains(marker: bytes, magic: bytes = b"") -> Callable[[Path], bool]:
     return check
 
 
+def _json_lines_of_numbers(path: Path) -> bool:
+    """hdeeprm-launch's log_probs.log: one JSON array of numbers per line."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                values = json.loads(line)
+                if not isinstance(values, list) or not all(isinstance(v, (int, float)) for v in values):
+                    return False
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return False
+    return True
+
+
 def _is_dict_with(*keys: str) -> Callable[[object], bool]:
     return lambda x: isinstance(x, dict) and all(k in x for k in keys)
 
@@ -342,6 +355,8 @@ RUN_FILES: dict[str, tuple[Callable[[Path], bool], bool]] = {
     "run_config.json": (_json_with(_is_dict_with("command", "hdeeprm_version")), True),
     "experiment.json": (_json_with(_is_dict_with("algorithm", "episodes", "platform")), True),
     "options_resolved.json": (_json_with(_is_dict_with("pybatsim", "launch")), True),
+    "insights.log": (_contains(b"hdeeprm-launch insights: "), False),
+    "log_probs.log": (_json_lines_of_numbers, False),
     "model.pt": (_contains(b"", magic=b"PK\x03\x04"), True),  # torch.save's zip format
     # How the run was made (hdeeprm.common.manifest): kept by --soft, with what it describes.
     MANIFEST_FILE: (_json_with(is_manifest), True),

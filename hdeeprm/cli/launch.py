@@ -17,6 +17,14 @@ reported; PyTorch is seeded from ``seed`` and episode k resets the environment w
 ``seed + k``, so a run is reproducible; a LEARNING agent may
 also name a bundled algorithm with ``"algorithm": "reinforce" | "actor_critic" | "ppo"``
 instead of giving ``-a``.
+
+As in the original, ``pybatsim.agent.file``, ``input_model`` and ``output_model`` in the
+options file stand for ``-a``, ``-im`` and ``-om`` (the flags win), and ``insights.log``
+(at ``pybatsim.log_level``, default INFO; rewritten by each launch) says what each episode
+did: decisions, reward, makespan, the jobs its scheduling passes started (max, min, mean
+over the passes that started any: the original divided by zero when none did), the loss and
+the first decision's probabilities; ``log_probs.log`` gets one line per trained episode, the
+log-probabilities of the actions taken (numbers, where the original wrote tensor reprs).
 """
 
 from __future__ import annotations
@@ -60,6 +68,10 @@ def launch(args) -> int:
     if args.nbruns < 1:
         raise ConfigError(f"-nr {args.nbruns}: expected at least 1 episode")
     agent_opts = options["pybatsim"]["agent"]
+    base = Path(source).resolve().parent
+    for flag, key in (("agent", "file"), ("inmodel", "input_model"), ("outmodel", "output_model")):
+        if getattr(args, flag) is None and agent_opts.get(key):  # the original injected -a/-im/-om there
+            setattr(args, flag, str(base / agent_opts[key]))
     seed = options.get("seed", 0)
     if seed + args.nbruns - 1 > SEED_MAX:
         raise ConfigError(f"{source}: seed {seed} with -nr {args.nbruns}: episode k resets with seed + k, "
@@ -79,7 +91,7 @@ def _run_episodes(args, env, options, agent_opts, source, workload, seed) -> int
     from hdeeprm.common.progress import Progress
     from hdeeprm.rl.agent import load_agent_class
     from hdeeprm.rl.agents import ALGORITHMS, build_agent
-    from hdeeprm.rl.agents.common import load_checkpoint, save_checkpoint
+    from hdeeprm.rl.agents.common import load_checkpoint
     from hdeeprm.rl.baselines import FixedActionAgent
     from hdeeprm.rl.train import HDeepRMLogs, observation_size, run_episode
 
@@ -123,18 +135,69 @@ def _run_episodes(args, env, options, agent_opts, source, workload, seed) -> int
         "train": train}}
     (out / "options_resolved.json").write_text(json.dumps(resolved, indent=2) + "\n")
     progress = Progress(args.nbruns, "episodes")
-    for k in range(args.nbruns):
-        record = run_episode(env, agent, seed=seed + k, train=train, optimizer=optimizer)
-        logs.write(k, record)
-        if train and args.outmodel:
-            save_checkpoint(args.outmodel, agent, optimizer, {"episode": k, "seed": seed})
-        progress.update(record)
-        m = record.metrics
-        print(f"episode {k}: reward {record.reward:.6g}, {record.steps} decisions, makespan "
-              f"{m.get('makespan', float('nan')):.1f} s, mean wait {m.get('mean_waiting_time', float('nan')):.1f} s"
-              + (f", loss {record.losses['loss']:.6g}" if record.losses else ""))
+    insights = _insights_logger(out, options["pybatsim"].get("log_level") or "INFO")
+    insights.info("hdeeprm-launch insights: %s, %s agent, %d episodes, platform reference speed %.6g GFLOPS",
+                  source, agent_opts["type"], args.nbruns, env.platform.reference_speed_gflops)
+    try:
+        for k in range(args.nbruns):
+            record = run_episode(env, agent, seed=seed + k, train=train, optimizer=optimizer)
+            logs.write(k, record)
+            _log_insights(insights, k, record, env)
+            if train and record.log_probs is not None:
+                with open(out / "log_probs.log", "a") as f:
+                    f.write(json.dumps(record.log_probs) + "\n")
+            _after_episode(args, agent, optimizer, train, seed, k, record, progress)
+    finally:
+        for handler in insights.handlers[:]:
+            handler.close()
+            insights.removeHandler(handler)
     print(f"outputs in {out}")
     return 0
+
+
+def _insights_logger(out: Path, level: str):
+    """insights.log in the run folder, rewritten by each launch, at the options' level."""
+    import logging
+
+    logger = logging.getLogger(f"hdeeprm.launch.insights.{id(out)}")
+    logger.setLevel(level.upper())
+    logger.propagate = False  # the file only, not the user's root handlers
+    handler = logging.FileHandler(out / "insights.log", mode="w")
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    return logger
+
+
+def _log_insights(insights, k: int, record, env) -> None:
+    m = record.metrics
+    insights.info("episode %d: %d decisions, reward %.6g, makespan %.6f s, mean waiting time %.6f s", k,
+                  record.steps, record.reward, m.get("makespan", float("nan")), m.get("mean_waiting_time", float("nan")))
+    passes = [n for n in record.started_per_step if n > 0]
+    if passes:
+        insights.info("episode %d: scheduling passes that started jobs: %d of %d; jobs per pass max %d, min %d, "
+                      "mean %.6g", k, len(passes), len(record.started_per_step), max(passes), min(passes),
+                      sum(passes) / len(passes))
+    else:
+        insights.info("episode %d: no scheduling pass started a job", k)
+    if record.losses:
+        insights.info("episode %d: loss %.6g", k, record.losses["loss"])
+    if record.first_probs is not None:
+        insights.debug("episode %d: first decision's probabilities %s", k,
+                       ", ".join(f"{name} {p:.4f}" for name, p in zip(env.config.action_names(), record.first_probs)))
+    insights.debug("episode %d: actions %s", k, " ".join(map(str, record.actions)))
+
+
+def _after_episode(args, agent, optimizer, train, seed, k, record, progress) -> None:
+    """The checkpoint (-om, after each trained episode, as the original) and the episode's line."""
+    from hdeeprm.rl.agents.common import save_checkpoint
+
+    if train and args.outmodel:
+        save_checkpoint(args.outmodel, agent, optimizer, {"episode": k, "seed": seed})
+    progress.update(record)
+    m = record.metrics
+    print(f"episode {k}: reward {record.reward:.6g}, {record.steps} decisions, makespan "
+          f"{m.get('makespan', float('nan')):.1f} s, mean wait {m.get('mean_waiting_time', float('nan')):.1f} s"
+          + (f", loss {record.losses['loss']:.6g}" if record.losses else ""))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,6 +21,8 @@ PYBATSIM_KEYS = {"log_level", "env", "agent", "seed"}
 AGENT_KEYS = {"type", "run", "hidden", "lr", "gamma", "file", "input_model", "output_model",
               "policy_pair", "algorithm"}
 AGENT_TYPES = ("CLASSIC", "LEARNING")
+#: pybatsim.log_level: the level of insights.log, as Python's logging names it.
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
 
 def check_options(data: Any, source: str) -> dict:
@@ -51,6 +53,10 @@ def check_options(data: Any, source: str) -> dict:
     for key in ("file", "input_model", "output_model"):
         if key in agent and agent[key] is not None and not isinstance(agent[key], str):
             raise ConfigError(f"{where}.{key}: expected a string, got {shown(agent[key])}")
+    level = pybatsim.get("log_level")
+    if level is not None and (not isinstance(level, str) or level.upper() not in LOG_LEVELS):
+        raise ConfigError(f"{source}: pybatsim.log_level: {shown(level)}; expected a Python logging level "
+                          f"({', '.join(LOG_LEVELS)})")
     for key in ("seed",):
         if key in data:
             check_seed(data[key], f"{source}: {key}")

@@ -53,6 +53,10 @@ class EpisodeRecord:
     metrics: dict[str, float]
     wall_seconds: float
     result: Any = field(default=None, repr=False)
+    # Jobs each decision started (its scheduling pass), and the log-probabilities of the
+    # actions taken when the agent keeps them (the original's insights.log and log_probs.log).
+    started_per_step: list[int] = field(default_factory=list, repr=False)
+    log_probs: list[float] | None = field(default=None, repr=False)
 
 
 def _accepts_mask(agent) -> bool:
@@ -73,7 +77,8 @@ def run_episode(env: HeteroEnv, agent, *, seed: int, train: bool = False, optimi
         agent.reset_episode()
     masked = _accepts_mask(agent)
     obs, info = env.reset(seed=seed, options=options)
-    total, actions, done = 0.0, [], False
+    total, actions, done, started = 0.0, [], False, []
+    before = info["metrics"]["started_jobs"]
     while not done:
         action = agent.decide(obs, info["action_mask"]) if masked else agent.decide(obs)
         action = int(action)
@@ -83,6 +88,11 @@ def run_episode(env: HeteroEnv, agent, *, seed: int, train: bool = False, optimi
         actions.append(action)
         total += reward
         done = terminated or truncated
+        now_started = info["metrics"]["started_jobs"]
+        started.append(now_started - before)
+        before = now_started
+    kept = getattr(agent, "log_probs", None)
+    log_probs = [float(p) for p in kept] if kept else None  # before the update may clear them
     losses: dict[str, float] = {}
     if train and optimizer is not None:
         losses = dict(agent.update(optimizer))
@@ -90,7 +100,7 @@ def run_episode(env: HeteroEnv, agent, *, seed: int, train: bool = False, optimi
     result = env.result() if terminated else None
     metrics = headline_metrics(result).as_dict() if result is not None else dict(info["metrics"])
     return EpisodeRecord(seed, total, len(actions), actions, list(probs) if probs is not None else None,
-                         losses, metrics, time.perf_counter() - t0, result)
+                         losses, metrics, time.perf_counter() - t0, result, started, log_probs)
 
 
 class HDeepRMLogs:
