@@ -365,11 +365,19 @@ def test_action_preferences_name_the_experiments_actions(runs):
     assert ax.get_xlabel() == "episode" and "probability" in ax.get_ylabel()
 
 
-def test_many_actions_name_only_the_top_ones():
+def test_many_actions_name_the_top_ones_and_every_episodes_leader():
     probs = np.random.default_rng(0).dirichlet(np.ones(37), size=6).T
     ax = f.action_preferences_figure(probs, [f"a{i}" for i in range(37)], "t").axes[0]
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert len(legend) == 8 + 2 and "other 29 actions" in legend
+    top, leaders = set(np.argsort(-probs[:, -1])[:8].tolist()), set(probs.argmax(axis=0).tolist())
+    assert leaders - top  # this draw has actions that led an episode and are not among the last top 8
+    named = top | leaders
+    assert {t.rsplit(" (", 1)[0] for t in legend if t.startswith("a")} == {f"a{a}" for a in named}
+    assert f"other {37 - len(named)} actions" in legend and "uniform (1/37)" in legend
+    others = one(ax.collections, "action-others").get_segments()
+    assert len(others) == 37 - len(named)
+    assert {round(float(seg[0, 1]), 12) for seg in others} == \
+        {round(float(probs[a, 0]), 12) for a in range(37) if a not in named}
 
 
 def test_training_run_figures_default_to_the_last_episode(runs):

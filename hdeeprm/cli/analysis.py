@@ -13,7 +13,7 @@ from typing import Callable
 
 
 def add_subcommands(sub) -> dict[str, Callable[[argparse.Namespace], int]]:
-    from hdeeprm.analysis.plots import FORMATS, KINDS
+    from hdeeprm.analysis.plots import FORMATS, KINDS, STYLES
     from hdeeprm.analysis.runs import JOBSTAT_FIELDS, JOBSTAT_STATS
 
     kinds = "\n".join(f"  {k.name:<24}{k.help}" for k in KINDS.values())
@@ -22,7 +22,7 @@ def add_subcommands(sub) -> dict[str, Callable[[argparse.Namespace], int]]:
                           description=f"Draw one figure of a run folder (needs matplotlib).\n\nKINDS:\n{kinds}")
     plot.add_argument("kind", choices=list(KINDS), metavar="KIND", help="figure to draw (the KINDS listed above)")
     plot.add_argument("run_dir", metavar="RUN_DIR", help="folder written by simulate, train, hdeeprm-launch or Batsim")
-    _figure_args(plot, "RUN_DIR/figures/KIND[-episode_K].FORMAT", FORMATS)
+    _figure_args(plot, "RUN_DIR/figures/KIND[-episode_K].FORMAT", FORMATS, STYLES)
     plot.add_argument("--episode", type=int, help="episode_<K> of a training run (default: the last)")
 
     cmp = sub.add_parser("compare", help="compare the Batsim metrics of two or more runs (table and figure)",
@@ -32,7 +32,7 @@ def add_subcommands(sub) -> dict[str, Callable[[argparse.Namespace], int]]:
                                      "(needs matplotlib; --no-figure for the table alone).")
     cmp.add_argument("runs", nargs="+", metavar="RUN", help="run folders or out_schedule.csv files")
     cmp.add_argument("-n", "--names", nargs="+", metavar="NAME", help="one name per run (default: folder names)")
-    _figure_args(cmp, "compare.FORMAT, in the current folder", FORMATS)
+    _figure_args(cmp, "compare.FORMAT, in the current folder", FORMATS, STYLES)
     cmp.add_argument("--no-figure", action="store_true", help="print the table only (no matplotlib needed)")
     cmp.add_argument("--episode", type=int, help="episode_<K> of training runs (default: the last)")
 
@@ -79,10 +79,15 @@ def add_subcommands(sub) -> dict[str, Callable[[argparse.Namespace], int]]:
             "jobstat": cmd_jobstat, "clean": cmd_clean}
 
 
-def _figure_args(parser, default: str, formats) -> None:
+def _figure_args(parser, default: str, formats, styles) -> None:
     parser.add_argument("-o", "--out", metavar="FILE", help=f"figure file (default {default})")
     parser.add_argument("--format", choices=formats, help="png, svg or pdf (default: from FILE's extension, else png)")
-    parser.add_argument("--dpi", type=int, default=150, help="resolution of PNG figures, 10 to 1200 (default 150)")
+    parser.add_argument("--dpi", type=int, default=150,
+                        help="resolution of PNG figures (and of the boxes of Gantt and bandwidth-span charts that have "
+                             "over 5,000, rasterised in SVG and PDF), 10 to 1200 (default 150)")
+    parser.add_argument("--style", choices=list(styles), default="default",
+                        help="default: sized for a screen; paper: one column of a two-column paper (3.4 in wide, "
+                             "grids of panels 7 in), 8-9 pt text, thin lines, best with --format pdf or svg")
 
 
 def cmd_plot(args) -> int:
@@ -95,7 +100,7 @@ def cmd_plot(args) -> int:
     fmt = output_format(args.out, args.format)
     episode = "" if args.episode is None else f"-episode_{args.episode}"  # one file per episode asked for
     out = args.out or Path(args.run_dir) / "figures" / f"{args.kind}{episode}.{fmt}"
-    path = save_figure(render(args.kind, run), out, fmt, dpi=args.dpi)
+    path = save_figure(render(args.kind, run, style=args.style), out, fmt, dpi=args.dpi)
     print(f"{args.kind}: {path}")
     return 0
 
@@ -116,7 +121,7 @@ def cmd_compare(args) -> int:
         from hdeeprm.analysis.plots.figures import comparison_figure
 
         fmt = output_format(args.out, args.format)
-        fig = comparison_figure([r.name for r in runs], comparison_values(runs))
+        fig = comparison_figure([r.name for r in runs], comparison_values(runs), style=args.style)
         path = save_figure(fig, args.out or f"compare.{fmt}", fmt, dpi=args.dpi)
         print(f"figure: {path}")
     return 0

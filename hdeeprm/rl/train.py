@@ -92,7 +92,8 @@ def run_episode(env: HeteroEnv, agent, *, seed: int, train: bool = False, optimi
         started.append(now_started - before)
         before = now_started
     kept = getattr(agent, "log_probs", None)
-    log_probs = [float(p) for p in kept] if kept else None  # before the update may clear them
+    # Before the update, which may clear them; detached: they carry the policy's gradient.
+    log_probs = [float(p.detach()) if hasattr(p, "detach") else float(p) for p in kept] if kept else None
     losses: dict[str, float] = {}
     if train and optimizer is not None:
         losses = dict(agent.update(optimizer))

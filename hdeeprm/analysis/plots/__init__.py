@@ -1,8 +1,11 @@
 """Figures of a run: ``hdeeprm plot KIND RUN_DIR`` and the figures of ``hdeeprm report``.
 
-``render(kind, run)`` reads what the figure needs from the run folder and returns a
-matplotlib Figure (Agg canvas, no pyplot); ``save_figure`` writes it as PNG, SVG or PDF.
-matplotlib is imported only when a figure is built (``pip install -e '.[plot]'``).
+``render(kind, run, style="default")`` reads what the figure needs from the run folder and
+returns a matplotlib Figure (Agg canvas, no pyplot); ``save_figure`` writes it as PNG, SVG or
+PDF (vector: text stays text in SVG, fonts are embedded as TrueType in PDF). Styles
+("default" for screens, "paper" for a paper's column) and the colour-blind-safe palette are
+defined in :mod:`hdeeprm.analysis.plots.style`. matplotlib is imported only when a figure is
+built (``pip install -e '.[plot]'``).
 
 Kinds, with the original ``hdeeprm-visual`` names kept:
   gantt, gantt_no_label   machines x time, one rectangle per job and contiguous machine run
@@ -27,6 +30,7 @@ from typing import Callable
 import numpy as np
 
 from hdeeprm.analysis.plots import data as d
+from hdeeprm.analysis.plots.style import STYLES, get_style  # noqa: F401 (STYLES: the --style choices)
 from hdeeprm.common.errors import ConfigError, HDeepRMError
 
 FORMATS = ("png", "svg", "pdf")
@@ -40,7 +44,7 @@ DPI_RANGE = (10, 1200)
 class PlotKind:
     name: str
     help: str
-    build: Callable  # (run: Run) -> Figure
+    build: Callable  # (run: Run, style: str) -> Figure
     needs: tuple[str, ...]  # files it reads; the report skips a kind whose files are missing
     learning: bool = False  # about the whole training run rather than one episode's outputs
 
@@ -65,67 +69,67 @@ def _jobs(run: d.Run, what: str) -> d.JobTable:
 
 
 def _gantt(labels: bool):
-    def build(run: d.Run):
+    def build(run: d.Run, style: str):
         from hdeeprm.analysis.plots.figures import gantt
 
         jobs = _jobs(run, "a Gantt chart")
-        return gantt(jobs, d.allocations(jobs), _nb_machines(run), labels=labels, title=run.title)
+        return gantt(jobs, d.allocations(jobs), _nb_machines(run), labels=labels, title=run.title, style=style)
     return build
 
 
-def _queue(run: d.Run):
+def _queue(run: d.Run, style: str):
     from hdeeprm.analysis.plots.figures import queue_figure
 
     jobs = _jobs(run, "the queue size")
-    return queue_figure(d.queue_size(jobs), _end_time(run, jobs), run.title)
+    return queue_figure(d.queue_size(jobs), _end_time(run, jobs), run.title, style=style)
 
 
-def _utilization(run: d.Run):
+def _utilization(run: d.Run, style: str):
     from hdeeprm.analysis.plots.figures import utilization_figure
 
     jobs = _jobs(run, "the utilization")
     alloc = d.allocations(jobs)
     nb = max(_nb_machines(run), int(alloc.last.max()) + 1 if len(alloc) else 0)
-    return utilization_figure(d.busy_machines(alloc), nb, _end_time(run, jobs), run.title)
+    return utilization_figure(d.busy_machines(alloc), nb, _end_time(run, jobs), run.title, style=style)
 
 
-def _lifecycle(run: d.Run):
+def _lifecycle(run: d.Run, style: str):
     from hdeeprm.analysis.plots.figures import lifecycle_figure
 
-    return lifecycle_figure(_jobs(run, "job lifecycles"), run.title)
+    return lifecycle_figure(_jobs(run, "job lifecycles"), run.title, style=style)
 
 
-def _power(run: d.Run):
+def _power(run: d.Run, style: str):
     from hdeeprm.analysis.plots.figures import power_figure
 
-    return power_figure(d.read_energy(run.require(d.ENERGY_FILE, "the power plot")), run.title)
+    return power_figure(d.read_energy(run.require(d.ENERGY_FILE, "the power plot")), run.title, style=style)
 
 
-def _energy(run: d.Run):
+def _energy(run: d.Run, style: str):
     from hdeeprm.analysis.plots.figures import energy_figure
 
-    return energy_figure(d.read_energy(run.require(d.ENERGY_FILE, "the energy plot")), run.title)
+    return energy_figure(d.read_energy(run.require(d.ENERGY_FILE, "the energy plot")), run.title, style=style)
 
 
-def _pstates(run: d.Run):
+def _pstates(run: d.Run, style: str):
     from hdeeprm.analysis.plots.figures import pstate_figure
 
     occ = d.read_pstates(run.require(d.PSTATES_FILE, "the p-state plot"), _nb_machines(run))
-    return pstate_figure(occ, _end_time(run), d.has_hierarchy(run), run.title)
+    return pstate_figure(occ, _end_time(run), d.has_hierarchy(run), run.title, style=style)
 
 
 def _blocking(which: tuple[str, ...]):
-    def build(run: d.Run):
+    def build(run: d.Run, style: str):
         from hdeeprm.analysis.plots.figures import blocking_figure
 
-        return blocking_figure(d.read_run_overuse(run), _end_time(run), which, run.title)
+        return blocking_figure(d.read_run_overuse(run), _end_time(run), which, run.title, style=style)
     return build
 
 
-def _bandwidth(run: d.Run):
+def _bandwidth(run: d.Run, style: str):
     from hdeeprm.analysis.plots.figures import bandwidth_figure
 
-    return bandwidth_figure(d.read_run_overuse(run), _end_time(run), run.title)
+    return bandwidth_figure(d.read_run_overuse(run), _end_time(run), run.title, style=style)
 
 
 CURVES = {"rewards": ("rewards.log", "summed reward"), "losses": ("losses.log", "loss"),
@@ -145,25 +149,26 @@ def _curve(run: d.Run, name: str):
 
 
 def _learning(names: tuple[str, ...]):
-    def build(run: d.Run):
+    def build(run: d.Run, style: str):
         from hdeeprm.analysis.plots.figures import learning_figure
 
         present = [n for n in names if (run.root / CURVES[n][0]).is_file()]
         if not present:
             raise ConfigError(f"{run.root}: no {', '.join(CURVES[n][0] for n in names)}; "
                               "learning curves come from hdeeprm train or hdeeprm-launch runs")
-        return learning_figure([_curve(run, n) for n in present], d.run_title(run, episode=False))
+        return learning_figure([_curve(run, n) for n in present], d.run_title(run, episode=False), style=style)
     return build
 
 
-def _actions(run: d.Run):
+def _actions(run: d.Run, style: str):
     from hdeeprm.analysis.plots.figures import action_preferences_figure
 
     path = run.root / d.PROBS_FILE
     if not path.is_file():
         raise ConfigError(f"{run.root}: no {d.PROBS_FILE}; action preferences come from learning agents' runs")
     probs = d.read_probs(path)
-    return action_preferences_figure(probs, d.action_names(run, probs.shape[0]), d.run_title(run, episode=False))
+    return action_preferences_figure(probs, d.action_names(run, probs.shape[0]), d.run_title(run, episode=False),
+                                     style=style)
 
 
 _OVERUSE = (d.OVERUSE_FILE,)
@@ -190,13 +195,15 @@ KINDS: dict[str, PlotKind] = {k.name: k for k in (
 )}
 
 
-def render(kind: str, run: d.Run | str | Path, episode: int | None = None):
-    """The figure ``kind`` of a run (a Run, or a run folder)."""
+def render(kind: str, run: d.Run | str | Path, episode: int | None = None, style: str = "default"):
+    """The figure ``kind`` of a run (a Run, or a run folder), in ``style``: "default" (screen)
+    or "paper" (one column of a two-column paper); see :mod:`hdeeprm.analysis.plots.style`."""
     if kind not in KINDS:
         raise ConfigError(f"unknown figure {kind!r}; expected one of {', '.join(KINDS)}")
+    get_style(style)  # a wrong name is a one-line error before any file is read
     if not isinstance(run, d.Run):
         run = d.open_run(run, episode)
-    return KINDS[kind].build(run)
+    return KINDS[kind].build(run, style)
 
 
 def output_format(path: str | Path | None, fmt: str | None) -> str:
