@@ -238,3 +238,20 @@ def test_launch_on_the_batsim_backend_closes_its_env(tmp_path, monkeypatch, caps
                    "--out", str(out)]) == 0
     assert len((out / "episode_0" / "out_jobs.csv").read_text().splitlines()) == 21
     assert not [p for p in os.listdir(scratch) if p.startswith("hdeeprm-batsim-")]
+
+
+def test_thesis_options_find_the_bundled_platform_examples_and_name_the_missing_traces(tmp_path, capsys):
+    """The bundled thesis options name the original's paths: its platform examples are bundled
+    here (used, with a warning); its traces are not (a one-line error saying which log)."""
+    options = json.loads((DATA / "thesis_options" / "learning.json").read_text())
+    options["pybatsim"]["agent"]["algorithm"] = "reinforce"
+    path = tmp_path / "learning.json"
+    path.write_text(json.dumps(options))  # platform_file_path stays ../../platform_examples/learning.json
+    assert launch([str(path), "-cw", str(DATA / "learning_workload.json"), "--out", str(tmp_path / "o")]) == 0
+    err = capsys.readouterr().err
+    assert "using the bundled 'learning' platform" in err
+    primer = DATA / "thesis_options" / "primer__gaia__first-high_gflops.json"
+    assert launch([str(primer), "--out", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "/workspace/workloads/gaia.swf: no such file" in err
+    assert "UniLu-Gaia-2014-2.swf.gz" in err and "-cw" in err

@@ -425,9 +425,10 @@ class HeteroEnv(gym.Env):
             trace = data.get("workload_file_path")
             if not trace:
                 raise ConfigError(f"{source}: workload_file_path: missing; expected an SWF trace (or pass a workload)")
-            workload = _resolve(base, trace, f"{source}: workload_file_path")
+            workload = _original_trace(_resolve(base, trace, f"{source}: workload_file_path"), source)
         seed = check_seed(data.get("seed", 0), f"{source}: seed")
-        return cls(_resolve(base, platform_path, f"{source}: platform_file_path"), workload, config, backend=backend,
+        platform = _original_platform(_resolve(base, platform_path, f"{source}: platform_file_path"), source)
+        return cls(platform, workload, config, backend=backend,
                    backend_options=backend_options, nb_jobs=data.get("nb_jobs"), conversion_seed=seed)
 
     # ------------------------------------------------------------------ Gymnasium API
@@ -846,6 +847,43 @@ def _read_options(options) -> tuple[str, Path, dict]:
         return "options", Path.cwd(), dict(options)
     path = Path(options)
     return str(path), path.parent, read_json_object(path)
+
+
+#: The traces the original's thesis experiments name (``/workspace/workloads/gaia.swf``),
+#: none of which it shipped: the Parallel Workloads Archive logs they are.
+ORIGINAL_TRACES = {"gaia.swf": "the UniLu Gaia 2014 log (UniLu-Gaia-2014-2.swf.gz)",
+                   "mc2.swf": "the MetaCentrum2 log"}
+ARCHIVE_URL = "https://www.cs.huji.ac.il/labs/parallel/workload/"
+
+
+def _original_platform(path: str, source: str) -> str:
+    """An options file's platform: the path, or, where it does not exist and its name is one
+    of the original's platform examples (bundled here: ``/workspace/platforms/gaia.json``,
+    ``../../platform_examples/learning.json``), the bundled platform of that name."""
+    if Path(path).exists():
+        return path
+    import warnings
+
+    from hdeeprm.inputs.platform.json_platform import bundled_platforms_dir
+
+    bundled = bundled_platforms_dir() / Path(path).name
+    if Path(path).suffix == ".json" and bundled.is_file():
+        warnings.warn(f"{source}: platform_file_path {path} does not exist; using the bundled "
+                      f"'{bundled.stem}' platform (the original's platform_examples/{bundled.name})", stacklevel=3)
+        return str(bundled)
+    return path  # the loader reports it missing
+
+
+def _original_trace(path: str, source: str) -> str:
+    if Path(path).exists():
+        return path
+    known = ORIGINAL_TRACES.get(Path(path).name)
+    if known is None:
+        return path  # the loader reports it missing (or finds a bundled trace of that name)
+    raise WorkloadError(source, "workload_file_path",
+                        f"{path}: no such file; the original's thesis experiments used {known} of the Parallel "
+                        f"Workloads Archive ({ARCHIVE_URL}), which is not bundled: download it and give its path "
+                        f"here, or pass a Batsim JSON workload with -cw")
 
 
 def _resolve(base: Path, value, key: str = "path") -> str:
