@@ -155,12 +155,12 @@ def _run_episodes(args, env, options, agent_opts, source, workload, seed) -> int
     return 0
 
 
-def _insights_logger(out: Path, level: str):
+def _insights_logger(out: Path, level: str | int):
     """insights.log in the run folder, rewritten by each launch, at the options' level."""
     import logging
 
     logger = logging.getLogger(f"hdeeprm.launch.insights.{id(out)}")
-    logger.setLevel(level.upper())
+    logger.setLevel(level.upper() if isinstance(level, str) else level)
     logger.propagate = False  # the file only, not the user's root handlers
     handler = logging.FileHandler(out / "insights.log", mode="w")
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))

@@ -22,7 +22,7 @@ AGENT_KEYS = {"type", "run", "hidden", "lr", "gamma", "file", "input_model", "ou
               "policy_pair", "algorithm"}
 AGENT_TYPES = ("CLASSIC", "LEARNING")
 #: pybatsim.log_level: the level of insights.log, as Python's logging names it.
-LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+LOG_LEVELS = {"CRITICAL": 50, "ERROR": 40, "WARNING": 30, "INFO": 20, "DEBUG": 10}
 
 
 def check_options(data: Any, source: str) -> dict:
@@ -54,9 +54,10 @@ def check_options(data: Any, source: str) -> dict:
         if key in agent and agent[key] is not None and not isinstance(agent[key], str):
             raise ConfigError(f"{where}.{key}: expected a string, got {shown(agent[key])}")
     level = pybatsim.get("log_level")
-    if level is not None and (not isinstance(level, str) or level.upper() not in LOG_LEVELS):
+    if level is not None and not (isinstance(level, str) and level.upper() in LOG_LEVELS
+                                  or is_int(level) and level in LOG_LEVELS.values()):
         raise ConfigError(f"{source}: pybatsim.log_level: {shown(level)}; expected a Python logging level "
-                          f"({', '.join(LOG_LEVELS)})")
+                          f"({', '.join(LOG_LEVELS)}, or its number: {', '.join(map(str, LOG_LEVELS.values()))})")
     for key in ("seed",):
         if key in data:
             check_seed(data[key], f"{source}: {key}")
