@@ -25,8 +25,9 @@ RENDER_MODES = ("ansi", "rgb_array")
 BUSY, THROTTLED, IDLE_SIBLING, IDLE_PROCESSOR = range(4)
 CORE_CHARS = np.array(list("#%-."))
 CORE_COLOURS = np.array([
-    (220, 50, 40),  # busy: red
-    (245, 160, 30),  # busy, throttled: orange
+    # Okabe-Ito, as the figures (hdeeprm.analysis.plots.style): told apart with any colour vision.
+    (0, 114, 178),  # busy: blue
+    (230, 159, 0),  # busy, throttled: orange
     (110, 110, 130),  # idle, its processor partly busy: grey
     (35, 35, 45),  # idle, its processor idle: near black
 ], dtype=np.uint8)
