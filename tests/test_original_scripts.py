@@ -157,9 +157,9 @@ def test_visual_run_option_and_missing_outputs(run_dir, runs, tmp_path, monkeypa
     assert is_svg(tmp_path / "u.svg")
     capsys.readouterr()
     assert original.visual(["rewards", "--run", str(run_dir)]) == 2  # a simulate run has no rewards.log
-    assert "rewards.log" in one_line_error(capsys, "hdeeprm plot")
+    assert "rewards.log" in one_line_error(capsys, "hdeeprm-visual")
     assert original.visual(["gantt"]) == 2  # tmp_path holds no run
-    one_line_error(capsys, "hdeeprm plot")
+    one_line_error(capsys, "hdeeprm-visual")
 
 
 # ---------------------------------------------------------------------------- hdeeprm-metrics
@@ -184,7 +184,7 @@ def test_metrics_compares_two_out_schedule_files(runs, tmp_path, monkeypatch, ca
 def test_metrics_mistakes_are_one_line(runs, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert original.metrics([str(runs / "high_mem_bw" / "out_schedule.csv"), "nope.csv"]) == 2
-    assert "nope.csv" in one_line_error(capsys, "hdeeprm compare")
+    assert "nope.csv" in one_line_error(capsys, "hdeeprm-metrics")
     assert original.metrics(["a.csv", "b.csv", "-s", "m.pdf"]) == 2
     assert "SVG" in one_line_error(capsys, "hdeeprm-metrics")
 
@@ -210,7 +210,7 @@ def test_jobstat_reads_the_original_workload_and_prints_what_hdeeprm_jobstat_pri
         assert hdeeprm_main(["jobstat", str(workload), field, stat]) == 0
         assert alias == capsys.readouterr().out == f"{value}\n", (field, stat)
     assert original.jobstat([str(tmp_path / "missing.json"), "size", "max"]) == 2
-    assert "missing.json" in one_line_error(capsys, "hdeeprm jobstat")
+    assert "missing.json" in one_line_error(capsys, "hdeeprm-jobstat")
 
 
 # ---------------------------------------------------------------------------- hdeeprm-clean
@@ -239,7 +239,7 @@ def test_clean_removes_only_what_hdeeprm_wrote_in_the_current_folder(run_dir, ca
     capsys.readouterr()
     assert {p.name for p in run_dir.iterdir()} == {"options.json", "notes.txt", *originals}
     assert original.clean([]) == 2  # nothing of ours left: refused, as hdeeprm clean refuses it
-    one_line_error(capsys, "hdeeprm clean")
+    one_line_error(capsys, "hdeeprm-clean")
 
 
 def test_clean_help_says_it_stays_safe(capsys):

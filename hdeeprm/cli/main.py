@@ -59,11 +59,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     return parser, commands
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """``prog``: the name errors are reported under (default ``hdeeprm COMMAND``; the
+    original's script names for their aliases, hdeeprm.cli.original)."""
     parser, commands = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(argv) if argv is not None else sys.argv[1:]  # for the run folder's manifest.json
-    return report_errors(f"hdeeprm {args.command}", lambda: commands[args.command](args))
+    return report_errors(prog or f"hdeeprm {args.command}", lambda: commands[args.command](args))
 
 
 if __name__ == "__main__":

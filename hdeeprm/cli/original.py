@@ -78,7 +78,7 @@ def _run(prog: str, build: Callable[[], list[str]]) -> int:
 
     built: list[list[str]] = []
     status = report_errors(prog, lambda: built.append(build()) or 0)
-    return status or hdeeprm_main(built[0])
+    return status or hdeeprm_main(built[0], prog=prog)
 
 
 # ---------------------------------------------------------------------------- hdeeprm-visual
