@@ -312,6 +312,29 @@ def test_checkpoint_loading_refuses_arbitrary_objects_and_bad_files(tmp_path):
         load_checkpoint(mismatched, agent)
 
 
+def test_original_hdeeprm_checkpoints_load_and_nothing_else_is_unpickled(tmp_path):
+    """The original saved {model_state_dict, optimizer_state_dict} with torch.save (-om)."""
+    agent, optimizer = _trained_agent(seed=0)
+    original = tmp_path / "original.pt"
+    torch.save({"model_state_dict": agent.state_dict(), "optimizer_state_dict": optimizer.state_dict()}, original)
+    other, other_optimizer = _trained_agent(seed=1)
+    assert load_checkpoint(original, other, other_optimizer) == {"original_hdeeprm": True}
+    for key, value in agent.state_dict().items():
+        assert torch.equal(other.state_dict()[key], value)
+    assert other_optimizer.state_dict()["param_groups"] == optimizer.state_dict()["param_groups"]
+    # Written by another agent class: refused in one line, naming what to do.
+    mismatched = tmp_path / "mismatched.pt"
+    small = build_agent(ReinforceAgent, 0.99, 16, 3, 2, seed=0)
+    torch.save({"model_state_dict": small.state_dict(), "optimizer_state_dict": None}, mismatched)
+    with pytest.raises(ConfigError, match="original HDeepRM checkpoint that does not fit this agent"):
+        load_checkpoint(mismatched, agent)
+    # The same keys around an arbitrary object: still refused rather than unpickled.
+    evil = tmp_path / "evil.pt"
+    torch.save({"model_state_dict": agent.state_dict(), "optimizer_state_dict": NotAWeight()}, evil)
+    with pytest.raises(ConfigError, match="evil.pt: not a plain HDeepRM checkpoint"):
+        load_checkpoint(evil, agent)
+
+
 # ---------------------------------------------------------------------- original agent files
 
 ORIGINAL_AGENT = '''

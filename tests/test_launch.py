@@ -255,3 +255,25 @@ def test_thesis_options_find_the_bundled_platform_examples_and_name_the_missing_
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "/workspace/workloads/gaia.swf: no such file" in err
     assert "UniLu-Gaia-2014-2.swf.gz" in err and "-cw" in err
+
+
+def test_launch_starts_from_an_original_hdeeprm_checkpoint(tmp_path, capsys):
+    import torch
+
+    agent_file = tmp_path / "my_agent.py"
+    agent_file.write_text(ORIGINAL_AGENT)
+    options = learning_options(tmp_path)
+    workload = str(DATA / "learning_workload.json")
+    ours = tmp_path / "ours.pt"
+    assert launch([str(options), "-cw", workload, "-a", str(agent_file), "-om", str(ours), "-nr", "3",
+                   "--out", str(tmp_path / "a")]) == 0
+    payload = torch.load(ours, weights_only=True)
+    original = tmp_path / "original.pt"  # what the original's -om wrote
+    torch.save({"model_state_dict": payload["model"], "optimizer_state_dict": payload["optimizer"]}, original)
+    for name, checkpoint in (("from_ours", ours), ("from_original", original), ("fresh", None)):
+        assert launch([str(options), "-cw", workload, "-a", str(agent_file), "--out", str(tmp_path / name)]
+                      + (["-im", str(checkpoint)] if checkpoint else [])) == 0
+    first = {name: json.loads((tmp_path / name / "probs.json").read_text())["probs"]
+             for name in ("from_ours", "from_original", "fresh")}
+    assert first["from_ours"] == first["from_original"]  # the same weights, whichever format carried them
+    assert first["from_original"] != first["fresh"]  # and not the fresh ones

@@ -99,11 +99,32 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.
         pass
 
 
+#: What the original HDeepRM (0.3.x) saved with torch.save after each trained episode (-om).
+ORIGINAL_CHECKPOINT_KEYS = {"model_state_dict", "optimizer_state_dict"}
+
+
+def _load_original(path: Path, payload: dict, model: nn.Module,
+                   optimizer: torch.optim.Optimizer | None) -> dict[str, Any]:
+    """An original HDeepRM checkpoint: its state dicts are plain tensors, read with
+    ``weights_only=True`` like ours. Its parameter names are those of the agent class that
+    wrote it (the original's agent file, passed again with -a): another class is refused."""
+    try:
+        model.load_state_dict(payload["model_state_dict"])
+        if optimizer is not None and payload["optimizer_state_dict"] is not None:
+            optimizer.load_state_dict(payload["optimizer_state_dict"])
+    except (RuntimeError, ValueError, KeyError, TypeError) as e:
+        first = str(e).splitlines()[0] if str(e) else repr(e)
+        raise ConfigError(f"{path}: an original HDeepRM checkpoint that does not fit this agent (give the agent "
+                          f"file that wrote it with -a): {first}") from None
+    return {"original_hdeeprm": True}
+
+
 def load_checkpoint(path: str | os.PathLike, model: nn.Module,
                     optimizer: torch.optim.Optimizer | None = None) -> dict[str, Any]:
     """Restore a checkpoint written by :func:`save_checkpoint` into ``model`` (and
     ``optimizer``); returns its metadata. Loads with ``weights_only=True``: a file holding
-    anything but tensors and plain values is refused rather than unpickled."""
+    anything but tensors and plain values is refused rather than unpickled. The original
+    HDeepRM's checkpoints (``{"model_state_dict", "optimizer_state_dict"}``) load too."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: checkpoint not found")
@@ -114,8 +135,11 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module,
                           f"rather than unpickled, or is corrupt): {str(e).splitlines()[0] if str(e) else e!r}") from None
     except Exception as e:  # truncated or foreign file: torch raises various types
         raise ConfigError(f"{path}: unreadable checkpoint (corrupt or truncated?): {type(e).__name__}: {e}") from None
+    if isinstance(payload, dict) and set(payload) == ORIGINAL_CHECKPOINT_KEYS:
+        return _load_original(path, payload, model, optimizer)
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise ConfigError(f"{path}: not an HDeepRM agent checkpoint (expected a '{CHECKPOINT_FORMAT}' file)")
+        raise ConfigError(f"{path}: not an HDeepRM agent checkpoint (expected a '{CHECKPOINT_FORMAT}' file, or "
+                          f"the original HDeepRM's {{model_state_dict, optimizer_state_dict}})")
     if payload.get("version") != CHECKPOINT_VERSION:
         raise ConfigError(f"{path}: checkpoint version {payload.get('version')!r}: expected {CHECKPOINT_VERSION}")
     try:
