@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -132,3 +133,32 @@ def test_train_section_times_a_training_run_by_part(tmp_path):
 
 def test_train_section_needs_no_trace():
     assert parse_args(["--only", "train"]).sections == ["train"]
+
+
+def profile_phases(stdout: str) -> dict[str, float]:
+    """The phase table of command_profile.py: phase label -> seconds."""
+    phases = {}
+    for line in stdout.splitlines():
+        found = re.match(r"^(\s*\S.*?)\s+([0-9.]+)\s+[0-9]+ %$", line)
+        if found:
+            phases[found.group(1).strip()] = float(found.group(2))
+    return phases
+
+
+@pytest.mark.slow
+def test_command_profile_splits_a_whole_simulate_run_by_phase(scenario):
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "command_profile.py"), "simulate", str(scenario),
+                           "--top", "5"], capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    total = float(re.search(r"in-process profiled run ([0-9.]+) s", proc.stdout).group(1))
+    phases = profile_phases(proc.stdout)
+    for name in ("reading the workload", "simulating (policy run)", "writing the outputs", "out_jobs.csv"):
+        assert 0 < phases[name] <= total, (name, proc.stdout)
+    assert phases["out_jobs.csv"] <= phases["writing the outputs"]
+    assert len(re.findall(r"^\s+[0-9.]+ s\s+[0-9,]+\s+\S", proc.stdout, re.MULTILINE)) == 5  # --top 5
+
+
+def test_command_profile_names_a_scenario_without_its_files(tmp_path):
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "command_profile.py"), "simulate", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode != 0 and "no platform.xml" in proc.stderr
