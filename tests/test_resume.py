@@ -170,3 +170,18 @@ def test_kill_9_during_training_then_resume_gives_the_uninterrupted_run(tmp_path
     assert resumed.returncode == 0, resumed.stderr
     same_outputs(whole, killed)
     assert episodes_done >= 1 and not any(name.endswith(".tmp") for name in os.listdir(killed))
+
+
+def test_a_run_saved_before_a_setting_existed_resumes_with_its_default(tmp_path):
+    """experiment.json written by a version without a later setting (high_cores here) is the
+    same experiment as long as today's value is that setting's default."""
+    experiment = config(episodes=2, validation_every=None, split=None)
+    train(experiment, tmp_path / "run", progress=False)
+    path = tmp_path / "run" / "experiment.json"
+    saved = json.loads(path.read_text())
+    del saved["high_cores"]
+    path.write_text(json.dumps(saved, indent=2) + "\n")
+    assert len(train(experiment, tmp_path / "run", progress=False, resume=True)["returns"]) == 2
+    with pytest.raises(ConfigError, match=r"started with high_cores = 'most_free', not 'most_busy'"):
+        train(config(episodes=2, validation_every=None, split=None, high_cores="most_busy"), tmp_path / "run",
+              progress=False, resume=True)

@@ -11,10 +11,28 @@ finds that class in the file. The hierarchy is the original's:
       PolicyLearningAgent   samples from forward_policy(); REINFORCE loss
       ValueLearningAgent    forward_value(); SmoothL1 loss against the returns
 
-Differences from the original, all on purpose: ``decide`` takes the action mask of the
+The original's methods are all here with their meaning: ``observe(environment)``,
+``decide``, ``alter(action, environment)`` and ``rewarded(environment)`` make up a decision
+(``hdeeprm.rl.train.run_episode`` calls them in that order, so overriding any of them works;
+the environment is an ``AgentEnvironment`` with ``observation()``, ``step(action)``,
+``reward()`` and ``action_mask()``); ``get_action(probabilities)``, ``save_log_prob``,
+``policy_loss``, ``save_value``, ``value_loss`` and ``process`` (the pre-0.3.0 name of
+``forward``) are the building blocks the original examples call, and the built-in
+``decide`` and ``loss`` are written with them.
+
+Differences from the original, all on purpose: ``decide`` may take the action mask of the
 environment (masked actions get probability 0); sampling draws from the agent's own
-``torch.Generator`` (``set_seed``), never from global state; ``update`` on an episode
-without a decision does nothing instead of crashing; ``rewarded`` takes the reward itself.
+``torch.Generator`` (``set_seed``), never from global state, and a learning agent that is not
+training may act greedily (``greedy``); ``get_action`` sets ``probs`` on the first decision
+(the original's actor-critic never did, and the logs need it) and writes no ``actions.log``
+or ``log_probs.log`` of its own (the launcher writes them in its output folder);
+``rewarded`` takes the reward itself as well as an environment; ``policy_loss`` and
+``value_loss`` give tensors of shape (1,), which ``torch.cat`` and ``torch.stack`` both take
+(the original's value loss broadcast a (1, 1) value against a (1,) return, and its
+``torch.cat`` of 0-d value losses failed); ``process`` on an agent that is both a policy and
+a value learner whose ``forward`` returns None gives ``(forward_policy(x), forward_value(x))``,
+which is what the original actor-critic example meant (its trailing no-op ``forward`` hid
+the real one); ``update`` on an episode without a decision does nothing instead of crashing.
 
 Working algorithms built on this API live in :mod:`hdeeprm.rl.agents`.
 """
@@ -73,12 +91,26 @@ class Agent(nn.Module):
         self.generator: torch.Generator | None = None
         self.greedy: bool = False
 
+    # A decision is observe -> decide -> alter -> rewarded, the original's protocol (run_episode
+    # follows it); ``environment`` is the episode's AgentEnvironment (hdeeprm.rl.train).
+
+    def observe(self, environment: Any) -> Observation:
+        """What the agent sees of ``environment`` before deciding: its latest observation."""
+        return environment.observation()
+
     def decide(self, observation: Observation, action_mask: Mask = None) -> int:
         """The index of the action to take on ``observation``."""
         raise NotImplementedError(f"{type(self).__name__} must implement decide(observation, action_mask)")
 
-    def rewarded(self, reward: float) -> None:
-        """Record the reward of the last decision."""
+    def alter(self, action: int, environment: Any) -> None:
+        """Apply ``action``: step ``environment`` with it (once)."""
+        environment.step(action)
+
+    def rewarded(self, reward: Any) -> None:
+        """Record the reward of the last decision: ``reward`` is the number itself, or an
+        environment whose ``reward()`` gives it (the original passed the environment)."""
+        if callable(getattr(reward, "reward", None)):
+            reward = reward.reward()
         self.rewards.append(float(reward))
 
     def reset_episode(self) -> None:
@@ -108,6 +140,20 @@ class LearningAgent(Agent):
 
     def forward(self, observation: Observation) -> torch.Tensor:  # type: ignore[override]
         raise NotImplementedError(f"{type(self).__name__} must implement forward(observation)")
+
+    def process(self, observation: Observation) -> Any:
+        """``forward`` under its pre-0.3.0 name, which original agent files still call.
+
+        The original actor-critic example ends with a no-op ``def forward(self, *inp): pass``
+        that hides its real ``forward``, so there ``forward`` returns None and the example's
+        ``probs, value = self.process(observation)`` could never work. For an agent that
+        learns both a policy and values, a None from ``forward`` is therefore taken to mean
+        the pair the example meant: ``(forward_policy(x), forward_value(x))``."""
+        out = self.forward(observation)
+        if out is None and isinstance(self, PolicyLearningAgent) and isinstance(self, ValueLearningAgent):
+            x = as_batch(observation)
+            return self.forward_policy(x), self.forward_value(x)
+        return out
 
     def loss(self) -> torch.Tensor:
         """The episode's loss, to minimise."""
@@ -162,8 +208,9 @@ class PolicyLearningAgent(LearningAgent):
         return len(self.log_probs)
 
     def decide(self, observation: Observation, action_mask: Mask = None) -> int:
-        """Sample an action (argmax when not training and ``greedy``). Masked-out actions get
-        probability 0 and the rest is renormalised; a mask that leaves nothing is ignored."""
+        """``get_action`` on the policy's probabilities for ``observation``. Masked-out actions
+        get probability 0 (``get_action`` renormalises the rest); a mask that leaves nothing
+        is ignored."""
         with torch.set_grad_enabled(self.training and torch.is_grad_enabled()):
             probs = self(observation)
             mask = as_mask(action_mask, probs.shape[-1])
@@ -171,24 +218,39 @@ class PolicyLearningAgent(LearningAgent):
                 masked = probs * mask
                 if float(masked.detach().sum()) > 0:
                     probs = masked
-            probs = probs / probs.sum(dim=-1, keepdim=True)
-            if not self.training and self.greedy:
-                action = int(torch.argmax(probs, dim=-1))
-            else:
-                action = int(torch.multinomial(probs.detach(), 1, generator=self.generator))
-            if not self.probs:
-                self.probs = probs.detach().reshape(-1).tolist()
-            self.log_probs.append(torch.log(probs[0, action]))
+            return self.get_action(probs)
+
+    def get_action(self, probabilities: torch.Tensor) -> int:
+        """The action for one decision, drawn from ``probabilities`` (shape (1, A) or (A,);
+        normalised here, as a categorical distribution would) with the agent's generator, or
+        the most probable one when not training and ``greedy``. Its log-probability goes to
+        ``save_log_prob`` and the action to ``actions``; the first decision's distribution is
+        kept in ``probs``. Returns the action index."""
+        probs = probabilities.reshape(1, -1)
+        probs = probs / probs.sum(dim=-1, keepdim=True)
+        if not self.training and self.greedy:
+            action = int(torch.argmax(probs, dim=-1))
+        else:
+            action = int(torch.multinomial(probs.detach(), 1, generator=self.generator))
+        if not self.probs:
+            self.probs = probs.detach().reshape(-1).tolist()
+        self.save_log_prob(torch.log(probs[0, action]))
         self.actions.append(action)
         return action
 
+    def save_log_prob(self, log_prob: torch.Tensor) -> None:
+        """Keep the log-probability of the action just taken (it carries the gradient)."""
+        self.log_probs.append(log_prob)
+
+    def policy_loss(self, rews_or_advs: Sequence[float] | torch.Tensor) -> list[torch.Tensor]:
+        """Per decision, -log pi(a_t|s_t) times its return or advantage (pairs up to the
+        shorter of the two lists), each of shape (1,) so that ``torch.cat`` and
+        ``torch.stack`` both take the list."""
+        return [(-log_prob * r).reshape(1) for log_prob, r in zip(self.log_probs, rews_or_advs)]
+
     def loss(self) -> torch.Tensor:
         """REINFORCE: sum over decisions of -log pi(a_t|s_t) G_t (standardised returns)."""
-        returns = self.transform_rewards()
-        total = torch.zeros(())
-        for log_prob, ret in zip(self.log_probs, returns):
-            total = total - log_prob * ret
-        return total
+        return _sum_in_order(self.policy_loss(self.transform_rewards()))
 
     def reset_episode(self) -> None:
         super().reset_episode()
@@ -213,22 +275,38 @@ class ValueLearningAgent(LearningAgent):
         return self.forward_value(as_batch(observation))
 
     def save_value(self, value: torch.Tensor) -> None:
+        """Keep V(s_t) of the decision just taken (one number; it carries the gradient)."""
         self.values.append(value.reshape(()))
 
     def nb_decisions(self) -> int:
         return len(self.values)
 
+    def value_loss(self, rews: Sequence[float] | torch.Tensor) -> list[torch.Tensor]:
+        """Per decision, SmoothL1(V(s_t), G_t) (pairs up to the shorter of the two lists),
+        value and target both of shape (1,), so each loss is too."""
+        losses = []
+        for value, rew in zip(self.values, rews):
+            value = value.reshape(1)
+            target = torch.as_tensor(rew, dtype=value.dtype).reshape(1)
+            losses.append(F.smooth_l1_loss(value, target, reduction="none"))
+        return losses
+
     def loss(self) -> torch.Tensor:
         """Sum over decisions of SmoothL1(V(s_t), G_t)."""
-        returns = self.transform_rewards()
-        total = torch.zeros(())
-        for value, ret in zip(self.values, returns):
-            total = total + F.smooth_l1_loss(value, ret)
-        return total
+        return _sum_in_order(self.value_loss(self.transform_rewards()))
 
     def reset_episode(self) -> None:
         super().reset_episode()
         self.values.clear()
+
+
+def _sum_in_order(terms: list[torch.Tensor]) -> torch.Tensor:
+    """The 0-d sum of per-decision losses, added one after the other from 0 (the order the
+    built-in agents have always used, so seeded results stay the same to the bit)."""
+    total = torch.zeros(())
+    for term in terms:
+        total = total + term.reshape(())
+    return total
 
 
 def load_agent_class(path: str | Path) -> type[Agent]:

@@ -52,14 +52,18 @@ def check_unused(out: Path) -> None:
                           "replace it with --overwrite, or choose another --out")
 
 
-def check_resumable(out: Path, experiment: dict) -> None:
+def check_resumable(out: Path, experiment: dict, defaults: dict | None = None) -> None:
     """``out`` holds a run of this same experiment with at least one complete update; then
-    remove what an interrupted save left behind."""
+    remove what an interrupted save left behind. ``defaults``: each setting's default value; a
+    setting the saved run does not have (started by a version without it) counts as its
+    default, which is how that version ran."""
     saved = saved_experiment(out)
     if saved is None or not (out / CHECKPOINT_FILE).is_file():
         what = "no training run" if saved is None else "no complete update yet (no model.pt)"
         raise ConfigError(f"{out}: nothing to resume: {what}; start it with --overwrite, or without --resume")
     mine = _normalised(experiment)
+    missing = _normalised({key: value for key, value in (defaults or {}).items() if key not in saved})
+    saved = {**missing, **saved}
     for key in sorted(set(saved) | set(mine)):
         if saved.get(key) != mine.get(key):
             raise ConfigError(f"{out / EXPERIMENT_FILE}: the run was started with {key} = {saved.get(key)!r}, "

@@ -15,6 +15,7 @@ import inspect
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,31 +67,108 @@ def _accepts_mask(agent) -> bool:
         return False
 
 
+class AgentEnvironment:
+    """A HeteroEnv as an agent's ``observe``, ``alter`` and ``rewarded`` see it during an
+    episode: the original HDeepRM environment's ``observation()``, ``step(action)`` and
+    ``reward()``, plus ``action_mask()``. It keeps what the latest step returned (``obs``,
+    ``last_reward``, ``terminated``, ``truncated``, ``info``) and what the episode has done so
+    far (``actions``, ``total``: summed reward, ``started_per_step``: jobs each step started)."""
+
+    def __init__(self, env: HeteroEnv):
+        self.env = env
+        self.obs: Any = None
+        self.info: dict = {}
+        self.last_reward: float = 0.0
+        self.terminated = self.truncated = False
+        self.actions: list[int] = []
+        self.total = 0.0
+        self.started_per_step: list[int] = []
+
+    def reset(self, *, seed: int, options: dict | None = None) -> None:
+        self.obs, self.info = self.env.reset(seed=seed, options=options)
+        self.last_reward, self.terminated, self.truncated = 0.0, False, False
+        self.actions, self.total, self.started_per_step = [], 0.0, []
+
+    @property
+    def done(self) -> bool:
+        return self.terminated or self.truncated
+
+    def observation(self) -> Any:
+        return self.obs
+
+    def action_mask(self) -> Any:
+        return self.info["action_mask"]
+
+    def reward(self) -> float:
+        """The reward of the latest step (0 before the first)."""
+        return self.last_reward
+
+    def step(self, action: int) -> tuple:
+        """Step the HeteroEnv with ``action``; returns what it returned."""
+        if self.done:
+            raise RuntimeError("step() after the end of the episode")
+        action = int(action)
+        before = self.info["metrics"]["started_jobs"]
+        self.obs, self.last_reward, self.terminated, self.truncated, self.info = self.env.step(action)
+        self.actions.append(action)
+        self.total += self.last_reward
+        self.started_per_step.append(self.info["metrics"]["started_jobs"] - before)
+        return self.obs, self.last_reward, self.terminated, self.truncated, self.info
+
+
+def _decision_steps(agent):
+    """observe, decide, alter, rewarded: one decision of ``agent`` on an AgentEnvironment.
+    An hdeeprm Agent's own methods, so that an agent file overriding any of them (the
+    original's protocol) is honoured; objects that only have ``decide`` (baselines,
+    heuristics) get the environment's observation and step, and ``rewarded(reward)`` with the
+    number if they have that method."""
+    masked = _accepts_mask(agent)
+
+    def decide(observation, mask):
+        return agent.decide(observation, mask) if masked else agent.decide(observation)
+
+    # Every Agent's class comes from hdeeprm.rl.agent, so it is imported if agent is one; no
+    # import here, which would load torch for torch-free baselines.
+    module = sys.modules.get("hdeeprm.rl.agent")
+    if module is not None and isinstance(agent, module.Agent):
+        return agent.observe, decide, agent.alter, agent.rewarded
+
+    def observe(environment):
+        return environment.observation()
+
+    def alter(action, environment):
+        environment.step(action)
+
+    def rewarded(environment):
+        if hasattr(agent, "rewarded"):
+            agent.rewarded(environment.reward())
+
+    return observe, decide, alter, rewarded
+
+
 def run_episode(env: HeteroEnv, agent, *, seed: int, train: bool = False, optimizer=None,
                 options: dict | None = None) -> EpisodeRecord:
     """One episode of ``agent`` on ``env``; with ``train``, the agent's update at the end.
-    ``options``: the env's reset options (``{"window_start": k}``: a fixed window)."""
+    ``options``: the env's reset options (``{"window_start": k}``: a fixed window).
+
+    Each decision is the original's observe -> decide -> alter -> rewarded (see
+    ``_decision_steps``) on an ``AgentEnvironment`` over ``env``, which records what the
+    steps did."""
     t0 = time.perf_counter()
     if hasattr(agent, "train"):
         agent.train(train)
     if hasattr(agent, "reset_episode"):
         agent.reset_episode()
-    masked = _accepts_mask(agent)
-    obs, info = env.reset(seed=seed, options=options)
-    total, actions, done, started = 0.0, [], False, []
-    before = info["metrics"]["started_jobs"]
-    while not done:
-        action = agent.decide(obs, info["action_mask"]) if masked else agent.decide(obs)
-        action = int(action)
-        obs, reward, terminated, truncated, info = env.step(action)
-        if hasattr(agent, "rewarded"):
-            agent.rewarded(reward)
-        actions.append(action)
-        total += reward
-        done = terminated or truncated
-        now_started = info["metrics"]["started_jobs"]
-        started.append(now_started - before)
-        before = now_started
+    observe, decide, alter, rewarded = _decision_steps(agent)
+    environment = AgentEnvironment(env)
+    environment.reset(seed=seed, options=options)
+    while not environment.done:
+        steps = len(environment.actions)
+        action = decide(observe(environment), environment.action_mask())
+        alter(action, environment)
+        if len(environment.actions) == steps:
+            raise ConfigError(f"{type(agent).__name__}.alter(action, environment) did not step the environment")
+        rewarded(environment)
     kept = getattr(agent, "log_probs", None)
     # Before the update, which may clear them; detached: they carry the policy's gradient.
     log_probs = [float(p.detach()) if hasattr(p, "detach") else float(p) for p in kept] if kept else None
@@ -98,10 +176,11 @@ def run_episode(env: HeteroEnv, agent, *, seed: int, train: bool = False, optimi
     if train and optimizer is not None:
         losses = dict(agent.update(optimizer))
     probs = getattr(agent, "probs", None)
-    result = env.result() if terminated else None
-    metrics = headline_metrics(result).as_dict() if result is not None else dict(info["metrics"])
-    return EpisodeRecord(seed, total, len(actions), actions, list(probs) if probs is not None else None,
-                         losses, metrics, time.perf_counter() - t0, result, started, log_probs)
+    result = env.result() if environment.terminated else None
+    metrics = headline_metrics(result).as_dict() if result is not None else dict(environment.info["metrics"])
+    return EpisodeRecord(seed, environment.total, len(environment.actions), environment.actions,
+                         list(probs) if probs is not None else None, losses, metrics, time.perf_counter() - t0,
+                         result, environment.started_per_step, log_probs)
 
 
 class HDeepRMLogs:
@@ -297,7 +376,7 @@ def train(config, out_dir: str | os.PathLike, *, init: str | None = None,
     from hdeeprm.rl.agents.common import save_checkpoint
 
     out = Path(out_dir)
-    _check_folder(out, config.as_dict(), resume)
+    _check_folder(out, config, resume)
     env = config.make_env()
     learner = _learner(config, env, out, init, tensorboard, resume)
     agent, optimizer, writer, logs, selector = (learner.agent, learner.optimizer, learner.writer, learner.logs,
@@ -326,11 +405,15 @@ def train(config, out_dir: str | os.PathLike, *, init: str | None = None,
     return _summary(checkpoint, selector, returns, t0)
 
 
-def _check_folder(out: Path, experiment: dict, resume: bool) -> None:
-    """Before anything is built: a run to resume must be this experiment's; a new run needs a
-    folder with no run in it."""
+def _check_folder(out: Path, config, resume: bool) -> None:
+    """Before anything is built: a run to resume must be this experiment's (a setting added
+    since it started counts as its default); a new run needs a folder with no run in it."""
     if resume:
-        check_resumable(out, experiment)
+        from dataclasses import MISSING, fields
+
+        defaults = {f.name: f.default if f.default_factory is MISSING else f.default_factory()
+                    for f in fields(config) if f.default is not MISSING or f.default_factory is not MISSING}
+        check_resumable(out, config.as_dict(), defaults)
     else:
         check_unused(out)
 
@@ -490,7 +573,7 @@ def train_vectorised(config, out_dir: str | os.PathLike, *, init: str | None = N
     out = Path(out_dir)
     config = dataclasses.replace(config, rollout_batch=config.rollout_batch or 8)
     batch = config.rollout_batch
-    _check_folder(out, config.as_dict(), resume)
+    _check_folder(out, config, resume)
     envs = [config.make_env() for _ in range(batch)]
     learner = _learner(config, envs[0], out, init, tensorboard, resume)
     if not resume:  # a resumed run has the generator state of its checkpoint
@@ -713,7 +796,7 @@ def train_batched(config, out_dir: str | os.PathLike, *, init: str | None = None
     if resume and config.rollout_batch is None:  # the batch the run was started with, not today's workers
         config = dataclasses.replace(config, rollout_batch=(saved_experiment(out) or {}).get("rollout_batch"))
     if config.rollout_batch is not None:
-        _check_folder(out, config.as_dict(), resume)
+        _check_folder(out, config, resume)
     elif not resume:
         check_unused(out)
     env = config.make_env()  # the learner's: sizes, and input errors before any worker starts
@@ -721,7 +804,7 @@ def train_batched(config, out_dir: str | os.PathLike, *, init: str | None = None
         if config.rollout_batch is None:
             config = dataclasses.replace(config, rollout_batch=pool.workers)
             if resume:
-                _check_folder(out, config.as_dict(), resume)
+                _check_folder(out, config, resume)
         learner = _learner(config, env, out, init, tensorboard, resume)
         agent, optimizer, writer, logs, selector = (learner.agent, learner.optimizer, learner.writer, learner.logs,
                                                     learner.selector)
