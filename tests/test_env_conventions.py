@@ -105,7 +105,7 @@ def test_an_unknown_trace_name_lists_the_bundled_ones(tmp_path, monkeypatch):
         HeteroEnv(workload="kth-sp2.swf.gz")
     message = str(error.value)
     assert "\n" not in message and message.startswith("kth-sp2.swf.gz: no such file")
-    assert bundled_trace_names() == ["kth-sp2-1996-2.1-cln.swf.gz", "kth-sp2-head.swf.gz",
+    assert bundled_trace_names() == ["gaia-2014-head.swf.gz", "kth-sp2-1996-2.1-cln.swf.gz", "kth-sp2-head.swf.gz",
                                      "sdsc-sp2-1998-4.2-cln.swf.gz"]
     for name in bundled_trace_names():
         assert name in message

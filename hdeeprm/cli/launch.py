@@ -18,6 +18,15 @@ reported; PyTorch is seeded from ``seed`` and episode k resets the environment w
 also name a bundled algorithm with ``"algorithm": "reinforce" | "actor_critic" | "ppo"``
 instead of giving ``-a``.
 
+The workload model is the original's by default (``--workload-model original``, said once on
+stderr and recorded in ``options_resolved.json``): an SWF trace's jobs do f x their requested
+time, f drawn per job from the original's 25-point distribution, and none is killed at its
+requested time; a ``-cw`` file's profiles are rewritten so that every job runs for its
+requested time at the platform's reference speed. Unlike the original, each job keeps its own
+f (the original shared profiles by requested time, memory and bandwidth, so later jobs reused
+the first one's f). ``--workload-model modern`` takes the trace's real run times, kills jobs
+at their requested time, and runs a ``-cw`` file as it is (what ``hdeeprm train`` does).
+
 As in the original, ``pybatsim.agent.file``, ``input_model`` and ``output_model`` in the
 options file stand for ``-a``, ``-im`` and ``-om`` (the flags win), and ``insights.log``
 (at ``pybatsim.log_level``, default INFO; rewritten by each launch) says what each episode
@@ -55,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batsim", metavar="PATH",
                         help="batsim executable for --backend batsim (default: $HDEEPRM_BATSIM, then PATH)")
     parser.add_argument("--out", help="output folder (default runs/<options file name>)")
+    parser.add_argument("--workload-model", choices=("original", "modern"), default="original",
+                        help="original (default): the original's workload model: an SWF trace's jobs do f x "
+                             "their requested time (f drawn per job), none killed at its requested time; a "
+                             "-cw file's jobs run for their requested time at the reference speed. modern: "
+                             "the trace's real run times, killed at their requested time; the -cw file as it is")
     return parser
 
 
@@ -78,7 +92,10 @@ def launch(args) -> int:
                           "which must stay at most 2**63-1")
     workload = str(Path(args.customworkload).resolve()) if args.customworkload else None
     env = HeteroEnv.from_options(Path(source), workload=workload, backend=args.backend,
-                                 backend_options={"batsim": args.batsim} if args.backend == "batsim" else None)
+                                 backend_options={"batsim": args.batsim} if args.backend == "batsim" else None,
+                                 workload_model=args.workload_model)
+    args.workload_note = workload_model_note(args.workload_model, workload or options.get("workload_file_path"),
+                                             env.platform.reference_speed_gflops)
     try:
         return _run_episodes(args, env, options, agent_opts, source, workload, seed)
     finally:
@@ -132,8 +149,10 @@ def _run_episodes(args, env, options, agent_opts, source, workload, seed) -> int
         "options_file": os.path.abspath(source), "agent_file": args.agent and os.path.abspath(args.agent),
         "custom_workload": workload, "input_model": args.inmodel, "output_model": args.outmodel,
         "nb_runs": args.nbruns, "backend": args.backend, "actions": env.config.action_names(),
-        "train": train}}
+        "train": train, "workload_model": args.workload_model, "workload_model_note": args.workload_note}}
     (out / "options_resolved.json").write_text(json.dumps(resolved, indent=2) + "\n")
+    # Said once, here: an error found while setting the run up stays the only line on stderr.
+    print(f"hdeeprm-launch: {args.workload_note}", file=sys.stderr)
     progress = Progress(args.nbruns, "episodes")
     insights = _insights_logger(out, options["pybatsim"].get("log_level") or "INFO")
     insights.info("hdeeprm-launch insights: %s, %s agent, %d episodes, platform reference speed %.6g GFLOPS",
@@ -153,6 +172,25 @@ def _run_episodes(args, env, options, agent_opts, source, workload, seed) -> int
             insights.removeHandler(handler)
     print(f"outputs in {out}")
     return 0
+
+
+def workload_model_note(model: str, workload: str | None, reference_speed_gflops: float) -> str:
+    """The one line that says which workload model a launch runs (stderr, options_resolved.json)."""
+    custom = str(workload or "").lower().endswith(".json")  # a Batsim JSON workload, as load_workload tells
+    if model == "original" and custom:
+        what = (f"the original's (every profile's work set to its requested time at the reference speed, "
+                f"{reference_speed_gflops:.6g} GFLOP/s); --workload-model modern runs the file's own work")
+    elif model == "original":
+        what = ("the original's (each job's work = its requested time x a factor drawn per job from the original's "
+                "25-point distribution, no job killed at its requested time); --workload-model modern uses the "
+                "trace's real run times and kills jobs at their requested time")
+    elif custom:
+        what = ("modern (the file's own work, as it is); the default, --workload-model original, runs every job "
+                "for its requested time at the reference speed as the original did")
+    else:
+        what = ("modern (the trace's real run times, jobs killed at their requested time); the default, "
+                "--workload-model original, is the original's sampled over-estimation factors, no job killed")
+    return f"workload model: {what}"
 
 
 def _insights_logger(out: Path, level: str | int):

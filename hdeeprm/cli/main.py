@@ -20,6 +20,7 @@ commands:
   jobstat   one statistic of one job field of a workload
   clean     remove the files hdeeprm wrote in a run folder, and nothing else
   compile   compile the simulation kernels now, before their first use
+  thesis    run one of the original HDeepRM's thesis experiments
 
 `hdeeprm COMMAND --help` describes a command and its options. User mistakes
 (bad files, unknown options) are reported in one line, with exit status 2.
@@ -34,7 +35,7 @@ from hdeeprm import __version__
 from hdeeprm.common.errors import report_errors
 
 # Command modules, each adding its subcommands (argparse only: the work is imported when run).
-COMMAND_GROUPS = ("simulate", "train", "crossval", "sweep", "analysis", "compilation")
+COMMAND_GROUPS = ("simulate", "train", "crossval", "sweep", "analysis", "compilation", "thesis")
 
 
 class _TopLevelHelp(argparse.RawDescriptionHelpFormatter):

@@ -78,7 +78,7 @@ from hdeeprm.inputs.workload.model import Workload, WorkloadArrays
 from hdeeprm.rl.job_window import DEFAULT_WINDOW_JOBS, JobWindowObserver
 from hdeeprm.rl.render import RENDER_MODES, Snapshot, render_ansi, render_rgb
 from hdeeprm.simulation.engine import REJECTED, SimulationResult
-from hdeeprm.simulation.keys import ALL_CORE_KEYS, ALL_JOB_KEYS, DEFAULT_PAIRS
+from hdeeprm.simulation.keys import ALL_CORE_KEYS, ALL_JOB_KEYS, DEFAULT_PAIRS, HIGH_CORES_MEANINGS, effective_core_key
 from hdeeprm.simulation.objectives import (
     DEFAULT_BSLD_BOUND,
     HDEEPRM_OBJECTIVES,
@@ -165,6 +165,9 @@ class EnvConfig:
     window_core_key: str = "high_gflops"
     window_commit: bool = True  # the chosen job waits until it starts (False: chosen again at each event)
     bsld_bound: float = DEFAULT_BSLD_BOUND  # s
+    # What the core key high_cores runs: "most_free" (the processor with the most free cores,
+    # as the original documented it) or "most_busy" (the most busy cores, as its code did).
+    high_cores: str = "most_free"
 
     def __post_init__(self):
         if not (isinstance(self.objective, str) or callable(self.objective)):
@@ -179,6 +182,8 @@ class EnvConfig:
             raise ConfigError(f"window_commit {shown(self.window_commit)}: expected true or false")
         if not isinstance(self.window_core_key, str) or self.window_core_key not in ALL_CORE_KEYS:
             raise ConfigError(f"window_core_key {shown(self.window_core_key)}: expected one of {', '.join(ALL_CORE_KEYS)}")
+        if not isinstance(self.high_cores, str) or self.high_cores not in HIGH_CORES_MEANINGS:
+            raise ConfigError(f"high_cores {shown(self.high_cores)}: expected one of {', '.join(HIGH_CORES_MEANINGS)}")
         if not (is_finite_number(self.bsld_bound) and self.bsld_bound > 0):
             raise ConfigError(f"bsld_bound {shown(self.bsld_bound)}: expected a finite number of seconds > 0")
         if not (is_finite_number(self.reward_scale) and self.reward_scale > 0):
@@ -202,7 +207,7 @@ class EnvConfig:
     @classmethod
     def from_options(cls, env_block: Mapping[str, Any], source: str = "env") -> "EnvConfig":
         """From an HDeepRM options file's ``pybatsim.env`` block (plus this project's own
-        keys: episode_jobs, max_steps, max_sim_time, backfill, reward_scale)."""
+        keys: episode_jobs, max_steps, max_sim_time, backfill, reward_scale, high_cores, ...)."""
         if not isinstance(env_block, Mapping):
             raise ConfigError(f"{source}: expected an object")
         known = {f.name for f in fields(cls)} - {"void"}
@@ -214,6 +219,10 @@ class EnvConfig:
         values = dict(env_block)
         values["actions"], values["void"] = parse_action_set(values.get("actions"), f"{source}.actions")
         return cls(**values)
+
+    def core_key(self, name: str) -> str:
+        """The core key the simulation runs for an action's (or the window's) ``name``."""
+        return effective_core_key(name, self.high_cores)
 
     @property
     def nb_actions(self) -> int:
@@ -397,7 +406,8 @@ class HeteroEnv(gym.Env):
                               f"objective={config.objective!r}")
         self._use_fast = backend == "embedded" and fast is not False and supports_clock(clock) and compiled
         self._fast = None
-        self._action_codes = [(-1, -1) if pair is None else (ALL_JOB_KEYS.index(pair[0]), ALL_CORE_KEYS.index(pair[1]))
+        self._action_codes = [(-1, -1) if pair is None
+                              else (ALL_JOB_KEYS.index(pair[0]), ALL_CORE_KEYS.index(config.core_key(pair[1])))
                               for pair in self._actions]
         self._action_job_keys = np.array([code[0] for code in self._action_codes], dtype=np.int64)
 
@@ -406,11 +416,25 @@ class HeteroEnv(gym.Env):
     @classmethod
     def from_options(cls, options: str | os.PathLike | Mapping[str, Any], *, workload=None,
                      backend: str = "embedded", backend_options: Mapping[str, Any] | None = None,
-                     **config_fields: Any) -> "HeteroEnv":
+                     workload_model: str = "modern", **config_fields: Any) -> "HeteroEnv":
         """From an original HDeepRM options file (or its parsed JSON): the platform
         (``platform_file_path``), the trace (``workload_file_path``, ``nb_jobs``, ``seed``)
         unless ``workload`` is given (the launcher's ``-cw``), and the ``pybatsim.env``
-        block. Relative paths are taken from the options file's folder."""
+        block. Relative paths are taken from the options file's folder.
+
+        ``workload_model`` (``hdeeprm.inputs.workload.original_model``): ``"modern"`` (the
+        default here) converts an SWF trace with its real run times and a walltime of the
+        requested time, and takes a Batsim JSON workload as it is, like every other loader
+        (``load_workload``, ``HeteroEnv(...)``, ``hdeeprm train``); ``"original"`` is the
+        original's model: work = a factor drawn per job x the requested time, no job killed
+        at its requested time, and a Batsim JSON workload rewritten so that every job runs
+        for its requested time at the reference speed. ``hdeeprm-launch``, the compatibility
+        path, passes ``"original"`` unless told ``--workload-model modern``; the API keeps
+        ``"modern"`` so that code built on it (``hdeeprm crossval``, scripts) keeps its
+        workloads and results, and a library call changes nothing behind its caller's back."""
+        from hdeeprm.inputs.workload.original_model import check_workload_model
+
+        workload_model = check_workload_model(workload_model)
         source, base, data = _read_options(options)
         pybatsim = data.get("pybatsim", {})
         if not isinstance(pybatsim, Mapping) or "env" not in pybatsim:
@@ -428,6 +452,18 @@ class HeteroEnv(gym.Env):
             workload = _original_trace(_resolve(base, trace, f"{source}: workload_file_path"), source)
         seed = check_seed(data.get("seed", 0), f"{source}: seed")
         platform = _original_platform(_resolve(base, platform_path, f"{source}: platform_file_path"), source)
+        if workload_model != "modern":
+            trace = isinstance(workload, (str, os.PathLike)) and not os.fspath(workload).lower().endswith(".json")
+            if trace and config.backfill:
+                raise ConfigError(f"{source}: pybatsim.env.backfill {config.backfill!r}: EASY backfilling plans with "
+                                  "the jobs' walltimes and the original's workload model gives an SWF trace's jobs "
+                                  "none (the original did not backfill); use the modern workload model "
+                                  "(hdeeprm-launch --workload-model modern)")
+            # Converted here, where the model is known; the constructor takes the arrays as they are.
+            platform = _as_platform(platform, None)
+            if platform.hierarchy is None:
+                platform = with_flat_hierarchy(platform)
+            workload = _as_workload_arrays(workload, platform, data.get("nb_jobs"), seed, workload_model)
         return cls(platform, workload, config, backend=backend,
                    backend_options=backend_options, nb_jobs=data.get("nb_jobs"), conversion_seed=seed)
 
@@ -527,7 +563,7 @@ class HeteroEnv(gym.Env):
             if pair is None and self._void_would_stall():
                 pair, overridden = self.config.actions[0], True
             if pair is not None:
-                self.scheduler.schedule(*pair)
+                self.scheduler.schedule(pair[0], self.config.core_key(pair[1]))
         self._commit()
         self._steps += 1
         terminated = not self._advance()
@@ -699,7 +735,7 @@ class HeteroEnv(gym.Env):
     def _start_or_hold(self, job: int) -> None:
         """The chosen job starts if it fits; otherwise it waits at the head (EASY backfills
         around it when configured)."""
-        core_key = self.config.window_core_key
+        core_key = self.config.core_key(self.config.window_core_key)
         if self.scheduler.start_job(job, core_key):
             self._held = None
         else:
@@ -741,7 +777,7 @@ class HeteroEnv(gym.Env):
         self.scheduler = None
         self._fast = fastsim.FastRun(
             engine, job_keys={pair[0] for pair in self.config.actions},
-            core_keys={pair[1] for pair in self.config.actions},
+            core_keys={self.config.core_key(pair[1]) for pair in self.config.actions},
             backfill=self.config.backfill == "easy", rng=rng,
             env=dict(obs_kind=OBSERVATIONS.index(observer.kind), hardware_size=observer.hardware_size,
                      node_slot=observer.node_slot, proc_slot=observer.proc_slot,
@@ -823,11 +859,27 @@ def _as_platform(platform, hierarchy) -> Platform:
     return load_platform(resolve_platform_name(platform), hierarchy=hierarchy)
 
 
-def _as_workload_arrays(workload, platform: Platform, nb_jobs, seed) -> WorkloadArrays:
+def _as_workload_arrays(workload, platform: Platform, nb_jobs, seed, workload_model: str = "modern") -> WorkloadArrays:
+    """The workload as arrays. ``workload_model`` "original" (see
+    ``hdeeprm.inputs.workload.original_model``): an SWF trace is converted with the original's
+    sampled over-estimation factors and no walltime (nothing killed), a Batsim JSON workload
+    (file or :class:`Workload`) gets the original's ``-cw`` rewrite; "modern": as they are."""
+    from hdeeprm.inputs.workload.original_model import (
+        ORIGINAL_SWF_CONVERSION,
+        check_workload_model,
+        original_custom_workload,
+        without_walltimes,
+    )
+
+    original = check_workload_model(workload_model) == "original"
+    speed = platform.hierarchy.reference_speed_gflops
     if isinstance(workload, WorkloadArrays):
+        if original:
+            raise ConfigError("workload_model 'original': give the workload as a path or a Workload, whose "
+                              "profiles it rewrites, not as compiled WorkloadArrays")
         return workload
     if isinstance(workload, Workload):
-        return workload.compile()
+        return (original_custom_workload(workload, speed) if original else workload).compile()
     if not isinstance(workload, (str, os.PathLike)) or not os.fspath(workload):
         raise ConfigError(f"workload {shown(workload)}: expected a Workload, WorkloadArrays, a path or the "
                           f"name of a bundled trace ({', '.join(bundled_trace_names())})")
@@ -836,9 +888,11 @@ def _as_workload_arrays(workload, platform: Platform, nb_jobs, seed) -> Workload
     if not Path(path).exists():
         raise WorkloadError(os.fspath(workload), None, "no such file, and no bundled trace of that name; "
                             f"expected a path or one of {', '.join(bundled_trace_names())}")
-    loaded = load_workload(path, nb_jobs=nb_jobs, max_res=platform.nb_machines,
-                           reference_speed_gflops=platform.hierarchy.reference_speed_gflops,
-                           rng=run_generators(seed)[0])
+    loaded = load_workload(path, nb_jobs=nb_jobs, max_res=platform.nb_machines, reference_speed_gflops=speed,
+                           rng=run_generators(seed)[0], **(ORIGINAL_SWF_CONVERSION if original else {}))
+    if original:  # Batsim JSON by load_workload's rule, else a converted SWF trace
+        json_file = str(path).lower().endswith(".json")
+        loaded = original_custom_workload(loaded, speed) if json_file else without_walltimes(loaded)
     return loaded.compile()
 
 
@@ -849,11 +903,6 @@ def _read_options(options) -> tuple[str, Path, dict]:
     return str(path), path.parent, read_json_object(path)
 
 
-#: The traces the original's thesis experiments name (``/workspace/workloads/gaia.swf``),
-#: none of which it shipped: the Parallel Workloads Archive logs they are.
-ORIGINAL_TRACES = {"gaia.swf": "the UniLu Gaia 2014 log (UniLu-Gaia-2014-2.swf.gz)",
-                   "mc2.swf": "the MetaCentrum2 log"}
-ARCHIVE_URL = "https://www.cs.huji.ac.il/labs/parallel/workload/"
 
 
 def _original_platform(path: str, source: str) -> str:
@@ -875,15 +924,18 @@ def _original_platform(path: str, source: str) -> str:
 
 
 def _original_trace(path: str, source: str) -> str:
+    from hdeeprm.rl.original_options import THESIS_TRACES
+
     if Path(path).exists():
         return path
-    known = ORIGINAL_TRACES.get(Path(path).name)
+    known = THESIS_TRACES.get(Path(path).name)
     if known is None:
         return path  # the loader reports it missing (or finds a bundled trace of that name)
     raise WorkloadError(source, "workload_file_path",
-                        f"{path}: no such file; the original's thesis experiments used {known} of the Parallel "
-                        f"Workloads Archive ({ARCHIVE_URL}), which is not bundled: download it and give its path "
-                        f"here, or pass a Batsim JSON workload with -cw")
+                        f"{path}: no such file; the original's thesis experiments used {known.description} of the "
+                        f"Parallel Workloads Archive ({known.names[0]}, {known.url}): download it and give its path "
+                        "here, or pass a Batsim JSON workload with -cw; `hdeeprm thesis` runs each thesis experiment "
+                        "with the data bundled here")
 
 
 def _resolve(base: Path, value, key: str = "path") -> str:

@@ -21,7 +21,7 @@ only other random draws from the jobs trained on: the evaluation says so.
 
 ``conversion``: options of the SWF conversion (``hdeeprm.inputs.workload.ConversionOptions``), e.g.
 ``{"memory_demand": "none"}``; ``action_space``, ``window_jobs``, ``window_core_key``,
-``backfill`` and ``bsld_bound`` are HeteroEnv's (``hdeeprm.rl.env.EnvConfig``). ``objective``
+``backfill``, ``bsld_bound`` and ``high_cores`` are HeteroEnv's (``hdeeprm.rl.env.EnvConfig``). ``objective``
 may also name a user function, ``"file.py:function"`` (see ``hdeeprm.simulation.objectives``).
 """
 
@@ -84,6 +84,7 @@ class ExperimentConfig:
     window_commit: bool = True
     backfill: str | None = None
     bsld_bound: float = 10.0
+    high_cores: str = "most_free"  # "most_busy": high_cores as the original's code ran it
     conversion: dict | None = None
     split: dict | None = None
     test_workload: str | None = None
@@ -200,7 +201,7 @@ class ExperimentConfig:
                          action_space=self.action_space, window_jobs=self.window_jobs,
                          window_core_key=self.window_core_key, window_commit=self.window_commit,
                          backfill=self.backfill,
-                         bsld_bound=self.bsld_bound)
+                         bsld_bound=self.bsld_bound, high_cores=self.high_cores)
 
     def make_env(self, part: str = "train", *, backend: str = "embedded", backend_options=None,
                  **env_overrides) -> HeteroEnv:

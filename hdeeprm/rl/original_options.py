@@ -7,6 +7,7 @@ Used by ``hdeeprm-launch`` and by ``hdeeprm crossval OPTIONS.json``.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from hdeeprm.common.checks import is_finite_number, is_int, shown
@@ -23,6 +24,34 @@ AGENT_KEYS = {"type", "run", "hidden", "lr", "gamma", "file", "input_model", "ou
 AGENT_TYPES = ("CLASSIC", "LEARNING")
 #: pybatsim.log_level: the level of insights.log, as Python's logging names it.
 LOG_LEVELS = {"CRITICAL": 50, "ERROR": 40, "WARNING": 30, "INFO": 20, "DEBUG": 10}
+
+ARCHIVE_URL = "https://www.cs.huji.ac.il/labs/parallel/workload/"
+
+
+@dataclass(frozen=True)
+class ThesisTrace:
+    """A Parallel Workloads Archive log that the original's thesis experiments used, none of
+    which it shipped. ``names``: the archive's file names, then the original's
+    (``/workspace/workloads/gaia.swf``); ``page``: the log's page under ARCHIVE_URL;
+    ``bundled``: the bundled trace that stands for it (an excerpt that gives the experiments
+    the same jobs), if any."""
+
+    description: str
+    names: tuple[str, ...]
+    page: str
+    bundled: str | None = None
+
+    @property
+    def url(self) -> str:
+        return ARCHIVE_URL + self.page
+
+
+GAIA_LOG = ThesisTrace("the UniLu Gaia 2014 log", ("UniLu-Gaia-2014-2.swf.gz", "UniLu-Gaia-2014-2.swf", "gaia.swf"),
+                       "l_unilu_gaia/", bundled="gaia-2014-head.swf.gz")
+METACENTRUM2_LOG = ThesisTrace("the MetaCentrum 2 log (58 MB)",
+                               ("METACENTRUM-2013-3.swf.gz", "METACENTRUM-2013-3.swf", "mc2.swf"), "l_metacentrum2/")
+#: The original's file name for each log its thesis options name.
+THESIS_TRACES = {trace.names[-1]: trace for trace in (GAIA_LOG, METACENTRUM2_LOG)}
 
 
 def check_options(data: Any, source: str) -> dict:

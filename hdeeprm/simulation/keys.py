@@ -23,6 +23,10 @@ job's memory; ties go to the lowest core id):
   high_mem_bw  the processor with the most memory bandwidth left
   low_power    lowest watts per core first
   first_fit    lowest core ids (not in the original's action set)
+  busiest_processor  the processor with the most busy cores (packs jobs together): what the
+               original's code ran for high_cores, whose documentation says most free cores;
+               HeteroEnv's ``high_cores="most_busy"`` runs it for actions naming high_cores
+               (not in the original's action set under this name)
 
 The default action set is the 36 pairs of the six job keys and the first six core keys, in
 the order ``index = 6 * job_index + core_index``, followed by the void action.
@@ -39,8 +43,19 @@ JOB_KEYS = ("random", "first", "shortest", "smallest", "low_mem", "low_mem_bw")
 EXTRA_JOB_KEYS = ("smallest_area",)
 ALL_JOB_KEYS = JOB_KEYS + EXTRA_JOB_KEYS
 CORE_KEYS = ("random", "high_gflops", "high_cores", "high_mem", "high_mem_bw", "low_power")
-EXTRA_CORE_KEYS = ("first_fit",)
+EXTRA_CORE_KEYS = ("first_fit", "busiest_processor")
 ALL_CORE_KEYS = CORE_KEYS + EXTRA_CORE_KEYS
+
+#: What the core key ``high_cores`` runs (EnvConfig.high_cores): ``most_free``, the processor
+#: with the most free cores, as the original's documentation says; ``most_busy``, the one with
+#: the most busy cores, as the original's code did (``busiest_processor``).
+HIGH_CORES_MEANINGS = {"most_free": "high_cores", "most_busy": "busiest_processor"}
+
+
+def effective_core_key(core_key: str, high_cores: str = "most_free") -> str:
+    """The core key that runs when an action names ``core_key``, under the ``high_cores`` setting."""
+    return HIGH_CORES_MEANINGS[high_cores] if core_key == "high_cores" else core_key
+
 
 #: The original's default action set, without the trailing void action.
 DEFAULT_PAIRS: tuple[tuple[str, str], ...] = tuple((j, c) for j in JOB_KEYS for c in CORE_KEYS)

@@ -47,6 +47,7 @@ _HIGH_CORES = _KEY_CODE["high_cores"]
 _HIGH_MEM = _KEY_CODE["high_mem"]
 _HIGH_MEM_BW = _KEY_CODE["high_mem_bw"]
 _FIRST_FIT = _KEY_CODE["first_fit"]
+_BUSIEST_PROCESSOR = _KEY_CODE["busiest_processor"]
 
 
 def to_kb(megabytes) -> np.ndarray:
@@ -97,6 +98,22 @@ def give_back_core(books, c, p, mem_kb, bw_kbs):
     if c < books.proc_first_free[p]:
         books.proc_first_free[p] = c
     _mark_dirty(books, p)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def key_value(books, key, p, static):
+    # The sort value core key ``key`` gives processor p (ascending is better; ties go to the
+    # lowest core id): the one rule of both paths, read from the books or the compiled state.
+    # ``static``: the key's fixed value of p (high_gflops, low_power).
+    if key == _HIGH_CORES:  # most free cores
+        return -float(books.proc_free[p])
+    if key == _BUSIEST_PROCESSOR:  # most busy cores: the original's code for high_cores
+        return -float(books.proc_ptr[p + 1] - books.proc_ptr[p] - books.proc_free[p])
+    if key == _HIGH_MEM:
+        return -float(books.node_free_kb[books.proc_node[p]])
+    if key == _HIGH_MEM_BW:
+        return -float(books.proc_bw_left[p])
+    return static
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -165,14 +182,7 @@ def allocate_cores(key, count, mem_kb, bw_kbs, job, uniforms, static_key, nb_fre
                 for p in range(nb_proc):
                     if proc_free[p] == 0 or node_free_kb[proc_node[p]] < mem_kb:
                         continue
-                    if key == _HIGH_CORES:
-                        k = -float(proc_free[p])
-                    elif key == _HIGH_MEM:
-                        k = -float(node_free_kb[proc_node[p]])
-                    elif key == _HIGH_MEM_BW:
-                        k = -float(proc_bw_left[p])
-                    else:  # high_gflops, low_power: static per processor
-                        k = static_key[p]
+                    k = key_value(books, key, p, static_key[p])
                     c = proc_first_free[p]
                     if best_p < 0 or k < best_key or (k == best_key and c < best_core):
                         best_p, best_key, best_core = p, k, c

@@ -22,11 +22,18 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from hdeeprm.simulation.resources import _KEY_CODE, CORE_SHORTAGE, FITS, MEMORY_SHORTAGE, give_back_core, take_core
+from hdeeprm.simulation.resources import (
+    _KEY_CODE,
+    CORE_SHORTAGE,
+    FITS,
+    MEMORY_SHORTAGE,
+    give_back_core,
+    key_value,
+    take_core,
+)
 
 # Core keys: their code in hdeeprm.simulation.resources._KEY_CODE (one list, read here).
-CK_RANDOM, CK_HIGH_CORES, CK_HIGH_MEM, CK_HIGH_MEM_BW, CK_FIRST_FIT = (
-    _KEY_CODE[name] for name in ("random", "high_cores", "high_mem", "high_mem_bw", "first_fit"))
+CK_RANDOM, CK_FIRST_FIT = (_KEY_CODE[name] for name in ("random", "first_fit"))
 NB_CORE_KEYS = len(_KEY_CODE)  # rows of s.static_key and the per-key trees (s.tr_key, ...)
 SHARED = NB_CORE_KEYS  # the tree of free cores and node memory
 NB_TREES = SHARED + 1  # rows of s.tr_used, s.tr_dirty, s.tr_dlist, s.tr_dcount
@@ -57,14 +64,9 @@ def mark_node(s, node):
 
 @numba.njit(cache=True, nogil=True)
 def _key_value(s, t, p):
-    # The sort value the reference gives processor p under core key t (ascending is better).
-    if t == CK_HIGH_CORES:
-        return -float(s.proc_free[p])
-    if t == CK_HIGH_MEM:
-        return -float(s.node_free_kb[s.proc_node[p]])
-    if t == CK_HIGH_MEM_BW:
-        return -float(s.proc_bw_left[p])
-    return s.static_key[t, p]  # high_gflops, low_power
+    # The sort value the reference gives processor p under core key t (ascending is better):
+    # resources.key_value, the one rule, on the state.
+    return key_value(s, t, p, s.static_key[t, p])
 
 
 @numba.njit(cache=True, nogil=True)
