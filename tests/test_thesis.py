@@ -93,3 +93,19 @@ def test_unknown_experiments_and_misplaced_traces_are_one_line_errors(tmp_path, 
     assert "expected one of primer/gaia/first-high_gflops" in capsys.readouterr().err
     assert main(["thesis", "learning", "--trace", "x.swf", "--out", str(tmp_path / "o")]) == 2
     assert "brings its own workload" in capsys.readouterr().err
+
+
+def test_primer_shortest_job_first_waits_less_than_fcfs_on_gaia(tmp_path, monkeypatch):
+    """The primer's comparison on the bundled Gaia jobs: the same 1,000 jobs, packed onto the
+    fastest cores, wait less under shortest-job-first than under first-come-first-served."""
+    monkeypatch.chdir(tmp_path)
+    waits = {}
+    for job_key in ("first", "shortest"):
+        out = tmp_path / job_key
+        assert main(["thesis", f"primer/gaia/{job_key}-high_gflops", "--out", str(out)]) == 0
+        jobs = (out / "episode_0" / "out_jobs.csv").read_text().splitlines()
+        assert len(jobs) == 1 + 1000
+        header = jobs[0].split(",")
+        column = header.index("waiting_time")
+        waits[job_key] = sum(float(line.split(",")[column]) for line in jobs[1:]) / 1000
+    assert waits["shortest"] < 0.5 * waits["first"], waits
