@@ -3,6 +3,7 @@
 run in this process as a user runs it, summed by phase.
 
     python benchmarks/command_profile.py simulate SCENARIO_DIR [--policy first:first_fit] [--top 15]
+    python benchmarks/command_profile.py simulate --platform gaia --workload examples/data/gaia-2014-head.swf.gz
     python benchmarks/command_profile.py train [--experiment quickstart] [--episodes N] [--top 15]
 
 SCENARIO_DIR holds ``platform.xml`` and ``workload.json`` (as the benchmark's ``--scenario``).
@@ -124,13 +125,19 @@ def report(title: str, stats: pstats.Stats, profiled_s: float, unprofiled_s: flo
 
 
 def profile_simulate(args) -> None:
-    scenario = Path(args.scenario)
-    missing = [name for name in ("platform.xml", "workload.json") if not (scenario / name).is_file()]
-    if missing:
-        raise SystemExit(f"{scenario}: no {missing[0]}; expected a scenario folder with platform.xml and workload.json")
+    if args.scenario is not None:
+        scenario = Path(args.scenario)
+        missing = [name for name in ("platform.xml", "workload.json") if not (scenario / name).is_file()]
+        if missing:
+            raise SystemExit(f"{scenario}: no {missing[0]}; expected a scenario folder with platform.xml and "
+                             "workload.json")
+        platform, workload, name = str(scenario / "platform.xml"), str(scenario / "workload.json"), scenario.name
+    elif args.platform and args.workload:
+        platform, workload, name = args.platform, args.workload, f"--platform {args.platform} --workload {args.workload}"
+    else:
+        raise SystemExit("simulate: expected a scenario folder, or --platform and --workload")
     with tempfile.TemporaryDirectory(prefix="hdeeprm-profile-") as tmp:
-        argv = ["simulate", "--platform", str(scenario / "platform.xml"), "--workload",
-                str(scenario / "workload.json"), "--policy", args.policy]
+        argv = ["simulate", "--platform", platform, "--workload", workload, "--policy", args.policy]
         command = [sys.executable, "-m", "hdeeprm", *argv, "--out", f"{tmp}/warm"]
         wall(command)  # numba's cache filled, files in the page cache
         unprofiled = wall(command[:-1] + [f"{tmp}/timed"])
@@ -142,7 +149,7 @@ def profile_simulate(args) -> None:
                 raise SystemExit("hdeeprm simulate failed")
 
         stats, seconds = profiled(run)
-    report(f"hdeeprm simulate {scenario.name} --policy {args.policy}", stats, seconds, unprofiled, start,
+    report(f"hdeeprm simulate {name} --policy {args.policy}", stats, seconds, unprofiled, start,
            SIMULATE_PHASES, args.top)
 
 
@@ -170,7 +177,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     sim = commands.add_parser("simulate", help="hdeeprm simulate on a scenario folder")
-    sim.add_argument("scenario", help="folder with platform.xml and workload.json")
+    sim.add_argument("scenario", nargs="?", help="folder with platform.xml and workload.json")
+    sim.add_argument("--platform", help="instead of a scenario: the platform (a file or a bundled name)")
+    sim.add_argument("--workload", help="instead of a scenario: the workload (Batsim JSON or SWF)")
     sim.add_argument("--policy", default="first:first_fit", help="the simulate policy (default first:first_fit: FCFS)")
     tr = commands.add_parser("train", help="hdeeprm train --no-evaluate")
     tr.add_argument("--experiment", default="quickstart", help="bundled experiment or file (default quickstart)")
