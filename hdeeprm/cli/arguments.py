@@ -21,7 +21,9 @@ def conversion_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--seed", type=int, default=0,
                        help="seed of the run's random draws: conversion, random keys (default 0)")
     group.add_argument("--runtime-model", choices=("real", "hdeeprm"), default="real",
-                       help="actual work from the trace's run time (real) or HDeepRM's sampling")
+                       help="actual work from the trace's run time (real) or HDeepRM's sampled over-estimation "
+                            "factors (hdeeprm; jobs still have a walltime of their requested time: the original's "
+                            "model, without walltimes, is hdeeprm-launch's default)")
 
 
 def add_backend_args(parser: argparse.ArgumentParser) -> None:
