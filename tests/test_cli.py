@@ -243,3 +243,21 @@ def test_episode_outputs_must_be_one_of_the_choices(tmp_path, capsys):
     experiment.write_text(json.dumps({"episode_outputs": "some"}))
     assert main(["train", str(experiment), "--out", str(tmp_path / "run")]) == 2
     assert "episode_outputs 'some': expected one of all, last, none" in capsys.readouterr().err
+
+
+def test_commands_take_a_bundled_trace_by_name(tmp_path, monkeypatch, capsys):
+    """--workload (simulate, crossval), convert's TRACE and describe's WORKLOAD take a bundled
+    trace's file name as experiment files and HeteroEnv do; a file of that name here wins."""
+    from hdeeprm.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["simulate", "--platform", "quickstart", "--workload", "kth-sp2-head.swf.gz", "--policy",
+                 "first:first_fit", "--nb-jobs", "50", "--out", "sim"]) == 0
+    assert len((tmp_path / "sim" / "out_jobs.csv").read_text().splitlines()) == 51
+    assert main(["convert", "kth-sp2-head.swf.gz", "--platform", "quickstart", "--nb-jobs", "20",
+                 "--out", "w.json"]) == 0
+    assert main(["describe", "kth-sp2-head.swf.gz"]) == 0
+    capsys.readouterr()
+    (tmp_path / "kth-sp2-head.swf.gz").write_text("1 0 -1 5 1 -1 -1 1 5 -1 1 -1 -1 -1 -1 -1 -1 -1\n")
+    assert main(["describe", "kth-sp2-head.swf.gz"]) == 0
+    assert "kth-sp2-head.swf.gz: 1 jobs" in capsys.readouterr().out

@@ -84,6 +84,8 @@ def build_report(run: d.Run, figures: tuple[str, ...] = REPORT_FIGURES, fmt: str
                             css="kv", header=False))
     parts.append("<h2>Headline metrics</h2>")
     parts.append(_metrics_html(run))
+    parts.append("<h2>Per-user service</h2>")
+    parts.append(_users_html(run))
     evaluation = run.root / d.EVALUATION_FILE
     if evaluation.is_file():
         table = d.read_evaluation(evaluation)
@@ -223,6 +225,29 @@ def _metrics_html(run: d.Run) -> str:
                                                       ("reward, last episode", format_number(r[-1], 5)),
                                                       ("best reward", format_number(r.max(), 5))]))
     return "\n".join(out) or '<p class="missing">No metrics found.</p>'
+
+
+def _users_html(run: d.Run) -> str:
+    """The users with the most jobs and Jain's fairness index (hdeeprm.analysis.users)."""
+    from hdeeprm.analysis.users import TOP_USERS, USERS_FILE, run_user_metrics, user_table_rows
+
+    jobs = run.file(d.JOBS_FILE)
+    report = run_user_metrics(jobs.parent) if jobs is not None else None
+    if report is None:
+        return (f'<p class="missing">No user information ({USERS_FILE} is written when the workload names '
+                "its jobs' users): per-user metrics skipped.</p>")
+    shown = min(TOP_USERS, len(report.users))
+    rows = [(user, format_count(jobs_), format_count(ran), format_seconds(wait) if ran else "-",
+             format_number(sd, 5) if ran else "-", format_number(bsd, 5) if ran else "-")
+            for user, jobs_, ran, wait, sd, bsd in user_table_rows(report)]
+    return "\n".join([
+        f"<p>Jain's fairness index of the users' mean bounded slowdown: <b>{format_number(report.fairness, 4)}</b> "
+        f"over {format_count(report.nb_users_served)} users whose jobs ran (1: every user served alike; "
+        f"1/n: one user bears all the delay). The {shown} users with the most jobs, of "
+        f"{format_count(len(report.users))}:</p>",
+        _table(("user", "jobs", "jobs that ran", "mean waiting time (s)", "mean slowdown",
+                "mean bounded slowdown (10 s bound)"), rows),
+    ])
 
 
 def _evaluation_rows(columns, rows) -> list[tuple[str, ...]]:

@@ -24,7 +24,16 @@ from hdeeprm.analysis.plots.units import COMPARED_METRICS, metric_unit, time_uni
 from hdeeprm.analysis.tables import format_count, format_number, format_seconds
 from hdeeprm.common.errors import ConfigError, FormatError
 from hdeeprm.common.manifest import MANIFEST_FILE, is_manifest, manifest_lines, read_manifest
-from hdeeprm.simulation.outputs import ENERGY_COLUMNS, JOB_COLUMNS, PSTATE_COLUMNS, SCHEDULE_COLUMNS
+from hdeeprm.simulation.outputs import (
+    ENERGY_COLUMNS,
+    JOB_COLUMNS,
+    MACHINE_STATE_COLUMNS,
+    MACHINE_STATES_FILE,
+    PSTATE_COLUMNS,
+    SCHEDULE_COLUMNS,
+    USER_COLUMNS,
+    USERS_FILE,
+)
 
 # ---------------------------------------------------------------------------- compare
 
@@ -118,7 +127,22 @@ def comparison_table(runs: list[ComparedRun]) -> str:
         for r in made:
             lines.append(f"  {r.name}:")
             lines.extend(f"    {line}" for line in manifest_lines(r.manifest))
+    lines.extend(_user_lines(runs))
     return "\n".join(lines)
+
+
+def _user_lines(runs: list[ComparedRun]) -> list[str]:
+    """Per-user service of each run (hdeeprm.analysis.users): Jain's index and the worst
+    served users; one line when no run knows its jobs' users."""
+    from hdeeprm.analysis.users import fairness_line, run_user_metrics
+
+    reports = [run_user_metrics(r.schedule.parent) for r in runs]
+    if all(report is None for report in reports):
+        return ["", f"per-user metrics: skipped, no run has user information ({USERS_FILE}; "
+                "the workloads name no users)"]
+    width = max(len(r.name) for r in runs)
+    return (["", "per-user service (Jain's index of the users' mean bounded slowdown, 1 = all served alike):"]
+            + [fairness_line(r.name, report, width) for r, report in zip(runs, reports)])
 
 
 # ---------------------------------------------------------------------------- workloads
@@ -170,6 +194,9 @@ class WorkloadSummary:
     offered_load: float | None = None  # machine-seconds asked / (machines x submission span)
     too_large: int = 0  # jobs asking for more machines than the platform has
     notes: tuple[str, ...] = field(default_factory=tuple)
+    submit: np.ndarray | None = None  # per-job submit times (s), for the daily cycle
+    day_origin_s: float | None = None  # time of day (s) of submit time 0; None: unknown
+    nb_res: int | None = None  # machines the workload was made for (its nb_res, SWF MaxProcs)
 
 
 RUNTIME = "run time (s)"
@@ -214,13 +241,127 @@ def describe_workload(path: str, *, platform: str | None = None, hierarchy: str 
         "memory per core (MB)": a.mem_mb,
         "memory bandwidth per core (GB/s)": a.mem_bw_gbs,
     }
-    summary = WorkloadSummary(str(path), len(a), span, columns, notes=tuple(notes))
+    extra = {"submit": submit, "day_origin_s": _day_origin(path, report), "nb_res": workload.nb_res}
+    summary = WorkloadSummary(str(path), len(a), span, columns, notes=tuple(notes), **extra)
     if plat is None:
         return summary
     m = plat.nb_machines
     known = np.isfinite(runtime)
     load = float((a.res[known] * runtime[known]).sum() / (m * span)) if span > 0 and known.any() else None
-    return WorkloadSummary(str(path), len(a), span, columns, m, load, int((a.res > m).sum()), tuple(notes))
+    return WorkloadSummary(str(path), len(a), span, columns, m, load, int((a.res > m).sum()), tuple(notes),
+                           **extra)
+
+
+def _day_origin(path: str, report) -> float | None:
+    """Time of day (s, 0 to 86,400) of a workload's submit time 0. An SWF trace's times
+    count from its header's UnixStartTime, in its TimeZoneString zone (UTC when the zone is
+    unknown), or from midnight when it has no UnixStartTime (as ``hdeeprm generate`` writes
+    them); the conversion then shifts them by the first submission. None for a Batsim JSON
+    workload: its time 0 has no date."""
+    if report is None:
+        return None
+    import gzip
+
+    from hdeeprm.inputs.workload.swf import parse_swf
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+        opener = gzip.open if head == b"\x1f\x8b" else open
+        with opener(path, "rb") as f:
+            raw = f.read(256 * 1024)
+    except (OSError, EOFError):
+        return None
+    comments = b"\n".join(line for line in raw.split(b"\n") if line.lstrip().startswith(b";"))
+    meta = parse_swf(comments).metadata
+    origin = 0.0
+    start = meta.get("UnixStartTime")
+    if isinstance(start, int):
+        import datetime
+
+        zone = datetime.timezone.utc
+        name = meta.get("TimeZoneString")
+        if isinstance(name, str):
+            try:
+                from zoneinfo import ZoneInfo
+
+                zone = ZoneInfo(name.strip())
+            except Exception:  # an unknown or malformed zone name: UTC
+                zone = datetime.timezone.utc
+        try:
+            when = datetime.datetime.fromtimestamp(start, zone)
+        except (OverflowError, OSError, ValueError):
+            return None
+        origin = when.hour * 3600 + when.minute * 60 + when.second
+    return float((origin + report.time_offset_s) % 86400)
+
+
+def arrival_hours(s: WorkloadSummary) -> np.ndarray:
+    """Hour of the day (0 to 24) of each submission; from the workload's time 0 when its
+    time of day is unknown (Batsim JSON)."""
+    if s.submit is None:
+        return np.zeros(0)
+    return ((np.asarray(s.submit, np.float64) + (s.day_origin_s or 0.0)) % 86400) / 3600
+
+
+def comparison_statistics(s: WorkloadSummary) -> list[tuple[str, float | None]]:
+    """The rows of ``describe --compare``: (label, value; None when unknown)."""
+    size = s.columns[SIZE]
+    runtime = s.columns[RUNTIME]
+    gaps = s.columns["inter-arrival time (s)"]
+    rows: list[tuple[str, float | None]] = [("jobs", float(s.nb_jobs)), ("submission span (days)", s.submit_span / 86400)]
+    parallel = size[size > 1]
+    rows.append(("serial fraction (size 1)", float((size == 1).mean()) if size.size else None))
+    whole = parallel[parallel == np.floor(parallel)].astype(np.int64)
+    rows.append(("power-of-two fraction of parallel jobs",
+                 float(((whole & (whole - 1)) == 0).sum() / parallel.size) if parallel.size else None))
+    for label, values in (("size", size), ("run time (s)", runtime), ("inter-arrival (s)", gaps)):
+        v = values[np.isfinite(values)]
+        for q in (25, 50, 75, 95):
+            rows.append((f"{label} p{q}", float(np.percentile(v, q)) if v.size else None))
+        rows.append((f"{label} mean", float(v.mean()) if v.size else None))
+    positive = runtime[np.isfinite(runtime) & (runtime > 0)]
+    rows.append(("log run time mean (ln s)", float(np.log(positive).mean()) if positive.size else None))
+    rows.append(("max size", float(size.max()) if size.size else None))
+    machines = s.nb_machines or s.nb_res
+    load = s.offered_load
+    if s.nb_machines is None and machines and s.submit_span > 0:
+        known = np.isfinite(runtime)
+        load = float((size[known] * runtime[known]).sum() / (machines * s.submit_span)) if known.any() else None
+    rows.append((f"offered load{'' if s.nb_machines else ' (own machine)'}", load))
+    hours = arrival_hours(s)
+    if hours.size:
+        counts = np.bincount(hours.astype(np.int64) % 24, minlength=24)
+        shares = counts / counts.sum()
+        for start in range(0, 24, 3):
+            rows.append((f"arrivals {start:02d}-{start + 3:02d} h (share)", float(shares[start:start + 3].sum())))
+        rows.append(("arrivals 08-18 h (share)", float(shares[8:18].sum())))
+        rows.append(("busiest hour of the day", float(np.argmax(counts))))
+    return rows
+
+
+def format_comparison(a: WorkloadSummary, b: WorkloadSummary, names: tuple[str, str] | None = None) -> str:
+    """Two workloads' statistics side by side (``hdeeprm describe A --compare B``)."""
+    names = names or (Path(a.source).name, Path(b.source).name)
+    width = max(14, *(len(n) + 2 for n in names))
+    rows_a, rows_b = dict(comparison_statistics(a)), dict(comparison_statistics(b))
+    lines = [f"{'':<42}" + "".join(f"{n:>{width}}" for n in names)]
+    for label in {**rows_a, **rows_b}:
+        cells = [rows_a.get(label), rows_b.get(label)]
+        shown = []
+        for v in cells:
+            if v is None or not np.isfinite(v):
+                shown.append("unknown")
+            elif "fraction" in label or "share" in label or "load" in label:
+                shown.append(f"{v:.3f}")
+            else:
+                shown.append(format_count(v))
+        lines.append(f"{label:<42}" + "".join(f"{x:>{width}}" for x in shown))
+    for s, name in ((a, names[0]), (b, names[1])):
+        if s.day_origin_s is None:
+            lines.append(f"note: {name}: hours of the day counted from its time 0 (a Batsim JSON workload has no date)")
+        lines.extend(f"note: {name}: {n}" for n in s.notes)
+    return "\n".join(lines)
 
 
 def format_summary(s: WorkloadSummary) -> str:
@@ -336,6 +477,8 @@ RUN_FILES: dict[str, tuple[Callable[[Path], bool], bool]] = {
     d.SCHEDULE_FILE: (_csv_header(",".join(SCHEDULE_COLUMNS)), False),
     d.ENERGY_FILE: (_csv_header(",".join(ENERGY_COLUMNS)), False),
     d.PSTATES_FILE: (_csv_header(",".join(PSTATE_COLUMNS)), False),
+    MACHINE_STATES_FILE: (_csv_header(",".join(MACHINE_STATE_COLUMNS)), False),
+    USERS_FILE: (_csv_header(",".join(USER_COLUMNS)), False),
     d.OVERUSE_FILE: (_json_with(lambda x: isinstance(x, dict) and x.get("format") == OVERUSE_FORMAT), False),
     TIMING_FILE: (_json_with(_is_dict_with("simulation_seconds")), False),
     "rewards.log": (_numbers_only(False), False),
@@ -363,7 +506,7 @@ RUN_FILES: dict[str, tuple[Callable[[Path], bool], bool]] = {
 }
 #: Real Batsim writes these names and columns too: they go only from a folder where
 #: hdeeprm's own timing.json sits beside them (write_outputs always writes one).
-BATSIM_NAMES = (d.JOBS_FILE, d.SCHEDULE_FILE, d.ENERGY_FILE, d.PSTATES_FILE)
+BATSIM_NAMES = (d.JOBS_FILE, d.SCHEDULE_FILE, d.ENERGY_FILE, d.PSTATES_FILE, MACHINE_STATES_FILE)
 FIGURES_DIR = "figures"
 _FIGURE = _contains(FIGURE_MARKER)
 
@@ -480,4 +623,5 @@ def describe_plan(plan: CleanPlan, dry_run: bool, limit: int = 20) -> str:
 
 __all__ = ["ComparedRun", "CleanPlan", "JOBSTAT_FIELDS", "JOBSTAT_STATS", "WorkloadSummary", "apply_clean",
            "compare_runs", "comparison_table", "describe_plan", "describe_workload", "format_summary", "jobstat",
+           "arrival_hours", "comparison_statistics", "format_comparison",
            "plan_clean"]

@@ -15,6 +15,7 @@ from typing import Callable
 def add_subcommands(sub) -> dict[str, Callable[[argparse.Namespace], int]]:
     from hdeeprm.analysis.plots import FORMATS, KINDS, STYLES
     from hdeeprm.analysis.runs import JOBSTAT_FIELDS, JOBSTAT_STATS
+    from hdeeprm.cli.arguments import workload_arg
 
     kinds = "\n".join(f"  {k.name:<24}{k.help}" for k in KINDS.values())
     plot = sub.add_parser("plot", help="draw a figure of a run (PNG, SVG or PDF)",
@@ -28,7 +29,9 @@ def add_subcommands(sub) -> dict[str, Callable[[argparse.Namespace], int]]:
     cmp = sub.add_parser("compare", help="compare the Batsim metrics of two or more runs (table and figure)",
                          description="Compare the metrics of out_schedule.csv (energy, makespan, slowdowns, "
                                      "turnaround and waiting times) of two or more runs: a table in the terminal, "
-                                     "how each run was made when its folder has a manifest.json, and a figure "
+                                     "how each run was made when its folder has a manifest.json, each run's "
+                                     "fairness across users (Jain's index of per-user mean bounded slowdown, and "
+                                     "its worst-served users) when its folder has out_users.csv, and a figure "
                                      "(needs matplotlib; --no-figure for the table alone).")
     cmp.add_argument("runs", nargs="+", metavar="RUN", help="run folders or out_schedule.csv files")
     cmp.add_argument("-n", "--names", nargs="+", metavar="NAME", help="one name per run (default: folder names)")
@@ -38,9 +41,9 @@ def add_subcommands(sub) -> dict[str, Callable[[argparse.Namespace], int]]:
 
     rep = sub.add_parser("report", help="write one self-contained HTML page of a run",
                          description="Write one HTML page of a run folder, with nothing to fetch from elsewhere: "
-                                     "how the run was made (manifest.json), its headline metrics, the evaluation "
-                                     "table of a training run, its figures (needs matplotlib) and its "
-                                     "configuration.")
+                                     "how the run was made (manifest.json), its headline metrics, per-user "
+                                     "metrics (out_users.csv), the evaluation table of a training run, its figures "
+                                     "(needs matplotlib) and its configuration.")
     rep.add_argument("run_dir", metavar="RUN_DIR", help="folder written by simulate, train, hdeeprm-launch or Batsim")
     rep.add_argument("-o", "--out", metavar="FILE", help="HTML file (default RUN_DIR/report.html)")
     rep.add_argument("--episode", type=int, help="episode_<K> of a training run (default: the last)")
@@ -48,7 +51,8 @@ def add_subcommands(sub) -> dict[str, Callable[[argparse.Namespace], int]]:
     rep.add_argument("--no-figures", action="store_true", help="leave the figures out (no matplotlib needed)")
 
     desc = sub.add_parser("describe", help="summarise a workload: jobs, sizes, times, load on a platform")
-    desc.add_argument("workload", metavar="WORKLOAD", help="Batsim JSON workload or SWF trace")
+    desc.add_argument("workload", metavar="WORKLOAD", type=workload_arg,
+                      help="Batsim JSON workload or SWF trace, or a bundled trace's name")
     desc.add_argument("--platform", help="platform (file or bundled name) for the run times of flop-based "
                                          "jobs and the offered load")
     desc.add_argument("--hierarchy", help="hierarchy.json for an XML platform")
@@ -56,6 +60,10 @@ def add_subcommands(sub) -> dict[str, Callable[[argparse.Namespace], int]]:
     desc.add_argument("--seed", type=int, default=0, help="seed of SWF conversion draws (memory bandwidth)")
     desc.add_argument("--figure", metavar="FILE",
                       help="also draw the distributions (PNG, SVG or PDF; needs matplotlib)")
+    desc.add_argument("--compare", metavar="OTHER", type=workload_arg,
+                      help="a second workload (e.g. the real trace a generated one models): both workloads' "
+                           "statistics side by side (sizes, run and inter-arrival times, load, daily cycle), and "
+                           "with --figure their distributions overlaid")
 
     js = sub.add_parser("jobstat", help="one statistic of one job field of a workload (the original's jobstat)")
     js.add_argument("workload", metavar="WORKLOAD", help="Batsim JSON workload or SWF trace")
@@ -148,6 +156,27 @@ def cmd_describe(args) -> int:
     summary = describe_workload(args.workload, platform=args.platform, hierarchy=args.hierarchy,
                                 nb_jobs=args.nb_jobs, seed=args.seed)
     print(format_summary(summary))
+    if args.compare:
+        from hdeeprm.analysis.runs import arrival_hours, format_comparison
+
+        other = describe_workload(args.compare, platform=args.platform, hierarchy=args.hierarchy,
+                                  nb_jobs=args.nb_jobs, seed=args.seed)
+        print(format_summary(other))
+        names = (Path(args.workload).name, Path(args.compare).name)
+        if names[0] == names[1]:
+            names = (args.workload, args.compare)
+        print()
+        print(format_comparison(summary, other, names))
+        if args.figure:
+            from hdeeprm.analysis.plots import save_figure
+            from hdeeprm.analysis.plots.figures import workload_figure
+
+            columns = {**summary.columns, "arrival hour of the day": arrival_hours(summary)}
+            others = {**other.columns, "arrival hour of the day": arrival_hours(other)}
+            fig = workload_figure(columns, f"{names[0]} ({summary.nb_jobs} jobs) and {names[1]} "
+                                           f"({other.nb_jobs} jobs)", compare=others, names=names)
+            print(f"figure: {save_figure(fig, args.figure)}")
+        return 0
     if args.figure:
         from hdeeprm.analysis.plots import save_figure
         from hdeeprm.analysis.plots.figures import workload_figure

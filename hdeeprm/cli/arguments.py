@@ -8,6 +8,16 @@ from hdeeprm.backends import BACKENDS
 from hdeeprm.common.parallel import ENGINES
 
 
+def workload_arg(value: str) -> str:
+    """A workload path, or the file name of a bundled trace (``kth-sp2-head.swf.gz``), as
+    experiment files and HeteroEnv take it (a file of that name in the working directory wins)."""
+    from pathlib import Path
+
+    from hdeeprm.common.bundled import locate
+
+    return locate(Path(), value, "workload")
+
+
 def platform_arg(value: str) -> str:
     """A platform path, or a bundled or ``<N>x<node type>`` name, resolved to a path."""
     from hdeeprm.inputs.platform import resolve_platform_name

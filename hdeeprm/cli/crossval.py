@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from hdeeprm.cli.arguments import add_engine_args, conversion_args, platform_arg
+from hdeeprm.cli.arguments import add_engine_args, conversion_args, platform_arg, workload_arg
 
 
 def add_subcommands(sub) -> dict:
@@ -19,11 +19,12 @@ def add_subcommands(sub) -> dict:
                                                    "already done")
     cv.add_argument("--platform", type=platform_arg, help="platform JSON or SimGrid XML, or a bundled name")
     cv.add_argument("--hierarchy", help="hierarchy.json for an XML platform")
-    cv.add_argument("--workload", help="Batsim JSON workload or SWF trace (with an options file: "
+    cv.add_argument("--workload", type=workload_arg, help="Batsim JSON workload or SWF trace, or a bundled trace's name (with an options file: "
                                        "replaces its trace, as hdeeprm-launch -cw does)")
     cv.add_argument("-cw", "--customworkload", dest="workload", help=argparse.SUPPRESS)
     cv.add_argument("--policy", help="JOBKEY:COREKEY (default first:first_fit)")
-    cv.add_argument("--backfill", choices=("easy",), help="EASY backfilling on requested walltimes, on both backends")
+    cv.add_argument("--backfill", choices=("easy", "conservative"),
+                    help="EASY or conservative backfilling on requested walltimes, on both backends")
     cv.add_argument("--model", help="checkpoint of a LEARNING agent (options-file mode)")
     cv.add_argument("--batsim", metavar="PATH", help="batsim executable (default: $HDEEPRM_BATSIM, then PATH)")
     cv.add_argument("--network", choices=("zero-latency", "links"),

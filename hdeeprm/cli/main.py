@@ -9,8 +9,10 @@ commands:
   simulate  run a classic policy on a platform and a workload
   replay    re-simulate a recorded Batsim run (its transcript) on the engine
   convert   turn an SWF trace into a Batsim JSON workload for a platform
+  generate  make a synthetic workload (Lublin-Feitelson model), SWF or JSON
   train     train an RL agent on an experiment, then evaluate it
   evaluate  compare an agent checkpoint with the classic policies, paired
+  export    write an agent checkpoint's policy as ONNX, checked against torch
   crossval  run one experiment (or a grid) on the engine and on real Batsim
   sweep     evaluate a grid of policies, platforms, workloads and seeds
   plot      draw a figure of a run (Gantt chart, queue, power, learning...)
@@ -35,7 +37,7 @@ from hdeeprm import __version__
 from hdeeprm.common.errors import report_errors
 
 # Command modules, each adding its subcommands (argparse only: the work is imported when run).
-COMMAND_GROUPS = ("simulate", "train", "crossval", "sweep", "analysis", "compilation", "thesis")
+COMMAND_GROUPS = ("simulate", "generate", "train", "export", "crossval", "sweep", "analysis", "compilation", "thesis")
 
 
 class _TopLevelHelp(argparse.RawDescriptionHelpFormatter):

@@ -9,7 +9,7 @@ import sys
 import time
 
 from hdeeprm import __version__
-from hdeeprm.cli.arguments import conversion_args, platform_arg
+from hdeeprm.cli.arguments import conversion_args, platform_arg, workload_arg
 from hdeeprm.cli.compilation import compile_first
 from hdeeprm.common.seeding import run_generators
 from hdeeprm.simulation.keys import ALL_CORE_KEYS, ALL_JOB_KEYS
@@ -26,11 +26,13 @@ def add_subcommands(sub) -> dict:
     sim.add_argument("--platform", required=True, type=platform_arg,
                      help="platform JSON or SimGrid XML, or a bundled name (das2, gaia, learning, mc2, pik, ricc)")
     sim.add_argument("--hierarchy", help="hierarchy.json describing nodes and processors of an XML platform")
-    sim.add_argument("--workload", required=True, help="Batsim JSON workload or SWF trace (.swf, .swf.gz)")
+    sim.add_argument("--workload", required=True, type=workload_arg,
+                     help="Batsim JSON workload or SWF trace (.swf, .swf.gz), or a bundled trace's name")
     sim.add_argument("--policy", default="first:first_fit",
                      help=f"JOBKEY:COREKEY (default first:first_fit). Job keys: {', '.join(ALL_JOB_KEYS)}. "
                           f"Core keys: {', '.join(ALL_CORE_KEYS)}")
-    sim.add_argument("--backfill", choices=("easy",), help="EASY backfilling on requested walltimes")
+    sim.add_argument("--backfill", choices=("easy", "conservative"),
+                     help="EASY or conservative backfilling on requested walltimes")
     sim.add_argument("--out", help="folder for Batsim-style outputs (default: print metrics only)")
     sim.add_argument("--clock", choices=("simgrid", "exact"), default="simgrid",
                      help="simgrid (default): SimGrid's floating-point steps and Batsim's message "
@@ -47,7 +49,7 @@ def add_subcommands(sub) -> dict:
     rep.add_argument("--out", required=True, help="folder for the outputs")
 
     conv = sub.add_parser("convert", help="convert an SWF trace into a Batsim JSON workload")
-    conv.add_argument("trace", help="SWF trace (.swf or .swf.gz)")
+    conv.add_argument("trace", type=workload_arg, help="SWF trace (.swf or .swf.gz), or a bundled trace's name")
     conv.add_argument("--platform", required=True, type=platform_arg, help="platform the workload is for")
     conv.add_argument("--hierarchy", help="hierarchy.json for an XML platform")
     conv.add_argument("--out", required=True, help="Batsim JSON workload to write")
@@ -84,7 +86,7 @@ def cmd_simulate(args) -> int:
     from hdeeprm.simulation.engine import Engine
     from hdeeprm.simulation.fastsim import compiled_on_disk
     from hdeeprm.simulation.metrics import headline_metrics
-    from hdeeprm.simulation.outputs import write_outputs
+    from hdeeprm.simulation.outputs import write_outputs, write_users
     from hdeeprm.simulation.policies import PolicyConfig, run_policy
 
     started = time.perf_counter()
@@ -94,7 +96,9 @@ def cmd_simulate(args) -> int:
     jobs = workload.compile()
     reading = time.perf_counter() - started
 
-    fast = compiled_on_disk(("classic",)) or len(jobs) > REFERENCE_WHEN_COLD_MAX_JOBS
+    # Conservative backfilling runs on the reference engine only: nothing to compile for it.
+    reference_only = config.backfill == "conservative"
+    fast = not reference_only and (compiled_on_disk(("classic",)) or len(jobs) > REFERENCE_WHEN_COLD_MAX_JOBS)
 
     def warm_up():  # the first few jobs, with their own generator: the run's draws stay the same
         few = jobs.window(0, min(50, len(jobs)))
@@ -105,6 +109,8 @@ def cmd_simulate(args) -> int:
     compiled = None
     if fast:
         compiled = compile_first(warm_up, always=True, parts=("classic",))
+    elif reference_only:
+        warm_up()  # the reference engine's own kernels, kept out of the run's time
     else:
         print(f"hdeeprm: the compiled fast path is not built on this machine yet; {len(jobs):,} jobs run sooner "
               f"on the reference engine (same outputs) than it builds (1 to 2 minutes, once). It is built by "
@@ -132,6 +138,7 @@ def cmd_simulate(args) -> int:
     if args.out:
         t0 = time.perf_counter()
         write_outputs(result, args.out)
+        write_users(workload, args.out)  # out_users.csv, for per-user metrics, when the jobs name users
         writing = time.perf_counter() - t0
         resolved = {
             "command": "simulate", "platform": os.path.abspath(args.platform),
@@ -178,13 +185,15 @@ def _metric_lines(metrics) -> list[str]:
 
 
 def cmd_replay(args) -> int:
+    from hdeeprm.inputs.workload import read_batsim_workload
     from hdeeprm.simulation.metrics import headline_metrics
-    from hdeeprm.simulation.outputs import write_outputs
-    from hdeeprm.simulation.replay import replay
+    from hdeeprm.simulation.outputs import write_outputs, write_users
+    from hdeeprm.simulation.replay import find_scenario, replay
 
     _check_out(args.out, "a folder for the outputs")
     result = replay(args.scenario)
     write_outputs(result, args.out)
+    write_users(read_batsim_workload(find_scenario(args.scenario).workload), args.out)
     metrics = headline_metrics(result)
     print(f"replayed {args.scenario}: makespan {metrics.makespan:.6f} s, "
           f"energy {metrics.consumed_joules:.6f} J; outputs in {args.out}")

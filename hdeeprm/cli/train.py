@@ -33,8 +33,8 @@ def add_subcommands(sub) -> dict:
     tr.add_argument("--episode-outputs", choices=("all", "last", "none"),
                     help="Batsim outputs of the training episodes in episode_<k>/: every episode's (default), "
                          "the last one's, or none (overrides the experiment)")
-    tr.add_argument("--backfill", choices=("none", "easy"),
-                    help="EASY backfilling under the agent (overrides the experiment)")
+    tr.add_argument("--backfill", choices=("none", "easy", "conservative"),
+                    help="EASY or conservative backfilling under the agent (overrides the experiment)")
     tr.add_argument("--rollout-batch", type=int, help="episodes per update, played in parallel (default: --workers)")
     add_engine_args(tr, "rollout workers (default: none, the agent plays and learns episode by episode; "
                         "with --engine ray: the cluster's CPUs)")  # hdeeprm.rl.train.train_batched
@@ -48,8 +48,8 @@ def add_subcommands(sub) -> dict:
     ev.add_argument("--seed", type=int, help="root seed (overrides the experiment)")
     ev.add_argument("--out", help="folder for evaluation.csv, evaluation_windows.csv, comparison.csv and "
                                   "evaluation.png (default: print only)")
-    ev.add_argument("--backfill", choices=("none", "easy"),
-                    help="EASY backfilling under the agent (overrides the experiment)")
+    ev.add_argument("--backfill", choices=("none", "easy", "conservative"),
+                    help="EASY or conservative backfilling under the agent (overrides the experiment)")
     return {"train": cmd_train, "evaluate": cmd_evaluate}
 
 

@@ -41,7 +41,8 @@ ever, so the first pair of the action set is applied instead (``info["void_overr
 ``"job_window"``, RLScheduler's: the agent picks one of the first ``window_jobs`` waiting
 jobs, placed with ``window_core_key``; observation and semantics in ``hdeeprm.rl.job_window``.
 ``backfill="easy"`` adds EASY backfilling under either action space (around the blocked
-job of a pass, or around the job the agent chose).
+job of a pass, or around the job the agent chose); ``backfill="conservative"`` conservative
+backfilling (a reservation for that job and each waiting job after it; on the Python steps).
 
 Episodes: the whole workload, or (``episode_jobs`` = N) a window of N consecutive jobs whose
 start is drawn from the generator seeded by ``reset(seed=...)``. ``max_steps`` and
@@ -404,6 +405,10 @@ class HeteroEnv(gym.Env):
             raise ConfigError(f"fast=True: the compiled path runs the pairs action space with HDeepRM's "
                               f"objectives only, not action_space={config.action_space!r} with "
                               f"objective={config.objective!r}")
+        if config.backfill == "conservative":  # conservative backfilling runs only here
+            if fast:
+                raise ConfigError("fast=True: the compiled path does not run conservative backfilling")
+            compiled = False
         self._use_fast = backend == "embedded" and fast is not False and supports_clock(clock) and compiled
         self._fast = None
         self._action_codes = [(-1, -1) if pair is None
@@ -455,7 +460,7 @@ class HeteroEnv(gym.Env):
         if workload_model != "modern":
             trace = isinstance(workload, (str, os.PathLike)) and not os.fspath(workload).lower().endswith(".json")
             if trace and config.backfill:
-                raise ConfigError(f"{source}: pybatsim.env.backfill {config.backfill!r}: EASY backfilling plans with "
+                raise ConfigError(f"{source}: pybatsim.env.backfill {config.backfill!r}: backfilling plans with "
                                   "the jobs' walltimes and the original's workload model gives an SWF trace's jobs "
                                   "none (the original did not backfill); use the modern workload model "
                                   "(hdeeprm-launch --workload-model modern)")

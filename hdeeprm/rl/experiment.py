@@ -21,7 +21,8 @@ only other random draws from the jobs trained on: the evaluation says so.
 
 ``conversion``: options of the SWF conversion (``hdeeprm.inputs.workload.ConversionOptions``), e.g.
 ``{"memory_demand": "none"}``; ``action_space``, ``window_jobs``, ``window_core_key``,
-``backfill``, ``bsld_bound`` and ``high_cores`` are HeteroEnv's (``hdeeprm.rl.env.EnvConfig``). ``objective``
+``backfill`` (null, ``"easy"`` or ``"conservative"``), ``bsld_bound`` and ``high_cores`` are HeteroEnv's
+(``hdeeprm.rl.env.EnvConfig``). ``objective``
 may also name a user function, ``"file.py:function"`` (see ``hdeeprm.simulation.objectives``).
 """
 

@@ -8,7 +8,7 @@ errors); relative paths are taken from its folder:
   workloads    workloads / traces (default: the experiment's)
   overrides    list of objects of experiment fields to change, one cell set each (default
                ``[{}]``), e.g. ``{"episode_jobs": 200}`` or ``{"eval_episodes": 4}``
-  policies     ``JOBKEY:COREKEY``, ``JOBKEY:COREKEY+easy`` (EASY backfilling), ``classic``
+  policies     ``JOBKEY:COREKEY``, ``JOBKEY:COREKEY+easy`` / ``+conservative`` (backfilling), ``classic``
                (the 36 pairs of the original action set) or ``random`` (random valid
                actions) (default ``["classic"]``)
   checkpoints  agent checkpoints written by ``hdeeprm train``, run greedily (default none)
@@ -414,7 +414,7 @@ def _expand_policy(text: str, where: str) -> list[str]:
     try:
         PolicyConfig.parse(pair, backfill or None)
     except ConfigError as e:
-        raise ConfigError(f"{where}: {e}; or 'classic' (the 36 pairs), 'random', JOBKEY:COREKEY+easy") from None
+        raise ConfigError(f"{where}: {e}; or 'classic' (the 36 pairs), 'random', JOBKEY:COREKEY+easy or +conservative") from None
     return [text]
 
 

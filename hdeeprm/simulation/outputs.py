@@ -46,10 +46,16 @@ SCHEDULE_COLUMNS = (
 
 ENERGY_COLUMNS = ("time", "energy", "event_type", "wattmin", "epower")
 PSTATE_COLUMNS = ("time", "machine_id", "new_pstate")
+MACHINE_STATE_COLUMNS = ("time", "nb_sleeping", "nb_switching_on", "nb_switching_off", "nb_idle", "nb_computing")
 
 #: The Batsim output files write_outputs writes (with its default prefix, "out").
-OUTPUT_NAMES = ("jobs", "schedule", "consumed_energy", "pstate_changes")
-JOBS_FILE, SCHEDULE_FILE, ENERGY_FILE, PSTATES_FILE = (f"out_{name}.csv" for name in OUTPUT_NAMES)
+OUTPUT_NAMES = ("jobs", "schedule", "consumed_energy", "pstate_changes", "machine_states")
+JOBS_FILE, SCHEDULE_FILE, ENERGY_FILE, PSTATES_FILE, MACHINE_STATES_FILE = (
+    f"out_{name}.csv" for name in OUTPUT_NAMES)
+#: Not Batsim's: each job's user, for the per-user metrics of ``hdeeprm compare`` and
+#: ``report`` (written beside the outputs when the workload names users; see write_users).
+USERS_FILE = "out_users.csv"
+USER_COLUMNS = ("job_id", "user")
 
 
 def _f6(x: float) -> str:
@@ -157,13 +163,14 @@ def summarize(result: SimulationResult) -> ScheduleSummary:
 
 def write_outputs(result: SimulationResult, out_dir: str, prefix: str = "out") -> dict[str, str]:
     """Write out_jobs.csv, out_schedule.csv, out_consumed_energy.csv, out_pstate_changes.csv,
-    timing.json and, for runs of the classic policies or HeteroEnv, overutilization.json."""
+    out_machine_states.csv, timing.json and, for runs of the classic policies or HeteroEnv, overutilization.json."""
     os.makedirs(out_dir, exist_ok=True)
     paths = {name: os.path.join(out_dir, f"{prefix}_{name}.csv") for name in OUTPUT_NAMES}
     write_jobs(result, paths["jobs"])
     write_schedule(summarize(result), paths["schedule"])
     write_energy(result, paths["consumed_energy"])
     write_pstates(result, paths["pstate_changes"])
+    write_machine_states(result, paths["machine_states"])
     paths["timing"] = os.path.join(out_dir, "timing.json")
     with open(paths["timing"], "w") as f:
         json.dump({"simulation_seconds": result.wall_seconds,
@@ -279,3 +286,93 @@ def write_pstates(result: SimulationResult, path: str) -> None:
         f.write(",".join(PSTATE_COLUMNS) + "\n")
         for t, machines, p in result.pstate_rows:
             f.write(f"{t:g},{format_intervals(machines)},{p}\n")
+
+
+def machine_state_rows(result: SimulationResult) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of out_machine_states.csv: (time, nb_computing) per row.
+
+    Batsim 4.2.1 writes a row after every job start and every job end (the whole allocation
+    changes state at once: Machines::update_machines_on_job_run / _on_job_end in
+    src/machines.cpp) and one per p-state request (server_on_pstate_modification in
+    src/server.cpp); never an initial or a final row. Our machines are idle or computing only,
+    so the sleeping and switching columns are 0 and nb_idle is the rest of the machines.
+
+    The order of the events comes from the energy rows the engine records ('s' per start,
+    'e' per end, two 'p' per p-state request, in the order Batsim writes them): ends follow
+    ``job_order``; starts at one instant follow the job index (the result does not keep the
+    order in which the scheduler sent them; the classic policies' FCFS passes send them so).
+    Without energy rows (``record_energy_rows=False``) the order within an instant is an
+    approximation: ends, then p-state requests, then starts."""
+    w = result.workload
+    state = np.asarray(result.final_state)
+    start = np.asarray(result.start, dtype=np.float64)
+    started = np.flatnonzero(np.isfinite(start))
+    starts = started[np.argsort(start[started], kind="stable")]
+    order = np.asarray(result.job_order, dtype=np.int64)
+    ends = order[(state[order] != REJECTED_STATE) & (state[order] != 0)]
+    res = np.asarray(w.res, dtype=np.int64)
+    # The clock when a job ended: a zero-work parallel job ends at its start (written +1e-5).
+    zero_work = (w.kind != KIND_DELAY) & (w.work == 0) & (state == SUCCESS)
+    end_clock = np.where(zero_work, start, np.asarray(result.finish, dtype=np.float64))
+
+    kinds, times = _energy_kinds(result.energy_rows)
+    if (kinds is not None and int((kinds == ord("s")).sum()) == starts.size
+            and int((kinds == ord("e")).sum()) == ends.size and int((kinds == ord("p")).sum()) % 2 == 0):
+        is_p = kinds == ord("p")
+        second_p = is_p & (np.cumsum(is_p) % 2 == 0)
+        keep = (kinds == ord("s")) | (kinds == ord("e")) | second_p
+        delta = np.zeros(kinds.size, dtype=np.int64)
+        delta[kinds == ord("s")] = res[starts]
+        delta[kinds == ord("e")] = -res[ends]
+        return times[keep], np.cumsum(delta)[keep]
+    # No energy rows: merge by time; ends, then p-state requests, then starts, then the ends
+    # of the jobs that started and ended at once.
+    requests = np.array([t for t, _, p in result.pstate_rows if p < 0], dtype=np.float64)
+    instant = np.zeros(state.size, dtype=bool)
+    instant[starts] = True
+    instant &= end_clock <= start
+    event_time = np.concatenate((end_clock[ends], requests, start[starts]))
+    rank = np.concatenate((np.where(instant[ends], 3, 0), np.ones(requests.size, np.int64),
+                           np.full(starts.size, 2)))
+    delta = np.concatenate((-res[ends], np.zeros(requests.size, np.int64), res[starts]))
+    sequence = np.arange(event_time.size)
+    events = np.lexsort((sequence, rank, event_time))
+    return event_time[events], np.cumsum(delta[events])
+
+
+def _energy_kinds(rows) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The event kinds (as character codes) and times of the engine's energy rows."""
+    columns = getattr(rows, "_columns", None)  # the fast path's flat arrays
+    if columns is not None:
+        return np.asarray(columns[2], dtype=np.int64), np.asarray(columns[0], dtype=np.float64)
+    if not len(rows):
+        return None, None
+    return (np.fromiter((ord(r[2]) for r in rows), dtype=np.int64, count=len(rows)),
+            np.fromiter((r[0] for r in rows), dtype=np.float64, count=len(rows)))
+
+
+def write_machine_states(result: SimulationResult, path: str) -> None:
+    """out_machine_states.csv as Batsim 4.2.1 writes it (MachineStateTracer in src/export.cpp:
+    times with %g, six significant digits)."""
+    times, computing = machine_state_rows(result)
+    idle = result.nb_machines - computing
+    values = [v for row in zip(times.tolist(), idle.tolist(), computing.tolist()) for v in row]
+    with open(path, "w", newline="") as f:
+        f.write(",".join(MACHINE_STATE_COLUMNS) + "\n")
+        f.write("%g,0,0,0,%d,%d\n" * times.size % tuple(values))
+
+
+def write_users(workload, out_dir: str, prefix: str = "out") -> str | None:
+    """Write ``<prefix>_users.csv`` (job_id,user) for the jobs of ``workload`` (a
+    :class:`~hdeeprm.inputs.workload.model.Workload`) that name their user in the extra field
+    ``user`` (kept from SWF field 12 by the converter, or as read from a Batsim JSON job).
+    Writes nothing and returns None when no job names one; else returns the path."""
+    rows = [(job.id, job.extra["user"]) for job in workload.jobs if job.extra.get("user") is not None]
+    if not rows:
+        return None
+    path = os.path.join(out_dir, f"{prefix}_users.csv")
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(USER_COLUMNS)
+        writer.writerows(rows)
+    return path

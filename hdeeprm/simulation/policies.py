@@ -11,7 +11,10 @@ One scheduling pass applies one pair:
    recorded as an over-utilisation episode;
 2. with EASY backfilling, reserve for that blocked job the earliest time at which the running
    jobs' requested walltimes free enough cores, and enough memory on their nodes, and start
-   later jobs now if they do not delay the reservation.
+   later jobs now if they do not delay the reservation;
+   with conservative backfilling, give the blocked job and then every later job (in key
+   order) a reservation at the earliest time it fits beside the running jobs and the
+   reservations of the jobs ahead of it, and start now the jobs whose reservation is now.
 A pass runs at a decision point where something was submitted or completed while jobs wait.
 Jobs that can never run (more cores than the platform has, or more memory per core than its
 nodes can give) are rejected at submission instead of blocking the queue forever.
@@ -31,7 +34,7 @@ from hdeeprm.simulation.engine import DecisionPoint, Engine, SimulationResult
 from hdeeprm.simulation.keys import ALL_CORE_KEYS, ALL_JOB_KEYS, job_key_values, ordered
 from hdeeprm.simulation.resources import FITS, ResourceModel, memory_capacity
 
-BACKFILL_MODES = (None, "easy")
+BACKFILL_MODES = (None, "easy", "conservative")
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class PolicyConfig:
         if self.core_key not in ALL_CORE_KEYS:
             raise ConfigError(f"unknown core selection key {self.core_key!r}: expected one of {', '.join(ALL_CORE_KEYS)}")
         if self.backfill not in BACKFILL_MODES:
-            raise ConfigError(f"unknown backfilling mode {self.backfill!r}: expected 'easy' or none")
+            raise ConfigError(f"unknown backfilling mode {self.backfill!r}: expected 'easy', 'conservative' or none")
 
     @classmethod
     def parse(cls, text: str, backfill: str | None = None) -> "PolicyConfig":
@@ -163,8 +166,11 @@ class QueueScheduler:
             elif picked:
                 started = set(order[:picked])
                 self.queue = [j for j in queue if j not in started]
-        if blocker is not None and self.config.backfill == "easy" and rest and self.resources.nb_free:
-            picked += self._backfill_easy(blocker, rest, core_key)
+        if blocker is not None and rest and self.resources.nb_free:
+            if self.config.backfill == "easy":
+                picked += self._backfill_easy(blocker, rest, core_key)
+            elif self.config.backfill == "conservative":
+                picked += self._backfill_conservative(blocker, rest, core_key)
         return picked
 
     def start_job(self, job: int, core_key: str) -> bool:
@@ -176,13 +182,18 @@ class QueueScheduler:
         return True
 
     def backfill(self, head: int, core_key: str) -> int:
-        """With EASY backfilling configured, start waiting jobs (submission order) that do not
-        delay the reservation of ``head``, a waiting job that does not fit now; returns how
-        many started. Without backfilling, nothing."""
-        if self.config.backfill != "easy" or not self.resources.nb_free:
+        """With backfilling configured, start waiting jobs (submission order) that do not
+        delay the reservation of ``head``, a waiting job that does not fit now (conservative:
+        nor the reservations of the jobs ahead of them); returns how many started. Without
+        backfilling, nothing."""
+        if not self.config.backfill or not self.resources.nb_free:
             return 0
         rest = [j for j in self.queue if j != head]
-        return self._backfill_easy(head, rest, core_key) if rest else 0
+        if not rest:
+            return 0
+        if self.config.backfill == "conservative":
+            return self._backfill_conservative(head, rest, core_key)
+        return self._backfill_easy(head, rest, core_key)
 
     def _pass_random(self, core_key: str) -> tuple[int, int | None, list[int]]:
         remaining = list(self.queue)
@@ -300,6 +311,158 @@ class QueueScheduler:
             self.queue = [j for j in self.queue if j not in gone]
         return len(started)
 
+    # -- Conservative backfilling -----------------------------------------------------------
+    #
+    # The availability profile is three arrays: ``times`` (K, sorted), and ``cores`` and ``kb``
+    # (K x nodes): row k holds each node's free cores and free memory (kB) from times[k] to
+    # times[k + 1] (the last row for ever). Row 0 is now, what the resources hold; it is
+    # rebuilt at every pass from the running jobs' expected ends (start + walltime) and then
+    # booked, job by job, with the reservations of the jobs ahead in the order.
+
+    def _backfill_conservative(self, head: int, candidates: list[int], core_key: str) -> int:
+        """Conservative backfilling: ``head`` (which does not fit now), then ``candidates`` in
+        this order each get a reservation at the earliest time they fit beside the running
+        jobs and the reservations before them; a job whose reservation is now starts now (its
+        cores chosen by the core key) unless those cores take ones a reservation holds."""
+        jobs, resources = self.engine.jobs, self.resources
+        order = [head, *candidates]
+        # Once no later job is small enough for the free cores, nothing else can start now
+        # (and reservations are rebuilt at the next pass): stop there.
+        smallest_after = np.minimum.accumulate(jobs.res[order][::-1])[::-1].tolist()
+        profile = self._profile()
+        reserved: list[tuple[int, float]] = []  # jobs given a reservation, with its time
+        started = []
+        for i, job in enumerate(order):
+            if smallest_after[i] > resources.nb_free:
+                break
+            size, mem = int(jobs.res[job]), int(resources.job_mem_kb[job])
+            duration = float(jobs.walltime[job])
+            spot = _earliest(profile, size, mem, duration, 0)
+            if spot is not None and spot[0] == 0:
+                if self._try_start(job, core_key):
+                    booked = self._book_start(profile, job, duration)
+                    if booked is None:  # its cores take some a reservation holds: re-plan them
+                        booked, replanned = self._replan(reserved)
+                        if booked is not None:
+                            reserved = replanned
+                    if booked is not None:
+                        profile = booked
+                        started.append(job)
+                        continue
+                    self._undo_start(job)
+                spot = _earliest(profile, size, mem, duration, 1)
+            if spot is not None:
+                reserved.append((job, float(profile[0][spot[0]])))
+                profile = _book(profile, spot, size, mem, duration)
+        if started:
+            gone = set(started)
+            self.queue = [j for j in self.queue if j not in gone]
+        return len(started)
+
+    def _profile(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The availability profile of the running jobs (this pass's starts included); a job
+        without walltime never gives its cores back."""
+        resources = self.resources
+        now = self.engine.scheduler_time
+        cores0, kb0 = resources.node_free_cores.copy(), resources.node_free_kb.copy()
+        ends = self._expected_ends
+        finite = ends[:bisect.bisect_left(ends, (math.inf, -1))]
+        if not finite:
+            return np.array([now]), cores0[None, :], kb0[None, :]
+        end_of = np.fromiter((end for end, _ in finite), np.float64, len(finite))
+        times, row = np.unique(end_of, return_inverse=True)
+        hosts = [self.running_hosts[job] for _, job in finite]
+        sizes = np.fromiter((h.size for h in hosts), np.int64, len(hosts))
+        node = resources.core_node[np.concatenate(hosts)]
+        rows = np.repeat(row + 1, sizes)
+        mem = np.repeat(resources.job_mem_kb[[job for _, job in finite]], sizes)
+        shape = (len(times) + 1, len(cores0))
+        freed, freed_kb = np.zeros(shape, np.int64), np.zeros(shape, np.int64)
+        np.add.at(freed, (rows, node), 1)
+        np.add.at(freed_kb, (rows, node), mem)
+        # An expected end already past (a job still running at it) frees its cores at the next
+        # event, not now: its row is after row 0 even though its time is now.
+        return (np.concatenate(([now], np.maximum(times, now))), cores0 + np.cumsum(freed, axis=0),
+                kb0 + np.cumsum(freed_kb, axis=0))
+
+    def _book_start(self, profile, job: int, duration: float):
+        """The profile with ``job``, just started on its cores, booked until its expected end;
+        None if that leaves a node short of cores or memory in some row (a reservation ahead
+        of it in the order would be delayed)."""
+        resources = self.resources
+        times, cores, kb = profile
+        taken = np.bincount(resources.core_node[self.running_hosts[job]], minlength=cores.shape[1])
+        taken_kb = taken * int(resources.job_mem_kb[job])
+        times, cores, kb = _split(profile, times[0] + duration)
+        e = max(int(np.searchsorted(times, times[0] + duration, "left")), 1)
+        if (cores[:e] < taken).any() or (kb[:e] < taken_kb).any():
+            return None
+        cores[:e] -= taken
+        kb[:e] -= taken_kb
+        return times, cores, kb
+
+    def _replan(self, reserved: list[tuple[int, float]]):
+        """Rebuild the profile with the job just started and re-reserve the jobs in
+        ``reserved``, in order: (profile, new reservations), or (None, None) if one of them
+        would now start later (or never)."""
+        jobs, resources = self.engine.jobs, self.resources
+        profile = self._profile()
+        replanned = []
+        for job, time in reserved:
+            size, mem = int(jobs.res[job]), int(resources.job_mem_kb[job])
+            duration = float(jobs.walltime[job])
+            spot = _earliest(profile, size, mem, duration, 1)
+            if spot is None or profile[0][spot[0]] > time:
+                return None, None
+            replanned.append((job, float(profile[0][spot[0]])))
+            profile = _book(profile, spot, size, mem, duration)
+        return profile, replanned
+
+
+def _earliest(profile, size: int, mem: int, duration: float, first_row: int):
+    """The earliest row k >= ``first_row`` from which a job of ``size`` cores with ``mem`` kB
+    per core fits for ``duration`` s: (k, e, per-node cores it can have over rows k..e-1), or
+    None if it never does. A node can give it, over those rows, the least of its free cores
+    and its free memory over ``mem`` in each row."""
+    times, cores, kb = profile
+    if first_row >= len(times):
+        return None
+    cap = cores if mem == 0 else np.minimum(cores, kb // mem)
+    total = cap.sum(axis=1)
+    # Starting at a row that frees nothing on any node is never better than one row earlier.
+    grows = np.ones(len(times), np.bool_)
+    grows[1:] = (cap[1:] > cap[:-1]).any(axis=1)
+    grows[first_row] = True
+    for k in (np.flatnonzero(grows[first_row:] & (total[first_row:] >= size)) + first_row).tolist():
+        e = max(int(np.searchsorted(times, times[k] + duration, "left")), k + 1)
+        if total[k:e].min() < size:
+            continue
+        window = cap[k:e].min(axis=0)
+        if int(window.sum()) >= size:
+            return k, e, window
+    return None
+
+
+def _split(profile, time: float):
+    """The profile (copied) with a row starting at ``time`` (a copy of the row it falls in)."""
+    times, cores, kb = profile
+    e = int(np.searchsorted(times, time, "left"))
+    if time == math.inf or (e < len(times) and times[e] == time):
+        return times.copy(), cores.copy(), kb.copy()
+    return np.insert(times, e, time), np.insert(cores, e, cores[e - 1], axis=0), np.insert(kb, e, kb[e - 1], axis=0)
+
+
+def _book(profile, spot, size: int, mem: int, duration: float):
+    """The profile with a reservation at ``spot`` (from ``_earliest``): its cores taken from
+    the lowest node ids that can give them, until its expected end."""
+    k, _, window = spot
+    take = np.clip(size - (np.cumsum(window) - window), 0, window)
+    times, cores, kb = _split(profile, profile[0][k] + duration)
+    e = max(int(np.searchsorted(times, times[k] + duration, "left")), k + 1)
+    cores[k:e] -= take
+    kb[k:e] -= take * mem
+    return times, cores, kb
+
 
 def run_policy(engine: Engine, config: PolicyConfig,
                rng: np.random.Generator | None = None, *, fast: bool | None = None) -> SimulationResult:
@@ -309,7 +472,12 @@ def run_policy(engine: Engine, config: PolicyConfig,
     With ``fast`` None (the default) a plain ``Engine`` that has not started runs the whole
     policy in compiled code (``hdeeprm.simulation.fastsim``), with the same outputs; an engine subclass
     (whose overrides are hooks between decisions) or ``fast=False`` runs the readable
-    reference below, one decision point at a time."""
+    reference below, one decision point at a time. Conservative backfilling runs only on the
+    reference (``fast=True`` is then an error)."""
+    if config.backfill == "conservative":
+        if fast:
+            raise ValueError("fast=True: the compiled path does not run conservative backfilling")
+        fast = False
     if fast is None or fast:
         from hdeeprm.simulation import fastsim
 

@@ -589,9 +589,14 @@ def _short(v: float) -> str:
 
 
 @styled
-def workload_figure(columns: dict[str, np.ndarray], title: str):
+def workload_figure(columns: dict[str, np.ndarray], title: str, compare: dict[str, np.ndarray] | None = None,
+                    names: tuple[str, str] = ("first", "second")):
     """Histograms of a workload's job sizes, times and memory (log-scaled where values span
-    decades); ``columns`` maps a label with its unit to the per-job values."""
+    decades); ``columns`` maps a label with its unit to the per-job values. With ``compare``
+    (a second workload's columns, ``hdeeprm describe --compare``), both are drawn as outlines
+    over the same bins, as shares of their jobs, named by ``names``."""
+    if compare is not None:
+        return _workload_comparison(columns, compare, title, names)
     items = [(k, v[np.isfinite(v)]) for k, v in columns.items()]
     ncols = 3
     nrows = (len(items) + ncols - 1) // ncols
@@ -618,6 +623,49 @@ def workload_figure(columns: dict[str, np.ndarray], title: str):
         ax.grid(axis="x", visible=False)  # bins are read against the counts only
     for ax in axes.ravel()[len(items):]:
         ax.set_visible(False)
+    fig.suptitle(title)
+    return fig
+
+
+def _workload_comparison(columns: dict[str, np.ndarray], other: dict[str, np.ndarray], title: str,
+                         names: tuple[str, str]):
+    labels = [k for k in columns if k in other]
+    ncols = 3
+    nrows = (len(labels) + ncols - 1) // ncols
+    fig, axes = new_figure("grid", nrows=nrows, ncols=ncols)
+    for ax, label in zip(axes.ravel(), labels):
+        a, b = (np.asarray(x[label], np.float64) for x in (columns, other))
+        a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+        both = np.concatenate([a, b])
+        positive = both[both > 0]
+        name = label.split(" (")[0].capitalize()
+        if both.size == 0:
+            _empty(ax, "no values")
+        else:
+            hours = label.startswith("arrival hour")
+            log = not hours and positive.size and positive.max() / positive.min() > 100
+            if log:
+                bins = np.geomspace(positive.min(), positive.max() * 1.0001, 30)
+                a, b = a[a > 0], b[b > 0]
+            elif hours:
+                bins = np.arange(25)
+            else:
+                bins = np.linspace(both.min(), both.max() + (1e-9 if both.max() == both.min() else 0), 31)
+            for values, colour, who in ((a, s.BLUE, names[0]), (b, s.VERMILLION, names[1])):
+                if values.size:
+                    ax.hist(values, bins=bins, weights=np.full(values.size, 1 / values.size), histtype="step",
+                            color=colour, label=who, gid=f"hist-{label}-{who}")
+            if log:
+                ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("share of jobs")
+        ax.set_title(name)
+        ax.grid(axis="x", visible=False)
+    for ax in axes.ravel()[len(labels):]:
+        ax.set_visible(False)
+    first = axes.ravel()[0]
+    if first.get_legend_handles_labels()[0]:
+        first.legend(loc="best")
     fig.suptitle(title)
     return fig
 

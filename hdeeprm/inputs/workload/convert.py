@@ -13,7 +13,10 @@ For each usable record (see :func:`swf_to_workload` for what "usable" means) one
   at the reference speed R (``R x 1e9 x seconds``); for delay profiles it is the seconds;
 * profile extras kept for the decision side: ``req_time`` = t (s), ``req_ops`` = R x t x 1e9
   (flops per core), ``mem`` (MB per core), ``mem_bw`` (GB/s per core); both 0 with
-  ``memory_demand="none"``.
+  ``memory_demand="none"``;
+* the job's user (SWF field 12, when >= 0) as the job's extra field ``user``, written into the
+  Batsim JSON job (Batsim ignores it; ``hdeeprm compare`` and ``report`` read it for per-user
+  metrics).
 
 Each job keeps its own actual work: profiles are shared only between jobs whose profile
 content is identical. Submit times are shifted so that the earliest accepted job is at 0 and
@@ -57,6 +60,9 @@ MEMORY_DEMANDS: tuple[str, ...] = ("hdeeprm", "none")
 #: a job keeps a requested time of -1; here it gets 10 s, as no job may have a requested time
 #: <= 0. RLScheduler also drops records whose run time is 0, which this converter keeps.)
 SHORT_RUN_TIME_S = 10
+
+#: The SWF column of the user id (field 12); kept per job as ``Job.extra["user"]``.
+USER_COLUMN = 11
 
 #: HDeepRM's actual/requested factor f (after Tsafrir et al. 2007): f = k / 20 for k = 1..25,
 #: with these probabilities. Kept as integers k so that f is exact in the docs and tests.
@@ -291,6 +297,7 @@ def swf_to_workload(
         nb_res=options.max_res if options.max_res is not None else (_machines(trace.max_procs) or _max_or_none(res)),
         source=trace.source,
         job_numbers=table[:, 0][order],
+        users=table[:, USER_COLUMN][order],
     )
     report = ConversionReport(
         source=trace.source,
@@ -367,8 +374,10 @@ def _build_workload(
     nb_res: int | None,
     source: str,
     job_numbers: np.ndarray,
+    users: np.ndarray | None = None,
 ) -> Workload:
-    """Jobs and deduplicated profiles from per-job arrays already in submission order."""
+    """Jobs and deduplicated profiles from per-job arrays already in submission order. A job
+    whose trace record names a user (SWF field 12, >= 0) keeps it as ``Job.extra["user"]``."""
     speed = options.reference_speed_gflops
     if options.profile_type == "delay":
         work = np.maximum(actual_s, MIN_DELAY_S)
@@ -402,13 +411,17 @@ def _build_workload(
     jobs = []
     rows = zip(columns["subtime"], res.tolist(), columns["walltime"], columns["req_time"], columns["work"],
                columns["req_ops"], columns["mem"], columns["mem_bw"])
+    # Per job, its extra fields: {"user": id} when the record names its user, else none.
+    no_extra: dict[str, Any] = {}
+    extras = ([{"user": u} if u >= 0 else no_extra for u in users.astype(np.int64).tolist()]
+              if users is not None and (users >= 0).any() else [no_extra] * len(res))
     for job_id, (sub, nres, wall, req, wrk, ops, mem, bw) in enumerate(rows):
         key = (wrk, req, ops, mem, bw)
         name = names.get(key)
         if name is None:
             name = names[key] = f"p{len(names)}"
             profiles[name] = _profile(name, options.profile_type, wrk, req, ops, mem, bw)
-        jobs.append(Job(id=str(job_id), subtime=sub, res=nres, profile=name, walltime=wall))
+        jobs.append(Job(id=str(job_id), subtime=sub, res=nres, profile=name, walltime=wall, extra=extras[job_id]))
     return Workload(jobs=tuple(jobs), profiles=profiles, nb_res=nb_res, source=source)
 
 
