@@ -25,32 +25,12 @@ import os
 import shutil
 import sys
 import threading
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from hdeeprm.backends.batsim.messages import (
-    CallMeLater,
-    ComputeResource,
-    ExecuteJob,
-    JobCompleted,
-    JobSubmitted,
-    KillJob,
-    Message,
-    Notify,
-    RejectJob,
-    RequestedCall,
-    ResourceStateChanged,
-    SetResourceState,
-    SimulationBegins,
-    SimulationEnds,
-    decode,
-    encode,
-    from_json,
-)
+from hdeeprm.backends.batsim.messages import decode, from_json
 from hdeeprm.common.errors import BatsimError
-from hdeeprm.simulation.intervals import format_intervals, parse_intervals
 from hdeeprm.simulation.replay import read_transcript
 
 MISMATCH_STATUS = 3
@@ -194,75 +174,18 @@ class EngineServerThread(_ThreadPeer):
         self.batsim_of = (rng.permutation(n) if permute_ids else np.arange(n)).astype(np.int64)
         self.ours_of = np.empty_like(self.batsim_of)
         self.ours_of[self.batsim_of] = np.arange(n)
-        self._index = {f"w0!{j}": i for i, j in enumerate(self.engine.jobs.job_ids)}
 
     def _serve(self, endpoint: str) -> None:
-        import zmq
-
-        context = zmq.Context()
-        socket = context.socket(zmq.REQ)
-        socket.setsockopt(zmq.LINGER, 0)
-        socket.connect(endpoint)
-        try:
-            self._converse(socket)
-        finally:
-            socket.close(linger=0)
-            context.term()
-
-    def _ask(self, socket, now: float, events: list) -> None:
-        # Batsim prints times with 6 decimals; so does this stand-in.
-        now = float(f"{now:.6f}")
-        events = [replace(e, timestamp=now) for e in events]
-        socket.send(encode(Message(now, tuple(events))))
-        while not socket.poll(100):
-            if self._stop.is_set():
-                raise BatsimError("stopped")
-        self._apply(decode(socket.recv()))
-
-    def _converse(self, socket) -> None:
-        from hdeeprm.simulation.engine import FINAL_STATE_NAMES, WALLTIME_REACHED
+        # The conversation is the drop-in Batsim's (hdeeprm batsim), with machines renumbered.
+        from hdeeprm.backends.batsim.server import Conversation, zmq_exchange
         from hdeeprm.simulation.outputs import write_outputs
 
-        engine, platform = self.engine, self.engine.platform
-        resources = tuple(ComputeResource(id=int(self.batsim_of[m]), name=platform.host_names[m])
-                          for m in np.argsort(self.batsim_of))
-        self._ask(socket, 0.0, [SimulationBegins(timestamp=0.0, nb_compute_resources=len(resources),
-                                                 compute_resources=resources)])
-        jobs = engine.jobs
-        name = [f"w0!{j}" for j in jobs.job_ids]
-        while (point := engine.next_decision_point()) is not None:
-            t = point.time
-            events: list = [JobSubmitted(timestamp=t, job_id=name[j]) for j in point.submitted]
-            for j in point.completed:
-                state = FINAL_STATE_NAMES[int(engine.final_state[j])]
-                events.append(JobCompleted(timestamp=t, job_id=name[j], job_state=state,
-                                           return_code=-1 if engine.final_state[j] == WALLTIME_REACHED else 0,
-                                           alloc=format_intervals(self.batsim_of[engine.alloc[j]])))
-            for hosts, state in point.pstate_changes:
-                events.append(ResourceStateChanged(timestamp=t, resources=format_intervals(self.batsim_of[hosts]),
-                                                   state=str(state)))
-            events += [RequestedCall(timestamp=t)] * point.requested_calls
-            if point.no_more_submissions:
-                events.append(Notify(timestamp=t, type=Notify.NO_MORE_STATIC_JOBS))
-            self._ask(socket, t, events)
-        self._ask(socket, engine.now, [SimulationEnds(timestamp=engine.now)])
-        write_outputs(engine.result(), os.path.dirname(self.inputs.export_prefix))
-
-    def _apply(self, reply: Message) -> None:
-        engine = self.engine
-        index = self._index
-        for event in reply.events:
-            if isinstance(event, ExecuteJob):
-                engine.execute(index[event.job_id], self.ours_of[parse_intervals(event.alloc)])
-            elif isinstance(event, RejectJob):
-                engine.reject(index[event.job_id])
-            elif isinstance(event, KillJob):
-                for job_id in event.job_ids:
-                    engine.kill(index[job_id])
-            elif isinstance(event, SetResourceState):
-                engine.set_pstate(self.ours_of[parse_intervals(event.resources)], int(event.state))
-            elif isinstance(event, CallMeLater):
-                engine.call_me_later(event.at)
+        exchange, close = zmq_exchange(endpoint, stop=self._stop.is_set, poll_ms=100)
+        try:
+            Conversation(self.engine, batsim_of=self.batsim_of, workload_name="w0").run(exchange)
+        finally:
+            close()
+        write_outputs(self.engine.result(), os.path.dirname(self.inputs.export_prefix))
 
 
 def main(argv: list[str] | None = None) -> int:

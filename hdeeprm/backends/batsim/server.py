@@ -1,0 +1,509 @@
+"""Batsim's side of the protocol, answered by the embedded engine: a drop-in Batsim.
+
+:class:`Conversation` plays what Batsim 4.2.1 does with a decision process (the scheduler):
+it sends SIMULATION_BEGINS, then one message per engine decision point (the engine's
+``clock="simgrid"`` reproduces Batsim's grouping of events into messages and their times),
+applies each reply's decisions as Batsim does, and ends with SIMULATION_ENDS.
+:func:`serve` connects it to a scheduler over ZeroMQ as Batsim does (a REQ socket connected
+to the scheduler's REP endpoint) and writes Batsim's output files; ``hdeeprm batsim`` is its
+command line (:mod:`hdeeprm.cli.batsim_command`).
+
+What a reply does, as in Batsim's protocol.cpp and server.cpp:
+- each event applies at ``max(clock, its timestamp)`` and the reply ends at ``max(clock,
+  now)``: when they are later than the clock, Batsim's reply actor sleeps in simulated time
+  first (the scheduler's "now" delays). Events that happen during such a sleep are sent
+  together, in the next message;
+- EXECUTE_JOB, REJECT_JOB, KILL_JOB (JOB_COMPLETED with COMPLETED_KILLED then JOB_KILLED with
+  each job's progress, in the next message), CALL_ME_LATER (REQUESTED_CALL), SET_RESOURCE_STATE
+  (needs ``energy``; RESOURCE_STATE_CHANGED in the next message), QUERY consumed_energy (needs
+  ``energy``; ANSWER in the next message), NOTIFY (registration types: nothing to do);
+- the dynamic-job events (REGISTER_JOB, REGISTER_PROFILE, SET_JOB_METADATA, CHANGE_JOB_STATE,
+  TO_JOB_MSG) are not modelled: a :class:`BatsimError` says so.
+
+Every float is sent rounded to 6 decimals, the value a scheduler parses from Batsim's
+``%f``-printed numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from hdeeprm.backends.batsim.messages import (
+    CallMeLater,
+    ExecuteJob,
+    KillJob,
+    Message,
+    Notify,
+    Query,
+    RejectJob,
+    SetResourceState,
+    UnknownEvent,
+    decode,
+)
+from hdeeprm.common.errors import BatsimError, SimulationError
+from hdeeprm.simulation.intervals import format_intervals, parse_intervals
+
+# Batsim's configuration block of SIMULATION_BEGINS (what 4.2.1 sends by default).
+DEFAULT_CONFIG = {
+    "redis-enabled": False, "redis-hostname": "127.0.0.1", "redis-port": 6379, "redis-prefix": "default",
+    "profiles-forwarded-on-submission": False, "dynamic-jobs-enabled": False,
+    "dynamic-jobs-acknowledged": False, "profile-reuse-enabled": False, "sched-config": "",
+    "forward-unknown-events": False,
+}
+
+_UNMODELLED = ("REGISTER_JOB", "REGISTER_PROFILE", "SET_JOB_METADATA", "CHANGE_JOB_STATE", "TO_JOB_MSG")
+
+
+def round6(value: Any) -> Any:
+    """``value`` with every float as a scheduler reads it from Batsim's ``%f`` output."""
+    if isinstance(value, float):
+        return float(f"{value:.6f}") if value == value and abs(value) != float("inf") else value
+    if isinstance(value, dict):
+        return {k: round6(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [round6(v) for v in value]
+    return value
+
+
+def _t6(t: float) -> float:
+    return float(f"{t:.6f}")
+
+
+@dataclass
+class BatsimRun:
+    """The inputs of one drop-in Batsim run (what ``batsim``'s command line gives)."""
+
+    platform: str
+    workload: str
+    export_prefix: str = "out"
+    energy: bool = False
+    mmax: int = 0
+    mmax_workload: bool = False
+    master_host: str = "master_host"
+    sched_config: str = ""
+    forward_profiles: bool = False
+    machine_states: bool = True
+    endpoint: str = "tcp://localhost:28000"
+    extra: dict = field(default_factory=dict)
+
+
+def load_run(run: BatsimRun):
+    """The engine, the SIMULATION_BEGINS data and the jobs' JSON descriptions of ``run``."""
+    from hdeeprm.inputs.platform import load_xml_platform
+    from hdeeprm.inputs.platform.model import Platform
+    from hdeeprm.inputs.workload import read_batsim_workload
+    from hdeeprm.simulation.engine import Engine
+
+    for path in (run.platform, run.workload):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(2, "no such file", path)
+    platform = load_xml_platform(run.platform, master_host=run.master_host)
+    workload = read_batsim_workload(run.workload)
+    try:
+        with open(run.workload, "rb") as f:
+            raw = json.loads(f.read())
+    except ValueError as e:
+        raise BatsimError(f"{run.workload}: not JSON: {e}") from None
+    limit = run.mmax
+    if run.mmax_workload and isinstance(raw.get("nb_res"), int):
+        limit = raw["nb_res"]
+    if 0 < limit < platform.nb_machines:
+        n = limit
+        platform = Platform(platform.host_names[:n], platform.speeds[:n], platform.watts_idle[:n],
+                            platform.watts_full[:n], platform.nb_pstates[:n], platform.initial_pstate[:n],
+                            None, platform.source)
+    engine = Engine(platform, workload.compile(), workload_name="w0")
+    properties = _host_properties(run.platform)
+    resources = [{"id": i, "name": name, "state": "idle",
+                  "properties": dict(sorted({"role": "", **properties.get(name, {})}.items())),
+                  "zone_properties": {}} for i, name in enumerate(platform.host_names)]
+    profiles = round6(raw.get("profiles", {}))
+    config = dict(DEFAULT_CONFIG, **{"sched-config": run.sched_config,
+                                     "profiles-forwarded-on-submission": run.forward_profiles})
+    begins = {"nb_resources": len(resources), "nb_compute_resources": len(resources),
+              "nb_storage_resources": 0, "allow_compute_sharing": False, "allow_storage_sharing": True,
+              "config": config, "compute_resources": resources, "storage_resources": [],
+              "workloads": {"w0": os.path.abspath(run.workload)}, "profiles": {"w0": profiles}}
+    by_id = {str(job.get("id")): job for job in raw.get("jobs", []) if isinstance(job, dict)}
+    job_json = []
+    for job_id in engine.jobs.job_ids:
+        doc = dict(by_id.get(str(job_id), {}))
+        doc["id"] = f"w0!{job_id}"
+        job_json.append(round6(doc))
+    return engine, begins, job_json, (profiles if run.forward_profiles else None)
+
+
+def _host_properties(path: str) -> dict[str, dict[str, str]]:
+    """Every host's ``<prop>`` elements (Batsim forwards them in SIMULATION_BEGINS)."""
+    try:
+        root = ElementTree.parse(path).getroot()
+    except ElementTree.ParseError:
+        return {}
+    return {host.get("id"): {p.get("id"): p.get("value") for p in host.findall("prop")}
+            for host in root.iter("host")}
+
+
+class Conversation:
+    """Batsim's side of one simulation on ``engine`` (a fresh ``Engine``, SimGrid clock).
+
+    ``exchange(payload: bytes) -> bytes`` sends one message to the scheduler and returns its
+    reply. ``batsim_of[m]`` is the Batsim id of our machine m (default: the same). ``begins``
+    is SIMULATION_BEGINS' data and ``job_json`` each job's description (Batsim's ``job``
+    field of JOB_SUBMITTED); both are made up from the engine's inputs when not given.
+    ``profiles`` (forwarded on submission when given) maps profile names to their JSON; job
+    ids are ``WORKLOAD!ID`` with the engine's workload name unless ``workload_name``.
+    """
+
+    def __init__(self, engine, *, batsim_of=None, energy: bool = True, begins: dict | None = None,
+                 job_json: list | None = None, profiles: dict | None = None, workload_name: str | None = None):
+        self.engine = engine
+        n = engine.nb_machines
+        self.batsim_of = np.arange(n, dtype=np.int64) if batsim_of is None else np.asarray(batsim_of, np.int64)
+        self.ours_of = np.empty_like(self.batsim_of)
+        self.ours_of[self.batsim_of] = np.arange(n)
+        self.energy = energy
+        jobs = engine.jobs
+        self.names = [f"{workload_name or engine.workload_name}!{j}" for j in jobs.job_ids]
+        self.index = {name: i for i, name in enumerate(self.names)}
+        self.job_json = job_json if job_json is not None else [self._job_doc(i) for i in range(jobs.nb_jobs)]
+        self.begins = begins if begins is not None else self._default_begins()
+        self.profiles = profiles
+        self._extra: list[dict] = []  # ANSWER / JOB_KILLED events for the next message
+        self._return_code: dict[int, int] = {}
+        self.nb_messages = 0
+        self.scheduler_seconds = 0.0
+        self._watch_order()
+
+    def _watch_order(self) -> None:
+        """Note the order in which the engine submits and ends jobs (its activities' creation
+        order, which is Batsim's order inside a message); the engine's decision points keep
+        submissions and completions apart. Wraps two engine internals, on this instance only."""
+        engine = self.engine
+        self._order: list[tuple[str, int]] = []
+        submit, end = engine._submit, engine._end
+
+        def noted_submit(lo: int, hi: int) -> None:
+            self._order.extend(("s", j) for j in range(lo, hi))
+            submit(lo, hi)
+
+        def noted_end(job: int, final: int) -> None:
+            self._order.append(("e", job))
+            end(job, final)
+
+        engine._submit, engine._end = noted_submit, noted_end
+
+    def _yields(self, item: tuple[str, int]) -> int:
+        """With energy, a job's actor first updates the energy of its machines not updated at
+        this date (one yield each) and so puts its completion after the submitter's batch,
+        unless it is a parallel job on every machine (SimGrid updated them all as it ended)."""
+        kind, j = item
+        if kind == "s" or not self.energy:
+            return 0
+        from hdeeprm.inputs.workload.model import KIND_DELAY
+
+        engine = self.engine
+        everywhere = engine.alloc[j].size == engine.nb_machines and engine.jobs.kind[j] != KIND_DELAY
+        return 0 if everywhere else 1
+
+    # ------------------------------------------------------------------ defaults
+
+    def _job_doc(self, i: int) -> dict:
+        jobs = self.engine.jobs
+        walltime = float(jobs.walltime[i])
+        return round6({"id": self.names[i], "subtime": float(jobs.subtime[i]),
+                       "walltime": walltime if np.isfinite(walltime) else -1, "res": int(jobs.res[i]),
+                       "profile": str(jobs.profile_names[i])})
+
+    def _default_begins(self) -> dict:
+        platform = self.engine.platform
+        resources = [{"id": int(self.batsim_of[m]), "name": platform.host_names[m], "state": "idle",
+                      "properties": {}} for m in np.argsort(self.batsim_of)]
+        return {"nb_resources": len(resources), "nb_compute_resources": len(resources),
+                "nb_storage_resources": 0, "allow_compute_sharing": False, "allow_storage_sharing": True,
+                "config": dict(DEFAULT_CONFIG), "compute_resources": resources, "storage_resources": [],
+                "workloads": {}, "profiles": {}}
+
+    # ------------------------------------------------------------------ the run
+
+    def run(self, exchange: Callable[[bytes], bytes]) -> None:
+        from hdeeprm.simulation.engine import _NOTIFY_NEXT
+
+        engine = self.engine
+        self._ask(exchange, 0.0, [_event(0.0, "SIMULATION_BEGINS", self.begins)])
+        while True:
+            if self._extra and not (engine._ready and (engine._pending or engine._notify == _NOTIFY_NEXT)):
+                # Only what the last reply caused (an ANSWER, a JOB_KILLED): a message of its own.
+                t = _t6(engine.now)
+                events, self._extra = self._extra, []
+                self._ask(exchange, t, events)
+                continue
+            point = engine.next_decision_point()
+            if point is None:
+                break
+            self._ask(exchange, _t6(point.time), self._events(point))
+        end = _t6(engine.now)
+        self._ask(exchange, end, [_event(end, "SIMULATION_ENDS", {})], apply=False)
+
+    def _events(self, point) -> list[dict]:
+        t = _t6(point.time)
+        events = []
+        position = {item: k for k, item in enumerate(self._order)}
+        self._order = []
+        # Batsim's order: what happened before the reply (in creation order, see _yields), then
+        # what the reply's events did at once (p-state acknowledgements, answers), then its kills
+        # (a killer actor, later).
+        killed = [j for j in point.completed if j in self._return_code]
+        items = [("s", j) for j in point.submitted] + [("e", j) for j in point.completed
+                                                       if j not in self._return_code]
+        items.sort(key=lambda item: (self._yields(item), position.get(item, -1)))
+        for kind, j in items:
+            if kind == "e":
+                events.append(self._completed(j))
+                continue
+            data = {"job_id": self.names[j], "job": self.job_json[j]}
+            if self.profiles is not None:
+                data["profile"] = self.profiles.get(self.job_json[j].get("profile"))
+            events.append(_event(t, "JOB_SUBMITTED", data))
+        at_once = [_event(t, "RESOURCE_STATE_CHANGED",
+                          {"resources": format_intervals(self.batsim_of[hosts]), "state": str(state)})
+                   for hosts, state in point.pstate_changes]
+        at_once += [e for e in self._extra if e["type"] != "JOB_KILLED"]
+        if self.nb_messages == 1:  # the reply to SIMULATION_BEGINS acts before the first submissions
+            events[:0] = at_once
+        else:
+            events += at_once
+        events += [self._completed(j) for j in killed]
+        events += [e for e in self._extra if e["type"] == "JOB_KILLED"]
+        self._extra = []
+        events += [_event(t, "REQUESTED_CALL", {})] * point.requested_calls
+        if point.no_more_submissions:
+            events.append(_event(t, "NOTIFY", {"type": Notify.NO_MORE_STATIC_JOBS}))
+        return events
+
+    def _completed(self, j: int) -> dict:
+        from hdeeprm.simulation.engine import FINAL_STATE_NAMES, WALLTIME_REACHED
+
+        engine = self.engine
+        state = int(engine.final_state[j])
+        code = self._return_code.pop(j, -1 if state == WALLTIME_REACHED else 0)
+        return _event(_t6(engine.finish[j]), "JOB_COMPLETED", {
+            "job_id": self.names[j], "job_state": FINAL_STATE_NAMES[state], "return_code": code,
+            "alloc": format_intervals(self.batsim_of[engine.alloc[j]])})
+
+    def _ask(self, exchange, now: float, events: list[dict], apply: bool = True) -> None:
+        payload = json.dumps({"now": now, "events": events}, separators=(",", ":")).encode()
+        t0 = time.perf_counter()
+        raw = exchange(payload)
+        self.scheduler_seconds += time.perf_counter() - t0
+        self.nb_messages += 1
+        reply = decode(raw)
+        if apply:
+            self._apply(reply)
+
+    # ------------------------------------------------------------------ decisions
+
+    def _sleep_until(self, when: float) -> None:
+        """Batsim's reply actor sleeps until ``when`` when it is later than the clock; the
+        engine's own rule (the printed time) is the case where ``when`` is the message's time.
+        Engine internals: the engine exposes no public call for a longer scheduler delay."""
+        from hdeeprm.simulation.simgrid_steps import REPLY
+
+        engine = self.engine
+        now = engine.now
+        if when <= now:
+            return
+        engine._ready = False
+        engine._acts.add_sleep(REPLY, -1, when - now)
+        while not engine._ready:
+            if not engine._simgrid_step():  # pragma: no cover - the sleep is an activity
+                raise SimulationError("SimGrid clock: the reply sleep vanished")
+
+    def _apply(self, reply: Message) -> None:
+        engine = self.engine
+        engine._reply_due = False  # this conversation plays Batsim's reply actor (_sleep_until)
+        for event in reply.events:
+            if event.timestamp > reply.now:
+                raise BatsimError(f"invalid reply: an event's timestamp {event.timestamp:g} is after "
+                                  f"the reply's now={reply.now:g} (Batsim aborts on this)")
+            self._sleep_until(event.timestamp)
+            try:
+                self._apply_event(event)
+            except KeyError as e:
+                raise BatsimError(f"{_type(event)}: unknown job {e.args[0]!r}") from None
+        self._sleep_until(reply.now)
+
+    def _machines(self, text: str, where: str) -> np.ndarray:
+        """Our machine ids of Batsim's interval set ``text`` (Batsim aborts on unknown ids)."""
+        ids = parse_intervals(text)
+        n = self.ours_of.size
+        if ids.size and (ids.min() < 0 or ids.max() >= n):
+            raise BatsimError(f"{where}: machine ids must be in 0..{n - 1}, got {text!r}")
+        return self.ours_of[ids]
+
+    def _apply_event(self, event) -> None:
+        engine, index = self.engine, self.index
+        if isinstance(event, ExecuteJob):
+            unknown = set(event.extra) - {"mapping"}
+            if event.extra.get("mapping") is not None or unknown:
+                raise BatsimError(f"EXECUTE_JOB {event.job_id}: {', '.join(sorted(event.extra))} "
+                                  "not supported (no executor mapping or storage in the engine)")
+            engine.execute(index[event.job_id], self._machines(event.alloc, f"EXECUTE_JOB {event.job_id}"))
+        elif isinstance(event, RejectJob):
+            engine.reject(index[event.job_id])
+        elif isinstance(event, KillJob):
+            progress = {}
+            for job_id in event.job_ids:
+                job = index[job_id]
+                done = engine.kill(job)
+                if done is not None:
+                    from hdeeprm.inputs.workload.model import KIND_DELAY
+
+                    self._return_code[job] = -1 if engine.jobs.kind[job] == KIND_DELAY else -2
+                    progress[job_id] = {"profile_name": str(engine.jobs.profile_names[job]),
+                                        "progress": _t6(done)}
+            self._extra.append(_event(_t6(engine.now), "JOB_KILLED",
+                                      {"job_ids": list(event.job_ids), "job_progress": progress}))
+        elif isinstance(event, SetResourceState):
+            if not self.energy:
+                raise BatsimError("SET_RESOURCE_STATE needs the energy plugin: run with -E "
+                                  "(Batsim aborts without it)")
+            try:
+                state = int(event.state)
+            except ValueError:
+                raise BatsimError(f"SET_RESOURCE_STATE: state {event.state!r} is not a p-state number") from None
+            engine.set_pstate(self._machines(event.resources, "SET_RESOURCE_STATE"), state)
+        elif isinstance(event, CallMeLater):
+            engine.call_me_later(event.at)
+        elif isinstance(event, Query):
+            requests = event.extra.get("requests")
+            if not isinstance(requests, dict) or set(requests) != {"consumed_energy"}:
+                raise BatsimError(f"QUERY {json.dumps(requests)}: only consumed_energy is supported "
+                                  "(estimate_waiting_time is not modelled)")
+            if not self.energy:
+                raise BatsimError("QUERY consumed_energy needs the energy plugin: run with -E "
+                                  "(Batsim aborts without it)")
+            engine._energy_query()  # SimGrid's plugin updates every host when asked (engine internals)
+            self._extra.append(_event(_t6(engine.now), "ANSWER",
+                                      {"consumed_energy": _t6(engine.energy_so_far())}))
+        elif isinstance(event, Notify):
+            if event.type not in ("registration_finished", "continue_registration"):
+                raise BatsimError(f"NOTIFY {event.type!r}: unknown type (Batsim aborts on it)")
+        elif _type(event) == "ANSWER":
+            pass  # estimate_waiting_time answers: Batsim only logs them
+        elif _type(event) in _UNMODELLED:
+            raise BatsimError(f"{_type(event)} is not supported: dynamic jobs and job messages are not "
+                              "modelled by the engine")
+        else:
+            raise BatsimError(f"invalid reply: unknown event type {_type(event)!r}")
+
+
+def _type(event) -> str:
+    return event.type if isinstance(event, UnknownEvent) else event.TYPE
+
+
+def _event(t: float, kind: str, data: dict) -> dict:
+    return {"timestamp": t, "type": kind, "data": data}
+
+
+# ---------------------------------------------------------------------------- ZeroMQ
+
+
+def zmq_exchange(endpoint: str, stop=None, poll_ms: int = 200):
+    """(exchange, close) over a REQ socket connected to ``endpoint``, as Batsim connects to
+    the scheduler. ``exchange`` waits for each reply in ``poll_ms`` slices (Ctrl-C and SIGTERM
+    get through; ``stop()`` returning True gives up)."""
+    import zmq
+
+    context = zmq.Context()
+    socket = context.socket(zmq.REQ)
+    socket.setsockopt(zmq.LINGER, 0)
+    try:
+        socket.connect(endpoint)
+    except zmq.ZMQError as e:
+        socket.close(linger=0)
+        context.term()
+        raise BatsimError(f"cannot connect to the scheduler at {endpoint}: {e}") from None
+
+    def exchange(payload: bytes) -> bytes:
+        socket.send(payload)
+        while not socket.poll(poll_ms):
+            if stop is not None and stop():
+                raise BatsimError("stopped")
+        return socket.recv()
+
+    def close() -> None:
+        socket.close(linger=0)
+        context.term()
+
+    return exchange, close
+
+
+def write_batsim_outputs(engine, export_prefix: str, *, energy: bool, machine_states: bool = True,
+                         scheduling_seconds: float = 0.0, simulation_seconds: float = 0.0) -> list[str]:
+    """Batsim's files at ``export_prefix``: PREFIX_jobs.csv, PREFIX_schedule.csv,
+    PREFIX_machine_states.csv (unless ``machine_states`` is off, or the output writers have
+    no such writer), and with ``energy`` PREFIX_consumed_energy.csv and
+    PREFIX_pstate_changes.csv. Without energy, as Batsim, job energies are -1 and
+    consumed_joules 0. No Pajé trace (PREFIX_schedule.trace) is written."""
+    from hdeeprm.simulation import outputs
+    from hdeeprm.simulation.engine import REJECTED_STATE
+
+    result = engine.result()
+    if not energy:
+        result.job_energy = np.full_like(result.job_energy, -1.0)
+        result.consumed_joules = 0.0
+    rows = result.energy_rows
+    if isinstance(rows, list) and rows and rows[0][4] is None and rows[0][0] > 0:
+        # Batsim's energy tracer starts from (0 s, 0 J): a first row after t=0 has a mean power.
+        t, joules, kind, wattmin, _ = rows[0]
+        result.energy_rows = [(t, joules, kind, wattmin, joules / t)] + rows[1:]
+    folder = os.path.dirname(export_prefix)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    values = dict(outputs.summarize(result).values)
+    values["scheduling_time"] = float(scheduling_seconds)
+    values["simulation_time"] = float(simulation_seconds)
+    # Slowdowns from Batsim's long double job times (those of out_jobs.csv): a job of zero
+    # work (1e-5 s) otherwise gives 330000.999895 where Batsim writes 330001.000000.
+    stretch = outputs._batsim_job_times(result)[4]
+    ran = (result.final_state != 0) & (result.final_state != REJECTED_STATE)
+    if ran.any() and result.workload.nb_jobs:
+        values["max_slowdown"] = float(stretch[ran].max())
+        values["mean_slowdown"] = float(stretch[ran].astype(np.longdouble).sum() / result.workload.nb_jobs)
+    paths = [export_prefix + "_jobs.csv", export_prefix + "_schedule.csv"]
+    outputs.write_jobs(result, paths[0])
+    outputs.write_schedule(outputs.ScheduleSummary(values), paths[1])
+    if energy:
+        paths += [export_prefix + "_consumed_energy.csv", export_prefix + "_pstate_changes.csv"]
+        outputs.write_energy(result, paths[2])
+        outputs.write_pstates(result, paths[3])
+    if machine_states and hasattr(outputs, "write_machine_states"):
+        paths.append(export_prefix + "_machine_states.csv")
+        outputs.write_machine_states(result, paths[-1])
+    return paths
+
+
+def serve(run: BatsimRun, stop=None) -> dict:
+    """Run ``run`` against the scheduler listening at ``run.endpoint``; returns a summary
+    (messages, seconds, output paths)."""
+    t0 = time.perf_counter()
+    engine, begins, job_json, profiles = load_run(run)
+    conversation = Conversation(engine, energy=run.energy, begins=begins, job_json=job_json, profiles=profiles)
+    exchange, close = zmq_exchange(run.endpoint, stop=stop)
+    try:
+        conversation.run(exchange)
+    finally:
+        close()
+    seconds = time.perf_counter() - t0
+    paths = write_batsim_outputs(engine, run.export_prefix, energy=run.energy, machine_states=run.machine_states,
+                                 scheduling_seconds=conversation.scheduler_seconds, simulation_seconds=seconds)
+    return {"messages": conversation.nb_messages, "seconds": seconds,
+            "scheduler_seconds": conversation.scheduler_seconds, "outputs": paths,
+            "nb_jobs": engine.jobs.nb_jobs}
