@@ -148,7 +148,7 @@ def _run_episodes(args, env, options, agent_opts, source, workload, seed) -> int
     resolved = {**options, "launch": {
         "options_file": os.path.abspath(source), "agent_file": args.agent and os.path.abspath(args.agent),
         "custom_workload": workload, "input_model": args.inmodel, "output_model": args.outmodel,
-        "nb_runs": args.nbruns, "backend": args.backend, "actions": env.config.action_names(),
+        "nb_runs": args.nbruns, "backend": args.backend, "actions": env.action_names(),
         "train": train, "workload_model": args.workload_model, "workload_model_note": args.workload_note}}
     (out / "options_resolved.json").write_text(json.dumps(resolved, indent=2) + "\n")
     # Said once, here: an error found while setting the run up stays the only line on stderr.
@@ -221,7 +221,7 @@ def _log_insights(insights, k: int, record, env) -> None:
         insights.info("episode %d: loss %.6g", k, record.losses["loss"])
     if record.first_probs is not None:
         insights.debug("episode %d: first decision's probabilities %s", k,
-                       ", ".join(f"{name} {p:.4f}" for name, p in zip(env.config.action_names(), record.first_probs)))
+                       ", ".join(f"{name} {p:.4f}" for name, p in zip(env.action_names(), record.first_probs)))
     insights.debug("episode %d: actions %s", k, " ".join(map(str, record.actions)))
 
 

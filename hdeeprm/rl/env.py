@@ -44,6 +44,26 @@ jobs, placed with ``window_core_key``; observation and semantics in ``hdeeprm.rl
 job of a pass, or around the job the agent chose); ``backfill="conservative"`` conservative
 backfilling (a reservation for that job and each waiting job after it; on the Python steps).
 
+DVFS (``dvfs=True``): the agent also chooses the computation p-state of the machines its
+decision starts jobs on. Only on a flat SimGrid XML platform (no hierarchy: on HDeepRM's
+platforms the p-states follow HDeepRM's own rules) whose machines all have the same K >= 2
+computation p-states (Batsim's sleep p-states and their virtual switching ones are not
+offered), which the engine then keeps as declared (no ``with_flat_hierarchy``: energy and
+speed follow the XML's p-states); else a ConfigError. Actions: the base actions above (pairs
+and void, or window slots; B of them) at each offered p-state, action = k x B + base for
+the k-th offered p-state in increasing order (p-state k without sleep states), so that
+actions 0..B-1 are the base actions at the first. Just before the jobs of a decision
+start (those of its pass, backfilled ones included; in job_window the chosen job also when
+it starts later, and those backfilled around it), their machines switch to the decision's
+p-state at that instant, as Batsim switches a computation p-state at once; idle machines
+keep the p-state their last job left. Masks: (base, k) is allowed iff the base action is;
+void's copies at k > 0 are masked out (sent anyway they act as void, and an overridden void
+runs the first pair at that p-state). The "normal" observation shows, per core (= machine),
+4 values instead of 3: its speed in its current p-state / the platform's top speed, its
+power there (full-load watts when busy, idle watts when idle) / the platform's top watts, the
+remaining work fraction, and its p-state's rank among the offered ones / (K - 1). The
+compiled path declines dvfs.
+
 Episodes: the whole workload, or (``episode_jobs`` = N) a window of N consecutive jobs whose
 start is drawn from the generator seeded by ``reset(seed=...)``. ``max_steps`` and
 ``max_sim_time`` truncate an episode.
@@ -72,8 +92,8 @@ from hdeeprm.common.errors import ConfigError, WorkloadError
 from hdeeprm.common.jsonfile import read_json_object
 from hdeeprm.common.seeding import check_seed, run_generators
 from hdeeprm.inputs.platform import load_platform, resolve_platform_name
-from hdeeprm.inputs.platform.flat import with_flat_hierarchy
-from hdeeprm.inputs.platform.model import P_IDLE_PROCESSOR, Platform
+from hdeeprm.inputs.platform.flat import FLAT_TYPE, with_flat_hierarchy
+from hdeeprm.inputs.platform.model import P_BUSY, P_IDLE_PROCESSOR, Platform
 from hdeeprm.inputs.workload import job_limits, load_workload
 from hdeeprm.inputs.workload.model import Workload, WorkloadArrays
 from hdeeprm.rl.job_window import DEFAULT_WINDOW_JOBS, JobWindowObserver
@@ -91,6 +111,15 @@ from hdeeprm.simulation.objectives import (
 from hdeeprm.simulation.observations import OBSERVATIONS, PERCENTILES, POWER_FRACTION, QUEUE_FEATURES, SPEED_FRACTION
 from hdeeprm.simulation.policies import PolicyConfig, QueueScheduler
 from hdeeprm.simulation.resources import FITS
+
+try:  # Batsim's sleep p-states (not offered to dvfs), where this version reads them
+    from hdeeprm.inputs.platform.sleep import COMPUTATION as _COMPUTATION
+    from hdeeprm.inputs.platform.sleep import sleep_states as _sleep_states
+except ImportError:  # pragma: no cover
+    _COMPUTATION = 0
+
+    def _sleep_states(platform):
+        return None
 
 ACTION_SPACES = ("pairs", "job_window")
 
@@ -169,6 +198,9 @@ class EnvConfig:
     # What the core key high_cores runs: "most_free" (the processor with the most free cores,
     # as the original documented it) or "most_busy" (the most busy cores, as its code did).
     high_cores: str = "most_free"
+    # The agent also chooses the computation p-state of the machines each decision starts
+    # jobs on (flat platforms with several p-states only; see HeteroEnv and the module docstring).
+    dvfs: bool = False
 
     def __post_init__(self):
         if not (isinstance(self.objective, str) or callable(self.objective)):
@@ -181,6 +213,8 @@ class EnvConfig:
             raise ConfigError(f"window_jobs {shown(self.window_jobs)}: expected an integer from 1 to {MAX_WINDOW_JOBS}")
         if not isinstance(self.window_commit, bool):
             raise ConfigError(f"window_commit {shown(self.window_commit)}: expected true or false")
+        if not isinstance(self.dvfs, bool):
+            raise ConfigError(f"dvfs {shown(self.dvfs)}: expected true or false")
         if not isinstance(self.window_core_key, str) or self.window_core_key not in ALL_CORE_KEYS:
             raise ConfigError(f"window_core_key {shown(self.window_core_key)}: expected one of {', '.join(ALL_CORE_KEYS)}")
         if not isinstance(self.high_cores, str) or self.high_cores not in HIGH_CORES_MEANINGS:
@@ -240,13 +274,33 @@ class EnvConfig:
 class ObservationBuilder:
     """The observation layout of one platform (built once) and its values at a decision."""
 
-    def __init__(self, scheduler_hierarchy, kind: str, limits: np.ndarray, sensitivity: float):
+    def __init__(self, scheduler_hierarchy, kind: str, limits: np.ndarray, sensitivity: float,
+                 dvfs_platform: Platform | None = None, dvfs_pstates: tuple[int, ...] = ()):
         h = scheduler_hierarchy
         self.kind = kind
         self.limits = limits  # (4,) job limits: time, cores, memory, bandwidth
         self.sensitivity = float(sensitivity)
         hardware = kind != "minimal"
-        per_core = 3 if kind == "normal" else 0
+        # With dvfs (a flat platform whose p-states the agent sets), "normal" shows per core
+        # (= machine) its real speed and power in its current p-state, the remaining work,
+        # and that p-state: 4 values.
+        self._dvfs = dvfs_platform is not None and kind == "normal"
+        if self._dvfs:
+            # Per machine and p-state (all of them: columns past the offered ones are never
+            # used), scaled by the top speed and watts of the offered p-states, clipped to 1.
+            offered = list(dvfs_pstates)
+            speeds = np.nan_to_num(dvfs_platform.speeds)
+            idle = np.nan_to_num(dvfs_platform.watts_idle)
+            full = np.nan_to_num(dvfs_platform.watts_full)
+            top_speed = float(speeds[:, offered].max())
+            top_watts = max(float(full[:, offered].max()), float(idle[:, offered].max()), 0.0) or 1.0
+            self._speed_fraction = np.clip(speeds / top_speed, 0.0, 1.0).astype(np.float32)
+            self._idle_fraction = np.clip(idle / top_watts, 0.0, 1.0).astype(np.float32)
+            self._full_fraction = np.clip(full / top_watts, 0.0, 1.0).astype(np.float32)
+            # A p-state's rank among the offered ones / (K - 1) (0 for any other p-state).
+            self._pstate_rank = np.zeros(speeds.shape[1], np.float32)
+            self._pstate_rank[offered] = np.arange(len(offered)) / max(len(offered) - 1, 1)
+        per_core = (4 if self._dvfs else 3) if kind == "normal" else 0
         node_slot = np.zeros(h.nb_nodes, np.int64)
         proc_slot = np.zeros(h.nb_processors, np.int64)
         core_slot = np.zeros(h.nb_cores, np.int64)
@@ -288,10 +342,18 @@ class ObservationBuilder:
         if self.kind != "minimal":
             obs[self.node_slot] = res.node_free_kb / np.maximum(res.node_memory_kb, 1)
             obs[self.proc_slot] = np.maximum(res.proc_bw_left, 0) / np.maximum(res.proc_bw_kbs, 1)
-        if self.kind == "normal":
+        if self._dvfs:
+            pstate = res.sent_pstate
+            machines = np.arange(len(pstate))
+            obs[self.core_slot] = self._speed_fraction[machines, pstate]
+            obs[self.core_slot + 1] = np.where(res.core_job >= 0, self._full_fraction[machines, pstate],
+                                               self._idle_fraction[machines, pstate])
+            obs[self.core_slot + 3] = self._pstate_rank[pstate]
+        elif self.kind == "normal":
             pstate = res.sent_pstate
             obs[self.core_slot] = SPEED_FRACTION[pstate]
             obs[self.core_slot + 1] = POWER_FRACTION[pstate]
+        if self.kind == "normal":
             busy = np.flatnonzero(res.core_job >= 0)
             if busy.size:
                 jobs = res.core_job[busy]
@@ -357,10 +419,19 @@ class HeteroEnv(gym.Env):
         # For backend="batsim": batsim (path), workdir, timeout_s, network, launcher.
         self.backend_options = dict(backend_options or {})
         self.platform = _as_platform(platform, hierarchy)
-        if self.platform.hierarchy is None:
-            # A flat SimGrid platform: each host one node, processor and core, without memory
-            # or bandwidth limits (hdeeprm.inputs.platform.flat).
-            self.platform = with_flat_hierarchy(self.platform)
+        # dvfs: the computation p-states the agent chooses from (None without dvfs).
+        self._pstates: tuple[int, ...] | None = None
+        if config.dvfs:
+            # The engine keeps the flat platform's own p-states, which the agent sets; the
+            # flat hierarchy only lays out the observation and the rendering.
+            self._pstates = dvfs_pstates(self.platform)
+            self._layout = with_flat_hierarchy(self.platform).hierarchy
+        else:
+            if self.platform.hierarchy is None:
+                # A flat SimGrid platform: each host one node, processor and core, without memory
+                # or bandwidth limits (hdeeprm.inputs.platform.flat).
+                self.platform = with_flat_hierarchy(self.platform)
+            self._layout = self.platform.hierarchy
         self.workload = _as_workload_arrays(workload, self.platform, nb_jobs, conversion_seed)
         if len(self.workload) == 0:
             raise ConfigError(f"{workload}: the workload has no job")
@@ -376,8 +447,9 @@ class HeteroEnv(gym.Env):
                               "cores, memory and bandwidth per core)")
         self._actions: list[Pair | None] = list(config.actions) + ([None] if config.void else [])
         self.action_space = gym.spaces.Discrete(len(self._actions))
-        hierarchy_ = self.platform.hierarchy
-        self._observer = ObservationBuilder(hierarchy_, config.observation, self._limits, config.queue_sensitivity)
+        self._observer = ObservationBuilder(
+            self._layout, config.observation, self._limits, config.queue_sensitivity,
+            dvfs_platform=self.platform if self._pstates else None, dvfs_pstates=self._pstates or ())
         self._window: JobWindowObserver | None = None
         if config.action_space == "job_window":
             self._window = JobWindowObserver(config.window_jobs, self._limits, self.platform.nb_machines)
@@ -385,6 +457,12 @@ class HeteroEnv(gym.Env):
             self.observation_space = self._window.space
         else:
             self.observation_space = self._observer.space
+        # The base actions (pairs and void, or window slots); with dvfs, each at every offered
+        # p-state: action = p-state index x base actions + base action.
+        self._nb_base = int(self.action_space.n)
+        if self._pstates is not None:
+            self.action_space = gym.spaces.Discrete(self._nb_base * len(self._pstates))
+        self._dvfs_pstate: int | None = None  # the p-state of the last decision
         self._held: int | None = None  # job_window: the chosen job waiting to fit
         self.engine = None
         self.scheduler: QueueScheduler | None = None
@@ -398,9 +476,11 @@ class HeteroEnv(gym.Env):
         clock = self.backend_options.get("clock", "simgrid")
         if fast and not supports_clock(clock):
             raise ConfigError(f"fast=True: the compiled path does not run clock={clock!r} yet")
+        if fast and config.dvfs:
+            raise ConfigError("fast=True: the compiled path does not run dvfs (p-states chosen by the agent)")
         # The compiled steps implement HDeepRM's pairs and objectives; the rest runs here.
         compiled = (config.action_space == "pairs" and isinstance(config.objective, str)
-                    and config.objective in HDEEPRM_OBJECTIVES)
+                    and config.objective in HDEEPRM_OBJECTIVES and not config.dvfs)
         if fast and not compiled:
             raise ConfigError(f"fast=True: the compiled path runs the pairs action space with HDeepRM's "
                               f"objectives only, not action_space={config.action_space!r} with "
@@ -466,7 +546,7 @@ class HeteroEnv(gym.Env):
                                   "(hdeeprm-launch --workload-model modern)")
             # Converted here, where the model is known; the constructor takes the arrays as they are.
             platform = _as_platform(platform, None)
-            if platform.hierarchy is None:
+            if platform.hierarchy is None and not config.dvfs:
                 platform = with_flat_hierarchy(platform)
             workload = _as_workload_arrays(workload, platform, data.get("nb_jobs"), seed, workload_model)
         return cls(platform, workload, config, backend=backend,
@@ -517,6 +597,7 @@ class HeteroEnv(gym.Env):
         self._requests = np.vstack([requested, jobs.res, jobs.mem_mb, jobs.mem_bw_gbs])
         self._observer.reset()
         self._held = None
+        self._dvfs_pstate = self._pstates[0] if self._pstates else None
         if self._window is not None:
             self._window.reset()
         self._steps = 0
@@ -560,6 +641,9 @@ class HeteroEnv(gym.Env):
             raise ValueError(f"action {action} outside 0..{self.action_space.n - 1}")
         if self._fast is not None:
             return self._fast_step(action)
+        if self._pstates is not None:
+            k, action = divmod(action, self._nb_base)
+            self._dvfs_pstate = self._pstates[k]
         overridden = False
         if self._window is not None:
             self._choose_job(action)
@@ -590,24 +674,35 @@ class HeteroEnv(gym.Env):
         sb3-contrib's MaskablePPO calls); on a vector env, ``envs.call("action_masks")``."""
         if self._mask is None and self._fast is not None:
             return np.ones(len(self._actions), dtype=bool)
-        if self._mask is None and self._window is not None:
-            self._mask = self._window.mask() if not self._done else np.ones(self.config.window_jobs, dtype=bool)
         if self._mask is None:
-            mask = np.ones(len(self._actions), dtype=bool)
-            if not self._done:
-                fits_by_key: dict[str, bool] = {}
-                for i, pair in enumerate(self._actions):
-                    if pair is not None:
-                        job_key = pair[0]
-                        if job_key not in fits_by_key:
-                            fits_by_key[job_key] = self._first_job_fits(job_key)
-                        mask[i] = fits_by_key[job_key]
-                if not mask.any():
-                    # No void in the set and no job fits: every action starts nothing, so all
-                    # are equally valid (masked samplers need at least one).
-                    mask[:] = True
+            mask = self._base_mask()
+            if self._pstates is not None:
+                # Each base action at every p-state; void's copies past the first are masked
+                # out (void starts nothing: one variant is enough).
+                mask = np.tile(mask, len(self._pstates))
+                if self._window is None and self.config.void:
+                    mask[2 * self._nb_base - 1::self._nb_base] = False
             self._mask = mask
         return self._mask.copy()
+
+    def _base_mask(self) -> np.ndarray:
+        """action_masks() over the base actions (pairs and void, or window slots)."""
+        if self._window is not None:
+            return self._window.mask() if not self._done else np.ones(self.config.window_jobs, dtype=bool)
+        mask = np.ones(len(self._actions), dtype=bool)
+        if not self._done:
+            fits_by_key: dict[str, bool] = {}
+            for i, pair in enumerate(self._actions):
+                if pair is not None:
+                    job_key = pair[0]
+                    if job_key not in fits_by_key:
+                        fits_by_key[job_key] = self._first_job_fits(job_key)
+                    mask[i] = fits_by_key[job_key]
+            if not mask.any():
+                # No void in the set and no job fits: every action starts nothing, so all
+                # are equally valid (masked samplers need at least one).
+                mask[:] = True
+        return mask
 
     def render(self) -> str | np.ndarray | None:
         """The state at the current decision: with ``render_mode="ansi"`` a text (time,
@@ -616,7 +711,7 @@ class HeteroEnv(gym.Env):
         if self.render_mode is None:
             return None
         snapshot = self._snapshot()
-        hierarchy = self.platform.hierarchy
+        hierarchy = self._layout
         if self.render_mode == "ansi":
             return render_ansi(snapshot, hierarchy, self.engine.jobs if snapshot.started else None)
         return render_rgb(snapshot, hierarchy)
@@ -640,9 +735,12 @@ class HeteroEnv(gym.Env):
             return Snapshot(float(f["now"]), self._steps, queue, int(f["nb_running"]), int(f["env_completed"]),
                             f["core_job"].copy(), f["sent_pstate"].copy(), self._done)
         resources = self.scheduler.resources
+        pstate = resources.sent_pstate.copy()
+        if self._pstates is not None:  # the platform's own p-states: shown as busy / idle only
+            pstate = np.where(resources.core_job >= 0, P_BUSY, P_IDLE_PROCESSOR)
         return Snapshot(float(self.engine.now), self._steps, np.array(self.scheduler.queue, dtype=np.int64),
                         int(self.engine.nb_running), self._completed, resources.core_job.copy(),
-                        resources.sent_pstate.copy(), self._done)
+                        pstate, self._done)
 
     # ------------------------------------------------------------------ results
 
@@ -688,7 +786,21 @@ class HeteroEnv(gym.Env):
         """The episode's t = 0 on the trace's clock: seconds since the trace's first job."""
         return self.time_origin + float(self.workload.subtime[self.episode_start])
 
+    def action_names(self) -> list[str]:
+        """The actions' fixed names, in action order: the configuration's (a window's slots,
+        not the jobs in them), each with its p-state under ``dvfs``."""
+        base = self.config.action_names()
+        if self._pstates is None:
+            return base
+        return [f"{name} @ p-state {k}" for k in self._pstates for name in base]
+
     def action_name(self, action: int) -> str:
+        if self._pstates is not None:
+            k, base = divmod(int(action), self._nb_base)
+            return f"{self._base_action_name(base)} @ p-state {self._pstates[k]}"
+        return self._base_action_name(action)
+
+    def _base_action_name(self, action: int) -> str:
         if self._window is not None:
             jobs = self._window.jobs
             return f"job {jobs[action]}" if action < len(jobs) else f"empty window slot {action}"
@@ -748,6 +860,8 @@ class HeteroEnv(gym.Env):
             self.scheduler.backfill(job, core_key)
 
     def _commit(self) -> None:
+        if self._pstates is not None:
+            self._switch_pstates()
         started = self.scheduler.commit()
         if started:
             self._rewards.started(started)
@@ -755,6 +869,21 @@ class HeteroEnv(gym.Env):
             self._started += len(started)
             self._wait_sum += float(self.engine.now * len(started) - jobs.subtime[started].sum())
         self._rewards.busy = self.platform.nb_machines - self.scheduler.resources.nb_free
+
+    def _switch_pstates(self) -> None:
+        """dvfs: switch the machines of the jobs about to start (picked since the last commit,
+        backfilled ones included) to the last decision's p-state, just before they start, at
+        the same instant (a computation p-state switch is immediate). They are idle, so no
+        running job changes speed."""
+        pending = self.scheduler._starts  # (job, hosts) that the next commit starts
+        if not pending:
+            return
+        hosts = np.unique(np.concatenate([hosts for _, hosts in pending]))
+        resources = self.scheduler.resources
+        hosts = hosts[resources.sent_pstate[hosts] != self._dvfs_pstate]
+        if hosts.size:
+            self.engine.set_pstate(hosts, self._dvfs_pstate)
+            resources.sent_pstate[hosts] = self._dvfs_pstate
 
     def _void_would_stall(self) -> bool:
         scheduler = self.scheduler
@@ -856,6 +985,47 @@ class HeteroEnv(gym.Env):
         }
 
 
+def dvfs_pstates(platform: Platform) -> tuple[int, ...]:
+    """The computation p-states an agent may choose on ``platform`` with ``dvfs``: all of
+    them, in increasing order (not Batsim's sleep p-states nor their virtual switching ones).
+    Raises ConfigError unless the platform is flat (no HDeepRM hierarchy, whose p-states
+    HDeepRM's own rules set) and its machines all have the same computation p-states, two or
+    more, of positive speed."""
+    source = platform.source
+    hierarchy = platform.hierarchy
+    if hierarchy is not None:
+        if set(hierarchy.processor_type) == {FLAT_TYPE}:
+            raise ConfigError(f"dvfs: {source} comes with with_flat_hierarchy's hierarchy, which keeps only each "
+                              "machine's declared p-state; give the flat platform itself")
+        raise ConfigError(f"dvfs: {source} has HDeepRM's node/processor hierarchy, whose p-states HDeepRM's own "
+                          "rules set (P0 busy, P1 bandwidth-throttled, P2 idle sibling, P3 idle processor); the "
+                          "agent chooses p-states only on a flat SimGrid XML platform (no hierarchy) whose "
+                          "machines have several computation p-states")
+    # Each machine's computation p-states: all but Batsim's sleep and virtual (switching) ones.
+    sleep = _sleep_states(platform)
+    computation = [tuple(p for p in range(int(nb)) if sleep is None or sleep.kind[h, p] == _COMPUTATION)
+                   for h, nb in enumerate(platform.nb_pstates.tolist())]
+    if not computation:
+        raise ConfigError(f"dvfs: {source} has no machine")
+    other = next((h for h, states in enumerate(computation) if states != computation[0]), None)
+    if other is not None:
+        raise ConfigError(f"dvfs: the machines of {source} have different computation p-states ({len(computation[0])} "
+                          f"on {platform.host_names[0]}, {len(computation[other])} on "
+                          f"{platform.host_names[other]}); the agent's p-state choice needs the same p-states on "
+                          "every machine")
+    pstates = computation[0]
+    if len(pstates) < 2:
+        raise ConfigError(f"dvfs: the machines of {source} have {len(pstates)} computation p-state: no p-state to "
+                          "choose (dvfs needs 2 or more, e.g. speed=\"100Mf, 50Mf, 20Mf\" in the XML)")
+    speeds = platform.speeds[:, list(pstates)]
+    bad = np.argwhere(~(np.isfinite(speeds) & (speeds > 0)))
+    if bad.size:
+        h, k = (int(x) for x in bad[0])
+        raise ConfigError(f"dvfs: {source}: machine {platform.host_names[h]} has speed {speeds[h, k]!r} flop/s in "
+                          f"p-state {pstates[k]}; every p-state the agent may choose needs a positive speed")
+    return pstates
+
+
 def _as_platform(platform, hierarchy) -> Platform:
     if isinstance(platform, Platform):
         if hierarchy is not None:
@@ -877,7 +1047,7 @@ def _as_workload_arrays(workload, platform: Platform, nb_jobs, seed, workload_mo
     )
 
     original = check_workload_model(workload_model) == "original"
-    speed = platform.hierarchy.reference_speed_gflops
+    speed = platform.reference_speed_gflops
     if isinstance(workload, WorkloadArrays):
         if original:
             raise ConfigError("workload_model 'original': give the workload as a path or a Workload, whose "

@@ -21,8 +21,9 @@ only other random draws from the jobs trained on: the evaluation says so.
 
 ``conversion``: options of the SWF conversion (``hdeeprm.inputs.workload.ConversionOptions``), e.g.
 ``{"memory_demand": "none"}``; ``action_space``, ``window_jobs``, ``window_core_key``,
-``backfill`` (null, ``"easy"`` or ``"conservative"``), ``bsld_bound`` and ``high_cores`` are HeteroEnv's
-(``hdeeprm.rl.env.EnvConfig``). ``objective``
+``backfill`` (null, ``"easy"`` or ``"conservative"``), ``bsld_bound``, ``high_cores`` and ``dvfs`` (the
+agent also chooses the p-state of its jobs' machines, on a flat XML platform with several p-states,
+which is then kept with its own p-states) are HeteroEnv's (``hdeeprm.rl.env.EnvConfig``). ``objective``
 may also name a user function, ``"file.py:function"`` (see ``hdeeprm.simulation.objectives``).
 """
 
@@ -48,7 +49,15 @@ from hdeeprm.inputs.platform.flat import with_flat_hierarchy
 from hdeeprm.inputs.platform.model import Platform
 from hdeeprm.inputs.workload import ConversionOptions, job_limits, load_workload, require_jobs, swf_to_workload
 from hdeeprm.inputs.workload.model import WorkloadArrays
-from hdeeprm.rl.env import DEFAULT_PLATFORM, DEFAULT_WORKLOAD, MAX_COUNT, EnvConfig, HeteroEnv, parse_action_set
+from hdeeprm.rl.env import (
+    DEFAULT_PLATFORM,
+    DEFAULT_WORKLOAD,
+    MAX_COUNT,
+    EnvConfig,
+    HeteroEnv,
+    dvfs_pstates,
+    parse_action_set,
+)
 from hdeeprm.rl.original_options import MAX_HIDDEN
 from hdeeprm.simulation.keys import DEFAULT_PAIRS
 from hdeeprm.simulation.objectives import OBJECTIVES, load_user_objective
@@ -86,6 +95,7 @@ class ExperimentConfig:
     backfill: str | None = None
     bsld_bound: float = 10.0
     high_cores: str = "most_free"  # "most_busy": high_cores as the original's code ran it
+    dvfs: bool = False  # the agent also picks its jobs' p-states (flat platforms with several; hdeeprm.rl.env)
     conversion: dict | None = None
     split: dict | None = None
     test_workload: str | None = None
@@ -202,7 +212,7 @@ class ExperimentConfig:
                          action_space=self.action_space, window_jobs=self.window_jobs,
                          window_core_key=self.window_core_key, window_commit=self.window_commit,
                          backfill=self.backfill,
-                         bsld_bound=self.bsld_bound, high_cores=self.high_cores)
+                         bsld_bound=self.bsld_bound, high_cores=self.high_cores, dvfs=self.dvfs)
 
     def make_env(self, part: str = "train", *, backend: str = "embedded", backend_options=None,
                  **env_overrides) -> HeteroEnv:
@@ -298,7 +308,9 @@ class ExperimentData:
 def _load_data(config_json: str) -> ExperimentData:
     config = ExperimentConfig(**json.loads(config_json))
     platform = load_platform(resolve_platform_name(config.platform), hierarchy=config.hierarchy)
-    if platform.hierarchy is None:
+    if config.dvfs:
+        dvfs_pstates(platform)  # a flat platform with several p-states, kept as it is: the agent sets them
+    elif platform.hierarchy is None:
         platform = with_flat_hierarchy(platform)
     whole, trace_origin = _load_workload(config.workload, platform, config.nb_jobs, config)
     parts, origins = {}, {}
@@ -323,7 +335,7 @@ def _load_workload(path: str, platform: Platform, nb_jobs: int | None,
     """The workload's jobs, and its t = 0 on the trace's clock (an SWF conversion shifts
     submit times so that the first job is at 0; F1 scores read the trace's own times)."""
     options = ConversionOptions.from_dict({"nb_jobs": nb_jobs, "max_res": platform.nb_machines,
-                                           "reference_speed_gflops": platform.hierarchy.reference_speed_gflops,
+                                           "reference_speed_gflops": platform.reference_speed_gflops,
                                            **(config.conversion or {})})
     rng = run_generators(config.seed)[0]
     if str(path).lower().endswith(".json"):

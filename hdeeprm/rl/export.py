@@ -167,7 +167,6 @@ def policy_metadata(config, env, checkpoint: str | os.PathLike | None, experimen
     from hdeeprm import __version__
 
     shape = [int(n) for n in env.observation_space.shape]
-    env_config = env.config
     return {
         "format": METADATA_FORMAT,
         "format_version": str(METADATA_VERSION),
@@ -182,7 +181,7 @@ def policy_metadata(config, env, checkpoint: str | os.PathLike | None, experimen
         "observation_size": str(int(np.prod(shape))),
         "action_space": str(config.action_space),
         "action_count": str(int(env.action_space.n)),
-        "action_names": json.dumps(env_config.action_names()),
+        "action_names": json.dumps(env.action_names()),
         "inputs": "observation: float32 (batch, *observation_shape); action_mask: bool (batch, action_count)",
         "outputs": ("logits: float32 (batch, action_count), masked-out actions at -inf; probs: float32 "
                     "(batch, action_count); action: int64 (batch,), the greedy action (argmax of probs)"),
