@@ -79,7 +79,7 @@ TARGETS = {
     "train": 20_000.0,  # steps/s of PPO on the quick-start experiment, learning included
 }
 WORKER_MARK = "@@result "
-SECTIONS = ("batsim", "classic", "env", "decision", "scaling", "whole", "train")
+SECTIONS = ("batsim", "classic", "env", "decision", "scaling", "whole", "dropin", "train")
 TRACE_SECTIONS = ("classic", "env", "decision", "scaling")  # the sections that need SWF traces
 WHOLE_POLICY = "first:first_fit"
 
@@ -534,7 +534,56 @@ def train_worker(spec: dict) -> dict:
             "learning_steps_per_s": steps / seconds["learning"] if seconds["learning"] > 0 else None}
 
 
-WORKERS = {"batsim": batsim_worker, "classic": classic_worker, "env": env_worker, "scaling": scaling_worker,
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def dropin_worker(spec: dict) -> dict:
+    """One run of a scenario with an external Batsim scheduler (benchmarks/dropin_fcfs.py, no
+    hdeeprm in it) against ``simulator``: ``hdeeprm batsim`` or real ``batsim``, started as a
+    user starts them. Seconds: the simulator's process, from its start to its exit (the
+    scheduler is started first and waits)."""
+    scenario, prefix = Path(spec["scenario"]), spec["prefix"]
+    endpoint = f"tcp://127.0.0.1:{_free_port()}"
+    scheduler = subprocess.Popen([sys.executable, str(HERE / "dropin_fcfs.py"), endpoint], cwd=ROOT)
+    args = ["-p", str(scenario / "platform.xml"), "-w", str(scenario / "workload.json"), "-e", prefix,
+            "-s", endpoint, "-E"]
+    command = ([spec["batsim"], *args, "-q"] if spec["simulator"] == "batsim"
+               else [sys.executable, "-m", "hdeeprm", "batsim", *args])
+    try:
+        time.sleep(0.2)  # the scheduler binds its socket
+        seconds, _ = timed_process(command)
+        scheduler.wait(timeout=60)
+    finally:
+        if scheduler.poll() is None:
+            scheduler.kill()
+    return {"seconds": seconds}
+
+
+def dropin_comparison(ours: str, theirs: str) -> dict:
+    """Whether two drop-in runs made the same schedule (every out_jobs.csv column but the
+    jobs' energy), the largest relative difference of the jobs' energies, and which other
+    output files are byte-identical."""
+    import csv
+
+    with open(f"{ours}_jobs.csv", newline="") as a, open(f"{theirs}_jobs.csv", newline="") as b:
+        mine, other = list(csv.DictReader(a)), list(csv.DictReader(b))
+    same = len(mine) == len(other) and all(
+        {k: v for k, v in x.items() if k != "consumed_energy"} == {k: v for k, v in y.items() if k != "consumed_energy"}
+        for x, y in zip(mine, other))
+    energy = max((abs(float(x["consumed_energy"]) - float(y["consumed_energy"]))
+                  / max(abs(float(y["consumed_energy"])), 1e-300) for x, y in zip(mine, other)), default=0.0)
+    files = ("consumed_energy", "pstate_changes", "machine_states")
+    return {"same_schedule": same, "job_energy_max_rel_diff": energy,
+            "identical_files": [f for f in files if Path(f"{ours}_{f}.csv").read_bytes()
+                                == Path(f"{theirs}_{f}.csv").read_bytes()]}
+
+
+WORKERS = {"dropin": dropin_worker, "batsim": batsim_worker, "classic": classic_worker, "env": env_worker, "scaling": scaling_worker,
            "startup": startup_worker, "whole": whole_worker, "whole_batsim": whole_batsim_worker,
            "train": train_worker}
 
@@ -610,6 +659,18 @@ def tables(results: dict) -> list[tuple[str, tuple, list]]:
                          if b else "-"))
         out.append((f"Whole process: hdeeprm simulate --policy {WHOLE_POLICY} --out DIR, as a user waits for it",
                      head, rows))
+    dropin = results.get("dropin", [])
+    if dropin:
+        head = ("scenario", "scheduler", "hdeeprm batsim s (min-max)", "batsim s (min-max)", "batsim / ours",
+                "same schedule", "job energy max rel. diff", "identical files")
+        rows = [(r["scenario"], r["scheduler"], spread(r["hdeeprm"]), spread(r["batsim"]) if "batsim" in r else "-",
+                 f"{r['ratio']:.2f}" if "ratio" in r else "-",
+                 ("yes" if r["same_schedule"] else "NO") if "same_schedule" in r else "-",
+                 f"{r['job_energy_max_rel_diff']:.1e}" if "same_schedule" in r else "-",
+                 ", ".join(r["identical_files"]) or "none" if "same_schedule" in r else "-")
+                for r in dropin]
+        out.append(("Drop-in Batsim: an external scheduler (pure pyzmq FCFS) on hdeeprm batsim and on batsim",
+                    head, rows))
     classic = results.get("classic", [])
     if classic:
         head = ("trace", "platform", "policy", "jobs", "jobs/s", "x Batsim", "s (min-max)",
@@ -784,8 +845,8 @@ def parse_args(argv=None):
         missing = [name for name in ("platform.xml", "workload.json") if not (Path(folder) / name).is_file()]
         if missing:
             p.error(f"--scenario {folder}: no {' or '.join(missing)} there")
-    if args.batsim is not None and not ("whole" in args.sections and args.scenarios):
-        p.error("--batsim goes with section whole and at least one --scenario")
+    if args.batsim is not None and not (("whole" in args.sections or "dropin" in args.sections) and args.scenarios):
+        p.error("--batsim goes with section whole or dropin and at least one --scenario")
     return args
 
 
@@ -869,6 +930,24 @@ def main(argv=None) -> int:
             del row["embedded_dir"]  # removed with the temporary folder
             rows.append(row)
         results["whole"] = rows
+
+    if "dropin" in args.sections and args.scenarios:
+        rows = []
+        for folder in (str(Path(d).resolve()) for d in args.scenarios):
+            row = {"scenario": Path(folder).name, "scheduler": "benchmarks/dropin_fcfs.py"}
+            with tempfile.TemporaryDirectory(prefix="hdeeprm-dropin-") as tmp:
+                simulators = ["hdeeprm"] + (["batsim"] if batsim else [])
+                for simulator in simulators:
+                    runs = [run_worker("dropin", {"scenario": folder, "simulator": simulator, "batsim": batsim,
+                                                  "prefix": f"{tmp}/{simulator}-{k}"})["seconds"]
+                            for k in range(args.repeat)]
+                    row[simulator] = stats(runs)
+                    print(f"  dropin {row['scenario']:<28} {simulator:<8} {row[simulator]['median']:.2f} s", flush=True)
+                if batsim:
+                    row.update(dropin_comparison(f"{tmp}/hdeeprm-0", f"{tmp}/batsim-0"))
+                    row["ratio"] = row["batsim"]["median"] / row["hdeeprm"]["median"]
+            rows.append(row)
+        results["dropin"] = rows
 
     def limited(path):
         return {"trace": path, "nb_jobs": nb}

@@ -162,3 +162,23 @@ def test_command_profile_names_a_scenario_without_its_files(tmp_path):
     proc = subprocess.run([sys.executable, str(BENCHMARKS / "command_profile.py"), "simulate", str(tmp_path)],
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode != 0 and "no platform.xml" in proc.stderr
+
+
+@pytest.mark.batsim
+@pytest.mark.skipif(shutil.which("batsim") is None, reason="batsim is not on PATH")
+def test_dropin_section_runs_one_scheduler_on_both_simulators(scenario, tmp_path):
+    out = tmp_path / "dropin.json"
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "run.py"), "--only", "dropin", "--scenario", str(scenario),
+                           "--batsim", "--repeat", "1", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Drop-in Batsim" in proc.stdout
+    (row,) = json.loads(out.read_text())["dropin"]
+    assert row["same_schedule"] is True and row["job_energy_max_rel_diff"] < 1e-9
+    assert row["ratio"] == pytest.approx(row["batsim"]["median"] / row["hdeeprm"]["median"])
+
+
+def test_dropin_section_needs_a_scenario():
+    assert parse_args(["--only", "dropin"]).sections == ["dropin"]
+    with pytest.raises(SystemExit):
+        parse_args(["--only", "dropin", "--batsim"])
