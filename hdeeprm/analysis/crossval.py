@@ -248,6 +248,10 @@ def _energy_close(a: float, b: float) -> bool:
     return abs(a - b) <= ENERGY_RELATIVE_TOLERANCE * max(abs(a), abs(b), 1e-9)
 
 
+#: Schedule aggregates compared only when a machine slept or switched on either side.
+_SLEEP_METRICS = ("time_sleeping", "time_switching_on", "time_switching_off")
+
+
 def compare_runs(embedded_dir: str | os.PathLike, batsim_dir: str | os.PathLike) -> CrossvalReport:
     """Compare two folders of Batsim outputs (out_jobs.csv, out_schedule.csv)."""
     from hdeeprm.simulation.outputs import JOBS_FILE, SCHEDULE_FILE
@@ -292,10 +296,13 @@ def compare_runs(embedded_dir: str | os.PathLike, batsim_dir: str | os.PathLike)
                                ("mean_waiting_time", False), ("mean_turnaround_time", False),
                                ("mean_slowdown", False), ("nb_jobs_finished", False),
                                ("nb_jobs_killed", False), ("nb_jobs_rejected", False),
-                               ("time_computing", False), ("time_idle", False)):
+                               ("time_computing", False), ("time_idle", False),
+                               *((m, False) for m in _SLEEP_METRICS)):
             if metric not in a_sched[0] or metric not in b_sched[0]:
                 continue
             x, y = float(a_sched[0][metric]), float(b_sched[0][metric])
+            if metric in _SLEEP_METRICS and x == y == 0:
+                continue  # no machine slept on either side: rows only for runs with sleep p-states
             ok = _energy_close(x, y) if energy else (
                 abs(x - y) <= tolerance if metric == "makespan" else abs(x - y) <= 1e-6 * max(1.0, abs(x), abs(y)))
             report.aggregates.append(AggregateRow(metric, x, y, ok))

@@ -25,6 +25,10 @@ def add_subcommands(sub) -> dict:
     cv.add_argument("--policy", help="JOBKEY:COREKEY (default first:first_fit)")
     cv.add_argument("--backfill", choices=("easy", "conservative"),
                     help="EASY or conservative backfilling on requested walltimes, on both backends")
+    cv.add_argument("--shutdown", type=float, metavar="IDLE_S",
+                    help="switch a machine to its sleep p-state after IDLE_S s idle while no job waits, and "
+                         "wake sleeping machines when the queue's first job needs them (platforms whose hosts "
+                         "declare Batsim sleep_pstates), on both backends")
     cv.add_argument("--model", help="checkpoint of a LEARNING agent (options-file mode)")
     cv.add_argument("--batsim", metavar="PATH", help="batsim executable (default: $HDEEPRM_BATSIM, then PATH)")
     cv.add_argument("--network", choices=("zero-latency", "links"),
@@ -71,6 +75,8 @@ def cmd_crossval(args) -> int:
         if args.platform:
             raise ConfigError("give either an options file or --platform, not both (the options "
                               "file names its platform)")
+        if args.shutdown is not None:
+            raise ConfigError("--shutdown goes with --platform/--workload/--policy, not an options file")
         report = crossvalidate_options(args.options, args.out, model=args.model, workload=args.workload,
                                        backend_options=options, explain_differences=explain,
                                        clock=args.clock)
@@ -78,7 +84,7 @@ def cmd_crossval(args) -> int:
     else:
         if not (args.platform and args.workload):
             raise ConfigError("crossval needs an options file, or --platform and --workload")
-        policy = PolicyConfig.parse(args.policy, args.backfill)
+        policy = PolicyConfig.parse(args.policy, args.backfill, args.shutdown)
         report = crossvalidate(args.platform, args.hierarchy, args.workload, policy, args.out,
                                seed=args.seed, nb_jobs=args.nb_jobs, runtime_model=args.runtime_model,
                                backend_options=options, explain_differences=explain, clock=args.clock)
@@ -100,6 +106,7 @@ def _crossval_grid(args) -> int:
     given = [flag for flag, value in (
         ("an options file", args.options), ("--platform", args.platform), ("--hierarchy", args.hierarchy),
         ("--workload", args.workload), ("--policy", args.policy), ("--backfill", args.backfill),
+        ("--shutdown", args.shutdown is not None),
         ("--model", args.model), ("--nb-jobs", args.nb_jobs), ("--seed", args.seed != 0),
         ("--runtime-model", args.runtime_model != "real"), ("--clock exact", args.clock != "simgrid")) if value]
     if given:

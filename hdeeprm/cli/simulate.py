@@ -33,6 +33,10 @@ def add_subcommands(sub) -> dict:
                           f"Core keys: {', '.join(ALL_CORE_KEYS)}")
     sim.add_argument("--backfill", choices=("easy", "conservative"),
                      help="EASY or conservative backfilling on requested walltimes")
+    sim.add_argument("--shutdown", type=float, metavar="IDLE_S",
+                     help="switch a machine to its sleep p-state after IDLE_S s idle while no job waits, "
+                          "and wake sleeping machines when the queue's first job needs them; needs a "
+                          "platform whose hosts declare Batsim sleep_pstates (runs on the reference engine)")
     sim.add_argument("--out", help="folder for Batsim-style outputs (default: print metrics only)")
     sim.add_argument("--clock", choices=("simgrid", "exact"), default="simgrid",
                      help="simgrid (default): SimGrid's floating-point steps and Batsim's message "
@@ -83,6 +87,7 @@ def _check_out(out: str | None, what: str) -> None:
 
 def cmd_simulate(args) -> int:
     from hdeeprm.common.manifest import command_line, write_manifest
+    from hdeeprm.inputs.platform.sleep import sleep_states
     from hdeeprm.simulation.engine import Engine
     from hdeeprm.simulation.fastsim import compiled_on_disk
     from hdeeprm.simulation.metrics import headline_metrics
@@ -91,13 +96,15 @@ def cmd_simulate(args) -> int:
 
     started = time.perf_counter()
     _check_out(args.out, "a folder for the outputs")
-    config = PolicyConfig.parse(args.policy, args.backfill)
+    config = PolicyConfig.parse(args.policy, args.backfill, args.shutdown)
     platform, workload = _load_inputs(args)
     jobs = workload.compile()
     reading = time.perf_counter() - started
 
-    # Conservative backfilling runs on the reference engine only: nothing to compile for it.
-    reference_only = config.backfill == "conservative"
+    # Conservative backfilling, shutdown policies and platforms with sleep p-states run on the
+    # reference engine only: nothing to compile for them.
+    reference_only = (config.backfill == "conservative" or config.shutdown is not None
+                      or sleep_states(platform) is not None)
     fast = not reference_only and (compiled_on_disk(("classic",)) or len(jobs) > REFERENCE_WHEN_COLD_MAX_JOBS)
 
     def warm_up():  # the first few jobs, with their own generator: the run's draws stay the same

@@ -25,7 +25,10 @@ Semantics reproduced from Batsim 4.2.1 / SimGrid 3.32 (README, "Simulation seman
   energy query after t=0. Batsim queries the energy of all machines at its first job
   submission, at every job start and end and at every p-state change (job_submitter.cpp,
   jobs_execution.cpp, export.cpp), never at later submissions. ``"ideal"`` bills each
-  machine at its own p-state from t=0; real Batsim cannot produce it.
+  machine at its own p-state from t=0; real Batsim cannot produce it;
+- on platforms whose hosts declare Batsim's ``sleep_pstates``, machines go to sleep and wake
+  through the virtual switch-off / switch-on p-states, and a request is acknowledged when all
+  its machines have switched (section "sleep p-states" below).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import simpy
 
 from hdeeprm.common.errors import ConfigError, SimulationError
 from hdeeprm.inputs.platform.model import Platform
+from hdeeprm.inputs.platform.sleep import COMPUTATION, SLEEP, VIRTUAL, sleep_states
 from hdeeprm.inputs.workload.model import KIND_DELAY, Workload, WorkloadArrays
 from hdeeprm.simulation.intervals import format_intervals
 from hdeeprm.simulation.kernels import bottleneck_speed, claim_machines, lowest_free, update_powers
@@ -76,6 +80,13 @@ CLOCKS = ("simgrid", "exact")
 _NOTIFY_NONE, _NOTIFY_AFTER, _NOTIFY_NEXT = 0, 1, 2
 # Batsim's CALL_ME_LATER waiter never sleeps less than this (jobs_execution.cpp, waiter_process).
 MIN_WAITER_SLEEP_S = 1e-5
+
+# Machine states with Batsim's sleep p-states (src/machines.hpp MachineState), tracked only on
+# platforms that declare sleep p-states; SWITCH is the SimGrid activity of a switch (1 flop in
+# a virtual p-state, owned by the machine).
+M_IDLE, M_COMPUTING, M_SLEEPING, M_SWITCHING_ON, M_SWITCHING_OFF = range(5)
+MACHINE_STATE_NAMES = ("idle", "computing", "sleeping", "switching_on", "switching_off")
+SWITCH = 7
 
 # Batsim writes a parallel job of zero flops as lasting 10 microseconds in out_jobs.csv,
 # although it frees its machines at once.
@@ -151,6 +162,11 @@ class SimulationResult:
     # Set by the scheduler that drove the run (hdeeprm.simulation.resources.Overutilization).
     overutilization: object | None = None
     energy_accounting: str = "batsim"
+    # Runs in which machines slept or switched (Batsim's sleep p-states): the rows of
+    # out_machine_states.csv (time, sleeping, switching on, switching off, idle, computing) and
+    # the seconds machines spent in each state (MACHINE_STATE_NAMES), as Batsim counts them.
+    machine_state_rows: list | None = None
+    machine_state_times: dict | None = None
 
 
 class Engine:
@@ -224,6 +240,9 @@ class Engine:
             self._pstate_rows.append((0.0, np.flatnonzero(self.pstate == p), int(p)))
         self.nb_machine_switches = 0
         self.nb_grouped_switches = 0
+        self._sleep = sleep_states(platform)
+        if self._sleep is not None:
+            self._init_sleep_states(m)
 
         self._point = DecisionPoint(0.0)
         self._finished = False
@@ -363,6 +382,8 @@ class Engine:
         if hosts.size != self.jobs.res[job]:
             raise SimulationError(f"job {self.jobs.job_ids[job]} requests {self.jobs.res[job]} "
                                   f"machines but was given {hosts.size}")
+        if self._sleep is not None:
+            self._check_awake(job, hosts)
         # Claim before the energy bookkeeping; nothing changes if the claim fails.
         code = claim_machines(self.busy_job, hosts, job)
         if code:
@@ -391,7 +412,18 @@ class Engine:
             self._rate[job] = bottleneck_speed(hosts, self.pstate, self._speeds)
             self._schedule_parallel_end(job)
             self._job_power[job] = self._refresh_powers(hosts, self._rate[job])
+        if self._sleep is not None:
+            self._machine_states(hosts, M_COMPUTING)
+            self._state_row()
         self._energy_row("s")
+
+    def _check_awake(self, job: int, hosts: np.ndarray) -> None:
+        valid = hosts[(hosts >= 0) & (hosts < self.nb_machines)]
+        asleep = valid[self._mstate[valid] >= M_SLEEPING]
+        if asleep.size:
+            raise SimulationError(f"job {self.jobs.job_ids[job]} cannot start at {self.now:.6f} on "
+                                  f"machines {format_intervals(np.unique(asleep))}: asleep or "
+                                  "switching (Batsim allows jobs on computation p-states only)")
 
     def _refuse_machines(self, job: int, hosts: np.ndarray, code: int) -> None:
         name = self.jobs.job_ids[job]
@@ -428,7 +460,10 @@ class Engine:
         return progress
 
     def set_pstate(self, hosts, pstate: int) -> None:
-        """Switch machines to a computation p-state now; running jobs keep the work done."""
+        """Switch machines to a p-state now: a computation p-state at once (running jobs keep
+        the work done); on platforms with Batsim sleep p-states, a sleep p-state (idle machines)
+        or, from sleep, a computation one through the virtual switch p-states (see "sleep
+        p-states" below); the acknowledgement comes when all the machines have switched."""
         self._decision_time()
         hosts = np.asarray(hosts, dtype=np.int64)
         if hosts.size > 1 and not (hosts[1:] > hosts[:-1]).all():
@@ -439,10 +474,30 @@ class Engine:
         bad = hosts[(pstate < 0) | (pstate >= self.platform.nb_pstates[hosts])]
         if bad.size:
             raise SimulationError(f"p-state {pstate} does not exist on machines {format_intervals(bad)}")
+        if self._sleep is not None:
+            self._set_pstate_with_sleep(hosts, pstate)
+            return
         now = self._clock.now
         self._energy_query()
         self._advance_energy()
         self._energy_row("p")
+        self._apply_computation_pstate(hosts, pstate)
+        self._energy_row("p")
+        # Formatted as interval sets only when the log is written.
+        self._pstate_rows.append((now, hosts, -1))
+        self._pstate_rows.append((now, hosts, pstate))
+        self.nb_machine_switches += int(hosts.size)
+        self.nb_grouped_switches += 1
+        # Batsim acknowledges a computation p-state switch at once, in its next message.
+        if self._acts is not None:
+            self._pending.pstate_changes.append((hosts, pstate))
+        else:
+            self._clock.schedule_at(now, self._on_pstate_ack, (hosts, pstate))
+
+    def _apply_computation_pstate(self, hosts: np.ndarray, pstate: int) -> None:
+        """Put machines in a computation p-state now (SimGrid's set_pstate); the jobs on them
+        keep their work done and go on at the new bottleneck speed. Energy advanced to now."""
+        now = self._clock.now
         old = self.pstate[hosts]
         self._wattmin += float((self._watts_idle[hosts, pstate] - self._watts_idle[hosts, old]).sum())
         self.pstate[hosts] = pstate
@@ -469,17 +524,6 @@ class Engine:
                 self._rate[job] = bottleneck_speed(job_hosts, self.pstate, self._speeds)
                 self._schedule_parallel_end(job)
                 self._job_power[job] = self._refresh_powers(job_hosts, self._rate[job])
-        self._energy_row("p")
-        # Formatted as interval sets only when the log is written.
-        self._pstate_rows.append((now, hosts, -1))
-        self._pstate_rows.append((now, hosts, pstate))
-        self.nb_machine_switches += int(hosts.size)
-        self.nb_grouped_switches += 1
-        # Batsim acknowledges a computation p-state switch at once, in its next message.
-        if self._acts is not None:
-            self._pending.pstate_changes.append((hosts, pstate))
-        else:
-            self._clock.schedule_at(now, self._on_pstate_ack, (hosts, pstate))
 
     def call_me_later(self, when: float) -> None:
         """Ask for a decision point at ``when`` (at once if it is already past)."""
@@ -581,6 +625,9 @@ class Engine:
         self.nb_unfinished -= 1
         self._energy_last_completion = self.energy
         (self._pending if self._acts is not None else self._point).completed.append(job)
+        if self._sleep is not None:
+            self._machine_states(hosts, M_IDLE)
+            self._state_row()
         self._energy_row("e")
 
     def _refresh_powers(self, hosts: np.ndarray, rate: float) -> float:
@@ -615,6 +662,12 @@ class Engine:
         self._billed[:] = self.pstate
         idle = np.flatnonzero(self.busy_job < 0)
         self._refresh_powers(idle, 0.0)
+        if self._sleep is not None:
+            for h in idle.tolist():
+                if self._mstate[h] >= M_SWITCHING_ON:  # computing its switch flop
+                    self._set_power(h, float(self._watts_full[h, self.pstate[h]]))
+                elif self._mstate[h] == M_SLEEPING:
+                    self._set_power(h, self._rest_power(h, int(self.pstate[h])))
         for job in running:
             rate = 0.0 if self.jobs.kind[job] == KIND_DELAY else self._rate[job]
             self._job_power[job] = self._refresh_powers(self.alloc[job], rate)
@@ -634,6 +687,174 @@ class Engine:
         if not self._finished:
             self._advance_energy()
             self._finished = True
+
+    # ------------------------------------------------------------------ sleep p-states
+
+    # Batsim 4.2.1 on platforms whose hosts declare ``sleep_pstates`` (src/server.cpp
+    # server_on_pstate_modification and server_on_switched, src/pstate.cpp):
+    # - a SET_RESOURCE_STATE request is one switch group (CurrentSwitches::add_switch); at once
+    #   Batsim writes an energy row 'p' and a p-state row -1 (target a computation p-state) or -2
+    #   (target a sleep p-state, by the request's first machine), and counts the switches;
+    # - a machine in a computation p-state sent to another computation p-state switches at once;
+    #   sent to a sleep p-state, an actor puts it in the sleep state's switch-off virtual
+    #   p-state, computes 1 flop there (1 / speed s at that p-state's full power) and then puts
+    #   it in the sleep p-state; a sleeping machine sent to a computation p-state goes the same
+    #   way through the sleep state's switch-on virtual p-state;
+    # - when the last machine of a group has switched, Batsim writes the p-state row of the
+    #   whole group and an energy row 'p' and sends RESOURCE_STATE_CHANGED for the group (in
+    #   the message of the SimGrid step in which the switch ended);
+    # - machine states (idle, computing, sleeping, switching on/off) are counted per machine at
+    #   each change (Machine::update_machine_state) and written to out_machine_states.csv at
+    #   job starts and ends, at each request and at each group's end.
+    # Refused here where Batsim would abort or hang: a virtual target, a machine that is
+    # switching, a sleeping machine sent to sleep, a busy machine sent to sleep, a job started
+    # on a machine that is not awake.
+
+    def _init_sleep_states(self, m: int) -> None:
+        self._mstate = np.zeros(m, np.int8)
+        self._mstate_since = np.zeros(m)
+        self._state_time = np.zeros(len(MACHINE_STATE_NAMES))
+        self._state_count = np.zeros(len(MACHINE_STATE_NAMES), np.int64)
+        self._state_count[M_IDLE] = m
+        self._state_rows: list[tuple[float, int, int, int, int, int]] = []
+        self._switch_target = np.full(m, -1, np.int64)
+        self._switch_groups: list[list] = []  # [target, all machines, machines left], in request order
+        self._slept = False
+
+    def _machine_states(self, hosts: np.ndarray, state: int) -> None:
+        now = self._clock.now
+        old = self._mstate[hosts]
+        np.add.at(self._state_time, old, now - self._mstate_since[hosts])
+        np.add.at(self._state_count, old, -1)
+        self._state_count[state] += hosts.size
+        self._mstate[hosts] = state
+        self._mstate_since[hosts] = now
+
+    def _state_row(self) -> None:
+        c = self._state_count
+        self._state_rows.append((self._clock.now, int(c[M_SLEEPING]), int(c[M_SWITCHING_ON]),
+                                 int(c[M_SWITCHING_OFF]), int(c[M_IDLE]), int(c[M_COMPUTING])))
+
+    def _rest_power(self, h: int, pstate: int) -> float:
+        """A machine's power when it runs nothing in ``pstate``; SimGrid's energy plugin takes a
+        p-state of speed 0 as fully loaded."""
+        if self._speeds[h, pstate] <= 0:
+            return float(self._watts_full[h, pstate])
+        return float(self._watts_idle[h, pstate])
+
+    def _set_power(self, h: int, watts: float) -> None:
+        self._total_power += watts - self.power[h]
+        self.power[h] = watts
+
+    def _set_pstate_with_sleep(self, hosts: np.ndarray, pstate: int) -> None:
+        kind = self._sleep.kind
+        where = format_intervals
+        target = kind[hosts, pstate]
+        if (target == VIRTUAL).any():
+            raise SimulationError(f"p-state {pstate} is a virtual switch p-state of machines "
+                                  f"{where(hosts[target == VIRTUAL])}: it cannot be requested")
+        moving = self._mstate[hosts] >= M_SWITCHING_ON
+        if moving.any():
+            raise SimulationError(f"machines {where(hosts[moving])} are switching on or off at "
+                                  f"{self.now:.6f}: wait for their RESOURCE_STATE_CHANGED")
+        current = kind[hosts, self.pstate[hosts]]
+        to_sleep = target == SLEEP
+        bad = to_sleep & (current == SLEEP)
+        if bad.any():
+            raise SimulationError(f"machines {where(hosts[bad])} are already asleep")
+        bad = to_sleep & (self.busy_job[hosts] >= 0)
+        if bad.any():
+            raise SimulationError(f"machines {where(hosts[bad])} run a job: only idle machines can "
+                                  "be switched off")
+        now = self._clock.now
+        self._energy_query()
+        self._advance_energy()
+        self._energy_row("p")
+        self._pstate_rows.append((now, hosts, -1 if kind[hosts[0], pstate] == COMPUTATION else -2))
+        self.nb_machine_switches += int(hosts.size)
+        self.nb_grouped_switches += 1
+        plain = (current == COMPUTATION) & ~to_sleep
+        if plain.any():
+            self._apply_computation_pstate(hosts[plain], pstate)
+        moving = hosts[~plain]
+        group = [pstate, hosts, set(moving.tolist())]
+        if moving.size:
+            self._slept = True
+            self._switch_groups.append(group)
+            for h in moving.tolist():
+                if kind[h, pstate] == SLEEP:
+                    virtual, state = int(self._sleep.switch_off[h, pstate]), M_SWITCHING_OFF
+                else:
+                    virtual, state = int(self._sleep.switch_on[h, self.pstate[h]]), M_SWITCHING_ON
+                self._wattmin += float(self._watts_idle[h, virtual] - self._watts_idle[h, self.pstate[h]])
+                self.pstate[h] = self._billed[h] = virtual
+                self._switch_target[h] = pstate
+                # 1 flop at the virtual p-state's speed, the machine fully loaded meanwhile.
+                self._set_power(h, float(self._watts_full[h, virtual]))
+                speed = float(self._speeds[h, virtual])
+                if speed <= 0:
+                    raise SimulationError(f"machine {h}: virtual p-state {virtual} has speed 0, so "
+                                          "the switch would never end")
+                if self._acts is not None:
+                    self._acts.add_task(SWITCH, h, speed / 1.0)
+                else:
+                    self._clock.schedule_at(now + 1.0 / speed, self._on_switched, h)
+                self._machine_states(np.array([h]), state)
+        else:
+            self._group_done(group, at_decision=True)
+        self._state_row()
+
+    def _on_switched(self, event) -> None:
+        self._switched(event.value)
+
+    def _switched(self, h: int) -> None:
+        """Machine ``h`` has computed its switch flop: it reaches its target p-state."""
+        self._advance_energy()
+        target = int(self._switch_target[h])
+        self._switch_target[h] = -1
+        self._wattmin += float(self._watts_idle[h, target] - self._watts_idle[h, self.pstate[h]])
+        self.pstate[h] = self._billed[h] = target
+        self._set_power(h, self._rest_power(h, target))
+        asleep = self._sleep.kind[h, target] == SLEEP
+        self._machine_states(np.array([h]), M_SLEEPING if asleep else M_IDLE)
+        for group in self._switch_groups:  # CurrentSwitches::mark_switch_as_done
+            if group[0] == target and h in group[2]:
+                group[2].discard(h)
+                if not group[2]:
+                    self._switch_groups.remove(group)
+                    self._state_row()
+                    self._group_done(group, at_decision=False)
+                return
+        raise SimulationError(f"machine {h} switched to p-state {target} outside any request")  # pragma: no cover
+
+    def _group_done(self, group: list, at_decision: bool) -> None:
+        """Every machine of a request has switched: Batsim logs it and acknowledges it (a
+        request decided now, in the next message)."""
+        pstate, hosts = group[0], group[1]
+        self._energy_query()
+        self._advance_energy()
+        self._energy_row("p")
+        self._pstate_rows.append((self._clock.now, hosts, pstate))
+        if self._acts is not None:
+            self._pending.pstate_changes.append((hosts, pstate))
+        elif at_decision:
+            self._clock.schedule_at(self._clock.now, self._on_pstate_ack, (hosts, pstate))
+        else:
+            self._point.pstate_changes.append((hosts, pstate))
+
+    def switching(self, hosts) -> bool:
+        """Whether any of ``hosts`` is switching on or off."""
+        if self._sleep is None:
+            return False
+        return bool((self._mstate[np.asarray(hosts, dtype=np.int64)] >= M_SWITCHING_ON).any())
+
+    def machine_awake(self) -> np.ndarray:
+        """Per machine, whether it is awake (in a computation p-state, not switching): the
+        machines a job may start on."""
+        if self._sleep is None:
+            return np.ones(self.nb_machines, np.bool_)
+        return self._mstate <= M_COMPUTING
+
 
     # ------------------------------------------------------------------ SimGrid's clock
 
@@ -722,6 +943,7 @@ class Engine:
         sent_before = bool(self._pending)
         self._last_event_submission = False
         submitter_finished = reply_ended = False
+        switched: list[int] = []
         for slot in done.tolist():
             kind, job = int(acts.kind[slot]), int(acts.owner[slot])
             if kind == SUBMITTER:
@@ -734,11 +956,21 @@ class Engine:
                 self._pending.requested_calls += 1
                 self._last_event_submission = False
                 continue
+            if kind == SWITCH:  # owner: the machine; after the jobs' ends (see below)
+                switched.append(job)
+                self._last_event_submission = False
+                continue
             if self.job_state[job] != RUNNING or slot not in (self._task_slot[job], self._timeout_slot[job]):
                 continue  # its task and timeout ended in the same step: the task came first
             final = SUCCESS if kind in (JOB_TASK, JOB_DELAY) else WALLTIME_REACHED
             self._end(job, final)
             self._last_event_submission = False
+        # A job's actor writes its end (energy and machine-state rows) as soon as it wakes; a
+        # switch is logged by Batsim's server when the switcher's message reaches it, after the
+        # step's actors have run (observed: a job end and a switch-on in one step, the job's
+        # rows first and the machine still counted as switching on in them).
+        for machine in switched:
+            self._switched(machine)
         if submitter_finished:
             if self._last_event_submission and self._ready and not sent_before:
                 self._notify = _NOTIFY_AFTER
@@ -843,7 +1075,16 @@ class Engine:
             wall_seconds=wall,
             scheduling_seconds=self.scheduling_seconds,
             energy_accounting=self.energy_accounting,
+            **self._sleep_results(),
         )
+
+    def _sleep_results(self) -> dict:
+        """Machine states of a run in which machines slept or switched (None otherwise: the
+        output writers derive them from the jobs as before)."""
+        if self._sleep is None or not self._slept:
+            return {}
+        times = dict(zip(MACHINE_STATE_NAMES, self._state_time.tolist()))
+        return {"machine_state_rows": list(self._state_rows), "machine_state_times": times}
 
     def check_invariants(self) -> None:
         """Opt-in consistency check (O(jobs + machines)); tests call it at every decision point."""

@@ -158,6 +158,10 @@ def summarize(result: SimulationResult) -> ScheduleSummary:
         "time_switching_on": 0.0,
         "time_unavailable": 0.0,
     }
+    states = result.machine_state_times
+    if states is not None:  # machines slept or switched: the engine counted as Batsim does
+        for name in ("computing", "idle", "sleeping", "switching_on", "switching_off"):
+            values[f"time_{name}"] = float(states[name])
     return ScheduleSummary(values)
 
 
@@ -353,7 +357,14 @@ def _energy_kinds(rows) -> tuple[np.ndarray | None, np.ndarray | None]:
 
 def write_machine_states(result: SimulationResult, path: str) -> None:
     """out_machine_states.csv as Batsim 4.2.1 writes it (MachineStateTracer in src/export.cpp:
-    times with %g, six significant digits)."""
+    times with %g, six significant digits). In runs where machines slept or switched, the
+    engine's own rows (written at the same events, with the sleeping and switching counts)."""
+    if result.machine_state_rows is not None:
+        rows = result.machine_state_rows
+        with open(path, "w", newline="") as f:
+            f.write(",".join(MACHINE_STATE_COLUMNS) + "\n")
+            f.write("%g,%d,%d,%d,%d,%d\n" * len(rows) % tuple(v for row in rows for v in row))
+        return
     times, computing = machine_state_rows(result)
     idle = result.nb_machines - computing
     values = [v for row in zip(times.tolist(), idle.tolist(), computing.tolist()) for v in row]

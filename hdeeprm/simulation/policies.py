@@ -30,6 +30,7 @@ from time import perf_counter
 import numpy as np
 
 from hdeeprm.common.errors import ConfigError
+from hdeeprm.inputs.platform.sleep import SLEEP, sleep_states
 from hdeeprm.simulation.engine import DecisionPoint, Engine, SimulationResult
 from hdeeprm.simulation.keys import ALL_CORE_KEYS, ALL_JOB_KEYS, job_key_values, ordered
 from hdeeprm.simulation.resources import FITS, ResourceModel, memory_capacity
@@ -44,6 +45,10 @@ class PolicyConfig:
     job_key: str = "first"
     core_key: str = "first_fit"
     backfill: str | None = None
+    #: Switch a machine to its sleep p-state once it has been idle this many seconds while no
+    #: job waits, and wake sleeping machines when the queue's first job needs them (platforms
+    #: with Batsim sleep p-states; see ShutdownScheduler). None: machines never sleep.
+    shutdown: float | None = None
 
     def __post_init__(self):
         if self.job_key not in ALL_JOB_KEYS:
@@ -53,20 +58,23 @@ class PolicyConfig:
             raise ConfigError(f"unknown core selection key {self.core_key!r}: expected one of {', '.join(ALL_CORE_KEYS)}")
         if self.backfill not in BACKFILL_MODES:
             raise ConfigError(f"unknown backfilling mode {self.backfill!r}: expected 'easy', 'conservative' or none")
+        if self.shutdown is not None and not (math.isfinite(self.shutdown) and self.shutdown >= 0):
+            raise ConfigError(f"shutdown idle time {self.shutdown!r}: expected a finite number of seconds >= 0")
 
     @classmethod
-    def parse(cls, text: str, backfill: str | None = None) -> "PolicyConfig":
+    def parse(cls, text: str, backfill: str | None = None, shutdown: float | None = None) -> "PolicyConfig":
         job_key, sep, core_key = text.partition(":")
         if not sep or not job_key or not core_key:
             raise ConfigError(f"policy {text!r}: expected JOBKEY:COREKEY such as first:first_fit")
-        return cls(job_key, core_key, backfill)
+        return cls(job_key, core_key, backfill, None if shutdown is None else float(shutdown))
 
     @property
     def pair(self) -> str:
         return f"{self.job_key}:{self.core_key}"
 
     def __str__(self) -> str:
-        return self.pair + (f" + {self.backfill} backfilling" if self.backfill else "")
+        return (self.pair + (f" + {self.backfill} backfilling" if self.backfill else "")
+                + (f" + shutdown after {self.shutdown:g} s idle" if self.shutdown is not None else ""))
 
 
 class QueueScheduler:
@@ -464,6 +472,109 @@ def _book(profile, spot, size: int, mem: int, duration: float):
     return times, cores, kb
 
 
+# -- Shutdown policy --------------------------------------------------------------------------
+
+# A machine's mode in the shutdown policy's view.
+_AWAKE, _SWITCHING_OFF, _ASLEEP, _SWITCHING_ON = range(4)
+# Times are compared as printed in Batsim's messages (6 decimals): a call requested for t may
+# come back at t rounded.
+_TIME_SLACK = 1e-6
+
+
+class ShutdownScheduler(QueueScheduler):
+    """A classic policy plus the classic shutdown rule (``PolicyConfig.shutdown``, s):
+
+    - a machine idle for ``shutdown`` seconds while no job waits is sent to its sleep p-state
+      (SET_RESOURCE_STATE; the first sleep p-state its ``sleep_pstates`` declares); the policy
+      asks for a CALL_ME_LATER at the time each idle machine becomes due;
+    - when the queue's first job (by the job key; the head of the submission order for
+      ``random``) needs more machines than are awake and free, plus those already waking,
+      the lowest-id sleeping machines are woken (SET_RESOURCE_STATE to the p-state the
+      platform declares for them): wake on demand;
+    - machines asleep or switching are held out of the resource model, so no core key picks
+      them; a machine comes back when Batsim's RESOURCE_STATE_CHANGED says it woke, and a
+      scheduling pass follows.
+
+    It drives the simulator only through set_pstate, call_me_later, execute and reject, which
+    the Batsim backend forwards as they are, so it runs on real Batsim too (crossval).
+    """
+
+    def __init__(self, engine: Engine, config: PolicyConfig | None = None,
+                 rng: np.random.Generator | None = None):
+        super().__init__(engine, config, rng)
+        platform = engine.platform
+        states = sleep_states(platform)
+        if states is None:
+            raise ConfigError(f"shutdown policy: platform {platform.source} declares no sleep p-state "
+                              "(Batsim's host property sleep_pstates=\"sleep:off:on\")")
+        if platform.hierarchy is not None:
+            raise ConfigError("shutdown policy: not on platforms with an HDeepRM hierarchy")
+        n = engine.nb_machines
+        is_sleep = states.kind == SLEEP
+        self.sleep_pstate = np.where(is_sleep.any(axis=1), is_sleep.argmax(axis=1), -1)
+        self.awake_pstate = np.asarray(platform.initial_pstate, dtype=np.int64)
+        self.idle_s = float(self.config.shutdown)
+        self.mode = np.zeros(n, np.int8)
+        self.idle_since = np.zeros(n)
+        self._calls: set[float] = set()
+
+    def on_decision_point(self, point: DecisionPoint) -> None:
+        now = self.engine.scheduler_time
+        freed = [self.running_hosts[job] for job in point.completed if job in self.running_hosts]
+        changed = self.admit(point)
+        for hosts in freed:
+            self.idle_since[hosts] = now
+        for hosts, pstate in point.pstate_changes:
+            hosts = np.asarray(hosts, dtype=np.int64)
+            if self.mode[hosts[0]] == _SWITCHING_OFF:
+                self.mode[hosts] = _ASLEEP
+            elif self.mode[hosts[0]] == _SWITCHING_ON:
+                self.mode[hosts] = _AWAKE
+                self.resources.unhold(hosts)
+                self.idle_since[hosts] = now
+                changed = True
+        if changed and self.queue:
+            self.schedule(self.config.job_key, self.config.core_key)
+        self._wake_for_queue()
+        self._switch_off_idle(now)
+        self.commit()
+
+    def _wake_for_queue(self) -> None:
+        if not self.queue:
+            return
+        head = self.first_by(self.config.job_key)
+        head = self.queue[0] if head is None else head
+        needed = (int(self.engine.jobs.res[head]) - self.resources.nb_free
+                  - int((self.mode == _SWITCHING_ON).sum()))
+        if needed <= 0:
+            return
+        asleep = np.flatnonzero(self.mode == _ASLEEP)[:needed]
+        if asleep.size == 0:
+            return  # those switching off are woken once asleep (their RESOURCE_STATE_CHANGED)
+        self.mode[asleep] = _SWITCHING_ON
+        for pstate in np.unique(self.awake_pstate[asleep]).tolist():
+            self.engine.set_pstate(asleep[self.awake_pstate[asleep] == pstate], pstate)
+
+    def _switch_off_idle(self, now: float) -> None:
+        if self.queue:
+            return  # idle machines wait for the running jobs to make room for the queue
+        idle = np.flatnonzero((self.mode == _AWAKE) & (self.resources.core_job < 0)
+                              & (self.sleep_pstate >= 0))
+        if idle.size == 0:
+            return
+        due = self.idle_since[idle] + self.idle_s
+        ready = idle[due <= now + _TIME_SLACK]
+        if ready.size:
+            self.mode[ready] = _SWITCHING_OFF
+            self.resources.hold(ready)
+            for pstate in np.unique(self.sleep_pstate[ready]).tolist():
+                self.engine.set_pstate(ready[self.sleep_pstate[ready] == pstate], pstate)
+        for when in np.unique(due[due > now + _TIME_SLACK]).tolist():
+            if when not in self._calls:
+                self._calls.add(when)
+                self.engine.call_me_later(when)
+
+
 def run_policy(engine: Engine, config: PolicyConfig,
                rng: np.random.Generator | None = None, *, fast: bool | None = None) -> SimulationResult:
     """Drive ``engine`` to its end with the given classic policy. The result carries the
@@ -473,10 +584,16 @@ def run_policy(engine: Engine, config: PolicyConfig,
     policy in compiled code (``hdeeprm.simulation.fastsim``), with the same outputs; an engine subclass
     (whose overrides are hooks between decisions) or ``fast=False`` runs the readable
     reference below, one decision point at a time. Conservative backfilling runs only on the
-    reference (``fast=True`` is then an error)."""
+    reference (``fast=True`` is then an error), and so do runs with a shutdown policy and
+    runs on platforms with Batsim sleep p-states."""
     if config.backfill == "conservative":
         if fast:
             raise ValueError("fast=True: the compiled path does not run conservative backfilling")
+        fast = False
+    if config.shutdown is not None or sleep_states(engine.platform) is not None:
+        if fast:
+            raise ValueError("fast=True: the compiled path does not simulate sleep p-states "
+                             "(a shutdown policy or a platform with sleep_pstates)")
         fast = False
     if fast is None or fast:
         from hdeeprm.simulation import fastsim
@@ -485,7 +602,7 @@ def run_policy(engine: Engine, config: PolicyConfig,
             return fastsim.run_policy(engine, config, rng)
         if fast:
             raise ValueError("fast=True needs a plain Engine that has not started")
-    scheduler = QueueScheduler(engine, config, rng)
+    scheduler = (ShutdownScheduler if config.shutdown is not None else QueueScheduler)(engine, config, rng)
     scheduler.on_begin()
     while (point := engine.next_decision_point()) is not None:
         t0 = perf_counter()

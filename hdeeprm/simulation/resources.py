@@ -39,6 +39,8 @@ CORE_SHORTAGE = 1  # fewer free cores than requested
 MEMORY_SHORTAGE = 2  # enough free cores, but not on nodes with the job's memory free
 
 UNLIMITED = 1 << 60  # memory (kB) or bandwidth (kB/s) of a flat platform
+#: ``core_job`` of a core taken out of service (a machine asleep or switching, see ``hold``).
+HELD = np.iinfo(np.int64).max
 
 # Codes of the core keys inside the kernels.
 _KEY_CODE = {name: i for i, name in enumerate(ALL_CORE_KEYS)}
@@ -446,6 +448,37 @@ class ResourceModel:
                       self._dirty_list, self._dirty_count)
         self.nb_free += hosts.size
 
+    def hold(self, hosts: np.ndarray) -> None:
+        """Take free cores out of service (machines put to sleep): no core key picks them
+        until ``unhold``. They hold no memory or bandwidth; their ``core_job`` is HELD."""
+        core_job = self.core_job
+        for c in np.asarray(hosts, dtype=np.int64).tolist():
+            if core_job[c] >= 0:
+                raise ValueError(f"core {c} is not free: it cannot be held")
+            core_job[c] = HELD  # take_core's bookkeeping, without memory or bandwidth
+            p = int(self.core_processor[c])
+            self.proc_free[p] -= 1
+            self.node_free_cores[self.proc_node[p]] -= 1
+            if self.proc_first_free[p] == c:
+                cores = self.proc_cores[self.proc_ptr[p]:self.proc_ptr[p + 1]]
+                free = cores[core_job[cores] < 0]
+                self.proc_first_free[p] = free[0] if free.size else len(core_job)
+            if not self._dirty[p]:
+                self._dirty[p] = True
+                self._dirty_list[self._dirty_count[0]] = p
+                self._dirty_count[0] += 1
+            self.nb_free -= 1
+
+    def unhold(self, hosts: np.ndarray) -> None:
+        """Put held cores back in service (machines awake again)."""
+        hosts = np.asarray(hosts, dtype=np.int64)
+        if (self.core_job[hosts] != HELD).any():
+            raise ValueError("unhold: some cores are not held")
+        release_cores(hosts, 0, 0, self.core_job, self.core_processor, self.proc_node, self.proc_free,
+                      self.proc_first_free, self.node_free_kb, self.node_free_cores, self.proc_bw_left,
+                      self._dirty, self._dirty_list, self._dirty_count)
+        self.nb_free += hosts.size
+
     def commit_pstates(self) -> None:
         """Send the p-state changes of the processors touched since the last commit, grouped
         by target p-state in increasing order (P0, P1, P2, P3), and note where memory
@@ -483,14 +516,16 @@ class ResourceModel:
         """Recompute every derived count from ``core_job`` and compare (for tests; O(cores))."""
         busy = self.core_job >= 0
         jobs = self.core_job[busy]
+        jobs = np.where(jobs == HELD, len(self.job_mem_kb), jobs)  # held cores: no memory
         nb_nodes = len(self.node_memory_kb)
         assert self.nb_free == int((~busy).sum()), "free core count"
         assert (self.proc_free == self.proc_size - np.bincount(self.core_processor[busy], minlength=self.nb_processors)).all()
         assert (self.node_free_cores == np.bincount(self.core_node[~busy], minlength=nb_nodes)).all()
-        used_kb = np.bincount(self.core_node[busy], weights=self.job_mem_kb[jobs], minlength=nb_nodes)
+        mem_kb, bw_kbs = np.append(self.job_mem_kb, 0), np.append(self.job_bw_kbs, 0)
+        used_kb = np.bincount(self.core_node[busy], weights=mem_kb[jobs], minlength=nb_nodes)
         assert (self.node_free_kb == self.node_memory_kb - used_kb.astype(np.int64)).all(), "node memory"
         assert (self.node_free_kb >= 0).all(), "a node gives more memory than it has"
-        used_bw = np.bincount(self.core_processor[busy], weights=self.job_bw_kbs[jobs], minlength=self.nb_processors)
+        used_bw = np.bincount(self.core_processor[busy], weights=bw_kbs[jobs], minlength=self.nb_processors)
         assert (self.proc_bw_left == self.proc_bw_kbs - used_bw.astype(np.int64)).all(), "bandwidth"
         for p in range(self.nb_processors):
             cores = self.proc_cores[self.proc_ptr[p]:self.proc_ptr[p + 1]]

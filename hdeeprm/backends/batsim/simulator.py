@@ -53,6 +53,7 @@ from hdeeprm.backends.batsim.transport import Transport
 from hdeeprm.common.errors import BatsimError, ConfigError, HDeepRMError, SimulationError
 from hdeeprm.inputs.platform.json_platform import PlatformDescription
 from hdeeprm.inputs.platform.model import Platform
+from hdeeprm.inputs.platform.sleep import sleep_states
 from hdeeprm.inputs.workload.model import KIND_DELAY, Workload, WorkloadArrays
 from hdeeprm.simulation.engine import (
     FINAL_STATE_NAMES,
@@ -174,6 +175,7 @@ class BatsimSimulator:
         self._peer: Peer | None = None
         try:
             write_platform_xml(platform, inputs.platform_xml, network, description)
+            _add_sleep_pstates(platform, inputs.platform_xml)
             write_workload_json(self.jobs, platform.nb_machines, inputs.workload_json)
             # A kept work folder is a replayable scenario: inputs, Batsim's outputs, transcript.
             transcript = None if self._own_workdir else str(self.workdir / "transcript.jsonl")
@@ -391,7 +393,18 @@ class BatsimSimulator:
             elif isinstance(event, SimulationBegins):
                 raise BatsimError("Batsim sent SIMULATION_BEGINS twice")
         follow_batsim(self._mirror, now, named, "Batsim backend (mirror engine)")
+        for hosts, _ in point.pstate_changes:
+            self._follow_switch(hosts, now)
         return None if ends else point
+
+    def _follow_switch(self, hosts: np.ndarray, now: float) -> None:
+        """Step the mirror until the machines Batsim says have switched (sleep p-states) have
+        switched there too: its end times may be an ulp past Batsim's printed time."""
+        mirror = self._mirror
+        while mirror.switching(hosts):
+            if mirror.step_instant() is None or mirror.now > now + 1e-6:
+                raise BatsimError(f"Batsim reported machines {format_intervals(hosts)} switched at "
+                                  f"{now:.6f} but the mirror engine has them switching at {mirror.now:.6f}")
 
     def _job_ended(self, job: int, final: int, when: float) -> None:
         self.job_state[job] = FINISHED
@@ -406,3 +419,21 @@ class BatsimSimulator:
         self._ended = True
         self._mirror.run_to_end()
         self._peer.finish(30.0)
+
+
+def _add_sleep_pstates(platform: Platform, path: str) -> None:
+    """Give the exported platform's hosts their Batsim ``sleep_pstates`` property, if the
+    platform has sleep p-states (Batsim reads them from it: src/machines.cpp)."""
+    states = sleep_states(platform)
+    if states is None:
+        return
+    from lxml import etree
+
+    tree = etree.parse(path, etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False))
+    index = {name: i for i, name in enumerate(platform.host_names)}
+    for host in tree.getroot().iter("host"):
+        machine = index.get(host.get("id"))
+        value = None if machine is None else states.property_value(machine)
+        if value is not None:
+            etree.SubElement(host, "prop", id="sleep_pstates", value=value)
+    tree.write(path, xml_declaration=True, encoding="utf-8", doctype=tree.docinfo.doctype)

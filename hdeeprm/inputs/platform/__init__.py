@@ -30,6 +30,7 @@ from hdeeprm.inputs.platform.json_platform import (
 )
 from hdeeprm.inputs.platform.model import Hierarchy, Platform
 from hdeeprm.inputs.platform.names import resolve_platform_name
+from hdeeprm.inputs.platform.sleep import sleep_states
 from hdeeprm.inputs.platform.typelib import (
     NetworkType,
     NodeType,
@@ -89,6 +90,9 @@ def load_platform(path: PathLike, hierarchy: PathLike | None = None, *,
         # The original HDeepRM's XML is refused without a hierarchy: its cores would stay at
         # 0.001 flop/s (see hdeeprm.inputs.platform.xml_platform.is_original_hdeeprm).
         platform = load_xml_platform(path, master_host=master_host, refuse_original=hierarchy is None)
+        if hierarchy is not None and sleep_states(platform) is not None:
+            raise PlatformError(str(path), "sleep_pstates", "hosts with Batsim sleep p-states do not "
+                                "go with a hierarchy file (HDeepRM's p-state rules own every p-state)")
         return platform if hierarchy is None else attach_hierarchy(platform, hierarchy)
     raise PlatformError(str(path), None, "unknown platform format; expected a .json (HDeepRM "
                         "platform) or .xml (SimGrid/Batsim platform) file, a bundled platform "

@@ -26,6 +26,12 @@ from lxml import etree
 from hdeeprm.common.errors import PlatformError
 from hdeeprm.inputs.limits import clip
 from hdeeprm.inputs.platform.model import IDLE_SPEED_FLOPS, P_IDLE_PROCESSOR, Platform
+from hdeeprm.inputs.platform.sleep import (
+    SLEEP_PROPERTY,
+    attach_sleep_states,
+    build_sleep_states,
+    parse_sleep_property,
+)
 from hdeeprm.inputs.platform.typelib import SPEED_UNITS, PathLike, parse_quantity
 
 #: Power properties, in order of preference: SimGrid >= 3.25 name, then the older one that
@@ -49,6 +55,7 @@ class _Host:
     pstate: int
     watts: tuple[tuple[float, float], ...] | None  # (idle, full) per p-state; None: not given
     wattage_property: str | None = None  # the property ``watts`` came from
+    sleep: tuple[tuple[int, int, int], ...] = ()  # Batsim's sleep_pstates (sleep, off, on)
 
 
 def _safe_parser() -> etree.XMLParser:
@@ -167,7 +174,21 @@ class _HostReader:
                                 f"speed 0 in its declared p-state {pstate} (line "
                                 f"{self.element.sourceline}); expected a positive speed", "speed")
         prop, watts = self.watts(len(speeds))
-        return _Host(self.name, speeds, pstate, watts, prop)
+        return _Host(self.name, speeds, pstate, watts, prop, self.sleep(len(speeds), pstate))
+
+    def sleep(self, nb_pstates: int, pstate: int) -> tuple[tuple[int, int, int], ...]:
+        """Batsim's ``sleep_pstates`` property (see hdeeprm.inputs.platform.sleep)."""
+        text = self.properties().get(SLEEP_PROPERTY)
+        if text is None:
+            return ()
+        try:
+            triplets = parse_sleep_property(text, nb_pstates)
+        except ValueError as exc:
+            raise self.error(str(exc), SLEEP_PROPERTY) from None
+        if any(pstate in t for t in triplets):
+            raise self.error(f"the declared p-state {pstate} must be a computation p-state",
+                             SLEEP_PROPERTY)
+        return triplets
 
 
 def _read_hosts(source: str, root: etree._Element, master_host: str) -> list[_Host]:
@@ -255,7 +276,7 @@ def load_xml_platform(path: PathLike, master_host: str = "master_host", *,
         else:
             idle[i, :n] = [w[0] for w in host.watts]
             full[i, :n] = [w[1] for w in host.watts]
-    return Platform(
+    platform = Platform(
         host_names=tuple(h.name for h in hosts),
         speeds=speeds,
         watts_idle=idle,
@@ -265,3 +286,6 @@ def load_xml_platform(path: PathLike, master_host: str = "master_host", *,
         hierarchy=None,
         source=source,
     )
+    if any(h.sleep for h in hosts):
+        attach_sleep_states(platform, build_sleep_states(platform.nb_pstates, [h.sleep for h in hosts]))
+    return platform
