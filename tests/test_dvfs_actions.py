@@ -168,7 +168,6 @@ SLEEP_HOST = ('<host id="h{i}" speed="100Mf, 50Mf, 1f, 0.1f, 0.2f" pstate="0">'
 
 
 def test_sleep_pstates_are_not_offered(tmp_path):
-    pytest.importorskip("hdeeprm.inputs.platform.sleep")
     path = tmp_path / "sleep.xml"
     path.write_text(PLATFORM.format(hosts="\n    ".join(SLEEP_HOST.format(i=i) for i in range(4))))
     # P-states 0 and 1 compute; 2 is a sleep state, 3 and 4 its virtual switching ones.

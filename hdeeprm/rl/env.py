@@ -94,6 +94,8 @@ from hdeeprm.common.seeding import check_seed, run_generators
 from hdeeprm.inputs.platform import load_platform, resolve_platform_name
 from hdeeprm.inputs.platform.flat import FLAT_TYPE, with_flat_hierarchy
 from hdeeprm.inputs.platform.model import P_BUSY, P_IDLE_PROCESSOR, Platform
+from hdeeprm.inputs.platform.sleep import COMPUTATION as _COMPUTATION  # Batsim's sleep p-states: not for dvfs
+from hdeeprm.inputs.platform.sleep import sleep_states as _sleep_states
 from hdeeprm.inputs.workload import job_limits, load_workload
 from hdeeprm.inputs.workload.model import Workload, WorkloadArrays
 from hdeeprm.rl.job_window import DEFAULT_WINDOW_JOBS, JobWindowObserver
@@ -111,15 +113,6 @@ from hdeeprm.simulation.objectives import (
 from hdeeprm.simulation.observations import OBSERVATIONS, PERCENTILES, POWER_FRACTION, QUEUE_FEATURES, SPEED_FRACTION
 from hdeeprm.simulation.policies import PolicyConfig, QueueScheduler
 from hdeeprm.simulation.resources import FITS
-
-try:  # Batsim's sleep p-states (not offered to dvfs), where this version reads them
-    from hdeeprm.inputs.platform.sleep import COMPUTATION as _COMPUTATION
-    from hdeeprm.inputs.platform.sleep import sleep_states as _sleep_states
-except ImportError:  # pragma: no cover
-    _COMPUTATION = 0
-
-    def _sleep_states(platform):
-        return None
 
 ACTION_SPACES = ("pairs", "job_window")
 
