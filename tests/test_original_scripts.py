@@ -222,11 +222,11 @@ def test_clean_removes_only_what_hdeeprm_wrote_in_the_current_folder(run_dir, ca
     for name, text in originals.items():
         (run_dir / name).write_text(text)
     ours = {"out_jobs.csv", "out_schedule.csv", "out_consumed_energy.csv", "out_pstate_changes.csv",
-            "overutilization.json", "timing.json"}
+            "out_machine_states.csv", "overutilization.json", "timing.json"}
     assert ours <= {p.name for p in run_dir.iterdir()}
 
     assert original.clean(["--soft", "--dry-run"]) == 0
-    assert "would remove 6 files" in capsys.readouterr().out
+    assert "would remove 7 files" in capsys.readouterr().out
     assert ours <= {p.name for p in run_dir.iterdir()}
 
     assert original.clean(["-s"]) == 0

@@ -23,7 +23,7 @@ commands:
   clean     remove the files hdeeprm wrote in a run folder, and nothing else
   compile   compile the simulation kernels now, before their first use
   thesis    run one of the original HDeepRM's thesis experiments
-  batsim    a drop-in Batsim 4.2.1: run a Batsim scheduler (PyBatsim...) on the engine
+  batsim    a drop-in Batsim: run a Batsim scheduler (PyBatsim...) on the engine
 
 `hdeeprm COMMAND --help` describes a command and its options. User mistakes
 (bad files, unknown options) are reported in one line, with exit status 2.
