@@ -36,6 +36,17 @@ def conversion_args(parser: argparse.ArgumentParser) -> None:
                             "model, without walltimes, is hdeeprm-launch's default)")
 
 
+def backfill_and_shutdown_args(parser: argparse.ArgumentParser, where: str) -> None:
+    """--backfill and --shutdown of the classic policies; ``where`` ends their help (which
+    backends or engine they run on)."""
+    parser.add_argument("--backfill", choices=("easy", "conservative"),
+                        help=f"EASY or conservative backfilling on requested walltimes{where}")
+    parser.add_argument("--shutdown", type=float, metavar="IDLE_S",
+                        help="switch a machine to its sleep p-state after IDLE_S s idle while no job waits, and "
+                             "wake sleeping machines when the queue's first job needs them; needs a platform "
+                             f"whose hosts declare Batsim sleep_pstates{where}")
+
+
 def add_backend_args(parser: argparse.ArgumentParser) -> None:
     """--backend, --batsim, --timeout (each replaces the grid file's value)."""
     parser.add_argument("--backend", choices=BACKENDS,

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import argparse
 
-from hdeeprm.cli.arguments import add_engine_args, conversion_args, platform_arg, workload_arg
+from hdeeprm.cli.arguments import (
+    add_engine_args,
+    backfill_and_shutdown_args,
+    conversion_args,
+    platform_arg,
+    workload_arg,
+)
 
 
 def add_subcommands(sub) -> dict:
@@ -23,12 +29,7 @@ def add_subcommands(sub) -> dict:
                                        "replaces its trace, as hdeeprm-launch -cw does)")
     cv.add_argument("-cw", "--customworkload", dest="workload", help=argparse.SUPPRESS)
     cv.add_argument("--policy", help="JOBKEY:COREKEY (default first:first_fit)")
-    cv.add_argument("--backfill", choices=("easy", "conservative"),
-                    help="EASY or conservative backfilling on requested walltimes, on both backends")
-    cv.add_argument("--shutdown", type=float, metavar="IDLE_S",
-                    help="switch a machine to its sleep p-state after IDLE_S s idle while no job waits, and "
-                         "wake sleeping machines when the queue's first job needs them (platforms whose hosts "
-                         "declare Batsim sleep_pstates), on both backends")
+    backfill_and_shutdown_args(cv, ", on both backends")
     cv.add_argument("--model", help="checkpoint of a LEARNING agent (options-file mode)")
     cv.add_argument("--batsim", metavar="PATH", help="batsim executable (default: $HDEEPRM_BATSIM, then PATH)")
     cv.add_argument("--network", choices=("zero-latency", "links"),

@@ -9,7 +9,7 @@ import sys
 import time
 
 from hdeeprm import __version__
-from hdeeprm.cli.arguments import conversion_args, platform_arg, workload_arg
+from hdeeprm.cli.arguments import backfill_and_shutdown_args, conversion_args, platform_arg, workload_arg
 from hdeeprm.cli.compilation import compile_first
 from hdeeprm.common.seeding import run_generators
 from hdeeprm.simulation.keys import ALL_CORE_KEYS, ALL_JOB_KEYS
@@ -31,12 +31,7 @@ def add_subcommands(sub) -> dict:
     sim.add_argument("--policy", default="first:first_fit",
                      help=f"JOBKEY:COREKEY (default first:first_fit). Job keys: {', '.join(ALL_JOB_KEYS)}. "
                           f"Core keys: {', '.join(ALL_CORE_KEYS)}")
-    sim.add_argument("--backfill", choices=("easy", "conservative"),
-                     help="EASY or conservative backfilling on requested walltimes")
-    sim.add_argument("--shutdown", type=float, metavar="IDLE_S",
-                     help="switch a machine to its sleep p-state after IDLE_S s idle while no job waits, "
-                          "and wake sleeping machines when the queue's first job needs them; needs a "
-                          "platform whose hosts declare Batsim sleep_pstates (runs on the reference engine)")
+    backfill_and_shutdown_args(sim, "")
     sim.add_argument("--out", help="folder for Batsim-style outputs (default: print metrics only)")
     sim.add_argument("--clock", choices=("simgrid", "exact"), default="simgrid",
                      help="simgrid (default): SimGrid's floating-point steps and Batsim's message "
