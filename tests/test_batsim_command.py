@@ -272,6 +272,14 @@ def test_missing_inputs_are_one_line_errors(tmp_path, capsys):
     assert code == 2 and "no such file" in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_platform_with_sleep_states_is_refused_in_one_line(tmp_path, capsys):
+    data = Path(__file__).parent / "data"
+    code = main(["batsim", "-p", str(data / "platforms" / "sleep_4hosts.xml"), "-w",
+                 str(data / "batsim-reference" / "A8-dvfs-script" / "workload.json"), "-s", "tcp://127.0.0.1:1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "sleep_pstates" in err and "real Batsim" in err and len(err.strip().splitlines()) == 1
+
+
 def test_batsim_help_names_batsims_options(capsys):
     with pytest.raises(SystemExit):
         main(["batsim", "--help"])

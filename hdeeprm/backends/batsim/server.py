@@ -47,7 +47,7 @@ from hdeeprm.backends.batsim.messages import (
     UnknownEvent,
     decode,
 )
-from hdeeprm.common.errors import BatsimError, SimulationError
+from hdeeprm.common.errors import BatsimError, ConfigError, SimulationError
 from hdeeprm.simulation.intervals import format_intervals, parse_intervals
 
 # Batsim's configuration block of SIMULATION_BEGINS (what 4.2.1 sends by default).
@@ -105,6 +105,13 @@ def load_run(run: BatsimRun):
         if not os.path.isfile(path):
             raise FileNotFoundError(2, "no such file", path)
     platform = load_xml_platform(run.platform, master_host=run.master_host)
+    from hdeeprm.inputs.platform.sleep import sleep_states
+
+    if sleep_states(platform) is not None:
+        # The engine models them (hdeeprm simulate, crossval), but this server does not yet send
+        # their RESOURCE_STATE_CHANGED at the end of a switch, nor keep them through --mmax.
+        raise ConfigError(f"{run.platform}: hosts declare sleep_pstates, which hdeeprm batsim does not support "
+                          "yet; run this platform on real Batsim (hdeeprm crossval --shutdown compares them)")
     workload = read_batsim_workload(run.workload)
     try:
         with open(run.workload, "rb") as f:
