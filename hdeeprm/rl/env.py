@@ -64,6 +64,29 @@ power there (full-load watts when busy, idle watts when idle) / the platform's t
 remaining work fraction, and its p-state's rank among the offered ones / (K - 1). The
 compiled path declines dvfs.
 
+Power actions (``power_actions=True``): the agent may also switch idle machines off and wake
+sleeping ones. Only on a flat SimGrid XML platform whose hosts declare Batsim's sleep p-states
+(``sleep_pstates``; kept as declared, as with dvfs), with the pairs action space and void;
+not with dvfs; else a ConfigError. Actions: the B base actions (pairs, then void = "keep"),
+then B + 0 ``switch_off_one``, B + 1 ``switch_off_all`` (the lowest-id idle awake machine, or
+all of them, to their first sleep p-state), B + 2 ``wake_one``, B + 3 ``wake_all`` (the
+lowest-id sleeping machine, or all, back to their declared p-state). Masks: switching off
+needs an idle awake machine and no waiting job; waking needs a sleeping machine; machines
+switching are neither; a masked power action sent anyway does nothing (as void). A power
+action starts no job; the simulation then moves on as after void. Decision points are, besides
+the usual ones, every submission, completion or switch end while jobs remain and a power
+action is allowed (so also with an empty queue). Machines asleep or switching are held out
+of the resource model (``ResourceModel.hold``), so no job starts on them; a machine switching
+on comes back when its switch ends. Against deadlock: after any action, if jobs wait, none
+starts, none runs, no machine switches and no job is still to come, every sleeping machine is
+woken (with all awake, the first pair runs, as void's override); ``info["void_overridden"]``.
+Observation: POWER_FEATURES (4) values appended after the queue part (every kind): the
+fractions of the machines idle and awake, asleep, switching off and switching on; "normal"
+shows per core its real speed and power in its current p-state (the engine's, sleep and
+switching ones included: speed / top computation speed, watts / top watts of any p-state),
+then the remaining work. ``info["power"]`` counts the machines per mode. Energy and waiting
+show in the objective's rewards and ``info["metrics"]``. The compiled path declines it.
+
 Episodes: the whole workload, or (``episode_jobs`` = N) a window of N consecutive jobs whose
 start is drawn from the generator seeded by ``reset(seed=...)``. ``max_steps`` and
 ``max_sim_time`` truncate an episode.
@@ -95,6 +118,7 @@ from hdeeprm.inputs.platform import load_platform, resolve_platform_name
 from hdeeprm.inputs.platform.flat import FLAT_TYPE, with_flat_hierarchy
 from hdeeprm.inputs.platform.model import P_BUSY, P_IDLE_PROCESSOR, Platform
 from hdeeprm.inputs.platform.sleep import COMPUTATION as _COMPUTATION  # Batsim's sleep p-states: not for dvfs
+from hdeeprm.inputs.platform.sleep import SLEEP as _SLEEP
 from hdeeprm.inputs.platform.sleep import sleep_states as _sleep_states
 from hdeeprm.inputs.workload import job_limits, load_workload
 from hdeeprm.inputs.workload.model import Workload, WorkloadArrays
@@ -112,9 +136,15 @@ from hdeeprm.simulation.objectives import (
 )
 from hdeeprm.simulation.observations import OBSERVATIONS, PERCENTILES, POWER_FRACTION, QUEUE_FEATURES, SPEED_FRACTION
 from hdeeprm.simulation.policies import PolicyConfig, QueueScheduler
-from hdeeprm.simulation.resources import FITS
+from hdeeprm.simulation.resources import FITS, HELD
 
 ACTION_SPACES = ("pairs", "job_window")
+# power_actions: the actions after the base ones, in this order (HeteroEnv._power_action).
+POWER_ACTIONS = ("switch_off_one", "switch_off_all", "wake_one", "wake_all")
+# A machine's mode under power_actions (as the shutdown policy's).
+_AWAKE, _SWITCHING_OFF, _ASLEEP, _SWITCHING_ON = range(4)
+#: Features appended to the observation under power_actions (fractions of the machines).
+POWER_FEATURES = 4
 
 # What HeteroEnv() and gymnasium.make("hdeeprm/HeteroEnv-v0") run without arguments, and the
 # defaults of experiment files: the bundled quick-start platform and trace.
@@ -194,6 +224,10 @@ class EnvConfig:
     # The agent also chooses the computation p-state of the machines each decision starts
     # jobs on (flat platforms with several p-states only; see HeteroEnv and the module docstring).
     dvfs: bool = False
+    # Power actions beside the scheduling ones: switch idle machines off (to their Batsim sleep
+    # p-state) or wake sleeping ones (platforms whose hosts declare sleep_pstates; see HeteroEnv
+    # and the module docstring). Not with dvfs, job_window or without void (the "keep" action).
+    power_actions: bool = False
 
     def __post_init__(self):
         if not (isinstance(self.objective, str) or callable(self.objective)):
@@ -208,6 +242,16 @@ class EnvConfig:
             raise ConfigError(f"window_commit {shown(self.window_commit)}: expected true or false")
         if not isinstance(self.dvfs, bool):
             raise ConfigError(f"dvfs {shown(self.dvfs)}: expected true or false")
+        if not isinstance(self.power_actions, bool):
+            raise ConfigError(f"power_actions {shown(self.power_actions)}: expected true or false")
+        if self.power_actions and self.dvfs:
+            raise ConfigError("power_actions: not with dvfs (the agent either sets computation p-states or "
+                              "switches machines off and on, not both)")
+        if self.power_actions and self.action_space != "pairs":
+            raise ConfigError(f"power_actions: needs action_space 'pairs', not {self.action_space!r}")
+        if self.power_actions and not self.void:
+            raise ConfigError("power_actions: needs the void action (void starts nothing: the power actions' "
+                              "'keep')")
         if not isinstance(self.window_core_key, str) or self.window_core_key not in ALL_CORE_KEYS:
             raise ConfigError(f"window_core_key {shown(self.window_core_key)}: expected one of {', '.join(ALL_CORE_KEYS)}")
         if not isinstance(self.high_cores, str) or self.high_cores not in HIGH_CORES_MEANINGS:
@@ -256,19 +300,21 @@ class EnvConfig:
     def nb_actions(self) -> int:
         if self.action_space == "job_window":
             return self.window_jobs
-        return len(self.actions) + (1 if self.void else 0)
+        return len(self.actions) + (1 if self.void else 0) + (len(POWER_ACTIONS) if self.power_actions else 0)
 
     def action_names(self) -> list[str]:
         if self.action_space == "job_window":
             return [f"job {i + 1} of the window" for i in range(self.window_jobs)]
-        return [f"{j}:{c}" for j, c in self.actions] + (["void"] if self.void else [])
+        return ([f"{j}:{c}" for j, c in self.actions] + (["void"] if self.void else [])
+                + (list(POWER_ACTIONS) if self.power_actions else []))
 
 
 class ObservationBuilder:
     """The observation layout of one platform (built once) and its values at a decision."""
 
     def __init__(self, scheduler_hierarchy, kind: str, limits: np.ndarray, sensitivity: float,
-                 dvfs_platform: Platform | None = None, dvfs_pstates: tuple[int, ...] = ()):
+                 dvfs_platform: Platform | None = None, dvfs_pstates: tuple[int, ...] = (),
+                 power_platform: Platform | None = None):
         h = scheduler_hierarchy
         self.kind = kind
         self.limits = limits  # (4,) job limits: time, cores, memory, bandwidth
@@ -278,15 +324,31 @@ class ObservationBuilder:
         # (= machine) its real speed and power in its current p-state, the remaining work,
         # and that p-state: 4 values.
         self._dvfs = dvfs_platform is not None and kind == "normal"
-        if self._dvfs:
+        # With power_actions (a flat platform with Batsim sleep p-states), "normal" shows per
+        # core its real speed and power in its current p-state (sleep and switching ones
+        # included), and the remaining work: 3 values. Every kind gets POWER_FEATURES values
+        # appended after the queue part: the fractions of the machines awake and idle, asleep,
+        # switching off and switching on.
+        self._power = power_platform is not None
+        self._real_pstates = self._dvfs or (self._power and kind == "normal")
+        if self._real_pstates:
             # Per machine and p-state (all of them: columns past the offered ones are never
-            # used), scaled by the top speed and watts of the offered p-states, clipped to 1.
-            offered = list(dvfs_pstates)
-            speeds = np.nan_to_num(dvfs_platform.speeds)
-            idle = np.nan_to_num(dvfs_platform.watts_idle)
-            full = np.nan_to_num(dvfs_platform.watts_full)
-            top_speed = float(speeds[:, offered].max())
-            top_watts = max(float(full[:, offered].max()), float(idle[:, offered].max()), 0.0) or 1.0
+            # used), scaled by the top speed and watts of the offered p-states (dvfs) or of
+            # the computation p-states for speed and of all p-states for watts (power_actions),
+            # clipped to 1.
+            real = dvfs_platform if self._dvfs else power_platform
+            speeds = np.nan_to_num(real.speeds)
+            idle = np.nan_to_num(real.watts_idle)
+            full = np.nan_to_num(real.watts_full)
+            if self._dvfs:
+                offered = list(dvfs_pstates)
+                top_speed = float(speeds[:, offered].max())
+                top_watts = max(float(full[:, offered].max()), float(idle[:, offered].max()), 0.0) or 1.0
+            else:
+                offered = []
+                kinds = _sleep_states(real).kind[:, :speeds.shape[1]]
+                top_speed = float(np.where(kinds == _COMPUTATION, speeds, 0.0).max()) or 1.0
+                top_watts = max(float(full.max()), float(idle.max()), 0.0) or 1.0
             self._speed_fraction = np.clip(speeds / top_speed, 0.0, 1.0).astype(np.float32)
             self._idle_fraction = np.clip(idle / top_watts, 0.0, 1.0).astype(np.float32)
             self._full_fraction = np.clip(full / top_watts, 0.0, 1.0).astype(np.float32)
@@ -319,7 +381,7 @@ class ObservationBuilder:
         else:
             self.hardware_size = 0
         self.node_slot, self.proc_slot, self.core_slot = node_slot, proc_slot, core_slot
-        self.size = self.hardware_size + QUEUE_FEATURES
+        self.size = self.hardware_size + QUEUE_FEATURES + (POWER_FEATURES if self._power else 0)
         self._previous_queue = 0
 
     @property
@@ -329,25 +391,30 @@ class ObservationBuilder:
     def reset(self) -> None:
         self._previous_queue = 0
 
-    def build(self, scheduler: QueueScheduler, requests: np.ndarray, req_work: np.ndarray) -> np.ndarray:
+    def build(self, scheduler: QueueScheduler, requests: np.ndarray, req_work: np.ndarray,
+              power_mode: np.ndarray | None = None) -> np.ndarray:
         obs = np.zeros(self.size, np.float32)
         res = scheduler.resources
         if self.kind != "minimal":
             obs[self.node_slot] = res.node_free_kb / np.maximum(res.node_memory_kb, 1)
             obs[self.proc_slot] = np.maximum(res.proc_bw_left, 0) / np.maximum(res.proc_bw_kbs, 1)
-        if self._dvfs:
-            pstate = res.sent_pstate
+        if self._real_pstates:
+            # dvfs: the p-states the env sent; power_actions: the engine's (sleep and virtual
+            # switching p-states included).
+            pstate = res.sent_pstate if self._dvfs else scheduler.engine.pstate
             machines = np.arange(len(pstate))
             obs[self.core_slot] = self._speed_fraction[machines, pstate]
-            obs[self.core_slot + 1] = np.where(res.core_job >= 0, self._full_fraction[machines, pstate],
+            serving = (res.core_job >= 0) & (res.core_job != HELD)
+            obs[self.core_slot + 1] = np.where(serving, self._full_fraction[machines, pstate],
                                                self._idle_fraction[machines, pstate])
-            obs[self.core_slot + 3] = self._pstate_rank[pstate]
+            if self._dvfs:
+                obs[self.core_slot + 3] = self._pstate_rank[pstate]
         elif self.kind == "normal":
             pstate = res.sent_pstate
             obs[self.core_slot] = SPEED_FRACTION[pstate]
             obs[self.core_slot + 1] = POWER_FRACTION[pstate]
         if self.kind == "normal":
-            busy = np.flatnonzero(res.core_job >= 0)
+            busy = np.flatnonzero((res.core_job >= 0) & (res.core_job != HELD))  # HELD: asleep
             if busy.size:
                 jobs = res.core_job[busy]
                 done = scheduler.engine.work_done(jobs)
@@ -358,6 +425,12 @@ class ObservationBuilder:
             stats = np.percentile(requests[:, queue], PERCENTILES, axis=1)  # (5, 4)
             obs[base:base + 20] = np.clip(stats.T / self.limits[:, None], 0.0, 1.0).ravel()
         obs[base + 20] = self._variation(len(queue))
+        if self._power:
+            n = max(len(power_mode), 1)
+            idle = (power_mode == _AWAKE) & (res.core_job < 0)
+            obs[base + 21] = idle.sum() / n
+            for i, mode in enumerate((_ASLEEP, _SWITCHING_OFF, _SWITCHING_ON), start=22):
+                obs[base + i] = (power_mode == mode).sum() / n
         return obs
 
     def _variation(self, length: int) -> float:
@@ -419,6 +492,10 @@ class HeteroEnv(gym.Env):
             # flat hierarchy only lays out the observation and the rendering.
             self._pstates = dvfs_pstates(self.platform)
             self._layout = with_flat_hierarchy(self.platform).hierarchy
+        elif config.power_actions:
+            # As with dvfs, the engine keeps the flat platform's own p-states (its sleep ones).
+            self._sleep_pstate, self._awake_pstate = power_pstates(self.platform)
+            self._layout = with_flat_hierarchy(self.platform).hierarchy
         else:
             if self.platform.hierarchy is None:
                 # A flat SimGrid platform: each host one node, processor and core, without memory
@@ -442,7 +519,8 @@ class HeteroEnv(gym.Env):
         self.action_space = gym.spaces.Discrete(len(self._actions))
         self._observer = ObservationBuilder(
             self._layout, config.observation, self._limits, config.queue_sensitivity,
-            dvfs_platform=self.platform if self._pstates else None, dvfs_pstates=self._pstates or ())
+            dvfs_platform=self.platform if self._pstates else None, dvfs_pstates=self._pstates or (),
+            power_platform=self.platform if config.power_actions else None)
         self._window: JobWindowObserver | None = None
         if config.action_space == "job_window":
             self._window = JobWindowObserver(config.window_jobs, self._limits, self.platform.nb_machines)
@@ -455,6 +533,9 @@ class HeteroEnv(gym.Env):
         self._nb_base = int(self.action_space.n)
         if self._pstates is not None:
             self.action_space = gym.spaces.Discrete(self._nb_base * len(self._pstates))
+        if config.power_actions:  # the power actions after the base ones (POWER_ACTIONS order)
+            self.action_space = gym.spaces.Discrete(self._nb_base + len(POWER_ACTIONS))
+        self._power_mode: np.ndarray | None = None  # power_actions: each machine's mode
         self._dvfs_pstate: int | None = None  # the p-state of the last decision
         self._held: int | None = None  # job_window: the chosen job waiting to fit
         self.engine = None
@@ -471,9 +552,11 @@ class HeteroEnv(gym.Env):
             raise ConfigError(f"fast=True: the compiled path does not run clock={clock!r} yet")
         if fast and config.dvfs:
             raise ConfigError("fast=True: the compiled path does not run dvfs (p-states chosen by the agent)")
+        if fast and config.power_actions:
+            raise ConfigError("fast=True: the compiled path does not run power_actions (sleep p-states)")
         # The compiled steps implement HDeepRM's pairs and objectives; the rest runs here.
         compiled = (config.action_space == "pairs" and isinstance(config.objective, str)
-                    and config.objective in HDEEPRM_OBJECTIVES and not config.dvfs)
+                    and config.objective in HDEEPRM_OBJECTIVES and not config.dvfs and not config.power_actions)
         if fast and not compiled:
             raise ConfigError(f"fast=True: the compiled path runs the pairs action space with HDeepRM's "
                               f"objectives only, not action_space={config.action_space!r} with "
@@ -539,7 +622,7 @@ class HeteroEnv(gym.Env):
                                   "(hdeeprm-launch --workload-model modern)")
             # Converted here, where the model is known; the constructor takes the arrays as they are.
             platform = _as_platform(platform, None)
-            if platform.hierarchy is None and not config.dvfs:
+            if platform.hierarchy is None and not config.dvfs and not config.power_actions:
                 platform = with_flat_hierarchy(platform)
             workload = _as_workload_arrays(workload, platform, data.get("nb_jobs"), seed, workload_model)
         return cls(platform, workload, config, backend=backend,
@@ -591,6 +674,8 @@ class HeteroEnv(gym.Env):
         self._observer.reset()
         self._held = None
         self._dvfs_pstate = self._pstates[0] if self._pstates else None
+        if self.config.power_actions:
+            self._power_mode = np.zeros(self.platform.nb_machines, np.int8)
         if self._window is not None:
             self._window.reset()
         self._steps = 0
@@ -640,12 +725,16 @@ class HeteroEnv(gym.Env):
         overridden = False
         if self._window is not None:
             self._choose_job(action)
+        elif action >= len(self._actions):  # power_actions
+            self._power_action(action - len(self._actions))
         else:
             pair = self._actions[action]
             if pair is None and self._void_would_stall():
                 pair, overridden = self.config.actions[0], True
             if pair is not None:
                 self.scheduler.schedule(pair[0], self.config.core_key(pair[1]))
+        if self._power_mode is not None and self._unstall_power():
+            overridden = True
         self._commit()
         self._steps += 1
         terminated = not self._advance()
@@ -675,6 +764,9 @@ class HeteroEnv(gym.Env):
                 mask = np.tile(mask, len(self._pstates))
                 if self._window is None and self.config.void:
                     mask[2 * self._nb_base - 1::self._nb_base] = False
+            if self._power_mode is not None:
+                power = self._power_mask() if not self._done else np.ones(len(POWER_ACTIONS), dtype=bool)
+                mask = np.concatenate([mask, power])
             self._mask = mask
         return self._mask.copy()
 
@@ -729,11 +821,12 @@ class HeteroEnv(gym.Env):
                             f["core_job"].copy(), f["sent_pstate"].copy(), self._done)
         resources = self.scheduler.resources
         pstate = resources.sent_pstate.copy()
-        if self._pstates is not None:  # the platform's own p-states: shown as busy / idle only
-            pstate = np.where(resources.core_job >= 0, P_BUSY, P_IDLE_PROCESSOR)
+        # power_actions: machines held asleep or switching are shown idle.
+        core_job = np.where(resources.core_job == HELD, -1, resources.core_job)
+        if self._pstates is not None or self.config.power_actions:  # the platform's own p-states: busy / idle
+            pstate = np.where(core_job >= 0, P_BUSY, P_IDLE_PROCESSOR)
         return Snapshot(float(self.engine.now), self._steps, np.array(self.scheduler.queue, dtype=np.int64),
-                        int(self.engine.nb_running), self._completed, resources.core_job.copy(),
-                        pstate, self._done)
+                        int(self.engine.nb_running), self._completed, core_job, pstate, self._done)
 
     # ------------------------------------------------------------------ results
 
@@ -791,6 +884,8 @@ class HeteroEnv(gym.Env):
         if self._pstates is not None:
             k, base = divmod(int(action), self._nb_base)
             return f"{self._base_action_name(base)} @ p-state {self._pstates[k]}"
+        if self.config.power_actions and action >= len(self._actions):
+            return POWER_ACTIONS[action - len(self._actions)]
         return self._base_action_name(action)
 
     def _base_action_name(self, action: int) -> str:
@@ -808,7 +903,7 @@ class HeteroEnv(gym.Env):
         window = self._window is not None
         while True:
             if window and self._held is None and scheduler.queue:
-                rewards.busy = self.platform.nb_machines - scheduler.resources.nb_free
+                rewards.busy = self._nb_busy()
                 return True
             point = engine.next_decision_point()
             if point is None:
@@ -816,6 +911,8 @@ class HeteroEnv(gym.Env):
                 return False
             rewards.advance(point.time)
             due = scheduler.admit(point)
+            if self._power_mode is not None and point.pstate_changes:
+                due = self._power_switched(point.pstate_changes) or due
             if point.completed:
                 rewards.leave(point.completed, engine)
                 self._completed += len(point.completed)
@@ -832,7 +929,12 @@ class HeteroEnv(gym.Env):
                 self._commit()
                 continue
             if due and scheduler.queue:
-                rewards.busy = self.platform.nb_machines - scheduler.resources.nb_free
+                rewards.busy = self._nb_busy()
+                return True
+            if (self._power_mode is not None and (due or point.pstate_changes) and engine.nb_unfinished
+                    and self._power_mask().any()):
+                # power_actions: also a decision while no job waits (a machine to switch off or wake).
+                rewards.busy = self._nb_busy()
                 return True
             self._commit()
 
@@ -861,7 +963,7 @@ class HeteroEnv(gym.Env):
             jobs = self.engine.jobs
             self._started += len(started)
             self._wait_sum += float(self.engine.now * len(started) - jobs.subtime[started].sum())
-        self._rewards.busy = self.platform.nb_machines - self.scheduler.resources.nb_free
+        self._rewards.busy = self._nb_busy()
 
     def _switch_pstates(self) -> None:
         """dvfs: switch the machines of the jobs about to start (picked since the last commit,
@@ -878,6 +980,91 @@ class HeteroEnv(gym.Env):
             self.engine.set_pstate(hosts, self._dvfs_pstate)
             resources.sent_pstate[hosts] = self._dvfs_pstate
 
+    def _nb_busy(self) -> int:
+        """Machines serving a job (those held asleep or switching are not free but not busy)."""
+        busy = self.platform.nb_machines - self.scheduler.resources.nb_free
+        if self._power_mode is not None:
+            busy -= int((self._power_mode != _AWAKE).sum())
+        return busy
+
+    # power_actions: machines switched off and woken by the agent. Those asleep or switching
+    # are held out of the resource model (ResourceModel.hold, as the shutdown policy does), so
+    # no core key picks them.
+
+    def _switchable_off(self) -> np.ndarray:
+        """Machines the agent may switch off: awake, idle, with a sleep p-state (lowest id first)."""
+        return np.flatnonzero((self._power_mode == _AWAKE) & (self.scheduler.resources.core_job < 0)
+                              & (self._sleep_pstate >= 0))
+
+    def _power_mask(self) -> np.ndarray:
+        """Which power actions are allowed (POWER_ACTIONS order): switching off needs an idle
+        awake machine and an empty queue (waiting jobs need the awake machines; this also keeps
+        an agent from switching off and being woken in a loop), waking a sleeping machine."""
+        off = not self.scheduler.queue and self._switchable_off().size > 0
+        wake = bool((self._power_mode == _ASLEEP).any())
+        return np.array([off, off, wake, wake], dtype=bool)
+
+    def _power_action(self, index: int) -> None:
+        """Apply POWER_ACTIONS[index]; a masked one does nothing (as void)."""
+        if not self._power_mask()[index]:
+            return
+        name = POWER_ACTIONS[index]
+        if name.startswith("switch_off"):
+            hosts = self._switchable_off()
+        else:
+            hosts = np.flatnonzero(self._power_mode == _ASLEEP)
+        if name.endswith("_one"):
+            hosts = hosts[:1]
+        self._switch(hosts, on=name.startswith("wake"))
+
+    def _switch(self, hosts: np.ndarray, on: bool) -> None:
+        """Send ``hosts`` to sleep (held first) or wake them, grouped by target p-state."""
+        if on:
+            self._power_mode[hosts] = _SWITCHING_ON
+            targets = self._awake_pstate
+        else:
+            self._power_mode[hosts] = _SWITCHING_OFF
+            self.scheduler.resources.hold(hosts)
+            targets = self._sleep_pstate
+        for pstate in np.unique(targets[hosts]).tolist():
+            self.engine.set_pstate(hosts[targets[hosts] == pstate], pstate)
+
+    def _power_switched(self, changes) -> bool:
+        """A point's finished switches (RESOURCE_STATE_CHANGED): machines switching off are
+        asleep, machines switching on awake and back in the resource model. Returns whether
+        some woke (a decision while jobs wait)."""
+        woke = False
+        mode = self._power_mode
+        for hosts, _ in changes:
+            hosts = np.asarray(hosts, dtype=np.int64)
+            if mode[hosts[0]] == _SWITCHING_OFF:
+                mode[hosts] = _ASLEEP
+            elif mode[hosts[0]] == _SWITCHING_ON:
+                mode[hosts] = _AWAKE
+                self.scheduler.resources.unhold(hosts)
+                woke = True
+        return woke
+
+    def _unstall_power(self) -> bool:
+        """power_actions: after the agent's action, if nothing would ever happen again (jobs
+        wait, none starts now, none runs, no machine is switching, no job is still to come),
+        wake every sleeping machine, or, with all awake, run the first pair (void's override).
+        Returns whether it did."""
+        scheduler, engine, mode = self.scheduler, self.engine, self._power_mode
+        if not scheduler.queue or scheduler._starts or engine.nb_running:
+            return False
+        if ((mode == _SWITCHING_OFF) | (mode == _SWITCHING_ON)).any():
+            return False
+        if engine.nb_unfinished != len(scheduler.queue):
+            return False
+        asleep = np.flatnonzero(mode == _ASLEEP)
+        if asleep.size:
+            self._switch(asleep, on=True)
+        else:
+            pair = self.config.actions[0]
+            scheduler.schedule(pair[0], self.config.core_key(pair[1]))
+        return True
+
     def _void_would_stall(self) -> bool:
         scheduler = self.scheduler
         nothing_runs = scheduler.resources.nb_free == self.platform.nb_machines
@@ -893,7 +1080,7 @@ class HeteroEnv(gym.Env):
     def _observe(self) -> np.ndarray:
         if self._window is not None:
             return self._window.build(self.scheduler, self._requests, self.engine.now)
-        return self._observer.build(self.scheduler, self._requests, self.engine.jobs.req_work)
+        return self._observer.build(self.scheduler, self._requests, self.engine.jobs.req_work, self._power_mode)
 
     # The fast path: the same steps in compiled code (hdeeprm.simulation.fastsim.envk), one call per step.
 
@@ -962,7 +1149,7 @@ class HeteroEnv(gym.Env):
                 },
             }
         engine = self.engine
-        return {
+        info = {
             "time": float(engine.now),
             "queue_length": len(self.scheduler.queue),
             "running_jobs": engine.nb_running,
@@ -976,6 +1163,12 @@ class HeteroEnv(gym.Env):
                 "consumed_joules": float(engine.energy_so_far()),
             },
         }
+        if self._power_mode is not None:  # power_actions: machines per mode
+            mode = self._power_mode
+            info["power"] = {name: int((mode == m).sum()) for name, m in
+                             (("awake", _AWAKE), ("switching_off", _SWITCHING_OFF), ("asleep", _ASLEEP),
+                              ("switching_on", _SWITCHING_ON))}
+        return info
 
 
 def dvfs_pstates(platform: Platform) -> tuple[int, ...]:
@@ -1017,6 +1210,31 @@ def dvfs_pstates(platform: Platform) -> tuple[int, ...]:
         raise ConfigError(f"dvfs: {source}: machine {platform.host_names[h]} has speed {speeds[h, k]!r} flop/s in "
                           f"p-state {pstates[k]}; every p-state the agent may choose needs a positive speed")
     return pstates
+
+
+def power_pstates(platform: Platform) -> tuple[np.ndarray, np.ndarray]:
+    """power_actions: per machine its sleep p-state (the first its ``sleep_pstates`` declares;
+    -1 for a machine without one, which the agent never switches off) and the p-state it wakes
+    to (the one the platform declares for it). Raises ConfigError unless the platform is flat
+    (no HDeepRM hierarchy), some machine declares a sleep p-state and every machine starts in
+    a computation p-state."""
+    source = platform.source
+    states = _sleep_states(platform)
+    if states is None:
+        raise ConfigError(f"power_actions: {source} declares no sleep p-state; the power actions need hosts with "
+                          "Batsim's property sleep_pstates=\"sleep:off:on\" (e.g. tests/data/platforms/sleep_4hosts.xml)")
+    if platform.hierarchy is not None:
+        raise ConfigError(f"power_actions: {source} has an HDeepRM hierarchy, whose p-states HDeepRM's own rules set; "
+                          "give a flat SimGrid XML platform with sleep p-states")
+    is_sleep = states.kind == _SLEEP
+    sleep = np.where(is_sleep.any(axis=1), is_sleep.argmax(axis=1), -1).astype(np.int64)
+    awake = np.asarray(platform.initial_pstate, dtype=np.int64)
+    machines = np.arange(len(awake))
+    bad = np.flatnonzero(states.kind[machines, awake] != _COMPUTATION)
+    if bad.size:
+        raise ConfigError(f"power_actions: {source}: machine {platform.host_names[bad[0]]} starts in p-state "
+                          f"{awake[bad[0]]}, not a computation p-state")
+    return sleep, awake
 
 
 def _as_platform(platform, hierarchy) -> Platform:

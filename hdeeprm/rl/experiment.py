@@ -21,9 +21,10 @@ only other random draws from the jobs trained on: the evaluation says so.
 
 ``conversion``: options of the SWF conversion (``hdeeprm.inputs.workload.ConversionOptions``), e.g.
 ``{"memory_demand": "none"}``; ``action_space``, ``window_jobs``, ``window_core_key``,
-``backfill`` (null, ``"easy"`` or ``"conservative"``), ``bsld_bound``, ``high_cores`` and ``dvfs`` (the
+``backfill`` (null, ``"easy"`` or ``"conservative"``), ``bsld_bound``, ``high_cores``, ``dvfs`` (the
 agent also chooses the p-state of its jobs' machines, on a flat XML platform with several p-states,
-which is then kept with its own p-states) are HeteroEnv's (``hdeeprm.rl.env.EnvConfig``). ``objective``
+which is then kept with its own p-states) and ``power_actions`` (the agent also switches idle machines
+off and wakes sleeping ones, on a flat XML platform with Batsim sleep p-states) are HeteroEnv's (``hdeeprm.rl.env.EnvConfig``). ``objective``
 may also name a user function, ``"file.py:function"`` (see ``hdeeprm.simulation.objectives``).
 """
 
@@ -57,6 +58,7 @@ from hdeeprm.rl.env import (
     HeteroEnv,
     dvfs_pstates,
     parse_action_set,
+    power_pstates,
 )
 from hdeeprm.rl.original_options import MAX_HIDDEN
 from hdeeprm.simulation.keys import DEFAULT_PAIRS
@@ -96,6 +98,7 @@ class ExperimentConfig:
     bsld_bound: float = 10.0
     high_cores: str = "most_free"  # "most_busy": high_cores as the original's code ran it
     dvfs: bool = False  # the agent also picks its jobs' p-states (flat platforms with several; hdeeprm.rl.env)
+    power_actions: bool = False  # the agent also switches machines off and on (sleep p-states; hdeeprm.rl.env)
     conversion: dict | None = None
     split: dict | None = None
     test_workload: str | None = None
@@ -212,7 +215,8 @@ class ExperimentConfig:
                          action_space=self.action_space, window_jobs=self.window_jobs,
                          window_core_key=self.window_core_key, window_commit=self.window_commit,
                          backfill=self.backfill,
-                         bsld_bound=self.bsld_bound, high_cores=self.high_cores, dvfs=self.dvfs)
+                         bsld_bound=self.bsld_bound, high_cores=self.high_cores, dvfs=self.dvfs,
+                         power_actions=self.power_actions)
 
     def make_env(self, part: str = "train", *, backend: str = "embedded", backend_options=None,
                  **env_overrides) -> HeteroEnv:
@@ -310,6 +314,8 @@ def _load_data(config_json: str) -> ExperimentData:
     platform = load_platform(resolve_platform_name(config.platform), hierarchy=config.hierarchy)
     if config.dvfs:
         dvfs_pstates(platform)  # a flat platform with several p-states, kept as it is: the agent sets them
+    elif config.power_actions:
+        power_pstates(platform)  # a flat platform with sleep p-states, kept as it is: the agent switches them
     elif platform.hierarchy is None:
         platform = with_flat_hierarchy(platform)
     whole, trace_origin = _load_workload(config.workload, platform, config.nb_jobs, config)
