@@ -14,13 +14,15 @@ that no agent trained on (the experiment's ``split``):
   at p-state k" (k = 0 is the classic baseline again, which the script checks);
 - PPO agents that choose a core key and a p-state at each decision (``dvfs``), trained on the
   first 60 % of the trace, one on ``energy_consumption`` (gamma 1), one on ``avg_bounded_slowdown``
-  (gamma 0.99).
+  (gamma 0.99);
+- a PPO agent with power actions (``power_actions``): first:first_fit, void, and switching idle
+  machines off or sleeping ones on, trained on the same part on ``energy_consumption`` (gamma 1).
 
 It prints a table (total energy over the windows, mean waiting time and mean bounded
 slowdown over their jobs, the Pareto front) and draws the energy / waiting-time trade-off.
 
     python examples/energy_study.py --quick --out runs/energy-study   # seconds
-    python examples/energy_study.py --out runs/energy-study           # about 40 s on two cores
+    python examples/energy_study.py --out runs/energy-study           # about 80 s on two cores
 
 Walltimes: a job slowed by a low p-state or a slow host must not be killed at its requested
 time (that would "save" energy by not running it), so each walltime is the trace's
@@ -65,7 +67,8 @@ REFERENCE_GFLOPS = 1.0  # trace run times are those of an eco host at p-state 0
 WALLTIME_STRETCH = 1 / FRACTIONS[-1]
 SHUTDOWNS = (0.0, 60.0, 600.0, 3600.0)  # idle seconds before a machine is sent to sleep
 BSLD_BOUND_S = 10.0
-PAIRS = {"first": ["first_fit", "high_gflops", "low_power"]}  # the agents' base actions
+PAIRS = {"first": ["first_fit", "high_gflops", "low_power"]}  # the DVFS agents' base actions
+POWER_PAIRS = {"first": ["first_fit"]}  # the power agent's: one pair, void, then the four power actions
 
 
 def write_platform(path: Path) -> None:
@@ -93,15 +96,19 @@ def write_workload(path: Path, nb_jobs: int, nb_hosts: int) -> None:
     write_batsim_workload(dataclasses.replace(workload, jobs=jobs), path)
 
 
-def experiment(out: Path, args, objective: str, reward_scale: float, gamma: float) -> ExperimentConfig:
+def experiment(out: Path, args, objective: str, reward_scale: float, gamma: float,
+               power: bool = False) -> ExperimentConfig:
+    """The DVFS agents' experiment, or with ``power`` the power agent's: its pair and void
+    (which power_actions needs), the four power actions, no DVFS (power_actions excludes it)."""
     data = {"platform": "platform.xml", "workload": "jobs.json", "nb_jobs": None,
             "split": {"train": [0, 0.6], "test": [0.6, 1]},
             "episode_jobs": args.window_jobs, "eval_episodes": 1000,  # every test window
             "objective": objective, "reward_scale": reward_scale, "observation": "normal",
-            "actions": {"selection": [PAIRS], "void": False}, "backfill": "easy", "dvfs": True,
+            "actions": {"selection": [POWER_PAIRS if power else PAIRS], "void": power}, "backfill": "easy",
+            "dvfs": not power, "power_actions": power,
             "algorithm": "ppo", "episodes": args.episodes, "gamma": gamma, "hidden": 64, "lr": 1e-3, "seed": args.seed,
             "episode_outputs": "none"}
-    path = out / f"experiment-{objective}.json"
+    path = out / f"experiment-{'power-' if power else ''}{objective}.json"
     path.write_text(json.dumps(data, indent=2) + "\n")
     return ExperimentConfig.load(path)
 
@@ -143,7 +150,9 @@ def fixed_pstate_runs(config: ExperimentConfig, windows, pstate: int) -> list[di
     return rows
 
 
-def agent_runs(config: ExperimentConfig, windows, run_dir: Path) -> tuple[list[dict], np.ndarray, float]:
+def agent_runs(config: ExperimentConfig, windows, run_dir: Path) -> tuple[list[dict], dict, float]:
+    """Train, then play greedily on every window: the rows, and per action name the decisions
+    that took it and the jobs they started."""
     from hdeeprm.rl.agents import ALGORITHMS, build_agent
     from hdeeprm.rl.agents.common import load_checkpoint
     from hdeeprm.rl.train import observation_size, run_episode, train
@@ -156,13 +165,15 @@ def agent_runs(config: ExperimentConfig, windows, run_dir: Path) -> tuple[list[d
                         observation_size(env), seed=config.seed)
     load_checkpoint(run_dir / "model.pt", agent)
     agent.greedy = True
-    rows, chosen = [], np.zeros((len(FRACTIONS), len(PAIRS["first"])), np.int64)
+    names = env.action_names()
+    rows, decisions, started = [], np.zeros(len(names), np.int64), np.zeros(len(names), np.int64)
     for seed, options in windows:
         record = run_episode(env, agent, seed=seed, options=dict(options))
         rows.append(metrics_of(record.result, env.engine))
-        for action, started in zip(record.actions, record.started_per_step):
-            chosen[divmod(action, len(PAIRS["first"]))] += started  # jobs started per (p-state, core key)
-    return rows, chosen, seconds
+        for action, jobs in zip(record.actions, record.started_per_step):
+            decisions[action] += 1
+            started[action] += jobs
+    return rows, {"names": names, "decisions": decisions, "started": started}, seconds
 
 
 def add_horizon_energy(runs) -> None:
@@ -191,10 +202,11 @@ def plot(path: Path, table: list[dict], title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hdeeprm.analysis.plots.style import BLACK, BLUE, GREEN, ORANGE, VERMILLION, applied, get_style
+    from hdeeprm.analysis.plots.style import BLACK, BLUE, GREEN, ORANGE, PURPLE, VERMILLION, applied, get_style
 
-    colours = {"classic": BLUE, "shutdown": GREEN, "dvfs": ORANGE, "agent": VERMILLION, "placement": BLACK}
-    markers = {"classic": "o", "shutdown": "s", "dvfs": "^", "agent": "*", "placement": "D"}
+    colours = {"classic": BLUE, "shutdown": GREEN, "dvfs": ORANGE, "agent": VERMILLION, "placement": BLACK,
+               "power agent": PURPLE}
+    markers = {"classic": "o", "shutdown": "s", "dvfs": "^", "agent": "*", "placement": "D", "power agent": "P"}
     panels = (("energy_j", "energy, common horizon per window (GJ)"),
               ("batsim_j", "energy to each run's last job end (GJ)\n(Batsim's consumed_joules)"))
     with applied(get_style("default")):
@@ -206,13 +218,16 @@ def plot(path: Path, table: list[dict], title: str) -> None:
             for row in table:
                 kind = row["kind"]
                 x, y = row["mean_wait_s"], row[key] / 1e9
-                ax.scatter(x, y, s=110 if kind == "agent" else 45, color=colours[kind], marker=markers[kind],
+                ax.scatter(x, y, s=110 if kind in ("agent", "power agent") else 45, color=colours[kind], marker=markers[kind],
                            zorder=3, edgecolor="black" if row["name"] in front else "none", linewidth=1.2,
                            label=None if kind in seen else kind)
                 seen.add(kind)
                 labels.setdefault((round(x, 1), round(y, 3)), []).append(row["name"])
+            # Waiting times span 0 to tens of thousands of seconds (the power agent's): linear up
+            # to 100 s, logarithmic above, with room on the right for the labels.
+            ax.set_xscale("symlog", linthresh=100, linscale=0.5)
             ax.set_ylim(bottom=0)
-            ax.set_xlim(left=0)
+            ax.set_xlim(0, 4 * max(100.0, max(r["mean_wait_s"] for r in table)))
             ax.autoscale_view()
             placed: list[tuple[float, float]] = []  # (x, top) of the labels placed: pushed apart where points crowd
             for (x, y), names in sorted(labels.items(), key=lambda item: item[0][1]):
@@ -231,7 +246,7 @@ def plot(path: Path, table: list[dict], title: str) -> None:
             ordered = sorted((r["mean_wait_s"], r[key] / 1e9) for r in table if r["name"] in front)
             ax.step(*zip(*ordered), where="post", color="#555555", lw=0.8, ls="--", zorder=2,
                     label="Pareto front (outlined)")
-            ax.set_xlabel("mean waiting time (s)")
+            ax.set_xlabel("mean waiting time (s; logarithmic above 100 s)")
             ax.set_ylabel(ylabel)
         axes[0].legend(fontsize=7.5, loc="lower right")
         fig.suptitle(title, fontsize=9)
@@ -242,7 +257,7 @@ def plot(path: Path, table: list[dict], title: str) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="400 jobs, 12 training episodes: seconds")
+    parser.add_argument("--quick", action="store_true", help="400 jobs, 12 training episodes per agent: seconds")
     parser.add_argument("--out", default="runs/energy-study", help="output folder (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -257,8 +272,11 @@ def main(argv=None) -> int:
     # learns the myopic lowest-power action and its training returns get worse.
     energy_cfg = experiment(out, args, "energy_consumption", 1e-9, 1.0)
     bsld_cfg = experiment(out, args, "avg_bounded_slowdown", 0.1, 0.99)
+    # The power agent on the same objective and gamma: switching a machine off saves its idle
+    # watts until it is woken, and the energy of the switches and of a longer tail is billed too.
+    power_cfg = experiment(out, args, "energy_consumption", 1e-9, 1.0, power=True)
     windows = energy_cfg.evaluation_windows()
-    assert windows == bsld_cfg.evaluation_windows()
+    assert windows == bsld_cfg.evaluation_windows() == power_cfg.evaluation_windows()
     starts = [options["window_start"] for _, options in windows]
     n_test = len(energy_cfg.data().parts["test"])
     where = (f"{len(windows)} held-out windows of {energy_cfg.evaluation_jobs} jobs (test part: jobs "
@@ -284,10 +302,17 @@ def main(argv=None) -> int:
         rows, counts, seconds = agent_runs(cfg, windows, out / f"agent-{cfg.objective}")
         runs.append((label, "agent", rows))
         chosen[label] = counts
-        share = counts / max(1, counts.sum())
+        share = counts["started"].reshape(len(FRACTIONS), len(PAIRS["first"])) / max(1, counts["started"].sum())
         print(f"{label}: {cfg.episodes} PPO episodes of {cfg.episode_jobs} jobs in {seconds:.0f} s; its jobs on the "
               "held-out windows by p-state: " + ", ".join(f"p{k} {share[k].sum():.0%}" for k in range(len(share)))
               + "; by core key: " + ", ".join(f"{key} {share[:, i].sum():.0%}" for i, key in enumerate(PAIRS["first"])))
+    label = "PPO power energy"
+    rows, counts, seconds = agent_runs(power_cfg, windows, out / "agent-power-energy_consumption")
+    runs.append((label, "power agent", rows))
+    chosen[label] = counts
+    print(f"{label}: {power_cfg.episodes} PPO episodes of {power_cfg.episode_jobs} jobs in {seconds:.0f} s; its "
+          "decisions on the held-out windows: " + ", ".join(f"{name} {n}" for name, n in zip(counts["names"],
+                                                                                            counts["decisions"])))
     add_horizon_energy(runs)
 
     table = []
