@@ -118,7 +118,6 @@ from hdeeprm.inputs.platform import load_platform, resolve_platform_name
 from hdeeprm.inputs.platform.flat import FLAT_TYPE, with_flat_hierarchy
 from hdeeprm.inputs.platform.model import P_BUSY, P_IDLE_PROCESSOR, Platform
 from hdeeprm.inputs.platform.sleep import COMPUTATION as _COMPUTATION  # Batsim's sleep p-states: not for dvfs
-from hdeeprm.inputs.platform.sleep import SLEEP as _SLEEP
 from hdeeprm.inputs.platform.sleep import sleep_states as _sleep_states
 from hdeeprm.inputs.workload import job_limits, load_workload
 from hdeeprm.inputs.workload.model import Workload, WorkloadArrays
@@ -1226,8 +1225,7 @@ def power_pstates(platform: Platform) -> tuple[np.ndarray, np.ndarray]:
     if platform.hierarchy is not None:
         raise ConfigError(f"power_actions: {source} has an HDeepRM hierarchy, whose p-states HDeepRM's own rules set; "
                           "give a flat SimGrid XML platform with sleep p-states")
-    is_sleep = states.kind == _SLEEP
-    sleep = np.where(is_sleep.any(axis=1), is_sleep.argmax(axis=1), -1).astype(np.int64)
+    sleep = states.first_sleep_pstate()
     awake = np.asarray(platform.initial_pstate, dtype=np.int64)
     machines = np.arange(len(awake))
     bad = np.flatnonzero(states.kind[machines, awake] != _COMPUTATION)

@@ -30,7 +30,7 @@ from time import perf_counter
 import numpy as np
 
 from hdeeprm.common.errors import ConfigError
-from hdeeprm.inputs.platform.sleep import SLEEP, sleep_states
+from hdeeprm.inputs.platform.sleep import sleep_states
 from hdeeprm.simulation.engine import DecisionPoint, Engine, SimulationResult
 from hdeeprm.simulation.keys import ALL_CORE_KEYS, ALL_JOB_KEYS, job_key_values, ordered
 from hdeeprm.simulation.resources import FITS, ResourceModel, memory_capacity
@@ -510,8 +510,7 @@ class ShutdownScheduler(QueueScheduler):
         if platform.hierarchy is not None:
             raise ConfigError("shutdown policy: not on platforms with an HDeepRM hierarchy")
         n = engine.nb_machines
-        is_sleep = states.kind == SLEEP
-        self.sleep_pstate = np.where(is_sleep.any(axis=1), is_sleep.argmax(axis=1), -1)
+        self.sleep_pstate = states.first_sleep_pstate()
         self.awake_pstate = np.asarray(platform.initial_pstate, dtype=np.int64)
         self.idle_s = float(self.config.shutdown)
         self.mode = np.zeros(n, np.int8)

@@ -42,6 +42,12 @@ class SleepStates:
             array.setflags(write=False)
             object.__setattr__(self, name, array)
 
+    def first_sleep_pstate(self) -> np.ndarray:
+        """Per host, the first sleep p-state it declares (-1: none): where the shutdown policy
+        and HeteroEnv's power actions send an idle machine."""
+        is_sleep = self.kind == SLEEP
+        return np.where(is_sleep.any(axis=1), is_sleep.argmax(axis=1), -1).astype(np.int64)
+
     def property_value(self, host: int) -> str | None:
         """The ``sleep_pstates`` value Batsim reads for ``host`` (None: the host has none)."""
         triplets = self.triplets[host]
