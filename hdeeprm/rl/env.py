@@ -118,6 +118,7 @@ from hdeeprm.inputs.platform import load_platform, resolve_platform_name
 from hdeeprm.inputs.platform.flat import FLAT_TYPE, with_flat_hierarchy
 from hdeeprm.inputs.platform.model import P_BUSY, P_IDLE_PROCESSOR, Platform
 from hdeeprm.inputs.platform.sleep import COMPUTATION as _COMPUTATION  # Batsim's sleep p-states: not for dvfs
+from hdeeprm.inputs.platform.sleep import require_sleep_states
 from hdeeprm.inputs.platform.sleep import sleep_states as _sleep_states
 from hdeeprm.inputs.workload import job_limits, load_workload
 from hdeeprm.inputs.workload.model import Workload, WorkloadArrays
@@ -1218,13 +1219,7 @@ def power_pstates(platform: Platform) -> tuple[np.ndarray, np.ndarray]:
     (no HDeepRM hierarchy), some machine declares a sleep p-state and every machine starts in
     a computation p-state."""
     source = platform.source
-    states = _sleep_states(platform)
-    if states is None:
-        raise ConfigError(f"power_actions: {source} declares no sleep p-state; the power actions need hosts with "
-                          "Batsim's property sleep_pstates=\"sleep:off:on\" (e.g. tests/data/platforms/sleep_4hosts.xml)")
-    if platform.hierarchy is not None:
-        raise ConfigError(f"power_actions: {source} has an HDeepRM hierarchy, whose p-states HDeepRM's own rules set; "
-                          "give a flat SimGrid XML platform with sleep p-states")
+    states = require_sleep_states(platform, "power_actions")
     sleep = states.first_sleep_pstate()
     awake = np.asarray(platform.initial_pstate, dtype=np.int64)
     machines = np.arange(len(awake))

@@ -30,7 +30,7 @@ from time import perf_counter
 import numpy as np
 
 from hdeeprm.common.errors import ConfigError
-from hdeeprm.inputs.platform.sleep import sleep_states
+from hdeeprm.inputs.platform.sleep import require_sleep_states, sleep_states
 from hdeeprm.simulation.engine import DecisionPoint, Engine, SimulationResult
 from hdeeprm.simulation.keys import ALL_CORE_KEYS, ALL_JOB_KEYS, job_key_values, ordered
 from hdeeprm.simulation.resources import FITS, ResourceModel, memory_capacity
@@ -503,12 +503,7 @@ class ShutdownScheduler(QueueScheduler):
                  rng: np.random.Generator | None = None):
         super().__init__(engine, config, rng)
         platform = engine.platform
-        states = sleep_states(platform)
-        if states is None:
-            raise ConfigError(f"shutdown policy: platform {platform.source} declares no sleep p-state "
-                              "(Batsim's host property sleep_pstates=\"sleep:off:on\")")
-        if platform.hierarchy is not None:
-            raise ConfigError("shutdown policy: not on platforms with an HDeepRM hierarchy")
+        states = require_sleep_states(platform, "shutdown policy")
         n = engine.nb_machines
         self.sleep_pstate = states.first_sleep_pstate()
         self.awake_pstate = np.asarray(platform.initial_pstate, dtype=np.int64)

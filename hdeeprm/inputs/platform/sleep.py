@@ -105,3 +105,18 @@ def attach_sleep_states(platform, states: SleepStates | None):
 def sleep_states(platform) -> SleepStates | None:
     """The platform's sleep p-states, or None when no host declares any."""
     return getattr(platform, _ATTRIBUTE, None)
+
+
+def require_sleep_states(platform, who: str) -> SleepStates:
+    """The sleep table of a flat platform with sleep p-states, for ``who`` (the shutdown
+    policy, HeteroEnv's power actions); a ConfigError saying what is missing otherwise."""
+    from hdeeprm.common.errors import ConfigError
+
+    states = sleep_states(platform)
+    if states is None:
+        raise ConfigError(f"{who}: {platform.source} declares no sleep p-state; expected hosts with Batsim's "
+                          "property sleep_pstates=\"sleep:off:on\" (e.g. tests/data/platforms/sleep_4hosts.xml)")
+    if platform.hierarchy is not None:
+        raise ConfigError(f"{who}: {platform.source} has an HDeepRM hierarchy, whose p-states HDeepRM's own rules "
+                          "set; expected a flat SimGrid XML platform with sleep p-states")
+    return states
