@@ -546,7 +546,9 @@ def dropin_worker(spec: dict) -> dict:
     """One run of a scenario with an external Batsim scheduler (benchmarks/dropin_fcfs.py, no
     hdeeprm in it) against ``simulator``: ``hdeeprm batsim`` or real ``batsim``, started as a
     user starts them. Seconds: the simulator's process, from its start to its exit (the
-    scheduler is started first and waits)."""
+    scheduler is started first and waits); own seconds: those less the time the simulator
+    waited for the scheduler's replies (``scheduling_time`` of its _schedule.csv, which both
+    simulators measure around each round trip)."""
     scenario, prefix = Path(spec["scenario"]), spec["prefix"]
     endpoint = f"tcp://127.0.0.1:{_free_port()}"
     scheduler = subprocess.Popen([sys.executable, str(HERE / "dropin_fcfs.py"), endpoint], cwd=ROOT)
@@ -561,7 +563,11 @@ def dropin_worker(spec: dict) -> dict:
     finally:
         if scheduler.poll() is None:
             scheduler.kill()
-    return {"seconds": seconds}
+    import csv
+
+    with open(f"{prefix}_schedule.csv", newline="") as f:
+        waited = float(next(csv.DictReader(f))["scheduling_time"])
+    return {"seconds": seconds, "own_seconds": seconds - waited}
 
 
 def dropin_comparison(ours: str, theirs: str) -> dict:
@@ -662,9 +668,13 @@ def tables(results: dict) -> list[tuple[str, tuple, list]]:
     dropin = results.get("dropin", [])
     if dropin:
         head = ("scenario", "scheduler", "hdeeprm batsim s (min-max)", "batsim s (min-max)", "batsim / ours",
+                "own s: ours", "own s: batsim", "own: batsim / ours",
                 "same schedule", "job energy max rel. diff", "identical files")
         rows = [(r["scenario"], r["scheduler"], spread(r["hdeeprm"]), spread(r["batsim"]) if "batsim" in r else "-",
                  f"{r['ratio']:.2f}" if "ratio" in r else "-",
+                 f"{r['hdeeprm_own']['median']:.2f}" if "hdeeprm_own" in r else "-",
+                 f"{r['batsim_own']['median']:.2f}" if "batsim_own" in r else "-",
+                 f"{r['own_ratio']:.2f}" if "own_ratio" in r else "-",
                  ("yes" if r["same_schedule"] else "NO") if "same_schedule" in r else "-",
                  f"{r['job_energy_max_rel_diff']:.1e}" if "same_schedule" in r else "-",
                  ", ".join(r["identical_files"]) or "none" if "same_schedule" in r else "-")
@@ -939,13 +949,16 @@ def main(argv=None) -> int:
                 simulators = ["hdeeprm"] + (["batsim"] if batsim else [])
                 for simulator in simulators:
                     runs = [run_worker("dropin", {"scenario": folder, "simulator": simulator, "batsim": batsim,
-                                                  "prefix": f"{tmp}/{simulator}-{k}"})["seconds"]
+                                                  "prefix": f"{tmp}/{simulator}-{k}"})
                             for k in range(args.repeat)]
-                    row[simulator] = stats(runs)
-                    print(f"  dropin {row['scenario']:<28} {simulator:<8} {row[simulator]['median']:.2f} s", flush=True)
+                    row[simulator] = stats([r["seconds"] for r in runs])
+                    row[simulator + "_own"] = stats([r["own_seconds"] for r in runs])
+                    print(f"  dropin {row['scenario']:<28} {simulator:<8} {row[simulator]['median']:.2f} s "
+                          f"(own {row[simulator + '_own']['median']:.2f} s)", flush=True)
                 if batsim:
                     row.update(dropin_comparison(f"{tmp}/hdeeprm-0", f"{tmp}/batsim-0"))
                     row["ratio"] = row["batsim"]["median"] / row["hdeeprm"]["median"]
+                    row["own_ratio"] = row["batsim_own"]["median"] / row["hdeeprm_own"]["median"]
             rows.append(row)
         results["dropin"] = rows
 

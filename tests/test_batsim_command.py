@@ -175,7 +175,8 @@ def test_a_scheduler_written_here_runs_on_the_command(tmp_path, scenario):
 
 def test_without_energy_batsims_files_and_values(tmp_path):
     _run_ours("A3-ties-reject", tmp_path / "run", energy=False)
-    assert {p.name for p in tmp_path.iterdir()} - {"run_machine_states.csv"} == {"run_jobs.csv", "run_schedule.csv"}
+    assert {p.name for p in tmp_path.iterdir()} == {"run_jobs.csv", "run_schedule.csv", "run_machine_states.csv",
+                                                    "run_schedule.trace"}
     assert {row["consumed_energy"] for row in _rows(tmp_path / "run_jobs.csv") if row["final_state"] != "REJECTED"} \
         == {"-1.000000"}
 
@@ -272,12 +273,140 @@ def test_missing_inputs_are_one_line_errors(tmp_path, capsys):
     assert code == 2 and "no such file" in err and len(err.strip().splitlines()) == 1
 
 
-def test_a_platform_with_sleep_states_is_refused_in_one_line(tmp_path, capsys):
-    data = Path(__file__).parent / "data"
-    code = main(["batsim", "-p", str(data / "platforms" / "sleep_4hosts.xml"), "-w",
-                 str(data / "batsim-reference" / "A8-dvfs-script" / "workload.json"), "-s", "tcp://127.0.0.1:1"])
+class SleepScheduler(FcfsScheduler):
+    """A Batsim 4 decision process that manages power (as batsched's energy policies do): FCFS on
+    the lowest idle awake machines; when nothing waits, it switches every idle machine off (to
+    the first sleep p-state of its ``sleep_pstates`` property); when the head job does not fit,
+    it wakes as many sleeping machines as it lacks (p-state 0) and starts the job once they are
+    awake (RESOURCE_STATE_CHANGED). With ``wake_all`` every sleeping machine is woken in one
+    request whenever a job waits."""
+
+    def __init__(self, wake_all: bool = False):
+        self.wake_all = wake_all
+        super().__init__(energy=True, kill=False)
+
+    def _serve(self):
+        idle, asleep, waking, queue, size, sleep_of = set(), set(), set(), [], {}, {}
+        while self.socket.poll(60_000):
+            msg = json.loads(self.socket.recv())
+            self.received.append(msg)
+            now, out = msg["now"], []
+            for e in msg["events"]:
+                kind, data = e["type"], e["data"]
+                if kind == "SIMULATION_BEGINS":
+                    for r in data["compute_resources"]:
+                        sleep_of[r["id"]] = int(r["properties"]["sleep_pstates"].split(":")[0])
+                    idle = set(sleep_of)
+                elif kind == "JOB_SUBMITTED":
+                    size[data["job_id"]] = data["job"]["res"]
+                    if data["job"]["res"] > len(sleep_of):
+                        out.append({"timestamp": now, "type": "REJECT_JOB", "data": {"job_id": data["job_id"]}})
+                    else:
+                        queue.append(data["job_id"])
+                elif kind == "JOB_COMPLETED":
+                    idle |= set(parse_intervals(data["alloc"]).tolist())
+                elif kind == "RESOURCE_STATE_CHANGED":
+                    machines = set(parse_intervals(data["resources"]).tolist())
+                    if int(data["state"]) == 0:
+                        idle |= machines
+                        waking -= machines
+                    else:
+                        asleep |= machines
+                elif kind == "SIMULATION_ENDS":
+                    self.socket.send_json({"now": now, "events": []})
+                    return
+            while queue and size[queue[0]] <= len(idle):
+                job = queue.pop(0)
+                alloc = sorted(idle)[:size[job]]
+                idle -= set(alloc)
+                out.append({"timestamp": now, "type": "EXECUTE_JOB", "data": {"job_id": job,
+                                                                             "alloc": format_intervals(alloc)}})
+            if queue:
+                lacking = len(asleep) if self.wake_all else size[queue[0]] - len(idle) - len(waking)
+                wake = sorted(asleep)[:max(lacking, 0)]
+                if wake:
+                    asleep -= set(wake)
+                    waking |= set(wake)
+                    out.append({"timestamp": now, "type": "SET_RESOURCE_STATE",
+                                "data": {"resources": format_intervals(wake), "state": "0"}})
+            elif idle:
+                for state in sorted({sleep_of[m] for m in idle}):
+                    off = sorted(m for m in idle if sleep_of[m] == state)
+                    out.append({"timestamp": now, "type": "SET_RESOURCE_STATE",
+                                "data": {"resources": format_intervals(off), "state": str(state)}})
+                idle = set()
+            self.socket.send_json({"now": now, "events": out})
+        raise TimeoutError("no message for 60 s")
+
+
+SLEEP_PLATFORM = Path(__file__).parent / "data" / "platforms" / "sleep_4hosts.xml"
+
+
+def _sleep_workload(folder: Path, seed: int, nb_jobs: int = 30) -> Path:
+    """Delay and parallel jobs of 1-4 machines, with gaps long enough to sleep in."""
+    import random
+
+    rng = random.Random(seed)
+    jobs, profiles, t = [], {}, 0.0
+    for i in range(nb_jobs):
+        t += rng.choice([0, 0, 1.5, 4, 9, 30, 80, 200])
+        if rng.random() < 0.5:
+            profiles[f"p{i}"] = {"type": "delay", "delay": rng.choice([5, 10, 17.3, 30])}
+        else:
+            profiles[f"p{i}"] = {"type": "parallel_homogeneous", "cpu": rng.choice([5e8, 1e9, 2.3e9]), "com": 0}
+        jobs.append({"id": i, "subtime": t, "res": rng.choice([1, 1, 2, 3, 4, 5]), "profile": f"p{i}",
+                     "walltime": 400})
+    path = folder / f"sleep-{seed}.json"
+    path.write_text(json.dumps({"nb_res": 4, "jobs": jobs, "profiles": profiles}))
+    return path
+
+
+def _sleep_args(workload: Path, prefix: Path, endpoint: str) -> list[str]:
+    return ["-p", str(SLEEP_PLATFORM), "-w", str(workload), "-e", str(prefix), "-s", endpoint, "-q", "-E"]
+
+
+def test_sleep_states_switch_machines_off_and_on(tmp_path):
+    """Machines go to sleep and wake through the virtual p-states (10 s off at 50 W... per the
+    platform's comment), each request acknowledged once all its machines have switched."""
+    scheduler = SleepScheduler()
+    workload = _sleep_workload(tmp_path, 3)
+    assert main(["batsim", *_sleep_args(workload, tmp_path / "out", scheduler.endpoint)]) == 0
+    scheduler.join()
+    changes = [e["data"] for m in scheduler.received for e in m["events"] if e["type"] == "RESOURCE_STATE_CHANGED"]
+    assert {c["state"] for c in changes} == {"0", "2"}
+    with open(str(tmp_path / "out") + "_machine_states.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert max(float(r["nb_sleeping"]) for r in rows) == 4
+    assert max(float(r["nb_switching_on"]) for r in rows) >= 1
+    jobs = _rows(Path(str(tmp_path / "out") + "_jobs.csv"))
+    assert {r["final_state"] for r in jobs} == {"COMPLETED_SUCCESSFULLY", "REJECTED"}
+
+
+def test_a_bad_power_request_is_a_one_line_error(tmp_path, capsys):
+    """Switching a busy machine off: Batsim aborts; the command says why in one line."""
+    context = zmq.Context()
+    socket = context.socket(zmq.REP)
+    port = socket.bind_to_random_port("tcp://127.0.0.1")
+
+    def scheduler():
+        msg = json.loads(socket.recv())
+        socket.send_json({"now": msg["now"], "events": []})
+        msg = json.loads(socket.recv())
+        job = next(e["data"] for e in msg["events"] if e["type"] == "JOB_SUBMITTED")
+        alloc = format_intervals(range(job["job"]["res"]))
+        socket.send_json({"now": msg["now"], "events": [
+            {"timestamp": msg["now"], "type": "EXECUTE_JOB", "data": {"job_id": job["job_id"], "alloc": alloc}},
+            {"timestamp": msg["now"], "type": "SET_RESOURCE_STATE", "data": {"resources": "0", "state": "2"}}]})
+
+    thread = threading.Thread(target=scheduler, daemon=True)
+    thread.start()
+    workload = _sleep_workload(tmp_path, 1, nb_jobs=2)
+    code = main(["batsim", *_sleep_args(workload, tmp_path / "out", f"tcp://127.0.0.1:{port}")])
+    thread.join(10)
+    socket.close(linger=0)
+    context.term()
     err = capsys.readouterr().err
-    assert code == 2 and "sleep_pstates" in err and "real Batsim" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "SET_RESOURCE_STATE at t=" in err and "only idle machines can be switched off" in err and len(err.strip().splitlines()) == 1
 
 
 def test_batsim_help_names_batsims_options(capsys):
@@ -313,12 +442,50 @@ def test_same_messages_and_files_as_real_batsim(tmp_path, scenario, energy):
     assert expected <= {p.name for p in tmp_path.iterdir()}
 
 
+def _as_set(events: list[dict]) -> list[str]:
+    return sorted(json.dumps(e, sort_keys=True) for e in events)
+
+
+@pytest.mark.batsim
+@needs_batsim
+@pytest.mark.parametrize("seed, wake_all", [(3, False), (5, False), (8, True), (11, True)])
+def test_sleep_states_same_messages_and_files_as_real_batsim(tmp_path, seed, wake_all):
+    workload = _sleep_workload(tmp_path, seed)
+    ours = SleepScheduler(wake_all)
+    assert main(["batsim", *_sleep_args(workload, tmp_path / "ours", ours.endpoint)]) == 0
+    ours.join()
+    theirs = SleepScheduler(wake_all)
+    done = subprocess.run(["batsim", *_sleep_args(workload, tmp_path / "batsim",
+                                                  theirs.endpoint.replace("127.0.0.1", "localhost"))],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    theirs.join()
+    assert any(e["type"] == "RESOURCE_STATE_CHANGED" for m in theirs.received for e in m["events"])
+    # The same messages at the same times with the same events. Known limit: when a job and a
+    # sleep switch end at the same instant, the order of JOB_COMPLETED and RESOURCE_STATE_CHANGED
+    # inside the message, and the wattmin of the energy row written then, follow SimGrid's actor
+    # rounds, which the command models only in part (actor_rounds): compared as sets here.
+    assert len(ours.received) == len(theirs.received)
+    for k, (a, b) in enumerate(zip(ours.received, theirs.received)):
+        assert a["now"] == b["now"] and _as_set(a["events"]) == _as_set(b["events"]), \
+            f"message {k} differs:\n ours:   {json.dumps(a)[:1500]}\n batsim: {json.dumps(b)[:1500]}"
+    for name in ("_jobs.csv", "_pstate_changes.csv"):
+        assert Path(str(tmp_path / "ours") + name).read_text() == Path(str(tmp_path / "batsim") + name).read_text()
+    energy = [[[row[:3] + row[4:] for row in csv.reader(open(str(tmp_path / who) + "_consumed_energy.csv"))]]
+              for who in ("ours", "batsim")]
+    assert energy[0] == energy[1]  # every column but wattmin
+    assert _rows(Path(str(tmp_path / "ours") + "_schedule.csv"), WALL_CLOCK) == \
+        _rows(Path(str(tmp_path / "batsim") + "_schedule.csv"), WALL_CLOCK)
+
+
 # ---------------------------------------------------------------------------- PyBatsim
 
 PYBATSIM = os.environ.get("HDEEPRM_PYBATSIM")
 # PyBatsim 3.2.1's bundled schedulers that run on Batsim 4 and decide the same way every run
 # (fillerSched and fillerSchedWithEvents iterate over a set of job objects: their decisions
-# change from run to run on Batsim itself; the batsim.sched ones fail on jobs submitted at 0).
+# change from run to run on Batsim itself; the batsim.sched ones fail on jobs submitted at 0;
+# fcfsSchedSleep stops on Batsim 4.2.1 at its first switch-off: it compares the acknowledged
+# state, a string, with integers).
 PYBATSIM_CASES = [("A4-easy-32", name) for name in ("easyBackfill", "schedEasySjfBackfill", "schedFcfs",
                                                      "schedFiller", "schedSendRecv")] + [
     ("A6-hdeeprm-kth", "easyBackfill"), ("A7-fcfs-sdsc-sp2", "easyBackfill")]

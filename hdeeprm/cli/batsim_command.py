@@ -70,7 +70,7 @@ def add_subcommands(sub) -> dict:
     outputs.add_argument("-e", "--export", default="out", metavar="<prefix>",
                          help="the export filename prefix of the output files [default: out]")
     outputs.add_argument("--disable-schedule-tracing", action="store_true",
-                         help="accepted (no Pajé trace is written anyway)")
+                         help="do not write the Pajé trace PREFIX_schedule.trace")
     outputs.add_argument("--disable-machine-state-tracing", action="store_true",
                          help="do not write PREFIX_machine_states.csv")
     size = p.add_argument_group("platform size limit options")
@@ -125,7 +125,8 @@ def run_from_args(args):
                      energy=args.energy, mmax=args.mmax, mmax_workload=args.mmax_workload,
                      master_host=args.master_host, sched_config=sched_cfg,
                      forward_profiles=args.forward_profiles_on_submission, endpoint=args.socket_endpoint,
-                     machine_states=not args.disable_machine_state_tracing)
+                     machine_states=not args.disable_machine_state_tracing,
+                     schedule_trace=not args.disable_schedule_tracing)
 
 
 def cmd_batsim(args) -> int:

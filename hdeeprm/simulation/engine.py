@@ -223,6 +223,7 @@ class Engine:
         self.energy_accounting = energy_accounting
         batsim_billing = energy_accounting == "batsim"
         self._quirk_pending = batsim_billing
+        self._observer = None  # see observe()
         self._billed = np.zeros(m, np.int64) if batsim_billing else self.pstate.copy()
         self.power = self._watts_idle[np.arange(m), self._billed].copy()
         self._total_power = float(self.power.sum())
@@ -603,6 +604,8 @@ class Engine:
             self._schedule_end(job, kill_at, WALLTIME_REACHED)
 
     def _end(self, job: int, final: int) -> None:
+        if self._observer is not None:
+            self._observer("ended", job)
         now = self._clock.now
         self._energy_query()
         self._advance_energy()
@@ -831,6 +834,8 @@ class Engine:
         """Every machine of a request has switched: Batsim logs it and acknowledges it (a
         request decided now, in the next message)."""
         pstate, hosts = group[0], group[1]
+        if self._observer is not None and not at_decision:
+            self._observer("switched", hosts)
         self._energy_query()
         self._advance_energy()
         self._energy_row("p")
@@ -900,7 +905,7 @@ class Engine:
     def _next_simgrid_point(self) -> DecisionPoint | None:
         self._answer()
         while True:
-            if self._ready and (self._pending or self._notify == _NOTIFY_NEXT):
+            if self.message_due():
                 if self._notify == _NOTIFY_NEXT:  # with what the last reply caused, if anything
                     self._notify = _NOTIFY_NONE
                     self._pending.no_more_submissions = True
@@ -921,14 +926,51 @@ class Engine:
         if not self._reply_due:
             return
         self._reply_due = False
+        if self._round_decisions:
+            self._reply_sleep(float(f"{self._clock.now:.6f}"))
+
+    def _reply_sleep(self, until: float) -> None:
         now = self._clock.now
-        printed = float(f"{now:.6f}")
-        if self._round_decisions and printed > now:
-            self._ready = False
-            self._acts.add_sleep(REPLY, -1, printed - now)
-            while not self._ready:
-                if not self._simgrid_step():
-                    raise SimulationError("SimGrid clock: the reply sleep vanished")  # pragma: no cover
+        if until <= now:
+            return
+        self._ready = False
+        self._acts.add_sleep(REPLY, -1, until - now)
+        while not self._ready:
+            if not self._simgrid_step():
+                raise SimulationError("SimGrid clock: the reply sleep vanished")  # pragma: no cover
+
+    # ------------------------------------------------------------------ for a Batsim server
+    # What a server that answers real schedulers as Batsim does (hdeeprm.backends.batsim.server)
+    # needs beyond the decisions: the times of a reply, the energy query, and the order in which
+    # Batsim's actors produce the events of one message.
+
+    def reply_sleep(self, until: float) -> None:
+        """The scheduler's reply takes effect at ``until`` (an event's timestamp, or the reply's
+        ``now``) when that is later than the clock: Batsim's reply actor sleeps in simulated
+        time first, and what happens meanwhile goes into the next message. It replaces, for
+        the current reply, the engine's own rule (the message's printed time). SimGrid clock."""
+        if self._acts is None:
+            raise SimulationError("reply_sleep plays Batsim's reply actor: it needs Engine(..., clock='simgrid')")
+        self._reply_due = False
+        self._reply_sleep(float(until))
+
+    def message_due(self) -> bool:
+        """Whether Batsim would send a message now, before the clock moves: the scheduler is
+        free and events (or the end-of-submissions notice) wait to be sent. SimGrid clock."""
+        return self._ready and (bool(self._pending) or self._notify == _NOTIFY_NEXT)
+
+    def query_energy(self) -> float:
+        """Batsim's answer to QUERY consumed_energy: SimGrid's energy plugin brings every host
+        up to date when asked, then the joules consumed since t=0."""
+        self._energy_query()
+        return self.energy_so_far()
+
+    def observe(self, observer) -> None:
+        """``observer(kind, value)`` is called as Batsim's actors produce events, in the order
+        of their SimGrid activities: ("submitted", job) for each submission, ("ended", job) for
+        each job end (kills included), ("switched", machines) when the last machine of a sleep
+        switch request has switched. None stops it."""
+        self._observer = observer
 
     def _simgrid_step(self) -> bool:
         """One SimGrid step and what Batsim's actors do with the activities that ended in it;
@@ -1015,6 +1057,9 @@ class Engine:
     def _submit(self, lo: int, hi: int) -> None:
         if hi <= lo:
             return
+        if self._observer is not None:
+            for job in range(lo, hi):
+                self._observer("submitted", job)
         if self._energy_first_submission is None:
             # Batsim's job submitter queries the energy at its first submission only.
             self._energy_query()

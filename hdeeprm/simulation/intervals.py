@@ -104,7 +104,8 @@ def _write_int(out, pos, value):
 def parse_intervals(text: str) -> np.ndarray:
     """Batsim's interval-set string as a sorted array of machine ids."""
     ids: list[int] = []
-    for part in str(text).split():
+    parts = str(text).split()
+    for part in parts:
         lo, sep, hi = part.partition("-")
         try:
             a = int(lo)
@@ -116,5 +117,9 @@ def parse_intervals(text: str) -> np.ndarray:
         if a < 0 or b >= MAX_CORES:  # no platform has them; and "0-999999999999" would fill the memory
             raise HDeepRMError(f"bad interval set {clip(text)}: {clip(part)}: machine ids go from 0 to "
                                f"{MAX_CORES - 1} (the most machines a platform may have)")
+        if len(parts) == 1:  # one interval (most allocations): already sorted, no duplicates
+            return np.arange(a, b + 1, dtype=np.int64)
         ids.extend(range(a, b + 1))
+    if len(ids) < 4096:  # Python's set and sort beat np.unique's overhead on small sets
+        return np.array(sorted(set(ids)), dtype=np.int64)
     return np.unique(np.array(ids, dtype=np.int64))

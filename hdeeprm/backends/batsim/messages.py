@@ -13,6 +13,7 @@ translating them to the platform's machine ids is the backend's job.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Mapping
@@ -213,7 +214,7 @@ def decode(raw: bytes | str) -> Message:
     """Parse one protocol message; a malformed one raises :class:`BatsimError` naming the
     event and field."""
     try:
-        doc = json.loads(raw)
+        doc = json.loads(raw.decode() if isinstance(raw, bytes) else raw)  # str: no encoding sniffing
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BatsimError(f"Batsim message is not JSON: {e}") from None
     return from_json(doc)
@@ -259,7 +260,7 @@ def _build(cls: type[Event], timestamp: float, data: dict) -> Event:
     if cls is CallMeLater:
         return CallMeLater(timestamp=timestamp, at=_number(data["timestamp"], "data.timestamp"),
                            extra={k: v for k, v in data.items() if k != "timestamp"})
-    names = [f.name for f in fields(cls) if f.name not in ("timestamp", "extra")]
+    names = _field_names(cls)
     values = {}
     for name in names:
         if name in data:
@@ -268,6 +269,11 @@ def _build(cls: type[Event], timestamp: float, data: dict) -> Event:
         elif _required(cls, name):
             raise KeyError(name)
     return cls(timestamp=timestamp, extra={k: v for k, v in data.items() if k not in names}, **values)
+
+
+@functools.cache
+def _field_names(cls: type[Event]) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls) if f.name not in ("timestamp", "extra"))
 
 
 def _required(cls: type[Event], name: str) -> bool:

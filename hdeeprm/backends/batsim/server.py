@@ -15,7 +15,11 @@ What a reply does, as in Batsim's protocol.cpp and server.cpp:
   together, in the next message;
 - EXECUTE_JOB, REJECT_JOB, KILL_JOB (JOB_COMPLETED with COMPLETED_KILLED then JOB_KILLED with
   each job's progress, in the next message), CALL_ME_LATER (REQUESTED_CALL), SET_RESOURCE_STATE
-  (needs ``energy``; RESOURCE_STATE_CHANGED in the next message), QUERY consumed_energy (needs
+  (needs ``energy``; a computation p-state at once, RESOURCE_STATE_CHANGED in the next message;
+  on platforms with Batsim's ``sleep_pstates``, switches off and on through the virtual p-states,
+  acknowledged when every machine of the request has switched: where such an acknowledgement
+  and job completions of one instant go in a message follows SimGrid's actor rounds, modelled
+  in part by :mod:`.actor_rounds`), QUERY consumed_energy (needs
   ``energy``; ANSWER in the next message), NOTIFY (registration types: nothing to do);
 - the dynamic-job events (REGISTER_JOB, REGISTER_PROFILE, SET_JOB_METADATA, CHANGE_JOB_STATE,
   TO_JOB_MSG) are not modelled: a :class:`BatsimError` says so.
@@ -47,7 +51,7 @@ from hdeeprm.backends.batsim.messages import (
     UnknownEvent,
     decode,
 )
-from hdeeprm.common.errors import BatsimError, ConfigError, SimulationError
+from hdeeprm.common.errors import BatsimError, SimulationError
 from hdeeprm.simulation.intervals import format_intervals, parse_intervals
 
 # Batsim's configuration block of SIMULATION_BEGINS (what 4.2.1 sends by default).
@@ -90,6 +94,7 @@ class BatsimRun:
     sched_config: str = ""
     forward_profiles: bool = False
     machine_states: bool = True
+    schedule_trace: bool = True
     endpoint: str = "tcp://localhost:28000"
     extra: dict = field(default_factory=dict)
 
@@ -97,7 +102,6 @@ class BatsimRun:
 def load_run(run: BatsimRun):
     """The engine, the SIMULATION_BEGINS data and the jobs' JSON descriptions of ``run``."""
     from hdeeprm.inputs.platform import load_xml_platform
-    from hdeeprm.inputs.platform.model import Platform
     from hdeeprm.inputs.workload import read_batsim_workload
     from hdeeprm.simulation.engine import Engine
 
@@ -105,13 +109,6 @@ def load_run(run: BatsimRun):
         if not os.path.isfile(path):
             raise FileNotFoundError(2, "no such file", path)
     platform = load_xml_platform(run.platform, master_host=run.master_host)
-    from hdeeprm.inputs.platform.sleep import sleep_states
-
-    if sleep_states(platform) is not None:
-        # The engine models them (hdeeprm simulate, crossval), but this server does not yet send
-        # their RESOURCE_STATE_CHANGED at the end of a switch, nor keep them through --mmax.
-        raise ConfigError(f"{run.platform}: hosts declare sleep_pstates, which hdeeprm batsim does not support "
-                          "yet; run this platform on real Batsim (hdeeprm crossval --shutdown compares them)")
     workload = read_batsim_workload(run.workload)
     try:
         with open(run.workload, "rb") as f:
@@ -122,10 +119,7 @@ def load_run(run: BatsimRun):
     if run.mmax_workload and isinstance(raw.get("nb_res"), int):
         limit = raw["nb_res"]
     if 0 < limit < platform.nb_machines:
-        n = limit
-        platform = Platform(platform.host_names[:n], platform.speeds[:n], platform.watts_idle[:n],
-                            platform.watts_full[:n], platform.nb_pstates[:n], platform.initial_pstate[:n],
-                            None, platform.source)
+        platform = _first_machines(platform, limit)
     engine = Engine(platform, workload.compile(), workload_name="w0")
     properties = _host_properties(run.platform)
     resources = [{"id": i, "name": name, "state": "idle",
@@ -145,6 +139,19 @@ def load_run(run: BatsimRun):
         doc["id"] = f"w0!{job_id}"
         job_json.append(round6(doc))
     return engine, begins, job_json, (profiles if run.forward_profiles else None)
+
+
+def _first_machines(platform, n: int):
+    """``platform`` cut to its first ``n`` machines (Batsim's --mmax), sleep p-states kept."""
+    from hdeeprm.inputs.platform.model import Platform
+    from hdeeprm.inputs.platform.sleep import attach_sleep_states, build_sleep_states, sleep_states
+
+    cut = Platform(platform.host_names[:n], platform.speeds[:n], platform.watts_idle[:n], platform.watts_full[:n],
+                   platform.nb_pstates[:n], platform.initial_pstate[:n], None, platform.source)
+    states = sleep_states(platform)
+    if states is not None:
+        attach_sleep_states(cut, build_sleep_states(cut.nb_pstates, list(states.triplets[:n])))
+    return cut
 
 
 def _host_properties(path: str) -> dict[str, dict[str, str]]:
@@ -184,27 +191,33 @@ class Conversation:
         self.profiles = profiles
         self._extra: list[dict] = []  # ANSWER / JOB_KILLED events for the next message
         self._return_code: dict[int, int] = {}
+        self.start_order: list[int] = []  # jobs in the order the scheduler started them
+        # Which actor Batsim runs first when a sleep switch and a job end together (actor_rounds):
+        # when each machine's energy was last brought up to date (all of them: _tracer_date),
+        # and the (reply, round, rank) in which each job's and switch's activity was created.
+        self._energy_date = np.full(n, -np.inf)
+        self._tracer_date = -np.inf
+        self._created_key: dict[int, tuple] = {}
+        self._switch_key: dict[int, tuple] = {}
+        self._starting: list[tuple] = []  # the actors the reply being applied creates
+        from hdeeprm.inputs.platform.sleep import sleep_states
+
+        self._sleepy = energy and sleep_states(engine.platform) is not None  # else no switch to place
         self.nb_messages = 0
         self.scheduler_seconds = 0.0
         self._watch_order()
 
     def _watch_order(self) -> None:
-        """Note the order in which the engine submits and ends jobs (its activities' creation
-        order, which is Batsim's order inside a message); the engine's decision points keep
-        submissions and completions apart. Wraps two engine internals, on this instance only."""
-        engine = self.engine
+        """Note the order in which the engine submits and ends jobs and ends sleep switches (its
+        activities' creation order, which is Batsim's order inside a message); the engine's
+        decision points keep submissions and completions apart."""
         self._order: list[tuple[str, int]] = []
-        submit, end = engine._submit, engine._end
+        tag = {"submitted": "s", "ended": "e"}
 
-        def noted_submit(lo: int, hi: int) -> None:
-            self._order.extend(("s", j) for j in range(lo, hi))
-            submit(lo, hi)
+        def note(kind: str, value) -> None:
+            self._order.append(("p", id(value)) if kind == "switched" else (tag[kind], value))
 
-        def noted_end(job: int, final: int) -> None:
-            self._order.append(("e", job))
-            end(job, final)
-
-        engine._submit, engine._end = noted_submit, noted_end
+        self.engine.observe(note)
 
     def _yields(self, item: tuple[str, int]) -> int:
         """With energy, a job's actor first updates the energy of its machines not updated at
@@ -240,12 +253,10 @@ class Conversation:
     # ------------------------------------------------------------------ the run
 
     def run(self, exchange: Callable[[bytes], bytes]) -> None:
-        from hdeeprm.simulation.engine import _NOTIFY_NEXT
-
         engine = self.engine
         self._ask(exchange, 0.0, [_event(0.0, "SIMULATION_BEGINS", self.begins)])
         while True:
-            if self._extra and not (engine._ready and (engine._pending or engine._notify == _NOTIFY_NEXT)):
+            if self._extra and not engine.message_due():
                 # Only what the last reply caused (an ANSWER, a JOB_KILLED): a message of its own.
                 t = _t6(engine.now)
                 events, self._extra = self._extra, []
@@ -267,20 +278,26 @@ class Conversation:
         # what the reply's events did at once (p-state acknowledgements, answers), then its kills
         # (a killer actor, later).
         killed = [j for j in point.completed if j in self._return_code]
+        switched = {id(hosts): (hosts, state) for hosts, state in point.pstate_changes
+                    if ("p", id(hosts)) in position}
         items = [("s", j) for j in point.submitted] + [("e", j) for j in point.completed
                                                        if j not in self._return_code]
         items.sort(key=lambda item: (self._yields(item), position.get(item, -1)))
+        if switched:
+            items = self._place_switches(point.time, items, switched)
         for kind, j in items:
             if kind == "e":
                 events.append(self._completed(j))
+                continue
+            if kind == "p":
+                events.append(self._state_changed(t, *switched[j]))
                 continue
             data = {"job_id": self.names[j], "job": self.job_json[j]}
             if self.profiles is not None:
                 data["profile"] = self.profiles.get(self.job_json[j].get("profile"))
             events.append(_event(t, "JOB_SUBMITTED", data))
-        at_once = [_event(t, "RESOURCE_STATE_CHANGED",
-                          {"resources": format_intervals(self.batsim_of[hosts]), "state": str(state)})
-                   for hosts, state in point.pstate_changes]
+        at_once = [self._state_changed(t, hosts, state) for hosts, state in point.pstate_changes
+                   if id(hosts) not in switched]
         at_once += [e for e in self._extra if e["type"] != "JOB_KILLED"]
         if self.nb_messages == 1:  # the reply to SIMULATION_BEGINS acts before the first submissions
             events[:0] = at_once
@@ -293,6 +310,73 @@ class Conversation:
         if point.no_more_submissions:
             events.append(_event(t, "NOTIFY", {"type": Notify.NO_MORE_STATIC_JOBS}))
         return events
+
+    def _up_to_date(self, t: float) -> set[int]:
+        if self._tracer_date == t:
+            return set(range(self.engine.nb_machines))
+        return set(np.flatnonzero(self._energy_date == t).tolist())
+
+    def _place_switches(self, t: float, items: list, switched: dict) -> list:
+        """Put the sleep switches that ended in this step among its job ends as Batsim's actors
+        send them: by the round in which each actor sends (a switch actor: the second; a job's:
+        after reading its machines' energy, then every machine's), then, within a round, by
+        the creation of their activities (SimGrid ends simultaneous activities in creation
+        order; see actor_rounds)."""
+        from hdeeprm.backends.batsim.actor_rounds import SWITCH, rounds
+        from hdeeprm.inputs.workload.model import KIND_DELAY
+
+        engine = self.engine
+        ends = [item for item in items if item[0] == "e"]
+        # Activities that end bring their hosts up to date (the energy plugin hears of them); a
+        # delay job's sleep does not count (as in _yields; 29 of 50 random runs agree on the
+        # order this way, 28 if it counted, 23 with every switch after the job ends).
+        for hosts, _ in switched.values():
+            self._energy_date[hosts] = t
+        for _, j in ends:
+            if engine.jobs.kind[j] != KIND_DELAY:
+                self._energy_date[engine.alloc[j]] = t
+        every = list(range(engine.nb_machines))
+        actors = [("e", j, ("reads", engine.alloc[j].tolist() + every)) for _, j in ends]
+        actors += [("p", key, (SWITCH, hosts.tolist())) for key, (hosts, _) in switched.items()]
+        created = [self._created_key.get(j, (0, 0, 0)) if kind == "e" else
+                   max(self._switch_key.get(h, (0, 0, 0)) for h in switched[j][0].tolist())
+                   for kind, j, _ in actors]
+        order = sorted(range(len(actors)), key=lambda i: created[i])  # SimGrid's wake order
+        sent = rounds([actors[i][2] for i in order], self._up_to_date(t))
+        when = {(actors[i][0], actors[i][1]): (sent[k], created[i]) for k, i in enumerate(order)}
+        if ends:
+            self._tracer_date = t
+        first = [item for item in items if item[0] != "e"]  # submissions: at once
+        return first + sorted(ends + [("p", key) for key in switched], key=when.__getitem__)
+
+    def _note_creations(self) -> None:
+        """The (reply, round, rank) in which the activities of the jobs and switches that the
+        reply just applied were created (see actor_rounds)."""
+        from hdeeprm.backends.batsim.actor_rounds import SWITCH, rounds
+
+        starting, self._starting = self._starting, []
+        if not starting:
+            return
+        every = list(range(self.engine.nb_machines))
+        for t in sorted({item[0] for item in starting}):
+            batch = [item for item in starting if item[0] == t]
+            actors = [("reads", hosts.tolist() + every) if kind == "e" else (SWITCH, hosts.tolist())
+                      for _, kind, _, hosts in batch]
+            for (_, kind, key, hosts), (round_, rank) in zip(batch, rounds(actors, self._up_to_date(t))):
+                if kind == "e":
+                    self._created_key[key] = (self.nb_messages, round_, rank)
+                else:
+                    for h in hosts.tolist():
+                        self._switch_key[h] = (self.nb_messages, round_, rank)
+            if any(kind == "e" for _, kind, _, _ in batch):
+                self._tracer_date = t
+            for _, kind, _, hosts in batch:
+                if kind == "p":
+                    self._energy_date[hosts] = t
+
+    def _state_changed(self, t: float, hosts: np.ndarray, state: int) -> dict:
+        return _event(t, "RESOURCE_STATE_CHANGED",
+                      {"resources": format_intervals(self.batsim_of[hosts]), "state": str(state)})
 
     def _completed(self, j: int) -> dict:
         from hdeeprm.simulation.engine import FINAL_STATE_NAMES, WALLTIME_REACHED
@@ -316,35 +400,22 @@ class Conversation:
 
     # ------------------------------------------------------------------ decisions
 
-    def _sleep_until(self, when: float) -> None:
-        """Batsim's reply actor sleeps until ``when`` when it is later than the clock; the
-        engine's own rule (the printed time) is the case where ``when`` is the message's time.
-        Engine internals: the engine exposes no public call for a longer scheduler delay."""
-        from hdeeprm.simulation.simgrid_steps import REPLY
-
-        engine = self.engine
-        now = engine.now
-        if when <= now:
-            return
-        engine._ready = False
-        engine._acts.add_sleep(REPLY, -1, when - now)
-        while not engine._ready:
-            if not engine._simgrid_step():  # pragma: no cover - the sleep is an activity
-                raise SimulationError("SimGrid clock: the reply sleep vanished")
-
     def _apply(self, reply: Message) -> None:
         engine = self.engine
-        engine._reply_due = False  # this conversation plays Batsim's reply actor (_sleep_until)
+        engine.reply_sleep(engine.now)  # this conversation plays Batsim's reply actor
         for event in reply.events:
             if event.timestamp > reply.now:
                 raise BatsimError(f"invalid reply: an event's timestamp {event.timestamp:g} is after "
                                   f"the reply's now={reply.now:g} (Batsim aborts on this)")
-            self._sleep_until(event.timestamp)
+            engine.reply_sleep(event.timestamp)
             try:
                 self._apply_event(event)
             except KeyError as e:
                 raise BatsimError(f"{_type(event)}: unknown job {e.args[0]!r}") from None
-        self._sleep_until(reply.now)
+            except SimulationError as e:  # a decision Batsim aborts on: say which one
+                raise SimulationError(f"{_type(event)} at t={event.timestamp:g}: {e}") from None
+        self._note_creations()
+        engine.reply_sleep(reply.now)
 
     def _machines(self, text: str, where: str) -> np.ndarray:
         """Our machine ids of Batsim's interval set ``text`` (Batsim aborts on unknown ids)."""
@@ -361,7 +432,11 @@ class Conversation:
             if event.extra.get("mapping") is not None or unknown:
                 raise BatsimError(f"EXECUTE_JOB {event.job_id}: {', '.join(sorted(event.extra))} "
                                   "not supported (no executor mapping or storage in the engine)")
-            engine.execute(index[event.job_id], self._machines(event.alloc, f"EXECUTE_JOB {event.job_id}"))
+            job, hosts = index[event.job_id], self._machines(event.alloc, f"EXECUTE_JOB {event.job_id}")
+            engine.execute(job, hosts)
+            self.start_order.append(job)
+            if self._sleepy:
+                self._starting.append((engine.now, "e", job, hosts))
         elif isinstance(event, RejectJob):
             engine.reject(index[event.job_id])
         elif isinstance(event, KillJob):
@@ -385,7 +460,12 @@ class Conversation:
                 state = int(event.state)
             except ValueError:
                 raise BatsimError(f"SET_RESOURCE_STATE: state {event.state!r} is not a p-state number") from None
-            engine.set_pstate(self._machines(event.resources, "SET_RESOURCE_STATE"), state)
+            machines = self._machines(event.resources, "SET_RESOURCE_STATE")
+            engine.set_pstate(machines, state)
+            moving = machines[[engine.switching([h]) for h in machines.tolist()]]
+            if moving.size:  # a switch actor per machine; the others switched at once
+                self._starting.append((engine.now, "p", None, moving))
+            self._energy_date[machines[~np.isin(machines, moving)]] = engine.now
         elif isinstance(event, CallMeLater):
             engine.call_me_later(event.at)
         elif isinstance(event, Query):
@@ -396,9 +476,9 @@ class Conversation:
             if not self.energy:
                 raise BatsimError("QUERY consumed_energy needs the energy plugin: run with -E "
                                   "(Batsim aborts without it)")
-            engine._energy_query()  # SimGrid's plugin updates every host when asked (engine internals)
-            self._extra.append(_event(_t6(engine.now), "ANSWER",
-                                      {"consumed_energy": _t6(engine.energy_so_far())}))
+            joules = engine.query_energy()
+            self._tracer_date = engine.now
+            self._extra.append(_event(_t6(engine.now), "ANSWER", {"consumed_energy": _t6(joules)}))
         elif isinstance(event, Notify):
             if event.type not in ("registration_finished", "continue_registration"):
                 raise BatsimError(f"NOTIFY {event.type!r}: unknown type (Batsim aborts on it)")
@@ -453,12 +533,15 @@ def zmq_exchange(endpoint: str, stop=None, poll_ms: int = 200):
 
 
 def write_batsim_outputs(engine, export_prefix: str, *, energy: bool, machine_states: bool = True,
-                         scheduling_seconds: float = 0.0, simulation_seconds: float = 0.0) -> list[str]:
+                         scheduling_seconds: float = 0.0, simulation_seconds: float = 0.0,
+                         schedule_trace: bool = True, start_order: list[int] | None = None) -> list[str]:
     """Batsim's files at ``export_prefix``: PREFIX_jobs.csv, PREFIX_schedule.csv,
     PREFIX_machine_states.csv (unless ``machine_states`` is off, or the output writers have
     no such writer), and with ``energy`` PREFIX_consumed_energy.csv and
     PREFIX_pstate_changes.csv. Without energy, as Batsim, job energies are -1 and
-    consumed_joules 0. No Pajé trace (PREFIX_schedule.trace) is written."""
+    consumed_joules 0. With ``schedule_trace`` (Batsim's default), also Batsim's Pajé trace
+    PREFIX_schedule.trace (:mod:`hdeeprm.simulation.paje`), whose simultaneous starts follow
+    ``start_order`` (the order the scheduler started jobs in) when given."""
     from hdeeprm.simulation import outputs
     from hdeeprm.simulation.engine import REJECTED_STATE
 
@@ -494,6 +577,11 @@ def write_batsim_outputs(engine, export_prefix: str, *, energy: bool, machine_st
     if machine_states and hasattr(outputs, "write_machine_states"):
         paths.append(export_prefix + "_machine_states.csv")
         outputs.write_machine_states(result, paths[-1])
+    if schedule_trace:
+        from hdeeprm.simulation.paje import write_paje_trace
+
+        paths.append(export_prefix + "_schedule.trace")
+        write_paje_trace(result, paths[-1], engine.platform.host_names, start_order=start_order)
     return paths
 
 
@@ -510,7 +598,8 @@ def serve(run: BatsimRun, stop=None) -> dict:
         close()
     seconds = time.perf_counter() - t0
     paths = write_batsim_outputs(engine, run.export_prefix, energy=run.energy, machine_states=run.machine_states,
-                                 scheduling_seconds=conversation.scheduler_seconds, simulation_seconds=seconds)
+                                 scheduling_seconds=conversation.scheduler_seconds, simulation_seconds=seconds,
+                                 schedule_trace=run.schedule_trace, start_order=conversation.start_order)
     return {"messages": conversation.nb_messages, "seconds": seconds,
             "scheduler_seconds": conversation.scheduler_seconds, "outputs": paths,
             "nb_jobs": engine.jobs.nb_jobs}

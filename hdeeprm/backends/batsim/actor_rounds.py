@@ -1,0 +1,61 @@
+"""In which order Batsim's actors reach a point when several wake at the same simulated time.
+
+SimGrid runs the actors that are ready at one date in rounds: in a round each runs until its
+next simcall, then the maestro answers every simcall and the answered actors run in the next
+round, in the order they were woken. With the energy plugin, Batsim's job actor reads the
+consumed energy of its machines and then of every machine (the energy tracer), and each read
+of a host whose energy was not yet brought to the current date is a simcall; a switch actor
+sets a p-state (one simcall) before it computes its switching flop and again before it tells
+the server that it has switched. So how many rounds an actor takes before it creates its
+activity (at a job's start) or sends its message (at an end) depends on which hosts are up to
+date at that date, and on what the other actors of the date updated in the earlier rounds
+(src/jobs_execution.cpp execute_job_process, src/pstate.cpp and src/energy_tracer of Batsim
+4.2.1; SimGrid 3.32's host-energy plugin).
+
+:func:`rounds` plays those rounds. The drop-in Batsim (:mod:`.server`) uses it to place sleep
+switches among the job completions of one message, as real Batsim orders them.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+#: An actor that makes exactly one simcall (a switch actor setting a p-state) on these hosts.
+SWITCH = "switch"
+
+
+def rounds(actors: Sequence[tuple[str, Sequence[int]]], updated: set[int]) -> list[tuple[int, int]]:
+    """Per actor, ``(round, rank)``: the round in which it reaches its point, and its rank among
+    the actors that reach it in that round. ``actors`` are in wake order; each is
+    ``("reads", hosts)`` (it reads the energy of ``hosts`` in that order, one simcall per host
+    not up to date) or ``(SWITCH, hosts)`` (one simcall that brings ``hosts`` up to date).
+    ``updated``: the hosts already up to date at this date (not modified)."""
+    updated = set(updated)
+    position = [0] * len(actors)
+    result: list[tuple[int, int] | None] = [None] * len(actors)
+    left = len(actors)
+    round_ = 0
+    while left:
+        answered: set[int] = set()
+        rank = 0
+        for i, (kind, hosts) in enumerate(actors):
+            if result[i] is not None:
+                continue
+            if kind == SWITCH:
+                if round_ == 0:
+                    answered.update(hosts)
+                    continue
+            else:
+                k = position[i]
+                while k < len(hosts) and hosts[k] in updated:
+                    k += 1
+                if k < len(hosts):  # a simcall: the maestro updates that host after the round
+                    answered.add(hosts[k])
+                    position[i] = k + 1
+                    continue
+            result[i] = (round_, rank)
+            rank += 1
+            left -= 1
+        updated |= answered
+        round_ += 1
+    return result  # type: ignore[return-value]
