@@ -64,6 +64,20 @@ def test_make_without_arguments_runs_the_quickstart_to_the_end():
     env.close()
 
 
+@pytest.mark.parametrize("first", ["hdeeprm", "gymnasium"])
+def test_the_env_id_is_registered_whichever_is_imported_first(first):
+    """``import hdeeprm`` does not import gymnasium (the command line does not need it), and
+    gymnasium.make finds the environment whether gymnasium comes first or later."""
+    import subprocess
+    import sys
+
+    second = "gymnasium" if first == "hdeeprm" else "hdeeprm"
+    code = (f"import sys, {first}; loaded = 'gymnasium' in sys.modules; import {second}, gymnasium; "
+            "print(loaded, gymnasium.spec('hdeeprm/HeteroEnv-v0').entry_point)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == [str(first == "gymnasium"), "hdeeprm.rl.env:HeteroEnv"]
+
+
 def test_positional_platform_and_workload_still_work():
     env = HeteroEnv("gaia", GAIA_TRACE, None, nb_jobs=30)
     assert Path(env.platform.source).name == "gaia.json" and len(env.workload) == 30
