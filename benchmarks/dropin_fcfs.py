@@ -6,12 +6,15 @@ pyzmq, as a group with an existing Batsim scheduler would have it (no hdeeprm im
 
 It binds a REP socket, answers each of Batsim's messages with EXECUTE_JOB for the jobs at the
 head of the queue that fit on the free machines (lowest ids first), and stops after
-SIMULATION_ENDS. The same decisions whoever simulates, so the outputs must be the same.
+SIMULATION_ENDS. The same decisions whoever simulates, so the outputs must be the same. At
+the end it prints ``busy_seconds S``: the time it spent between receiving each message and
+sending its reply (its own work, the same whichever simulator it talks to).
 """
 
 import heapq
 import json
 import sys
+import time
 
 import zmq
 
@@ -29,8 +32,11 @@ def main(endpoint: str) -> None:
     queue: list[str] = []
     size: dict[str, int] = {}
     head = 0
+    busy = 0.0
     while True:
-        msg = json.loads(socket.recv())
+        raw = socket.recv()
+        received = time.perf_counter()
+        msg = json.loads(raw)
         now, out = msg["now"], []
         for event in msg["events"]:
             kind, data = event["type"], event["data"]
@@ -49,7 +55,9 @@ def main(endpoint: str) -> None:
             out.append({"timestamp": now, "type": "EXECUTE_JOB",
                         "data": {"job_id": job, "alloc": " ".join(map(str, alloc))}})
         socket.send_string(json.dumps({"now": now, "events": out}))
+        busy += time.perf_counter() - received
         if msg["events"] and msg["events"][-1]["type"] == "SIMULATION_ENDS":
+            print(f"busy_seconds {busy:.6f}", flush=True)
             break
 
 
