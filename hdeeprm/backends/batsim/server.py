@@ -511,6 +511,7 @@ def zmq_exchange(endpoint: str, stop=None, poll_ms: int = 200):
     context = zmq.Context()
     socket = context.socket(zmq.REQ)
     socket.setsockopt(zmq.LINGER, 0)
+    socket.setsockopt(zmq.RCVTIMEO, poll_ms)  # a blocking recv in slices: cheaper than poll + recv
     try:
         socket.connect(endpoint)
     except zmq.ZMQError as e:
@@ -519,11 +520,13 @@ def zmq_exchange(endpoint: str, stop=None, poll_ms: int = 200):
         raise BatsimError(f"cannot connect to the scheduler at {endpoint}: {e}") from None
 
     def exchange(payload: bytes) -> bytes:
-        socket.send(payload)
-        while not socket.poll(poll_ms):
-            if stop is not None and stop():
-                raise BatsimError("stopped")
-        return socket.recv()
+        socket.send(payload, copy=False)
+        while True:
+            try:
+                return socket.recv(copy=True)
+            except zmq.Again:
+                if stop is not None and stop():
+                    raise BatsimError("stopped") from None
 
     def close() -> None:
         socket.close(linger=0)
