@@ -16,13 +16,20 @@ that no agent trained on (the experiment's ``split``):
   first 60 % of the trace, one on ``energy_consumption`` (gamma 1), one on ``avg_bounded_slowdown``
   (gamma 0.99);
 - a PPO agent with power actions (``power_actions``): first:first_fit, void, and switching idle
-  machines off or sleeping ones on, trained on the same part on ``energy_consumption`` (gamma 1).
+  machines off or sleeping ones on, trained on the same part on ``energy_consumption`` (gamma 1);
+- the same power agent trained on ``energy_waiting``: energy + w x the integral of the number
+  of waiting jobs, w (``waiting_watts``) fixed from the platform and the training part only
+  (see ``waiting_price``), gamma and the learning rate chosen on the training part alone
+  (``--select``), its other settings the first power agent's.
 
 It prints a table (total energy over the windows, mean waiting time and mean bounded
-slowdown over their jobs, the Pareto front) and draws the energy / waiting-time trade-off.
+slowdown over their jobs, the energy_waiting cost, the Pareto front), the new agent's paired
+differences against the best shutdown timeout window by window with 95 % t intervals, and
+draws the energy / waiting-time trade-off.
 
-    python examples/energy_study.py --quick --out runs/energy-study   # seconds
-    python examples/energy_study.py --out runs/energy-study           # about 80 s on two cores
+    python examples/energy_study.py --quick --out runs/energy-study   # under a minute
+    python examples/energy_study.py --out runs/energy-study           # about 2 minutes on two cores
+    python examples/energy_study.py --select --out runs/select         # the energy_waiting agent's gamma and lr
 
 Walltimes: a job slowed by a low p-state or a slow host must not be killed at its requested
 time (that would "save" energy by not running it), so each walltime is the trace's
@@ -69,6 +76,21 @@ SHUTDOWNS = (0.0, 60.0, 600.0, 3600.0)  # idle seconds before a machine is sent 
 BSLD_BOUND_S = 10.0
 PAIRS = {"first": ["first_fit", "high_gflops", "low_power"]}  # the DVFS agents' base actions
 POWER_PAIRS = {"first": ["first_fit"]}  # the power agent's: one pair, void, then the four power actions
+# The energy_waiting power agent's gamma and learning rate, among SELECT_CANDIDATES, chosen by
+# ``--select`` on the training part alone (trained on its first 3/4, jobs 0-449 of the full
+# run's 1,000, validated on the 3 windows of its last 1/4, jobs 450-599): the lowest mean
+# energy_waiting cost there among the candidates whose training took at most
+# SELECT_MAX_DECISIONS decisions (about a minute: the study's budget is about 3 minutes in
+# all). The held-out windows play no part in it. A policy that switches machines off and on
+# all the time makes tens of thousands of decisions per window, each a PPO step to train.
+SELECT_CANDIDATES = ((1.0, 1e-3), (1.0, 3e-4), (0.99, 1e-3))
+SELECT_SPLIT = {"train": [0, 0.45], "validation": [0.45, 0.6]}
+SELECT_MAX_DECISIONS = 60_000
+TRADE_GAMMA, TRADE_LR = 1.0, 1e-3
+# Student's t quantiles t(0.975, df), df = windows - 1: the paired differences' 95 % intervals.
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+        11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093,
+        20: 2.086}
 
 
 def write_platform(path: Path) -> None:
@@ -96,19 +118,33 @@ def write_workload(path: Path, nb_jobs: int, nb_hosts: int) -> None:
     write_batsim_workload(dataclasses.replace(workload, jobs=jobs), path)
 
 
+def waiting_price(config: ExperimentConfig) -> float:
+    """energy_waiting's w (W per waiting job), from the platform and the training part only: the
+    platform's mean idle power per host (p-state 0) x the mean number of hosts a training job
+    requests, the idle draw of the machines a typical job needs. At this price, keeping a
+    job's machines awake and idle for it and letting it wait cost the same, so a policy that
+    sends machines to sleep pays for the waiting it causes at the rate it saves."""
+    idle_per_host = sum(count * watts[0][0] for _, count, _, watts in HOST_TYPES) / sum(t[1] for t in HOST_TYPES)
+    return round(idle_per_host * float(config.data().parts["train"].res.mean()), 1)
+
+
 def experiment(out: Path, args, objective: str, reward_scale: float, gamma: float,
-               power: bool = False) -> ExperimentConfig:
+               power: bool = False, waiting_watts: float | None = None, lr: float = 1e-3,
+               split: dict | None = None, name: str | None = None) -> ExperimentConfig:
     """The DVFS agents' experiment, or with ``power`` the power agent's: its pair and void
-    (which power_actions needs), the four power actions, no DVFS (power_actions excludes it)."""
+    (which power_actions needs), the four power actions, no DVFS (power_actions excludes it).
+    ``split`` and ``name``: --select's experiments on the training part alone."""
     data = {"platform": "platform.xml", "workload": "jobs.json", "nb_jobs": None,
-            "split": {"train": [0, 0.6], "test": [0.6, 1]},
-            "episode_jobs": args.window_jobs, "eval_episodes": 1000,  # every test window
+            "split": split or {"train": [0, 0.6], "test": [0.6, 1]},
+            "episode_jobs": args.window_jobs, "eval_episodes": args.eval_windows,
             "objective": objective, "reward_scale": reward_scale, "observation": "normal",
             "actions": {"selection": [POWER_PAIRS if power else PAIRS], "void": power}, "backfill": "easy",
             "dvfs": not power, "power_actions": power,
-            "algorithm": "ppo", "episodes": args.episodes, "gamma": gamma, "hidden": 64, "lr": 1e-3, "seed": args.seed,
+            "algorithm": "ppo", "episodes": args.episodes, "gamma": gamma, "hidden": 64, "lr": lr, "seed": args.seed,
             "episode_outputs": "none"}
-    path = out / f"experiment-{'power-' if power else ''}{objective}.json"
+    if waiting_watts is not None:
+        data["waiting_watts"] = waiting_watts
+    path = out / f"experiment-{name or ('power-' if power else '') + objective}.json"
     path.write_text(json.dumps(data, indent=2) + "\n")
     return ExperimentConfig.load(path)
 
@@ -150,9 +186,9 @@ def fixed_pstate_runs(config: ExperimentConfig, windows, pstate: int) -> list[di
     return rows
 
 
-def agent_runs(config: ExperimentConfig, windows, run_dir: Path) -> tuple[list[dict], dict, float]:
-    """Train, then play greedily on every window: the rows, and per action name the decisions
-    that took it and the jobs they started."""
+def agent_runs(config: ExperimentConfig, windows, run_dir: Path, part: str = "test") -> tuple[list[dict], dict, float]:
+    """Train, then play greedily on every window (of the ``part``): the rows, and per action
+    name the decisions that took it and the jobs they started."""
     from hdeeprm.rl.agents import ALGORITHMS, build_agent
     from hdeeprm.rl.agents.common import load_checkpoint
     from hdeeprm.rl.train import observation_size, run_episode, train
@@ -160,7 +196,7 @@ def agent_runs(config: ExperimentConfig, windows, run_dir: Path) -> tuple[list[d
     t0 = time.perf_counter()
     train(config, run_dir, progress=False)
     seconds = time.perf_counter() - t0
-    env = config.make_env("test")
+    env = config.make_env(part)
     agent = build_agent(ALGORITHMS[config.algorithm], config.gamma, config.hidden, env.action_space.n,
                         observation_size(env), seed=config.seed)
     load_checkpoint(run_dir / "model.pt", agent)
@@ -190,6 +226,50 @@ def add_horizon_energy(runs) -> None:
             r["horizon_s"] = horizon
 
 
+def select(out: Path, args, waiting_watts: float) -> tuple[float, float]:
+    """--select: each candidate (gamma, lr) trained on the training part's first 3/4 and played
+    greedily on the windows of its last 1/4; the one with the lowest mean energy_waiting cost
+    there (minus its return) among those trained within SELECT_MAX_DECISIONS decisions, which
+    the study's constants TRADE_GAMMA and TRADE_LR record."""
+    scores, feasible = {}, set()
+    for gamma, lr in SELECT_CANDIDATES:
+        name = f"select-gamma{gamma:g}-lr{lr:g}"
+        cfg = experiment(out, args, "energy_waiting", 1e-9, gamma, power=True, waiting_watts=waiting_watts, lr=lr,
+                         split=SELECT_SPLIT, name=name)
+        windows = cfg.validation_windows()
+        rows, counts, seconds = agent_runs(cfg, windows, out / f"agent-{name}", part="validation")
+        costs = [r["end_j"] + waiting_watts * r["wait_sum"] for r in rows]
+        scores[gamma, lr] = float(np.mean(costs))
+        with open(out / f"agent-{name}" / "actions.log") as f:
+            trained = sum(1 for _ in f)  # one line a training decision
+        if trained <= SELECT_MAX_DECISIONS:
+            feasible.add((gamma, lr))
+        print(f"gamma {gamma:g}, lr {lr:g}: {cfg.episodes} episodes, {trained} decisions, in {seconds:.0f} s; on "
+              f"{len(windows)} validation "
+              f"windows of {cfg.evaluation_jobs} jobs mean C {scores[gamma, lr] / 1e9:.4f} GJ, mean wait "
+              f"{sum(r['wait_sum'] for r in rows) / sum(r['jobs'] for r in rows):.0f} s; decisions: "
+              + ", ".join(f"{n} {k}" for n, k in zip(counts["names"], counts["decisions"])), flush=True)
+    best = min(feasible or scores, key=scores.get)
+    print(f"selected: gamma {best[0]:g}, lr {best[1]:g} (the study uses gamma {TRADE_GAMMA:g}, lr {TRADE_LR:g})")
+    return best
+
+
+def add_objective(runs, waiting_watts: float) -> None:
+    """energy_waiting's cost C of every run, as the environment bills it: the energy from the
+    first submission (t = 0 in a window) to the simulation's end, plus w x the waiting times."""
+    for _, _, rows in runs:
+        for r in rows:
+            r["cost_j"] = r["end_j"] + waiting_watts * r["wait_sum"]
+
+
+def paired(a: list[float], b: list[float]) -> tuple[float, float, float]:
+    """The mean of the paired differences a - b and its 95 % t interval (Student's t, windows - 1
+    degrees of freedom)."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    half = T975[len(d) - 1] * float(d.std(ddof=1)) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
+    return float(d.mean()), float(d.mean()) - half, float(d.mean()) + half
+
+
 def pareto(points: dict[str, tuple[float, float]]) -> set[str]:
     """The configurations that no other beats on both energy and waiting time."""
     return {name for name, (w, e) in points.items()
@@ -202,11 +282,13 @@ def plot(path: Path, table: list[dict], title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hdeeprm.analysis.plots.style import BLACK, BLUE, GREEN, ORANGE, PURPLE, VERMILLION, applied, get_style
+    from hdeeprm.analysis.plots.style import BLACK, BLUE, GREEN, ORANGE, PURPLE, SKY, VERMILLION, applied, get_style
 
     colours = {"classic": BLUE, "shutdown": GREEN, "dvfs": ORANGE, "agent": VERMILLION, "placement": BLACK,
-               "power agent": PURPLE}
-    markers = {"classic": "o", "shutdown": "s", "dvfs": "^", "agent": "*", "placement": "D", "power agent": "P"}
+               "power agent": PURPLE, "power agent, energy_waiting": SKY}
+    markers = {"classic": "o", "shutdown": "s", "dvfs": "^", "agent": "*", "placement": "D", "power agent": "P",
+               "power agent, energy_waiting": "X"}
+    big = ("agent", "power agent", "power agent, energy_waiting")
     panels = (("energy_j", "energy, common horizon per window (GJ)"),
               ("batsim_j", "energy to each run's last job end (GJ)\n(Batsim's consumed_joules)"))
     with applied(get_style("default")):
@@ -218,7 +300,7 @@ def plot(path: Path, table: list[dict], title: str) -> None:
             for row in table:
                 kind = row["kind"]
                 x, y = row["mean_wait_s"], row[key] / 1e9
-                ax.scatter(x, y, s=110 if kind in ("agent", "power agent") else 45, color=colours[kind], marker=markers[kind],
+                ax.scatter(x, y, s=110 if kind in big else 45, color=colours[kind], marker=markers[kind],
                            zorder=3, edgecolor="black" if row["name"] in front else "none", linewidth=1.2,
                            label=None if kind in seen else kind)
                 seen.add(kind)
@@ -248,7 +330,7 @@ def plot(path: Path, table: list[dict], title: str) -> None:
                     label="Pareto front (outlined)")
             ax.set_xlabel("mean waiting time (s; logarithmic above 100 s)")
             ax.set_ylabel(ylabel)
-        axes[0].legend(fontsize=7.5, loc="lower right")
+        axes[0].legend(fontsize=7, loc="lower right", ncol=2)
         fig.suptitle(title, fontsize=9)
         fig.tight_layout()
         fig.savefig(path, dpi=90)
@@ -257,11 +339,17 @@ def plot(path: Path, table: list[dict], title: str) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="400 jobs, 12 training episodes per agent: seconds")
+    parser.add_argument("--quick", action="store_true",
+                        help="400 jobs, 12 training episodes per agent, 2 held-out windows: under a minute")
     parser.add_argument("--out", default="runs/energy-study", help="output folder (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--select", action="store_true",
+                        help="choose the energy_waiting agent's gamma and learning rate on the training part, then stop")
     args = parser.parse_args(argv)
-    args.nb_jobs, args.window_jobs, args.episodes = (400, 40, 12) if args.quick else (1000, 50, 300)
+    # --quick: the agents barely trained, the power agents' greedy policies may switch a machine
+    # off and on again and again, tens of thousands of decisions per window: 2 held-out windows.
+    args.nb_jobs, args.window_jobs, args.episodes, args.eval_windows = ((400, 40, 12, 2) if args.quick
+                                                                        else (1000, 50, 300, 1000))  # 1000: every one
     t0 = time.perf_counter()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -275,8 +363,17 @@ def main(argv=None) -> int:
     # The power agent on the same objective and gamma: switching a machine off saves its idle
     # watts until it is woken, and the energy of the switches and of a longer tail is billed too.
     power_cfg = experiment(out, args, "energy_consumption", 1e-9, 1.0, power=True)
+    # The same power agent on energy_waiting: w from the platform and the training part
+    # (waiting_price), gamma and the learning rate chosen on the training part (--select),
+    # nothing tuned on the held-out windows.
+    waiting_watts = waiting_price(power_cfg)
+    if args.select:
+        select(out, args, waiting_watts)
+        return 0
+    trade_cfg = experiment(out, args, "energy_waiting", 1e-9, TRADE_GAMMA, power=True, waiting_watts=waiting_watts,
+                           lr=TRADE_LR)
     windows = energy_cfg.evaluation_windows()
-    assert windows == bsld_cfg.evaluation_windows() == power_cfg.evaluation_windows()
+    assert windows == bsld_cfg.evaluation_windows() == power_cfg.evaluation_windows() == trade_cfg.evaluation_windows()
     starts = [options["window_start"] for _, options in windows]
     n_test = len(energy_cfg.data().parts["test"])
     where = (f"{len(windows)} held-out windows of {energy_cfg.evaluation_jobs} jobs (test part: jobs "
@@ -306,14 +403,17 @@ def main(argv=None) -> int:
         print(f"{label}: {cfg.episodes} PPO episodes of {cfg.episode_jobs} jobs in {seconds:.0f} s; its jobs on the "
               "held-out windows by p-state: " + ", ".join(f"p{k} {share[k].sum():.0%}" for k in range(len(share)))
               + "; by core key: " + ", ".join(f"{key} {share[:, i].sum():.0%}" for i, key in enumerate(PAIRS["first"])))
-    label = "PPO power energy"
-    rows, counts, seconds = agent_runs(power_cfg, windows, out / "agent-power-energy_consumption")
-    runs.append((label, "power agent", rows))
-    chosen[label] = counts
-    print(f"{label}: {power_cfg.episodes} PPO episodes of {power_cfg.episode_jobs} jobs in {seconds:.0f} s; its "
-          "decisions on the held-out windows: " + ", ".join(f"{name} {n}" for name, n in zip(counts["names"],
-                                                                                            counts["decisions"])))
+    for label, kind, cfg in (("PPO power energy", "power agent", power_cfg),
+                             ("PPO power energy+wait", "power agent, energy_waiting", trade_cfg)):
+        rows, counts, seconds = agent_runs(cfg, windows, out / f"agent-power-{cfg.objective}")
+        runs.append((label, kind, rows))
+        chosen[label] = counts
+        print(f"{label}: {cfg.episodes} PPO episodes of {cfg.episode_jobs} jobs on {cfg.objective}"
+              + (f" (waiting_watts {cfg.waiting_watts:g} W)" if cfg.objective == "energy_waiting" else "")
+              + f" in {seconds:.0f} s; its decisions on the held-out windows: "
+              + ", ".join(f"{name} {n}" for name, n in zip(counts["names"], counts["decisions"])))
     add_horizon_energy(runs)
+    add_objective(runs, waiting_watts)
 
     table = []
     for name, kind, rows in runs:
@@ -321,18 +421,21 @@ def main(argv=None) -> int:
         table.append({"name": name, "kind": kind, "energy_j": sum(r["energy_j"] for r in rows),
                       "batsim_j": sum(r["batsim_j"] for r in rows),
                       "mean_wait_s": sum(r["wait_sum"] for r in rows) / jobs,
-                      "mean_bsld": sum(r["bsld_sum"] for r in rows) / jobs, "windows": len(rows), "jobs": jobs})
+                      "mean_bsld": sum(r["bsld_sum"] for r in rows) / jobs, "cost_j": sum(r["cost_j"] for r in rows),
+                      "windows": len(rows), "jobs": jobs})
     front = pareto({r["name"]: (r["mean_wait_s"], r["energy_j"]) for r in table})
     front_batsim = pareto({r["name"]: (r["mean_wait_s"], r["batsim_j"]) for r in table})
     base = table[0]
-    print(f"\n{'configuration':<20} {'energy (GJ)':>11} {'vs base':>8} {'to last end':>11} {'mean wait (s)':>13} "
-          f"{'mean bsld':>9}  Pareto (horizon, to last end)")
+    print(f"\n{'configuration':<21} {'energy (GJ)':>11} {'vs base':>8} {'to last end':>11} {'mean wait (s)':>13} "
+          f"{'mean bsld':>9} {'C (GJ)':>7}  Pareto (horizon, to last end)")
     for row in table:
-        print(f"{row['name']:<20} {row['energy_j'] / 1e9:11.3f} {row['energy_j'] / base['energy_j'] - 1:+8.1%} "
-              f"{row['batsim_j'] / 1e9:11.3f} {row['mean_wait_s']:13.0f} {row['mean_bsld']:9.2f}  "
+        print(f"{row['name']:<21} {row['energy_j'] / 1e9:11.3f} {row['energy_j'] / base['energy_j'] - 1:+8.1%} "
+              f"{row['batsim_j'] / 1e9:11.3f} {row['mean_wait_s']:13.0f} {row['mean_bsld']:9.2f} "
+              f"{row['cost_j'] / 1e9:7.3f}  "
               f"{'*' if row['name'] in front else '-'} {'*' if row['name'] in front_batsim else '-'}")
     print(f"every row: the same {where}; energy up to each window's latest end among the rows (to last end: "
-          "Batsim's consumed_joules, up to the run's own last job end)")
+          "Batsim's consumed_joules, up to the run's own last job end); C: energy_waiting's cost at "
+          f"waiting_watts {waiting_watts:g} W (energy to the simulation's end + w x waiting job-seconds)")
     # The agents window by window against the baseline and a shutdown point.
     per_window = {name: rows for name, _, rows in runs}
     for label in chosen:
@@ -342,21 +445,41 @@ def main(argv=None) -> int:
             same_wait = sum(a["wait_sum"] == b["wait_sum"] for a, b in zip(per_window[label], per_window[other]))
             print(f"{label} vs {other}: less energy on {less_energy}/{len(windows)} windows; less waiting on "
                   f"{less_wait}, the same on {same_wait}")
+    # The new agent against the best shutdown timeout on its own objective (the lowest total C
+    # over the windows: the strongest of the timeouts at what the agent was trained for),
+    # window by window: mean paired difference (agent - shutdown) and its 95 % t interval.
+    shutdowns = [row for row in table if row["kind"] == "shutdown"]
+    best = min(shutdowns, key=lambda row: row["cost_j"])["name"]
+    agent, other = per_window["PPO power energy+wait"], per_window[best]
+    differences = []
+    for key, unit, scale in (("energy_j", "GJ", 1e9), ("mean_wait_s", "s", 1.0), ("cost_j", "GJ", 1e9)):
+        values = [[(r["wait_sum"] / r["jobs"] if key == "mean_wait_s" else r[key]) / scale for r in rows]
+                  for rows in (agent, other)]
+        mean, low, high = paired(*values)
+        wins = sum(a < b for a, b in zip(*values))
+        differences.append({"against": best, "metric": key, "unit": unit, "mean_difference": mean, "ci_low": low,
+                            "ci_high": high, "agent_lower_on": wins, "windows": len(windows)})
+        print(f"PPO power energy+wait - {best}, {key} ({unit}) per window: mean {mean:+.4g}, 95 % t interval "
+              f"[{low:+.4g}, {high:+.4g}]; lower on {wins}/{len(windows)} windows")
 
     with open(out / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, ["name", "kind", "energy_j", "batsim_j", "mean_wait_s", "mean_bsld", "windows",
-                                    "jobs", "pareto", "pareto_batsim"])
+        writer = csv.DictWriter(f, ["name", "kind", "energy_j", "batsim_j", "mean_wait_s", "mean_bsld", "cost_j",
+                                    "windows", "jobs", "pareto", "pareto_batsim"])
         writer.writeheader()
         for row in table:
             writer.writerow({**row, "pareto": row["name"] in front, "pareto_batsim": row["name"] in front_batsim})
     with open(out / "windows.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["name", "window_start", "energy_j", "batsim_j", "horizon_s", "end_s", "mean_wait_s",
-                         "mean_bsld"])
+                         "mean_bsld", "cost_j"])
         for name, _, rows in runs:
             for start, r in zip(starts, rows):
                 writer.writerow([name, start, r["energy_j"], r["batsim_j"], r["horizon_s"], r["end_s"],
-                                 r["wait_sum"] / r["jobs"], r["bsld_sum"] / r["jobs"]])
+                                 r["wait_sum"] / r["jobs"], r["bsld_sum"] / r["jobs"], r["cost_j"]])
+    with open(out / "paired.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, list(differences[0]))
+        writer.writeheader()
+        writer.writerows(differences)
     try:
         plot(out / "energy_study.png", table,
              f"KTH-SP2 jobs {args.nb_jobs - n_test}-{args.nb_jobs - 1} ({len(windows)} held-out windows), "
@@ -364,7 +487,8 @@ def main(argv=None) -> int:
         print(f"figure: {out / 'energy_study.png'}")
     except ImportError:
         print("matplotlib is missing: no figure (pip install -e '.[plot]')")
-    print(f"results: {out / 'results.csv'}, {out / 'windows.csv'}; {time.perf_counter() - t0:.0f} s")
+    print(f"results: {out / 'results.csv'}, {out / 'windows.csv'}, {out / 'paired.csv'}; "
+          f"{time.perf_counter() - t0:.0f} s")
     return 0
 
 

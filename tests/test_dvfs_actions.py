@@ -247,3 +247,58 @@ def test_command_line_train_and_evaluate_with_dvfs(experiment, tmp_path):
     assert (out / "model.pt").is_file()
     assert main(["evaluate", str(experiment), "--model", str(out / "model.pt"), "--episodes", "1",
                  "--out", str(tmp_path / "eval")]) == 0
+
+
+# -- dvfs_idle: void at a p-state also sets the idle machines' p-state ------------------------
+
+def two_jobs_env(platform_xml, **fields):
+    """Job 0 (1 GFLOP, one machine) at t=0, job 1 (the same) at t=30: the agent may wait."""
+    fields = {"dvfs": True, "dvfs_idle": True, "objective": "energy_consumption", "actions": FIRST_FIT,
+              "observation": "normal", **fields}
+    return HeteroEnv(platform_xml, hand_workload([dict(res=1, gflop=1), dict(subtime=30.0, res=1, gflop=1)]),
+                     **fields)
+
+
+# Hand-computed: void at p-state k at t=0 puts the 3 idle machines in p-state k until t=30
+# (idle watts 10 / 8 / 5), then first:first_fit at p-state 0 runs both jobs on h0 and h1 from
+# 30 to 40 s (100 W each) while h2 stays idle in p-state k:
+#   k = 0: 3 x 10 x 30 + (2 x 100 + 10) x 10 = 900 + 2100 = 3000 J
+#   k = 1: 3 x  8 x 30 + (2 x 100 +  8) x 10 = 720 + 2080 = 2800 J
+#   k = 2: 3 x  5 x 30 + (2 x 100 +  5) x 10 = 450 + 2050 = 2500 J
+@pytest.mark.parametrize("pstate, joules", [(0, 3000.0), (1, 2800.0), (2, 2500.0)])
+def test_void_at_a_pstate_switches_the_idle_machines(platform_xml, pstate, joules):
+    env = two_jobs_env(platform_xml)
+    env.reset(seed=0)
+    assert env.action_masks().tolist() == [True] * 6  # void's copies are allowed with dvfs_idle
+    env.step(2 * pstate + 1)  # void at p-state `pstate`
+    assert env.engine.now == pytest.approx(30.0)
+    assert env.engine.pstate.tolist() == [pstate] * 3
+    _, reward, terminated, _, _ = env.step(0)  # first:first_fit at p-state 0
+    assert terminated
+    assert env.engine.pstate.tolist() == [0, 0, pstate]
+    assert env.result().finish.tolist() == pytest.approx([40.0, 40.0])
+    assert env.result().consumed_joules == pytest.approx(joules)
+
+
+def test_without_dvfs_idle_void_keeps_the_idle_machines_pstate(platform_xml):
+    env = two_jobs_env(platform_xml, dvfs_idle=False)
+    env.reset(seed=0)
+    assert env.action_masks().tolist() == [True, True, True, False, True, False]
+    env.step(5)  # void at p-state 2, masked: acts as void
+    assert env.engine.pstate.tolist() == [0, 0, 0]
+
+
+def test_dvfs_idle_config_errors_and_experiment_files(platform_xml, experiment):
+    with pytest.raises(ConfigError, match=r"^dvfs_idle .*expected true or false"):
+        EnvConfig(dvfs=True, dvfs_idle=1)
+    with pytest.raises(ConfigError, match="dvfs_idle: needs dvfs"):
+        EnvConfig(dvfs_idle=True)
+    with pytest.raises(ConfigError, match="dvfs_idle: needs dvfs, action_space 'pairs' and the void action"):
+        EnvConfig(dvfs=True, dvfs_idle=True, void=False)
+    doc = json.loads(experiment.read_text())
+    experiment.write_text(json.dumps({**doc, "dvfs_idle": True}))
+    config = ExperimentConfig.load(experiment)
+    assert config.env_config().dvfs_idle
+    env = config.make_env()
+    env.reset(seed=0)
+    assert env.action_masks()[2 * 37 - 1]  # void at p-state 1 is allowed

@@ -26,7 +26,8 @@ Rewards (``objective`` option, see ``hdeeprm.simulation.objectives``): each rewa
 growth of the objective's cost between a decision and the next one, so that an episode's
 return is exactly minus the objective: HDeepRM's avg_job_slowdown, avg_job_completion,
 avg_utilization, makespan, energy_consumption and edp, the literature's
-avg_bounded_slowdown (bound ``bsld_bound``, 10 s by default) and avg_waiting_time, or a
+avg_bounded_slowdown (bound ``bsld_bound``, 10 s by default) and avg_waiting_time, the
+trade-off energy_waiting (energy + ``waiting_watts`` x the waiting jobs' seconds), or a
 function of the finished jobs. ``reward_scale`` multiplies every reward (returns in seconds
 or joules are large numbers).
 
@@ -58,7 +59,9 @@ it starts later, and those backfilled around it), their machines switch to the d
 p-state at that instant, as Batsim switches a computation p-state at once; idle machines
 keep the p-state their last job left. Masks: (base, k) is allowed iff the base action is;
 void's copies at k > 0 are masked out (sent anyway they act as void, and an overridden void
-runs the first pair at that p-state). The "normal" observation shows, per core (= machine),
+runs the first pair at that p-state). With ``dvfs_idle=True`` (pairs with void) the idle
+machines are the agent's too: void at the k-th p-state switches every idle machine to it at
+once, and void's copies are allowed. The "normal" observation shows, per core (= machine),
 4 values instead of 3: its speed in its current p-state / the platform's top speed, its
 power there (full-load watts when busy, idle watts when idle) / the platform's top watts, the
 remaining work fraction, and its p-state's rank among the offered ones / (K - 1). The
@@ -128,6 +131,7 @@ from hdeeprm.simulation.engine import REJECTED, SimulationResult
 from hdeeprm.simulation.keys import ALL_CORE_KEYS, ALL_JOB_KEYS, DEFAULT_PAIRS, HIGH_CORES_MEANINGS, effective_core_key
 from hdeeprm.simulation.objectives import (
     DEFAULT_BSLD_BOUND,
+    DEFAULT_WAITING_WATTS,
     HDEEPRM_OBJECTIVES,
     OBJECTIVES,
     Objective,
@@ -218,12 +222,17 @@ class EnvConfig:
     window_core_key: str = "high_gflops"
     window_commit: bool = True  # the chosen job waits until it starts (False: chosen again at each event)
     bsld_bound: float = DEFAULT_BSLD_BOUND  # s
+    # energy_waiting: what one waiting job costs, in W (its waiting seconds are billed as joules).
+    waiting_watts: float = DEFAULT_WAITING_WATTS
     # What the core key high_cores runs: "most_free" (the processor with the most free cores,
     # as the original documented it) or "most_busy" (the most busy cores, as its code did).
     high_cores: str = "most_free"
     # The agent also chooses the computation p-state of the machines each decision starts
     # jobs on (flat platforms with several p-states only; see HeteroEnv and the module docstring).
     dvfs: bool = False
+    # With dvfs, void at the k-th p-state also switches every idle machine to it (so idle
+    # machines can wait in a low-power p-state); void's copies are then not masked out.
+    dvfs_idle: bool = False
     # Power actions beside the scheduling ones: switch idle machines off (to their Batsim sleep
     # p-state) or wake sleeping ones (platforms whose hosts declare sleep_pstates; see HeteroEnv
     # and the module docstring). Not with dvfs, job_window or without void (the "keep" action).
@@ -242,6 +251,11 @@ class EnvConfig:
             raise ConfigError(f"window_commit {shown(self.window_commit)}: expected true or false")
         if not isinstance(self.dvfs, bool):
             raise ConfigError(f"dvfs {shown(self.dvfs)}: expected true or false")
+        if not isinstance(self.dvfs_idle, bool):
+            raise ConfigError(f"dvfs_idle {shown(self.dvfs_idle)}: expected true or false")
+        if self.dvfs_idle and not (self.dvfs and self.action_space == "pairs" and self.void):
+            raise ConfigError("dvfs_idle: needs dvfs, action_space 'pairs' and the void action (void at a "
+                              "p-state is what sets the idle machines' p-state)")
         if not isinstance(self.power_actions, bool):
             raise ConfigError(f"power_actions {shown(self.power_actions)}: expected true or false")
         if self.power_actions and self.dvfs:
@@ -258,6 +272,9 @@ class EnvConfig:
             raise ConfigError(f"high_cores {shown(self.high_cores)}: expected one of {', '.join(HIGH_CORES_MEANINGS)}")
         if not (is_finite_number(self.bsld_bound) and self.bsld_bound > 0):
             raise ConfigError(f"bsld_bound {shown(self.bsld_bound)}: expected a finite number of seconds > 0")
+        if not (is_finite_number(self.waiting_watts) and self.waiting_watts > 0):
+            raise ConfigError(f"waiting_watts {shown(self.waiting_watts)}: expected a finite number of watts > 0 "
+                              "(what one waiting job costs)")
         if not (is_finite_number(self.reward_scale) and self.reward_scale > 0):
             raise ConfigError(f"reward_scale {shown(self.reward_scale)}: expected a finite number > 0")
         if not isinstance(self.observation, str) or self.observation not in OBSERVATIONS:
@@ -691,7 +708,8 @@ class HeteroEnv(gym.Env):
         self.scheduler = QueueScheduler(self.engine, PolicyConfig(backfill=self.config.backfill), rng=rng)
         self._rewards = RewardTracker(self.config.objective, inverse_time,
                                       nb_runnable=int(self.scheduler.resources.runnable_jobs().sum()),
-                                      bsld_bound=self.config.bsld_bound)
+                                      bsld_bound=self.config.bsld_bound,
+                                      waiting_watts=self.config.waiting_watts)
         self.scheduler.on_begin()
         self._done = not self._advance()
         self._rewards.cost_at_decision = self._rewards.cost(self.engine, self.platform.nb_machines)
@@ -733,6 +751,8 @@ class HeteroEnv(gym.Env):
                 pair, overridden = self.config.actions[0], True
             if pair is not None:
                 self.scheduler.schedule(pair[0], self.config.core_key(pair[1]))
+            elif self.config.dvfs_idle:
+                self._switch_idle_pstates()
         if self._power_mode is not None and self._unstall_power():
             overridden = True
         self._commit()
@@ -762,7 +782,7 @@ class HeteroEnv(gym.Env):
                 # Each base action at every p-state; void's copies past the first are masked
                 # out (void starts nothing: one variant is enough).
                 mask = np.tile(mask, len(self._pstates))
-                if self._window is None and self.config.void:
+                if self._window is None and self.config.void and not self.config.dvfs_idle:
                     mask[2 * self._nb_base - 1::self._nb_base] = False
             if self._power_mode is not None:
                 power = self._power_mask() if not self._done else np.ones(len(POWER_ACTIONS), dtype=bool)
@@ -979,6 +999,16 @@ class HeteroEnv(gym.Env):
         if hosts.size:
             self.engine.set_pstate(hosts, self._dvfs_pstate)
             resources.sent_pstate[hosts] = self._dvfs_pstate
+
+    def _switch_idle_pstates(self) -> None:
+        """dvfs_idle: void at the decision's p-state switches every idle machine to it, at once
+        (a computation p-state switch is immediate and no job runs there)."""
+        resources = self.scheduler.resources
+        idle = np.flatnonzero(self.engine.busy_job < 0)
+        idle = idle[resources.sent_pstate[idle] != self._dvfs_pstate]
+        if idle.size:
+            self.engine.set_pstate(idle, self._dvfs_pstate)
+            resources.sent_pstate[idle] = self._dvfs_pstate
 
     def _nb_busy(self) -> int:
         """Machines serving a job (those held asleep or switching are not free but not busy)."""

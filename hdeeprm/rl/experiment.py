@@ -21,9 +21,11 @@ only other random draws from the jobs trained on: the evaluation says so.
 
 ``conversion``: options of the SWF conversion (``hdeeprm.inputs.workload.ConversionOptions``), e.g.
 ``{"memory_demand": "none"}``; ``action_space``, ``window_jobs``, ``window_core_key``,
-``backfill`` (null, ``"easy"`` or ``"conservative"``), ``bsld_bound``, ``high_cores``, ``dvfs`` (the
+``backfill`` (null, ``"easy"`` or ``"conservative"``), ``bsld_bound``, ``waiting_watts`` (energy_waiting's
+price of one waiting job, W), ``high_cores``, ``dvfs`` (the
 agent also chooses the p-state of its jobs' machines, on a flat XML platform with several p-states,
-which is then kept with its own p-states) and ``power_actions`` (the agent also switches idle machines
+which is then kept with its own p-states; ``dvfs_idle``: void at a p-state also switches the idle
+machines to it) and ``power_actions`` (the agent also switches idle machines
 off and wakes sleeping ones, on a flat XML platform with Batsim sleep p-states) are HeteroEnv's (``hdeeprm.rl.env.EnvConfig``). ``objective``
 may also name a user function, ``"file.py:function"`` (see ``hdeeprm.simulation.objectives``).
 """
@@ -62,7 +64,7 @@ from hdeeprm.rl.env import (
 )
 from hdeeprm.rl.original_options import MAX_HIDDEN
 from hdeeprm.simulation.keys import DEFAULT_PAIRS
-from hdeeprm.simulation.objectives import OBJECTIVES, load_user_objective
+from hdeeprm.simulation.objectives import DEFAULT_WAITING_WATTS, OBJECTIVES, load_user_objective
 
 ALGORITHM_NAMES = ("ppo", "kernel_ppo", "reinforce", "actor_critic")
 PART_NAMES = ("train", "validation", "test")
@@ -96,8 +98,10 @@ class ExperimentConfig:
     window_commit: bool = True
     backfill: str | None = None
     bsld_bound: float = 10.0
+    waiting_watts: float = DEFAULT_WAITING_WATTS  # energy_waiting: what one waiting job costs (W)
     high_cores: str = "most_free"  # "most_busy": high_cores as the original's code ran it
     dvfs: bool = False  # the agent also picks its jobs' p-states (flat platforms with several; hdeeprm.rl.env)
+    dvfs_idle: bool = False  # with dvfs, void at a p-state also sets the idle machines' (hdeeprm.rl.env)
     power_actions: bool = False  # the agent also switches machines off and on (sleep p-states; hdeeprm.rl.env)
     conversion: dict | None = None
     split: dict | None = None
@@ -126,7 +130,7 @@ class ExperimentConfig:
             raise ConfigError(f"rollout_batch {shown(self.rollout_batch)}: expected an integer from 1 to "
                               f"{MAX_ROLLOUT_BATCH}, or null")
         # Types first, then ranges.
-        for name in ("lr", "queue_sensitivity", "reward_scale", "bsld_bound", "gamma"):
+        for name in ("lr", "queue_sensitivity", "reward_scale", "bsld_bound", "waiting_watts", "gamma"):
             value = getattr(self, name)
             if not is_finite_number(value):
                 raise ConfigError(f"{name} {shown(value)}: expected a finite number")
@@ -215,7 +219,8 @@ class ExperimentConfig:
                          action_space=self.action_space, window_jobs=self.window_jobs,
                          window_core_key=self.window_core_key, window_commit=self.window_commit,
                          backfill=self.backfill,
-                         bsld_bound=self.bsld_bound, high_cores=self.high_cores, dvfs=self.dvfs,
+                         bsld_bound=self.bsld_bound, waiting_watts=self.waiting_watts, high_cores=self.high_cores, dvfs=self.dvfs,
+                         dvfs_idle=self.dvfs_idle,
                          power_actions=self.power_actions)
 
     def make_env(self, part: str = "train", *, backend: str = "embedded", backend_options=None,

@@ -26,6 +26,18 @@ in no average):
   avg_waiting_time     C = integral of the number of waiting jobs / N: at the end the mean
                        waiting time (s); the reward is dense.
 
+The energy / waiting trade-off (the readable path computes it):
+  energy_waiting       C = energy consumed since the first submission (J) + w x integral of
+                       the number of waiting jobs (s), w = EnvConfig.waiting_watts (W, what
+                       one waiting job costs: 100 W by default, about one idle server): at
+                       the end, the episode's energy plus w x the sum of its jobs' waiting
+                       times (the start times of the simulator's outputs). The reward is
+                       dense. Energy is billed from the episode's first decision (its first
+                       submission: before it no job runs and no machine switches, so every
+                       policy draws the same) to its end (the last completion or switch),
+                       so C is 0 at the first decision and the return is exactly minus C at
+                       the end. Why not after the end, see RewardTracker.cost.
+
 A user objective, without forking: pass ``EnvConfig(objective=fn)`` (or, in an experiment
 file, ``"objective": "path/to/file.py:fn"``) where ``fn(jobs: FinishedJobs) -> float`` is the
 cost of the jobs that completed since the last decision (e.g. the sum of their turnaround
@@ -50,8 +62,12 @@ HDEEPRM_OBJECTIVES = ("avg_job_slowdown", "avg_job_completion", "avg_utilization
                       "energy_consumption", "edp")
 #: Per-job averages from the scheduling literature (the readable path computes them).
 AVERAGE_OBJECTIVES = ("avg_bounded_slowdown", "avg_waiting_time")
-OBJECTIVES = HDEEPRM_OBJECTIVES + AVERAGE_OBJECTIVES
+#: Trade-offs between HDeepRM's objectives (the readable path computes them too; the compiled
+#: path, which runs HDEEPRM_OBJECTIVES only, declines them).
+TRADE_OFF_OBJECTIVES = ("energy_waiting",)
+OBJECTIVES = HDEEPRM_OBJECTIVES + AVERAGE_OBJECTIVES + TRADE_OFF_OBJECTIVES
 DEFAULT_BSLD_BOUND = 10.0  # s
+DEFAULT_WAITING_WATTS = 100.0  # W: energy_waiting's price of one waiting job, about one idle server
 
 #: What an episode's return measures, for tables and figures (minus the return, divided by
 #: the reward scale, is the objective's value: lower is better for every objective).
@@ -64,6 +80,7 @@ OBJECTIVE_LABELS: dict[str, str] = {
     "edp": "energy-delay product (J s)",
     "avg_bounded_slowdown": "mean bounded slowdown",
     "avg_waiting_time": "mean waiting time (s)",
+    "energy_waiting": "energy after the first submission + waiting_watts x waiting time (J)",
 }
 
 
@@ -127,12 +144,15 @@ class RewardTracker:
     are kept as running sums, so each event costs O(jobs of that event)."""
 
     def __init__(self, objective: Objective, inverse_requested_time: np.ndarray, *,
-                 nb_runnable: int = 1, bsld_bound: float = DEFAULT_BSLD_BOUND):
+                 nb_runnable: int = 1, bsld_bound: float = DEFAULT_BSLD_BOUND,
+                 waiting_watts: float = DEFAULT_WAITING_WATTS):
         self.objective = objective
         self.inverse_time = inverse_requested_time
         self.per_job = 1.0 / max(nb_runnable, 1)  # the averages' 1 / N
         self.nb_runnable = nb_runnable
         self.bsld_bound = float(bsld_bound)
+        self.waiting_watts = float(waiting_watts)
+        self.energy_origin = None  # energy_waiting: the energy at the first decision (J)
         self.time = 0.0
         self.in_system = 0.0  # sum of 1/T (slowdown), count (completion), or waiting jobs
         self.busy = 0  # busy cores
@@ -140,10 +160,11 @@ class RewardTracker:
         self.integral = 0.0
         self.completed_cost = 0.0  # per-job objectives: cost of the jobs completed so far
         self.cost_at_decision = 0.0
-        # avg_waiting_time: when each job left the queue on the scheduler's side; a start
-        # lands a hair later on the simulator's clock, added when the job completes so that
-        # the return is the waiting time of Batsim's outputs exactly.
-        self.dequeued_at = np.zeros(len(inverse_requested_time)) if objective == "avg_waiting_time" else None
+        # avg_waiting_time, energy_waiting: when each job left the queue on the scheduler's
+        # side; a start lands a hair later on the simulator's clock, added when the job
+        # completes so that the return is the waiting time of Batsim's outputs exactly.
+        waiting = objective in ("avg_waiting_time", "energy_waiting")
+        self.dequeued_at = np.zeros(len(inverse_requested_time)) if waiting else None
 
     def advance(self, now: float) -> None:
         dt = now - self.time
@@ -156,11 +177,11 @@ class RewardTracker:
         """Jobs admitted to the queue."""
         if self.objective == "avg_job_slowdown":
             self.in_system += float(self.inverse_time[jobs].sum())
-        elif self.objective in ("avg_job_completion", "avg_waiting_time"):
+        elif self.objective in ("avg_job_completion", "avg_waiting_time", "energy_waiting"):
             self.in_system += len(jobs)
 
     def started(self, jobs) -> None:
-        if self.objective == "avg_waiting_time":
+        if self.objective in ("avg_waiting_time", "energy_waiting"):
             self.in_system -= len(jobs)
             self.dequeued_at[jobs] = self.time
 
@@ -174,6 +195,9 @@ class RewardTracker:
         elif objective == "avg_waiting_time":
             index = np.asarray(jobs)
             self.completed_cost += float((engine.start[index] - self.dequeued_at[index]).sum()) * self.per_job
+        elif objective == "energy_waiting":  # waiting job-seconds here, priced in cost()
+            index = np.asarray(jobs)
+            self.completed_cost += float((engine.start[index] - self.dequeued_at[index]).sum())
         elif objective == "avg_bounded_slowdown":
             index = np.asarray(jobs)
             subtime, start, finish = engine.jobs.subtime[index], engine.start[index], engine.finish[index]
@@ -197,6 +221,21 @@ class RewardTracker:
             return self.integral
         if objective == "avg_waiting_time":
             return self.integral * self.per_job + self.completed_cost
+        if objective == "energy_waiting":
+            # Energy from the first decision to now, nothing after the episode's end. The
+            # energy study's "common horizon" (every run of a window billed, at the power it
+            # drew when it ended, up to the latest end among the runs compared) is not part of
+            # the cost: that horizon depends on which other runs are compared, so it is no
+            # quantity of one episode, and a return that changed with the set of policies
+            # compared would not be an objective. Billing nothing after the end does not
+            # reward a policy for stretching its run either: every second of a longer run is
+            # billed (the platform's draw, asleep or awake), and the jobs that make it longer
+            # by waiting are billed at waiting_watts each. What it leaves out is the state in
+            # which the run ends (machines awake or asleep), which no decision follows.
+            if self.energy_origin is None:  # the first decision
+                self.energy_origin = engine.energy_so_far()
+            waited = self.integral + self.completed_cost  # job-seconds
+            return engine.energy_so_far() - self.energy_origin + self.waiting_watts * waited
         if objective == "avg_bounded_slowdown" or callable(objective):
             return self.completed_cost
         if objective == "makespan":
