@@ -28,15 +28,11 @@ REFERENCE = Path(__file__).parent / "data" / "batsim-reference"
 needs_batsim = pytest.mark.skipif(shutil.which("batsim") is None, reason="batsim is not on PATH")
 
 
-class FcfsScheduler:
-    """A Batsim 4 decision process in a thread: FCFS on the lowest free machines, rejects jobs
-    bigger than the platform, slows the last machine down to p-state 1 at the start (and uses
-    it again once RESOURCE_STATE_CHANGED says so), asks for one CALL_ME_LATER, queries the
-    consumed energy once at that call and kills the oldest running job there (``kill``).
-    ``received`` keeps every message it got."""
+class ThreadedScheduler:
+    """A Batsim 4 decision process in a thread: answers each message with ``decide(now,
+    events)`` until SIMULATION_ENDS. ``received`` keeps every message it got."""
 
-    def __init__(self, energy: bool = True, kill: bool = True):
-        self.energy, self.kill = energy, kill
+    def __init__(self):
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.REP)
         self.port = self.socket.bind_to_random_port("tcp://127.0.0.1")
@@ -56,58 +52,75 @@ class FcfsScheduler:
             self.context.term()
 
     def _serve(self):
-        free, queue, size, running, called = set(), [], {}, [], False
         while self.socket.poll(60_000):
             msg = json.loads(self.socket.recv())
             self.received.append(msg)
-            now, out = msg["now"], []
-            for e in msg["events"]:
-                kind, data = e["type"], e["data"]
-                if kind == "SIMULATION_BEGINS":
-                    nb = data["nb_compute_resources"]
-                    last = data["compute_resources"][-1]["properties"].get("wattage_per_state", "")
-                    slow = self.energy and "," in last  # the last machine has a p-state 1
-                    free = set(range(nb - 1)) if slow else set(range(nb))
-                    if slow:
-                        out.append({"timestamp": now, "type": "SET_RESOURCE_STATE",
-                                    "data": {"resources": str(nb - 1), "state": "1"}})
-                elif kind == "JOB_SUBMITTED":
-                    size[data["job_id"]] = data["job"]["res"]
-                    if data["job"]["res"] > nb:
-                        out.append({"timestamp": now, "type": "REJECT_JOB", "data": {"job_id": data["job_id"]}})
-                    else:
-                        queue.append(data["job_id"])
-                    if not called:
-                        called = True
-                        out.append({"timestamp": now, "type": "CALL_ME_LATER", "data": {"timestamp": now + 7.25}})
-                elif kind == "JOB_COMPLETED":
-                    free |= set(parse_intervals(data["alloc"]).tolist())
-                    if data["job_id"] in running:
-                        running.remove(data["job_id"])
-                elif kind == "RESOURCE_STATE_CHANGED":
-                    free |= set(parse_intervals(data["resources"]).tolist())
-                elif kind == "REQUESTED_CALL":
-                    if self.energy:
-                        out.append({"timestamp": now, "type": "QUERY", "data": {"requests": {"consumed_energy": {}}}})
-                    if self.kill and running:
-                        out.append({"timestamp": now, "type": "KILL_JOB", "data": {"job_ids": [running[0]]}})
-                elif kind == "SIMULATION_ENDS":
-                    self.socket.send_json({"now": now, "events": []})
-                    return
-            while queue and size[queue[0]] <= len(free):
-                job = queue.pop(0)
-                alloc = sorted(free)[:size[job]]
-                free -= set(alloc)
-                running.append(job)
-                out.append({"timestamp": now, "type": "EXECUTE_JOB", "data": {"job_id": job,
-                                                                             "alloc": format_intervals(alloc)}})
-            self.socket.send_json({"now": now, "events": out})
+            if any(e["type"] == "SIMULATION_ENDS" for e in msg["events"]):
+                self.socket.send_json({"now": msg["now"], "events": []})
+                return
+            self.socket.send_json({"now": msg["now"], "events": self.decide(msg["now"], msg["events"])})
         raise TimeoutError("no message for 60 s")
+
+    def decide(self, now: float, events: list[dict]) -> list[dict]:
+        raise NotImplementedError
 
     def join(self):
         self.thread.join(60)
         if self.error is not None:
             raise self.error
+
+
+class FcfsScheduler(ThreadedScheduler):
+    """FCFS on the lowest free machines; rejects jobs bigger than the platform, slows the last
+    machine down to p-state 1 at the start (and uses it again once RESOURCE_STATE_CHANGED says
+    so), asks for one CALL_ME_LATER, queries the consumed energy once at that call and kills
+    the oldest running job there (``kill``)."""
+
+    def __init__(self, energy: bool = True, kill: bool = True):
+        self.energy, self.kill = energy, kill
+        self.free, self.queue, self.size, self.running, self.called, self.nb = set(), [], {}, [], False, 0
+        super().__init__()
+
+    def decide(self, now, events):
+        free, queue, size, running, out = self.free, self.queue, self.size, self.running, []
+        for e in events:
+            kind, data = e["type"], e["data"]
+            if kind == "SIMULATION_BEGINS":
+                self.nb = nb = data["nb_compute_resources"]
+                last = data["compute_resources"][-1]["properties"].get("wattage_per_state", "")
+                slow = self.energy and "," in last  # the last machine has a p-state 1
+                free |= set(range(nb - 1)) if slow else set(range(nb))
+                if slow:
+                    out.append({"timestamp": now, "type": "SET_RESOURCE_STATE",
+                                "data": {"resources": str(nb - 1), "state": "1"}})
+            elif kind == "JOB_SUBMITTED":
+                size[data["job_id"]] = data["job"]["res"]
+                if data["job"]["res"] > self.nb:
+                    out.append({"timestamp": now, "type": "REJECT_JOB", "data": {"job_id": data["job_id"]}})
+                else:
+                    queue.append(data["job_id"])
+                if not self.called:
+                    self.called = True
+                    out.append({"timestamp": now, "type": "CALL_ME_LATER", "data": {"timestamp": now + 7.25}})
+            elif kind == "JOB_COMPLETED":
+                free |= set(parse_intervals(data["alloc"]).tolist())
+                if data["job_id"] in running:
+                    running.remove(data["job_id"])
+            elif kind == "RESOURCE_STATE_CHANGED":
+                free |= set(parse_intervals(data["resources"]).tolist())
+            elif kind == "REQUESTED_CALL":
+                if self.energy:
+                    out.append({"timestamp": now, "type": "QUERY", "data": {"requests": {"consumed_energy": {}}}})
+                if self.kill and running:
+                    out.append({"timestamp": now, "type": "KILL_JOB", "data": {"job_ids": [running[0]]}})
+        while queue and size[queue[0]] <= len(free):
+            job = queue.pop(0)
+            alloc = sorted(free)[:size[job]]
+            free -= set(alloc)
+            running.append(job)
+            out.append({"timestamp": now, "type": "EXECUTE_JOB", "data": {"job_id": job,
+                                                                         "alloc": format_intervals(alloc)}})
+        return out
 
 
 def _args(scenario: str, prefix: Path, endpoint: str, energy: bool = True) -> list[str]:
@@ -273,7 +286,7 @@ def test_missing_inputs_are_one_line_errors(tmp_path, capsys):
     assert code == 2 and "no such file" in err and len(err.strip().splitlines()) == 1
 
 
-class SleepScheduler(FcfsScheduler):
+class SleepScheduler(ThreadedScheduler):
     """A Batsim 4 decision process that manages power (as batsched's energy policies do): FCFS on
     the lowest idle awake machines; when nothing waits, it switches every idle machine off (to
     the first sleep p-state of its ``sleep_pstates`` property); when the head job does not fit,
@@ -283,60 +296,53 @@ class SleepScheduler(FcfsScheduler):
 
     def __init__(self, wake_all: bool = False):
         self.wake_all = wake_all
-        super().__init__(energy=True, kill=False)
+        self.idle, self.asleep, self.waking, self.queue, self.size, self.sleep_of = set(), set(), set(), [], {}, {}
+        super().__init__()
 
-    def _serve(self):
-        idle, asleep, waking, queue, size, sleep_of = set(), set(), set(), [], {}, {}
-        while self.socket.poll(60_000):
-            msg = json.loads(self.socket.recv())
-            self.received.append(msg)
-            now, out = msg["now"], []
-            for e in msg["events"]:
-                kind, data = e["type"], e["data"]
-                if kind == "SIMULATION_BEGINS":
-                    for r in data["compute_resources"]:
-                        sleep_of[r["id"]] = int(r["properties"]["sleep_pstates"].split(":")[0])
-                    idle = set(sleep_of)
-                elif kind == "JOB_SUBMITTED":
-                    size[data["job_id"]] = data["job"]["res"]
-                    if data["job"]["res"] > len(sleep_of):
-                        out.append({"timestamp": now, "type": "REJECT_JOB", "data": {"job_id": data["job_id"]}})
-                    else:
-                        queue.append(data["job_id"])
-                elif kind == "JOB_COMPLETED":
-                    idle |= set(parse_intervals(data["alloc"]).tolist())
-                elif kind == "RESOURCE_STATE_CHANGED":
-                    machines = set(parse_intervals(data["resources"]).tolist())
-                    if int(data["state"]) == 0:
-                        idle |= machines
-                        waking -= machines
-                    else:
-                        asleep |= machines
-                elif kind == "SIMULATION_ENDS":
-                    self.socket.send_json({"now": now, "events": []})
-                    return
-            while queue and size[queue[0]] <= len(idle):
-                job = queue.pop(0)
-                alloc = sorted(idle)[:size[job]]
-                idle -= set(alloc)
-                out.append({"timestamp": now, "type": "EXECUTE_JOB", "data": {"job_id": job,
-                                                                             "alloc": format_intervals(alloc)}})
-            if queue:
-                lacking = len(asleep) if self.wake_all else size[queue[0]] - len(idle) - len(waking)
-                wake = sorted(asleep)[:max(lacking, 0)]
-                if wake:
-                    asleep -= set(wake)
-                    waking |= set(wake)
-                    out.append({"timestamp": now, "type": "SET_RESOURCE_STATE",
-                                "data": {"resources": format_intervals(wake), "state": "0"}})
-            elif idle:
-                for state in sorted({sleep_of[m] for m in idle}):
-                    off = sorted(m for m in idle if sleep_of[m] == state)
-                    out.append({"timestamp": now, "type": "SET_RESOURCE_STATE",
-                                "data": {"resources": format_intervals(off), "state": str(state)}})
-                idle = set()
-            self.socket.send_json({"now": now, "events": out})
-        raise TimeoutError("no message for 60 s")
+    def decide(self, now, events):
+        asleep, waking, queue, size, sleep_of, out = self.asleep, self.waking, self.queue, self.size, self.sleep_of, []
+        for e in events:
+            kind, data = e["type"], e["data"]
+            if kind == "SIMULATION_BEGINS":
+                for r in data["compute_resources"]:
+                    sleep_of[r["id"]] = int(r["properties"]["sleep_pstates"].split(":")[0])
+                self.idle = set(sleep_of)
+            elif kind == "JOB_SUBMITTED":
+                size[data["job_id"]] = data["job"]["res"]
+                if data["job"]["res"] > len(sleep_of):
+                    out.append({"timestamp": now, "type": "REJECT_JOB", "data": {"job_id": data["job_id"]}})
+                else:
+                    queue.append(data["job_id"])
+            elif kind == "JOB_COMPLETED":
+                self.idle |= set(parse_intervals(data["alloc"]).tolist())
+            elif kind == "RESOURCE_STATE_CHANGED":
+                machines = set(parse_intervals(data["resources"]).tolist())
+                if int(data["state"]) == 0:
+                    self.idle |= machines
+                    waking -= machines
+                else:
+                    asleep |= machines
+        while queue and size[queue[0]] <= len(self.idle):
+            job = queue.pop(0)
+            alloc = sorted(self.idle)[:size[job]]
+            self.idle -= set(alloc)
+            out.append({"timestamp": now, "type": "EXECUTE_JOB", "data": {"job_id": job,
+                                                                         "alloc": format_intervals(alloc)}})
+        if queue:
+            lacking = len(asleep) if self.wake_all else size[queue[0]] - len(self.idle) - len(waking)
+            wake = sorted(asleep)[:max(lacking, 0)]
+            if wake:
+                asleep -= set(wake)
+                waking |= set(wake)
+                out.append({"timestamp": now, "type": "SET_RESOURCE_STATE",
+                            "data": {"resources": format_intervals(wake), "state": "0"}})
+        elif self.idle:
+            for state in sorted({sleep_of[m] for m in self.idle}):
+                off = sorted(m for m in self.idle if sleep_of[m] == state)
+                out.append({"timestamp": now, "type": "SET_RESOURCE_STATE",
+                            "data": {"resources": format_intervals(off), "state": str(state)}})
+            self.idle = set()
+        return out
 
 
 SLEEP_PLATFORM = Path(__file__).parent / "data" / "platforms" / "sleep_4hosts.xml"
