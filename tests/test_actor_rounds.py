@@ -26,3 +26,18 @@ def test_the_updated_set_given_is_not_modified():
     fresh = {0}
     rounds([("reads", [1]), (SWITCH, [2])], fresh)
     assert fresh == {0}
+
+
+def test_play_spawned_actors_start_the_next_round_and_share_updates():
+    from hdeeprm.backends.batsim.actor_rounds import play
+
+    # The server spawns a job actor, reads hosts 0 and 1 (both stale: two rounds), then spawns a
+    # switch actor. The job actor starts in round 1, finds host 0 updated by the server's round
+    # 0 read, simcalls on host 2 and makes its activity in round 2. The switch actor, spawned in
+    # round 2, simcalls in round 3 and makes its activity in round 4.
+    server = [("spawn", 1), ("read", 0), ("read", 1), ("spawn", 2)]
+    job = [("read", 0), ("read", 2), ("point",)]
+    switch = [("simcall", [3]), ("point",)]
+    assert play([server, job, switch], [0, None, None], set()) == [(-1, -1), (2, 0), (4, 0)]
+    # Everything up to date: the job makes its activity in round 1, the switch in round 2.
+    assert play([server, job, switch], [0, None, None], {0, 1, 2}) == [(-1, -1), (1, 0), (2, 0)]

@@ -59,3 +59,49 @@ def rounds(actors: Sequence[tuple[str, Sequence[int]]], updated: set[int]) -> li
         updated |= answered
         round_ += 1
     return result  # type: ignore[return-value]
+
+
+def play(scripts: Sequence[Sequence[tuple]], ready: Sequence[int | None], updated: set[int]) -> list[tuple[int, int]]:
+    """A general form of :func:`rounds`: actor i runs ``scripts[i]`` from round ``ready[i]``
+    (None: not started until another actor spawns it; it then runs from the next round).
+    Operations: ``("read", host)`` (a simcall if the host is not up to date), ``("simcall",
+    hosts)`` (always one; brings ``hosts`` up to date), ``("spawn", j)`` (starts actor j next
+    round) and ``("point",)``, the moment recorded. Returns each actor's point as
+    ``(round, rank)`` ((-1, -1) when its script has none)."""
+    updated = set(updated)
+    start = list(ready)
+    position = [0] * len(scripts)
+    result: list[tuple[int, int]] = [(-1, -1)] * len(scripts)
+    order = list(range(len(scripts)))  # the run order within a round: first ready, first run
+    round_ = 0
+    while any(position[i] < len(scripts[i]) for i in range(len(scripts))):
+        answered: set[int] = set()
+        rank = 0
+        spawned: list[int] = []
+        for i in list(order):
+            if start[i] is None or start[i] > round_:
+                continue
+            script = scripts[i]
+            while position[i] < len(script):
+                op = script[position[i]]
+                position[i] += 1
+                if op[0] == "read":
+                    if op[1] in updated:
+                        continue
+                    answered.add(op[1])
+                    break
+                if op[0] == "simcall":
+                    answered.update(op[1])
+                    break
+                if op[0] == "spawn":
+                    start[op[1]] = round_ + 1
+                    spawned.append(op[1])
+                    continue
+                result[i] = (round_, rank)
+                rank += 1
+        order = [i for i in order if i not in spawned] + spawned
+        updated |= answered
+        round_ += 1
+        if round_ > 100_000:  # pragma: no cover - every script ends
+            raise RuntimeError("actor rounds do not end")
+    return result
