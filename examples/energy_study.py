@@ -10,6 +10,8 @@ that no agent trained on (the experiment's ``split``):
 
 - classic FCFS + EASY backfilling (``first:first_fit``), without shutdown and with the
   shutdown policy at several idle timeouts, and FCFS + EASY with the ``low_power`` core key;
+- a powersave rule (``dvfs_idle``): jobs at p-state 0, idle machines sent to the lowest p-state
+  whenever nothing can start;
 - DVFS at a fixed p-state: ``HeteroEnv(dvfs=True)`` played by the fixed rule "first:first_fit
   at p-state k" (k = 0 is the classic baseline again, which the script checks);
 - PPO agents that choose a core key and a p-state at each decision (``dvfs``), trained on the
@@ -182,6 +184,23 @@ def fixed_pstate_runs(config: ExperimentConfig, windows, pstate: int) -> list[di
         done = False
         while not done:
             _, _, done, _, _ = env.step(action)
+        rows.append(metrics_of(env.result(), env.engine))
+    return rows
+
+
+def idle_pstate_runs(config: ExperimentConfig, windows, idle_pstate: int) -> list[dict]:
+    """A powersave rule with ``dvfs_idle``: FCFS + EASY + first_fit with jobs at p-state 0, and
+    whenever nothing can start, void at ``idle_pstate``, which sends every idle machine there."""
+    config = dataclasses.replace(config, actions={"selection": [{"first": ["first_fit"]}], "void": True},
+                                 dvfs_idle=True)
+    env = config.make_env("test")
+    wait_low = idle_pstate * 2 + 1  # base actions: first:first_fit (0), void (1); B = 2
+    rows = []
+    for seed, options in windows:
+        env.reset(seed=seed, options=dict(options))
+        done = False
+        while not done:
+            _, _, done, _, _ = env.step(0 if env.action_masks()[0] else wait_low)
         rows.append(metrics_of(env.result(), env.engine))
     return rows
 
@@ -394,6 +413,8 @@ def main(argv=None) -> int:
     # policy must agree on it exactly.
     assert all(a["batsim_j"] == b["batsim_j"] and a["wait_sum"] == b["wait_sum"]
                for a, b in zip(runs[0][2], runs[-3][2])), "HeteroEnv at p-state 0 differs from FCFS+EASY"
+    low = len(FRACTIONS) - 1
+    runs.append((f"FCFS+EASY, idle at p{low} ({FRACTIONS[low]:.0%})", "dvfs", idle_pstate_runs(energy_cfg, windows, low)))
     chosen = {}
     for label, cfg in (("PPO energy", energy_cfg), ("PPO bsld", bsld_cfg)):
         rows, counts, seconds = agent_runs(cfg, windows, out / f"agent-{cfg.objective}")

@@ -33,8 +33,9 @@ or joules are large numbers).
 
 Actions (``action_space`` option). ``"pairs"``, HDeepRM's: by default the 36 pairs of
 ``hdeeprm.simulation.keys`` (index 6 x job + core) and void (index 36), or the subset of an HDeepRM options file's ``actions`` block. ``action_masks()``
-(also in ``info["action_mask"]``) tells which actions would start at least one job now; void
-is always allowed (without void in the set, when no action would start a job, all are). An action that starts nothing leaves the queue as it is and the
+(also in ``info["action_mask"]``) tells which actions would start at least one job now (with
+backfilling, a pair is also allowed when any waiting job fits now: backfilling may still
+refuse it, and the pass then starts nothing, as void); void is always allowed (without void in the set, when no action would start a job, all are). An action that starts nothing leaves the queue as it is and the
 simulation moves on to the next submission or completion. One exception keeps a run from
 stalling: void while nothing runs and every remaining job is already waiting would wait for
 ever, so the first pair of the action set is applied instead (``info["void_overridden"]``).
@@ -801,7 +802,11 @@ class HeteroEnv(gym.Env):
                 if pair is not None:
                     job_key = pair[0]
                     if job_key not in fits_by_key:
-                        fits_by_key[job_key] = self._first_job_fits(job_key)
+                        # With backfilling, a pass whose first job does not fit may still start
+                        # another that fits now (unless it would delay the first one's
+                        # reservation; the pass then starts nothing, as void).
+                        fits_by_key[job_key] = self._first_job_fits(job_key) or (
+                            self.config.backfill is not None and self._first_job_fits("random"))
                     mask[i] = fits_by_key[job_key]
             if not mask.any():
                 # No void in the set and no job fits: every action starts nothing, so all

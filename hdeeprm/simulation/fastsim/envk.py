@@ -221,7 +221,8 @@ def action_masks(s, action_job_key, done, out):
             continue
         if not known[k]:
             known[k] = True
-            fits[k] = _first_job_fits(s, k)
+            # With backfilling, another job that fits now may start (HeteroEnv._base_mask).
+            fits[k] = _first_job_fits(s, k) or (s.backfill and _first_job_fits(s, JK_RANDOM))
         out[i] = fits[k]
     if not out.any():
         out[:] = True
