@@ -339,8 +339,8 @@ class Conversation:
         every = list(range(engine.nb_machines))
         actors = [("e", j, ("reads", engine.alloc[j].tolist() + every)) for _, j in ends]
         actors += [("p", key, (SWITCH, hosts.tolist())) for key, (hosts, _) in switched.items()]
-        created = [self._created_key.get(j, (0, 0, 0)) if kind == "e" else
-                   max(self._switch_key.get(h, (0, 0, 0)) for h in switched[j][0].tolist())
+        created = [self._created_key.get(j, (0, 0.0, 0, 0)) if kind == "e" else
+                   max(self._switch_key.get(h, (0, 0.0, 0, 0)) for h in switched[j][0].tolist())
                    for kind, j, _ in actors]
         order = sorted(range(len(actors)), key=lambda i: created[i])  # SimGrid's wake order
         sent = rounds([actors[i][2] for i in order], self._up_to_date(t))
@@ -351,37 +351,43 @@ class Conversation:
         return first + sorted(ends + [("p", key) for key in switched], key=when.__getitem__)
 
     def _note_creations(self) -> None:
-        """The (reply, round, rank) in which the activities of the jobs and switches that the
-        reply just applied were created. Batsim's server handles the reply's events in order:
-        it starts a job's actor (which reads its machines' energy and every machine's, then
-        makes its activity), and for a power request it reads every machine's energy (its
+        """The (reply, time, round, rank) in which the activities of the jobs and switches that
+        the reply just applied were created. Batsim's server handles the reply's events in
+        order: it starts a job's actor (which reads its machines' energy and every machine's,
+        then makes its activity), and for a power request it reads every machine's energy (its
         energy tracer) before it starts the switch actors (a p-state simcall, then the
         switching flop). See actor_rounds."""
-        from hdeeprm.backends.batsim.actor_rounds import play
-
         starting, self._starting = self._starting, []
-        if not starting:
-            return
-        every = list(range(self.engine.nb_machines))
         for t in sorted({item[0] for item in starting}):
             batch = [item for item in starting if item[0] == t]
-            server: list[tuple] = []
-            scripts: list[list[tuple]] = [server]
-            for _, kind, _, hosts in batch:
+            if any(kind == "p" for _, kind, _, _ in batch):
+                points = self._creation_rounds(t, batch)
+            else:  # jobs only: their activities come in the order they were started
+                points = [(0, rank) for rank in range(len(batch))]
+            for (_, kind, key, hosts), (round_, rank) in zip(batch, points):
                 if kind == "e":
-                    scripts.append([("read", h) for h in hosts.tolist() + every] + [("point",)])
-                else:
-                    server.extend(("read", h) for h in every)
-                    scripts.append([("simcall", hosts.tolist()), ("point",)])
-                server.append(("spawn", len(scripts) - 1))
-            points = play(scripts, [0] + [None] * len(batch), self._up_to_date(t))
-            for (_, kind, key, hosts), (round_, rank) in zip(batch, points[1:]):
-                if kind == "e":
-                    self._created_key[key] = (self.nb_messages, round_, rank)
+                    self._created_key[key] = (self.nb_messages, t, round_, rank)
                 else:
                     for h in hosts.tolist():
-                        self._switch_key[h] = (self.nb_messages, round_, rank)
+                        self._switch_key[h] = (self.nb_messages, t, round_, rank)
             self._tracer_date = t  # the jobs' actors and the server's tracer read every machine
+
+    def _creation_rounds(self, t: float, batch: list[tuple]) -> list[tuple[int, int]]:
+        """actor_rounds.play for a batch with a power request: its cost grows with the machines
+        (the server reads them all), paid per power request only."""
+        from hdeeprm.backends.batsim.actor_rounds import play
+
+        every = list(range(self.engine.nb_machines))
+        server: list[tuple] = []
+        scripts: list[list[tuple]] = [server]
+        for _, kind, _, hosts in batch:
+            if kind == "e":
+                scripts.append([("read", h) for h in hosts.tolist() + every] + [("point",)])
+            else:
+                server.extend(("read", h) for h in every)
+                scripts.append([("simcall", hosts.tolist()), ("point",)])
+            server.append(("spawn", len(scripts) - 1))
+        return play(scripts, [0] + [None] * len(batch), self._up_to_date(t))[1:]
 
     def _state_changed(self, t: float, hosts: np.ndarray, state: int) -> dict:
         return _event(t, "RESOURCE_STATE_CHANGED",
