@@ -21,9 +21,10 @@ import platform
 import shlex
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
+
+from hdeeprm.common.atomic import atomic_path
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = "hdeeprm-manifest/1"
@@ -194,17 +195,8 @@ def write_manifest(out_dir: str | os.PathLike, command_argv: Sequence[str],
     folder.mkdir(parents=True, exist_ok=True)
     text = json.dumps(build_manifest(command_argv, inputs, seeds, wall_seconds, started=started, extra=extra),
                       indent=1) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{MANIFEST_FILE}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, folder / MANIFEST_FILE)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_path(folder / MANIFEST_FILE) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return folder / MANIFEST_FILE
 
 

@@ -38,7 +38,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +47,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from hdeeprm.common.atomic import atomic_path
 from hdeeprm.common.errors import ConfigError
 
 FORMATS = ("onnx", "torchscript")
@@ -360,23 +360,14 @@ def export_policy(config, checkpoint: str | os.PathLike, out: str | os.PathLike,
         data = _onnx_bytes(graph, shape, nb_actions, metadata) if fmt == "onnx" else \
             _torchscript_bytes(graph, shape, nb_actions, metadata)
         out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
+        with atomic_path(out) as tmp:  # verified before it replaces anything
+            tmp.write_bytes(data)
             verification = None
             if check_decisions:
-                verification = verify(tmp, config, agent, check_decisions, env)
+                verification = verify(str(tmp), config, agent, check_decisions, env)
                 if not verification.ok:
                     raise ConfigError(f"{out}: not written: the exported policy differs from torch's: "
                                       f"{verification.summary()}")
-            os.replace(tmp, out)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
     finally:
         env.close()
     return ExportReport(out, fmt, metadata, verification, len(data))

@@ -21,6 +21,7 @@ import re
 import tempfile
 from pathlib import Path
 
+from hdeeprm.common.atomic import atomic_path
 from hdeeprm.common.errors import PlatformError
 from hdeeprm.inputs.limits import ECHO_CHARS, MAX_CORES
 from hdeeprm.inputs.platform.json_platform import (
@@ -170,14 +171,8 @@ def write_platform_document(document: dict, spec: str,
             if path.is_file() and path.read_text(encoding="utf-8") == text:
                 return path
             folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as out:
-                    out.write(text)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            with atomic_path(path) as tmp:
+                tmp.write_text(text, encoding="utf-8")
             return path
         except OSError as exc:
             failure = exc

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hdeeprm.common.atomic import atomic_path
 from hdeeprm.common.errors import ConfigError, TrainingDiverged
 
 CHECKPOINT_FORMAT = "hdeeprm-agent-checkpoint"
@@ -76,19 +76,11 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.
         "extra": extra,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
     try:  # make the rename itself durable (POSIX); not possible everywhere, never fatal
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
