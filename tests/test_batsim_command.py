@@ -484,6 +484,106 @@ def test_sleep_states_same_messages_and_files_as_real_batsim(tmp_path, seed, wak
         _rows(Path(str(tmp_path / "batsim") + "_schedule.csv"), WALL_CLOCK)
 
 
+def _sleep_platform_128(path: Path, routing: str = "Vivaldi") -> Path:
+    """128 hosts of three types with two computation p-states and Batsim sleep p-states
+    (switching off takes 10 s, on 50 s), as in the energy study."""
+    types = [("fast", 48, "2Gf, 1Gf", "100:300, 90:150"), ("mid", 48, "1.5Gf, 0.8Gf", "80:200, 70:120"),
+             ("slow", 32, "1Gf, 0.5Gf", "60:150, 50:90")]
+    coordinates = ' coordinates="0 0 0"' if routing == "Vivaldi" else ""
+    hosts = [f'<host id="master_host"{coordinates} speed="1Gf"><prop id="wattage_per_state" value="0:0"/></host>']
+    for name, count, speeds, watts in types:
+        for _ in range(count):
+            hosts.append(f'<host id="h{len(hosts) - 1:03d}-{name}"{coordinates} speed="{speeds}, 1f, 0.1f, 0.02f" '
+                         f'pstate="0"><prop id="wattage_per_state" value="{watts}, 5:5, 100:100, 150:150"/>'
+                         '<prop id="sleep_pstates" value="2:3:4"/></host>')
+    path.write_text("<?xml version='1.0'?>\n<!DOCTYPE platform SYSTEM \"https://simgrid.org/simgrid.dtd\">\n"
+                    f'<platform version="4.1"><zone id="AS0" routing="{routing}">\n' + "\n".join(hosts)
+                    + "\n</zone></platform>\n")
+    return path
+
+
+def _sleep_workload_128(path: Path, seed: int, nb_jobs: int = 400) -> Path:
+    """Jobs of 1-64 machines whose ends often fall on a switch's end (round times)."""
+    import random
+
+    rng = random.Random(seed)
+    jobs, profiles, t = [], {}, 0.0
+    for i in range(nb_jobs):
+        t += rng.choice([0, 0, 5, 10, 20, 60, 300, 900])
+        if rng.random() < 0.5:
+            profiles[f"p{i}"] = {"type": "delay", "delay": rng.choice([10, 20, 50, 100, 600])}
+        else:
+            profiles[f"p{i}"] = {"type": "parallel_homogeneous", "cpu": rng.choice([1e10, 2e10, 6e10, 3e11]), "com": 0}
+        jobs.append({"id": i, "subtime": t, "res": rng.choice([1, 2, 4, 8, 12, 16, 32, 64]), "profile": f"p{i}",
+                     "walltime": 5000})
+    path.write_text(json.dumps({"nb_res": 128, "jobs": jobs, "profiles": profiles}))
+    return path
+
+
+@pytest.mark.batsim
+@needs_batsim
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sleep_states_on_128_hosts_same_messages_as_real_batsim(tmp_path, seed):
+    """On a zero-latency platform of 128 hosts, every message (order inside included), the jobs,
+    the p-state changes and the machine states are Batsim's, over some 1,100 messages and 550
+    switch acknowledgements, many at the instant a job ends."""
+    platform = _sleep_platform_128(tmp_path / "platform.xml")
+    workload = _sleep_workload_128(tmp_path / "workload.json", seed)
+    args = ["-p", str(platform), "-w", str(workload), "-q", "-E"]
+    ours = SleepScheduler()
+    assert main(["batsim", *args, "-e", str(tmp_path / "ours"), "-s", ours.endpoint]) == 0
+    ours.join()
+    theirs = SleepScheduler()
+    done = subprocess.run(["batsim", *args, "-e", str(tmp_path / "batsim"), "-s",
+                           theirs.endpoint.replace("127.0.0.1", "localhost")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    theirs.join()
+    assert sum(e["type"] == "RESOURCE_STATE_CHANGED" for m in theirs.received for e in m["events"]) > 400
+    assert len(ours.received) == len(theirs.received)
+    for k, (a, b) in enumerate(zip(ours.received, theirs.received)):
+        assert a == b, f"message {k} differs:\n ours:   {json.dumps(a)[:1500]}\n batsim: {json.dumps(b)[:1500]}"
+    for name in ("_jobs.csv", "_pstate_changes.csv", "_machine_states.csv"):
+        assert Path(str(tmp_path / "ours") + name).read_text() == Path(str(tmp_path / "batsim") + name).read_text()
+
+
+def test_a_platform_where_batsims_messages_take_time_is_refused(tmp_path, capsys):
+    """In a Full zone, Batsim's messages between its actors on the master host cross the
+    loopback link (1e-10 s each), which splits events the engine groups: refused in one line,
+    before any connection, unless --assume-zero-latency."""
+    platform = _sleep_platform_128(tmp_path / "platform.xml", routing="Full")
+    workload = _sleep_workload_128(tmp_path / "workload.json", 0, nb_jobs=3)
+    code = main(["batsim", "-p", str(platform), "-w", str(workload), "-e", str(tmp_path / "out"), "-q", "-E",
+                 "-s", "tcp://127.0.0.1:1"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "zone 'AS0' has routing 'Full'" in err and "loopback" in err and "--assume-zero-latency" in err
+    assert not list(tmp_path.glob("out*"))
+
+
+def test_which_platforms_delay_batsims_messages(tmp_path):
+    from hdeeprm.inputs.platform.xml_platform import message_delay_reason
+
+    def write(body: str) -> Path:
+        path = tmp_path / "p.xml"
+        path.write_text(f'<?xml version="1.0"?>\n<platform version="4.1">{body}</platform>')
+        return path
+
+    host = '<host id="{}" coordinates="{}" speed="1Gf"/>'
+    assert message_delay_reason(SLEEP_PLATFORM) is None
+    assert message_delay_reason(write('<zone id="z" routing="Vivaldi">' + host.format("master_host", "0 0 0")
+                                      + host.format("a", "0.0 0 0") + "</zone>")) is None
+    assert "coordinates '1 0 0'" in message_delay_reason(write(
+        '<zone id="z" routing="Vivaldi">' + host.format("master_host", "0 0 0") + host.format("a", "1 0 0") + "</zone>"))
+    assert "routing 'Dijkstra'" in message_delay_reason(write(
+        '<zone id="z" routing="Dijkstra"><host id="master_host" speed="1Gf"/><host id="a" speed="1Gf"/></zone>'))
+    assert "<link id='l'>" in message_delay_reason(write(
+        '<zone id="z" routing="Full"><host id="master_host" speed="1Gf"/><host id="a" speed="1Gf"/>'
+        '<link id="l" bandwidth="1GBps" latency="1ms"/></zone>'))
+    assert "hosts in 2 zones" in message_delay_reason(write(
+        '<zone id="top" routing="Full"><zone id="x" routing="Vivaldi">' + host.format("master_host", "0 0 0")
+        + '</zone><zone id="y" routing="Vivaldi">' + host.format("a", "0 0 0") + "</zone></zone>"))
+
+
 # ---------------------------------------------------------------------------- PyBatsim
 
 PYBATSIM = os.environ.get("HDEEPRM_PYBATSIM")

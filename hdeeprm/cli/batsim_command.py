@@ -73,6 +73,11 @@ def add_subcommands(sub) -> dict:
                          help="do not write the Pajé trace PREFIX_schedule.trace")
     outputs.add_argument("--disable-machine-state-tracing", action="store_true",
                          help="do not write PREFIX_machine_states.csv")
+    own = p.add_argument_group("options of this command (not Batsim's)")
+    own.add_argument("--assume-zero-latency", action="store_true",
+                     help="serve a platform on which Batsim's own messages take simulated time (links, "
+                          "a Full zone's loopback) as if they took none; refused without it, since "
+                          "simultaneous events may then be grouped otherwise than by Batsim")
     size = p.add_argument_group("platform size limit options")
     size.add_argument("--mmax", type=int, default=0, metavar="<nb>",
                       help="limit the number of machines to <nb>; 0 means no limit [default: 0]")
@@ -126,7 +131,8 @@ def run_from_args(args):
                      master_host=args.master_host, sched_config=sched_cfg,
                      forward_profiles=args.forward_profiles_on_submission, endpoint=args.socket_endpoint,
                      machine_states=not args.disable_machine_state_tracing,
-                     schedule_trace=not args.disable_schedule_tracing)
+                     schedule_trace=not args.disable_schedule_tracing,
+                     assume_zero_latency=args.assume_zero_latency)
 
 
 def cmd_batsim(args) -> int:

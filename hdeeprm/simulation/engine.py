@@ -811,15 +811,26 @@ class Engine:
         self._switched(event.value)
 
     def _switched(self, h: int) -> None:
-        """Machine ``h`` has computed its switch flop: it reaches its target p-state."""
+        """Machine ``h`` has computed its switch flop: it reaches its target p-state, and its
+        request learns it."""
+        self._switch_reached(h)
+        self._switch_reported(h)
+
+    def _switch_reached(self, h: int) -> None:
+        """The switch actor's side: the machine is in its target p-state and state."""
         self._advance_energy()
         target = int(self._switch_target[h])
-        self._switch_target[h] = -1
         self._wattmin += float(self._watts_idle[h, target] - self._watts_idle[h, self.pstate[h]])
         self.pstate[h] = self._billed[h] = target
         self._set_power(h, self._rest_power(h, target))
         asleep = self._sleep.kind[h, target] == SLEEP
         self._machine_states(np.array([h]), M_SLEEPING if asleep else M_IDLE)
+
+    def _switch_reported(self, h: int) -> None:
+        """The server's side, when the switch actor's message reaches it: the request of ``h``
+        is done once all its machines have switched (then a machine-state row is written)."""
+        target = int(self._switch_target[h])
+        self._switch_target[h] = -1
         for group in self._switch_groups:  # CurrentSwitches::mark_switch_as_done
             if group[0] == target and h in group[2]:
                 group[2].discard(h)
@@ -1010,9 +1021,13 @@ class Engine:
         # A job's actor writes its end (energy and machine-state rows) as soon as it wakes; a
         # switch is logged by Batsim's server when the switcher's message reaches it, after the
         # step's actors have run (observed: a job end and a switch-on in one step, the job's
-        # rows first and the machine still counted as switching on in them).
+        # rows first and the machine still counted as switching on in them). By then every
+        # switch actor of the step has set its machine's p-state and state, so the server's
+        # rows count all of them (src/server.cpp server_on_switched; observed on 128 hosts).
         for machine in switched:
-            self._switched(machine)
+            self._switch_reached(machine)
+        for machine in switched:
+            self._switch_reported(machine)
         if submitter_finished:
             if self._last_event_submission and self._ready and not sent_before:
                 self._notify = _NOTIFY_AFTER

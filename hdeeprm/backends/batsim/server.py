@@ -96,12 +96,14 @@ class BatsimRun:
     machine_states: bool = True
     schedule_trace: bool = True
     endpoint: str = "tcp://localhost:28000"
+    assume_zero_latency: bool = False  # serve a platform where Batsim's own messages take time
     extra: dict = field(default_factory=dict)
 
 
 def load_run(run: BatsimRun):
     """The engine, the SIMULATION_BEGINS data and the jobs' JSON descriptions of ``run``."""
     from hdeeprm.inputs.platform import load_xml_platform
+    from hdeeprm.inputs.platform.xml_platform import message_delay_reason
     from hdeeprm.inputs.workload import read_batsim_workload
     from hdeeprm.simulation.engine import Engine
 
@@ -109,6 +111,12 @@ def load_run(run: BatsimRun):
         if not os.path.isfile(path):
             raise FileNotFoundError(2, "no such file", path)
     platform = load_xml_platform(run.platform, master_host=run.master_host)
+    if not run.assume_zero_latency:
+        reason = message_delay_reason(run.platform)
+        if reason is not None:
+            raise BatsimError(f"{reason}. The engine simulates a network where they take no time, so it would "
+                              "group simultaneous events otherwise than Batsim: use a Vivaldi zone with "
+                              "coordinates 0 0 0 and no links, or pass --assume-zero-latency to run anyway")
     workload = read_batsim_workload(run.workload)
     try:
         with open(run.workload, "rb") as f:

@@ -289,3 +289,53 @@ def load_xml_platform(path: PathLike, master_host: str = "master_host", *,
     if any(h.sleep for h in hosts):
         attach_sleep_states(platform, build_sleep_states(platform.nb_pstates, [h.sleep for h in hosts]))
     return platform
+
+
+#: Zones whose routing gives a host a route to itself through the network model's loopback
+#: link (SimGrid 3.32 FullZone/DijkstraZone ``do_seal``): a message between two actors of one
+#: host crosses it.
+_LOOPBACK_ROUTINGS = ("Full", "Dijkstra", "DijkstraCache")
+#: SimGrid 3.32's defaults: network/loopback-bw 10 GB/s, network/loopback-lat 0 s.
+LOOPBACK_BYTES_PER_S = 1e10
+
+
+def message_delay_reason(path: PathLike) -> str | None:
+    """Why Batsim's own messages take simulated time on this platform, or None if they take none.
+
+    Batsim's actors (the server, the job submitters, the scheduler's reply, the CALL_ME_LATER
+    waiters on the master host; a job or a switch on its first machine) talk through 1-byte
+    SimGrid messages, and SimGrid times them on the platform's network. They take no time
+    when every host sits in a Vivaldi zone at coordinates 0 0 0 with no links. Otherwise they
+    shift Batsim's events by a little, which the engine does not simulate: in a Full or Dijkstra
+    zone a message between two actors of the master host crosses the loopback link (1 byte at
+    10 GB/s: 1e-10 s), enough to put two events of the same printed instant in two messages.
+    """
+    source = str(path)
+    root = _parse_tree(path)
+    link = next(root.iter("link", "backbone"), None)
+    if link is not None:
+        return (f"{source}: line {link.sourceline}: <{link.tag} id={link.get('id')!r}>: Batsim's messages "
+                "cross the platform's links and take their latency and bandwidth")
+    zones = [zone for zone in root.iter("zone", "AS") if any(child.tag == "host" for child in zone)]
+    if len(zones) > 1:
+        return (f"{source}: hosts in {len(zones)} zones (lines {', '.join(str(z.sourceline) for z in zones[:3])}): "
+                "Batsim's messages between zones cross zone routes")
+    for zone in zones:
+        routing = zone.get("routing", "")
+        if routing in _LOOPBACK_ROUTINGS:
+            return (f"{source}: line {zone.sourceline}: zone {zone.get('id')!r} has routing {routing!r}: a message "
+                    "between two of Batsim's actors on the master host crosses SimGrid's loopback link "
+                    f"(1 byte at {LOOPBACK_BYTES_PER_S:g} B/s: 1e-10 s)")
+        if routing != "Vivaldi":
+            return (f"{source}: line {zone.sourceline}: zone {zone.get('id')!r} has routing {routing!r}: "
+                    "expected a Vivaldi zone, where Batsim's messages take no time")
+    for host in root.iter("host"):
+        coordinates = (host.get("coordinates") or "0 0 0").replace(",", " ").split()
+        try:
+            nonzero = any(float(c) != 0.0 for c in coordinates)
+        except ValueError:
+            nonzero = True
+        if nonzero:
+            return (f"{source}: host {host.get('id')!r} (line {host.sourceline}): coordinates "
+                    f"{host.get('coordinates')!r}: Vivaldi latencies between hosts delay Batsim's messages")
+    return None
