@@ -133,7 +133,7 @@ class Explanation:
     replay_first: JobDifference | None
     notes: list  # hdeeprm.simulation.replay.DeliveryNote, in transcript order
     first_divergence: float | None
-    linked_network: bool = False  # the platform has links: Batsim's own messages take time
+    message_delays: str | None = None  # why Batsim's own messages take time on the platform, if they do
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -158,9 +158,9 @@ class Explanation:
         if self.cause == "event delivery":
             note = self.cause_note()
             at = f"; at t={note.time:.6f}, before the first divergence: {note.kind}" if note else ""
-            why = ("; on this platform with links Batsim's own messages take time on the network "
-                   "(about 1e-10 s each), which moves SimGrid's steps and the engine does not simulate"
-                   if self.linked_network else "")
+            why = (f"; Batsim's own messages take simulated time on this platform, which moves SimGrid's "
+                   f"steps and the engine does not simulate ({self.message_delays})"
+                   if self.message_delays else "")
             return (f"replaying Batsim's transcript on the engine reproduces Batsim's outputs, so the "
                     f"physics agree; Batsim delivered events otherwise than the engine in "
                     f"{len(self.notes)} messages ({counts}){at}{why}")
@@ -205,8 +205,9 @@ def explain(report: CrossvalReport, batsim_dir: str | os.PathLike, replay_dir: s
     lockstep on SimGrid's clock (does the engine make every one of Batsim's messages when
     given Batsim's decisions?). With ``clock="exact"`` the notes list every message Batsim
     grouped or timed otherwise than the exact clock."""
+    from hdeeprm.inputs.platform.xml_platform import message_delay_reason
     from hdeeprm.simulation.outputs import write_outputs
-    from hdeeprm.simulation.replay import has_links, replay_lockstep, replay_with_notes
+    from hdeeprm.simulation.replay import replay_lockstep, replay_with_notes
 
     result, exact_notes = replay_with_notes(str(batsim_dir))
     write_outputs(result, str(replay_dir))
@@ -223,7 +224,7 @@ def explain(report: CrossvalReport, batsim_dir: str | os.PathLike, replay_dir: s
         cause = "decisions"
     return Explanation(cause, check.agree, check.jobs_differing,
                        check.differences[0] if check.differences else None, notes,
-                       report.first_divergence, has_links(Path(batsim_dir) / "platform.xml"))
+                       report.first_divergence, message_delay_reason(Path(batsim_dir) / "platform.xml"))
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
