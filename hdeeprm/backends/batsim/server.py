@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -164,10 +163,9 @@ def _first_machines(platform, n: int):
 
 def _host_properties(path: str) -> dict[str, dict[str, str]]:
     """Every host's ``<prop>`` elements (Batsim forwards them in SIMULATION_BEGINS)."""
-    try:
-        root = ElementTree.parse(path).getroot()
-    except ElementTree.ParseError:
-        return {}
+    from hdeeprm.inputs.platform.xml_platform import parse_platform_xml
+
+    root = parse_platform_xml(path)
     return {host.get("id"): {p.get("id"): p.get("value") for p in host.findall("prop")}
             for host in root.iter("host")}
 
@@ -525,10 +523,25 @@ def _event(t: float, kind: str, data: dict) -> dict:
 # ---------------------------------------------------------------------------- ZeroMQ
 
 
+#: How long ``exchange`` polls for the scheduler's reply before it sleeps in a blocking recv.
+#: Most replies come within a millisecond, and polling saves the wake-up of a sleeping recv on
+#: each message: on 2 cores, 20,000 jobs (38,800 messages) took 9.3 s instead of 13.7 s of
+#: wall time (benchmarks/dropin_fcfs.py as the scheduler, means of 4 runs), for 1.3 s more
+#: CPU. Only with 2 or more usable CPUs: on one, polling would hold the CPU the scheduler needs.
+SPIN_SECONDS = 1e-3
+
+
+def _usable_cpus() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def zmq_exchange(endpoint: str, stop=None, poll_ms: int = 200):
     """(exchange, close) over a REQ socket connected to ``endpoint``, as Batsim connects to
-    the scheduler. ``exchange`` waits for each reply in ``poll_ms`` slices (Ctrl-C and SIGTERM
-    get through; ``stop()`` returning True gives up)."""
+    the scheduler. ``exchange`` polls for each reply for up to :data:`SPIN_SECONDS`, then
+    waits in ``poll_ms`` slices (Ctrl-C and SIGTERM get through; ``stop()`` returning True
+    gives up)."""
     import zmq
 
     context = zmq.Context()
@@ -542,8 +555,17 @@ def zmq_exchange(endpoint: str, stop=None, poll_ms: int = 200):
         context.term()
         raise BatsimError(f"cannot connect to the scheduler at {endpoint}: {e}") from None
 
+    spin = SPIN_SECONDS if _usable_cpus() >= 2 else 0.0
+    noblock = zmq.NOBLOCK
+
     def exchange(payload: bytes) -> bytes:
-        socket.send(payload, copy=False)
+        socket.send(payload)  # copied: cheaper than zero-copy for messages this small
+        deadline = time.perf_counter() + spin
+        while time.perf_counter() < deadline:
+            try:
+                return socket.recv(noblock, copy=True)
+            except zmq.Again:
+                pass
         while True:
             try:
                 return socket.recv(copy=True)

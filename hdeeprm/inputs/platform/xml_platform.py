@@ -70,17 +70,34 @@ def _one_line(message: str | None, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _parse_tree(path: PathLike) -> etree._Element:
+#: Batsim's own platform files (platforms/*_128.xml...) start with an empty line before the XML
+#: declaration, which SimGrid's parser accepts and a strict XML parser refuses.
+_LATE_DECLARATION = re.compile(rb"\s+(<\?xml\b[^>]*\?>)")
+_DECLARED_ENCODING = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+
+
+def parse_platform_xml(path: PathLike) -> etree._Element:
+    """The root ``<platform>`` element of a SimGrid platform file, read as SimGrid does (no DTD
+    fetched, no entity expanded, whitespace before the XML declaration allowed); errors name
+    the file and line."""
     source = str(path)
     if not Path(path).is_file():
         raise PlatformError(source, None, "platform file not found")
     try:
-        root = etree.parse(source, _safe_parser()).getroot()
+        data = Path(path).read_bytes()
+        late = _LATE_DECLARATION.match(data)
+        if late is None:
+            root = etree.fromstring(data, _safe_parser(), base_url=source)
+        else:  # drop the declaration, keeping every line where it was
+            declared = _DECLARED_ENCODING.search(late.group(1))
+            encoding = declared.group(1).decode() if declared else "utf-8"
+            text = (data[:late.start(1)] + b" " * len(late.group(1)) + data[late.end(1):]).decode(encoding)
+            root = etree.fromstring(text, _safe_parser(), base_url=source)
     except etree.XMLSyntaxError as exc:
         line = getattr(exc, "lineno", None)
         raise PlatformError(source, f"line {line}" if line else None,
                             f"malformed XML: {_one_line(exc.msg)}") from None
-    except OSError as exc:  # lxml reports some encoding errors as I/O errors
+    except (OSError, UnicodeDecodeError, LookupError) as exc:
         raise PlatformError(source, None, f"cannot read the XML: {_one_line(str(exc))}") from None
     if root.tag != "platform":
         raise PlatformError(source, f"line {root.sourceline}",
@@ -258,7 +275,7 @@ def load_xml_platform(path: PathLike, master_host: str = "master_host", *,
     hierarchy (``load_platform`` sets it when no hierarchy file is given).
     """
     source = str(path)
-    root = _parse_tree(path)
+    root = parse_platform_xml(path)
     hosts = sorted(_read_hosts(source, root, master_host), key=lambda h: h.name)
     if refuse_original and is_original_hdeeprm(hosts) \
             and any(h.get("id") == master_host for h in root.iter("host")):
@@ -311,7 +328,7 @@ def message_delay_reason(path: PathLike) -> str | None:
     10 GB/s: 1e-10 s), enough to put two events of the same printed instant in two messages.
     """
     source = str(path)
-    root = _parse_tree(path)
+    root = parse_platform_xml(path)
     link = next(root.iter("link", "backbone"), None)
     if link is not None:
         return (f"{source}: line {link.sourceline}: <{link.tag} id={link.get('id')!r}>: Batsim's messages "
