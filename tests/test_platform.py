@@ -538,6 +538,25 @@ def test_xml_malformed(tmp_path):
     assert "malformed XML" in str(err)
 
 
+def test_xml_blank_line_before_the_declaration_is_read(tmp_path):
+    """Batsim's own platform files (platforms/energy_platform_homogeneous_no_net_128.xml...)
+    start with an empty line before the XML declaration; SimGrid reads them, so do we, and
+    errors keep their line numbers."""
+    path = tmp_path / "p.xml"
+    path.write_text("\n<?xml version='1.0' encoding='ISO-8859-1'?>\n"
+                    '<!DOCTYPE platform SYSTEM "http://simgrid.gforge.inria.fr/simgrid/simgrid.dtd">\n'
+                    '<platform version="4"><AS id="AS0" routing="Vivaldi">\n'
+                    '<host id="master_host" coordinates="0 0 0" speed="100Mf"/>\n'
+                    '<host id="h\xe9" coordinates="0 0 0" speed="100.0Mf, 50Mf"/>\n</AS></platform>\n',
+                    encoding="latin-1")
+    platform = load_xml_platform(path)
+    assert platform.host_names == ("h\xe9",) and platform.speeds[0].tolist() == [1e8, 5e7]
+    path.write_text("\n<?xml version='1.0'?>\n<platform>\n<AS id='a' routing='Full'>\n"
+                    '<host id="h1" speed="1Gf" pstate="3"/></AS></platform>')
+    err = xml_error(tmp_path, path.read_text())
+    assert "line 5" in err.where and err.field == "pstate"
+
+
 def test_xml_cluster_element_is_refused(tmp_path):
     cluster = '<cluster id="c" prefix="n" suffix="" radical="0-3" speed="1Gf" bw="1Gbps" lat="0"/>'
     assert "<cluster>" in str(xml_error(tmp_path, xml_doc(cluster)))
