@@ -235,6 +235,7 @@ class Engine:
         self._record_energy_rows = record_energy_rows
         self._energy_rows: list[tuple[float, float, str, float, float | None]] = []
         self._last_row_time = -math.inf
+        self._tracer_read_at = -math.inf
         self._last_row_energy = 0.0
         self._pstate_rows: list[tuple[float, np.ndarray, int]] = []
         for p in np.unique(self.pstate).tolist():
@@ -603,7 +604,7 @@ class Engine:
         else:
             self._schedule_end(job, kill_at, WALLTIME_REACHED)
 
-    def _end(self, job: int, final: int) -> None:
+    def _end(self, job: int, final: int, wattmin_shift: float = 0.0) -> None:
         if self._observer is not None:
             self._observer("ended", job)
         now = self._clock.now
@@ -631,7 +632,7 @@ class Engine:
         if self._sleep is not None:
             self._machine_states(hosts, M_IDLE)
             self._state_row()
-        self._energy_row("e")
+        self._energy_row("e", wattmin_shift)
 
     def _refresh_powers(self, hosts: np.ndarray, rate: float) -> float:
         """Recompute the power of ``hosts`` (all running one job at ``rate``, or idle when
@@ -675,14 +676,15 @@ class Engine:
             rate = 0.0 if self.jobs.kind[job] == KIND_DELAY else self._rate[job]
             self._job_power[job] = self._refresh_powers(self.alloc[job], rate)
 
-    def _energy_row(self, kind: str) -> None:
+    def _energy_row(self, kind: str, wattmin_shift: float = 0.0) -> None:
+        self._tracer_read_at = self._clock.now  # Batsim's tracer reads every machine's energy
         if not self._record_energy_rows:
             return
         now = self._clock.now
         epower = None
         if now > self._last_row_time and self._energy_rows:
             epower = (self.energy - self._last_row_energy) / (now - self._last_row_time)
-        self._energy_rows.append((now, self.energy, kind, self._wattmin, epower))
+        self._energy_rows.append((now, self.energy, kind, self._wattmin + wattmin_shift, epower))
         self._last_row_time = now
         self._last_row_energy = self.energy
 
@@ -997,7 +999,9 @@ class Engine:
         self._last_event_submission = False
         submitter_finished = reply_ended = False
         switched: list[int] = []
-        for slot in done.tolist():
+        slots = done.tolist()
+        shift = self._switch_wattmin_shift(done) if self._sleep is not None else 0.0
+        for slot in slots:
             kind, job = int(acts.kind[slot]), int(acts.owner[slot])
             if kind == SUBMITTER:
                 submitter_finished = self._submitter_round()
@@ -1016,7 +1020,7 @@ class Engine:
             if self.job_state[job] != RUNNING or slot not in (self._task_slot[job], self._timeout_slot[job]):
                 continue  # its task and timeout ended in the same step: the task came first
             final = SUCCESS if kind in (JOB_TASK, JOB_DELAY) else WALLTIME_REACHED
-            self._end(job, final)
+            self._end(job, final, shift)
             self._last_event_submission = False
         # A job's actor writes its end (energy and machine-state rows) as soon as it wakes; a
         # switch is logged by Batsim's server when the switcher's message reaches it, after the
@@ -1036,6 +1040,32 @@ class Engine:
         if reply_ended:
             self._ready = True
         return True
+
+    def _switch_wattmin_shift(self, done: np.ndarray) -> float:
+        """What the energy rows of the jobs that end in this step add to wattmin for the sleep
+        switches that end in it too. Batsim's tracer sums, as it writes a row, every machine's
+        idle power in its current p-state. A job's actor writes its end's row after reading
+        every machine's energy, one simcall for each machine not yet up to date at this date;
+        if it makes any, the switch actors of the step have meanwhile set their target
+        p-states (their first simcall), and the row counts them. It makes none when the tracer
+        already read every machine at this date, or when the step's ended activities touched
+        every machine (a delay job's sleep touches none); then its row comes first."""
+        acts = self._acts
+        kinds, owners = acts.kind[done], acts.owner[done]
+        machines = owners[kinds == SWITCH]
+        ended = owners[(kinds == JOB_TASK) | (kinds == JOB_TIMEOUT) | (kinds == JOB_DELAY)
+                       | (kinds == JOB_DELAY_KILLED)]
+        if machines.size == 0 or ended.size == 0 or self._tracer_read_at == self._clock.now:
+            return 0.0
+        touched = np.zeros(self.nb_machines, np.bool_)
+        touched[machines] = True
+        for job in owners[(kinds == JOB_TASK) | (kinds == JOB_TIMEOUT)].tolist():
+            if self.jobs.kind[job] != KIND_DELAY:
+                touched[self.alloc[job]] = True
+        if touched.all():
+            return 0.0
+        targets = self._switch_target[machines]
+        return float((self._watts_idle[machines, targets] - self._watts_idle[machines, self.pstate[machines]]).sum())
 
     def _reindex_activities(self) -> None:
         acts = self._acts
