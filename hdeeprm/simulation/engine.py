@@ -1049,7 +1049,8 @@ class Engine:
         if it makes any, the switch actors of the step have meanwhile set their target
         p-states (their first simcall), and the row counts them. It makes none when the tracer
         already read every machine at this date, or when the step's ended activities touched
-        every machine (a delay job's sleep touches none); then its row comes first."""
+        every machine (a delay job's sleep touches its first machine only); then its row
+        comes first."""
         acts = self._acts
         kinds, owners = acts.kind[done], acts.owner[done]
         machines = owners[kinds == SWITCH]
@@ -1059,9 +1060,9 @@ class Engine:
             return 0.0
         touched = np.zeros(self.nb_machines, np.bool_)
         touched[machines] = True
-        for job in owners[(kinds == JOB_TASK) | (kinds == JOB_TIMEOUT)].tolist():
-            if self.jobs.kind[job] != KIND_DELAY:
-                touched[self.alloc[job]] = True
+        for job in ended.tolist():
+            # A parallel task touches its machines; a delay is a sleep on the actor's host only.
+            touched[self.alloc[job] if self.jobs.kind[job] != KIND_DELAY else self.alloc[job][:1]] = True
         if touched.all():
             return 0.0
         targets = self._switch_target[machines]

@@ -19,7 +19,7 @@ What a reply does, as in Batsim's protocol.cpp and server.cpp:
   on platforms with Batsim's ``sleep_pstates``, switches off and on through the virtual p-states,
   acknowledged when every machine of the request has switched: where such an acknowledgement
   and job completions of one instant go in a message follows SimGrid's actor rounds, modelled
-  in part by :mod:`.actor_rounds`), QUERY consumed_energy (needs
+  by :mod:`.actor_rounds`), QUERY consumed_energy (needs
   ``energy``; ANSWER in the next message), NOTIFY (registration types: nothing to do);
 - the dynamic-job events (REGISTER_JOB, REGISTER_PROFILE, SET_JOB_METADATA, CHANGE_JOB_STATE,
   TO_JOB_MSG) are not modelled: a :class:`BatsimError` says so.
@@ -333,15 +333,18 @@ class Conversation:
 
         engine = self.engine
         ends = [item for item in items if item[0] == "e"]
-        # Activities that end bring their hosts up to date (the energy plugin hears of them); a
-        # delay job's sleep does not count (as in _yields). Over 50 random runs against real
-        # Batsim the order inside every message agreed in 33 this way (32 if the sleep counted,
-        # 33 if a job's end read only its own machines, 23 with every switch after the ends).
+        # Activities that end bring their hosts up to date (the energy plugin hears of them): a
+        # parallel task its machines, a delay (a sleep on the actor's host) its first machine.
+        # Over 50 random runs against real Batsim the order inside every message agreed in all
+        # 50 this way (33 when a delay counted for no machine; SimGrid's ker_engine debug log
+        # shows the rounds: batsim ... --sg-log ker_engine.thres:debug).
         for hosts, _ in switched.values():
             self._energy_date[hosts] = t
         for _, j in ends:
             if engine.jobs.kind[j] != KIND_DELAY:
                 self._energy_date[engine.alloc[j]] = t
+            else:  # a delay is a sleep on the actor's host, the allocation's first machine
+                self._energy_date[engine.alloc[j][:1]] = t
         every = list(range(engine.nb_machines))
         actors = [("e", j, ("reads", engine.alloc[j].tolist() + every)) for _, j in ends]
         actors += [("p", key, (SWITCH, hosts.tolist())) for key, (hosts, _) in switched.items()]
