@@ -415,6 +415,39 @@ def test_a_bad_power_request_is_a_one_line_error(tmp_path, capsys):
     assert code == 2 and "SET_RESOURCE_STATE at t=" in err and "only idle machines can be switched off" in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_later_reply_to_simulation_ends_moves_the_traces_end(tmp_path):
+    """Batsim's reply actor sleeps until the reply's now before acknowledging SIMULATION_ENDS,
+    so its Pajé trace closes its containers then (observed on Batsim 4.2.1: only those lines
+    change)."""
+    context = zmq.Context()
+    socket = context.socket(zmq.REP)
+    port = socket.bind_to_random_port("tcp://127.0.0.1")
+
+    def scheduler():
+        while True:
+            msg = json.loads(socket.recv())
+            types = [e["type"] for e in msg["events"]]
+            events = [{"timestamp": msg["now"], "type": "EXECUTE_JOB",
+                       "data": {"job_id": e["data"]["job_id"], "alloc": f"0-{e['data']['job']['res'] - 1}"}}
+                      for e in msg["events"] if e["type"] == "JOB_SUBMITTED"]
+            socket.send_json({"now": msg["now"] + (100 if "SIMULATION_ENDS" in types else 0), "events": events})
+            if "SIMULATION_ENDS" in types:
+                return
+
+    thread = threading.Thread(target=scheduler, daemon=True)
+    thread.start()
+    workload = _sleep_workload(tmp_path, 1, nb_jobs=1)
+    args = _sleep_args(workload, tmp_path / "out", f"tcp://127.0.0.1:{port}")
+    assert main(["batsim", *args]) == 0
+    thread.join(10)
+    socket.close(linger=0)
+    context.term()
+    end = float(_rows(Path(str(tmp_path / "out") + "_jobs.csv"))[0]["finish_time"])
+    closing = [line.split() for line in Path(str(tmp_path / "out") + "_schedule.trace").read_text().splitlines()
+               if line.endswith("machine_ct") or line.endswith("root_ct")]
+    assert closing and {float(parts[1]) for parts in closing if parts[0] == "3"} == {end + 100}
+
+
 def test_batsim_help_names_batsims_options(capsys):
     with pytest.raises(SystemExit):
         main(["batsim", "--help"])

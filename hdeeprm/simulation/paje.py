@@ -32,8 +32,7 @@ Limits of reproducing it from the result:
 - Machines running several jobs at once (compute sharing) are not modelled by the engine.
 - The containers are destroyed at ``result.end_time``, the engine's last clock. Batsim's clock
   also moves to the ``now`` of the scheduler's reply to SIMULATION_ENDS when that is later
-  (its reply actor sleeps until then); ``hdeeprm batsim`` does not apply that reply, so such a
-  scheduler gets other times on the last lines only.
+  (its reply actor sleeps until then); ``hdeeprm batsim`` sets ``end_time`` to it.
 """
 
 from __future__ import annotations

@@ -211,6 +211,7 @@ class Conversation:
         self._sleepy = energy and sleep_states(engine.platform) is not None  # else no switch to place
         self.nb_messages = 0
         self.scheduler_seconds = 0.0
+        self.end_time: float | None = None  # Batsim's last clock, once the run is over
         self._watch_order()
 
     def _watch_order(self) -> None:
@@ -273,7 +274,10 @@ class Conversation:
                 break
             self._ask(exchange, _t6(point.time), self._events(point))
         end = _t6(engine.now)
-        self._ask(exchange, end, [_event(end, "SIMULATION_ENDS", {})], apply=False)
+        reply = self._ask(exchange, end, [_event(end, "SIMULATION_ENDS", {})], apply=False)
+        # Batsim's reply actor sleeps until the reply's now before it acknowledges the end, so
+        # its clock ends there (the Pajé trace's containers end then).
+        self.end_time = max(end, reply.now)
 
     def _events(self, point) -> list[dict]:
         t = _t6(point.time)
@@ -412,7 +416,7 @@ class Conversation:
             "job_id": self.names[j], "job_state": FINAL_STATE_NAMES[state], "return_code": code,
             "alloc": format_intervals(self.batsim_of[engine.alloc[j]])})
 
-    def _ask(self, exchange, now: float, events: list[dict], apply: bool = True) -> None:
+    def _ask(self, exchange, now: float, events: list[dict], apply: bool = True) -> Message:
         payload = json.dumps({"now": now, "events": events}, separators=(",", ":")).encode()
         t0 = time.perf_counter()
         raw = exchange(payload)
@@ -421,6 +425,7 @@ class Conversation:
         reply = decode(raw)
         if apply:
             self._apply(reply)
+        return reply
 
     # ------------------------------------------------------------------ decisions
 
@@ -585,18 +590,23 @@ def zmq_exchange(endpoint: str, stop=None, poll_ms: int = 200):
 
 def write_batsim_outputs(engine, export_prefix: str, *, energy: bool, machine_states: bool = True,
                          scheduling_seconds: float = 0.0, simulation_seconds: float = 0.0,
-                         schedule_trace: bool = True, start_order: list[int] | None = None) -> list[str]:
+                         schedule_trace: bool = True, start_order: list[int] | None = None,
+                         end_time: float | None = None) -> list[str]:
     """Batsim's files at ``export_prefix``: PREFIX_jobs.csv, PREFIX_schedule.csv,
     PREFIX_machine_states.csv (unless ``machine_states`` is off, or the output writers have
     no such writer), and with ``energy`` PREFIX_consumed_energy.csv and
     PREFIX_pstate_changes.csv. Without energy, as Batsim, job energies are -1 and
     consumed_joules 0. With ``schedule_trace`` (Batsim's default), also Batsim's Pajé trace
     PREFIX_schedule.trace (:mod:`hdeeprm.simulation.paje`), whose simultaneous starts follow
-    ``start_order`` (the order the scheduler started jobs in) when given."""
+    ``start_order`` (the order the scheduler started jobs in) when given, and whose
+    containers end at ``end_time`` when it is later than the engine's clock (the ``now`` of the
+    scheduler's reply to SIMULATION_ENDS)."""
     from hdeeprm.simulation import outputs
     from hdeeprm.simulation.engine import REJECTED_STATE
 
     result = engine.result()
+    if end_time is not None and end_time > result.end_time:
+        result.end_time = end_time
     if not energy:
         result.job_energy = np.full_like(result.job_energy, -1.0)
         result.consumed_joules = 0.0
@@ -650,7 +660,8 @@ def serve(run: BatsimRun, stop=None) -> dict:
     seconds = time.perf_counter() - t0
     paths = write_batsim_outputs(engine, run.export_prefix, energy=run.energy, machine_states=run.machine_states,
                                  scheduling_seconds=conversation.scheduler_seconds, simulation_seconds=seconds,
-                                 schedule_trace=run.schedule_trace, start_order=conversation.start_order)
+                                 schedule_trace=run.schedule_trace, start_order=conversation.start_order,
+                                 end_time=conversation.end_time)
     return {"messages": conversation.nb_messages, "seconds": seconds,
             "scheduler_seconds": conversation.scheduler_seconds, "outputs": paths,
             "nb_jobs": engine.jobs.nb_jobs}
