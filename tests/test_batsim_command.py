@@ -271,7 +271,7 @@ def test_mmax_and_a_bad_decision(tmp_path, capsys):
     (["--enable-compute-sharing"], "option --enable-compute-sharing is not supported"),
     (["--WS", "cut.xml", "10"], "option --WS is not supported"),
     (["--sg-cfg", "a:b"], "option --sg-cfg is not supported"),
-    (["-w", "other.json"], "-w is not supported more than once"),
+    (["-w", "other.json"], "other.json: no such file"),
 ])
 def test_unsupported_options_are_one_line_errors(tmp_path, capsys, option, words):
     code = main(["batsim", *_args("A1-delay-walltime", tmp_path / "out", "tcp://127.0.0.1:1"), *option])
@@ -448,6 +448,27 @@ def test_a_later_reply_to_simulation_ends_moves_the_traces_end(tmp_path):
     assert closing and {float(parts[1]) for parts in closing if parts[0] == "3"} == {end + 100}
 
 
+def test_several_workloads_have_a_submitter_each(tmp_path):
+    """-w given twice: jobs are w0!ID and w1!ID, both workloads are announced, submissions of
+    one instant come in one message, and NOTIFY comes once both submitters are done."""
+    first, second = _sleep_workload(tmp_path, 1, nb_jobs=5), _sleep_workload(tmp_path, 2, nb_jobs=4)
+    scheduler = FcfsScheduler(energy=True, kill=False)
+    assert main(["batsim", "-p", str(SLEEP_PLATFORM), "-w", str(first), "-w", str(second), "-e",
+                 str(tmp_path / "out"), "-s", scheduler.endpoint, "-q", "-E"]) == 0
+    scheduler.join()
+    begins = scheduler.received[0]["events"][0]["data"]
+    assert set(begins["workloads"]) == set(begins["profiles"]) == {"w0", "w1"}
+    submitted = [e["data"]["job_id"] for m in scheduler.received for e in m["events"] if e["type"] == "JOB_SUBMITTED"]
+    assert sorted(submitted) == sorted([f"w0!{i}" for i in range(5)] + [f"w1!{i}" for i in range(4)])
+    notify = [k for k, m in enumerate(scheduler.received) for e in m["events"] if e["type"] == "NOTIFY"]
+    last_submission = max(k for k, m in enumerate(scheduler.received)
+                          for e in m["events"] if e["type"] == "JOB_SUBMITTED")
+    assert len(notify) == 1 and notify[0] >= last_submission
+    jobs = _rows(Path(str(tmp_path / "out") + "_jobs.csv"))
+    assert sorted((r["workload_name"], r["job_id"]) for r in jobs) == \
+        sorted([("w0", str(i)) for i in range(5)] + [("w1", str(i)) for i in range(4)])
+
+
 def test_batsim_help_names_batsims_options(capsys):
     with pytest.raises(SystemExit):
         main(["batsim", "--help"])
@@ -509,6 +530,35 @@ def test_sleep_states_same_messages_and_files_as_real_batsim(tmp_path, seed, wak
         assert Path(str(tmp_path / "ours") + name).read_text() == Path(str(tmp_path / "batsim") + name).read_text()
     assert _rows(Path(str(tmp_path / "ours") + "_schedule.csv"), WALL_CLOCK) == \
         _rows(Path(str(tmp_path / "batsim") + "_schedule.csv"), WALL_CLOCK)
+
+
+@pytest.mark.batsim
+@needs_batsim
+@pytest.mark.parametrize("seed, sleep", [(7, False), (2, True), (11, True)])
+def test_several_workloads_same_messages_and_files_as_real_batsim(tmp_path, seed, sleep):
+    """One submitter per -w: which one submits first at an instant follows the creation of
+    their sleeps, and job completions come before the submissions of their instant when every
+    machine's energy is already up to date."""
+    import random
+
+    rng = random.Random(seed)
+    workloads = [_sleep_workload(tmp_path, 100 * seed + i, nb_jobs=rng.choice([5, 12, 20]))
+                 for i in range(rng.choice([2, 3]))]
+    args = ["-p", str(SLEEP_PLATFORM), *[x for w in workloads for x in ("-w", str(w))], "-q", "-E"]
+    make = (lambda: SleepScheduler(seed % 2 == 1)) if sleep else (lambda: FcfsScheduler(energy=True, kill=seed % 2 == 0))
+    ours = make()
+    assert main(["batsim", *args, "-e", str(tmp_path / "ours"), "-s", ours.endpoint]) == 0
+    ours.join()
+    theirs = make()
+    done = subprocess.run(["batsim", *args, "-e", str(tmp_path / "batsim"), "-s",
+                           theirs.endpoint.replace("127.0.0.1", "localhost")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    theirs.join()
+    assert len(ours.received) == len(theirs.received)
+    for k, (a, b) in enumerate(zip(ours.received, theirs.received)):
+        assert a == b, f"message {k} differs:\n ours:   {json.dumps(a)[:1500]}\n batsim: {json.dumps(b)[:1500]}"
+    for name in ("_jobs.csv", "_pstate_changes.csv", "_machine_states.csv"):
+        assert Path(str(tmp_path / "ours") + name).read_text() == Path(str(tmp_path / "batsim") + name).read_text()
 
 
 def _sleep_platform_128(path: Path, routing: str = "Vivaldi") -> Path:

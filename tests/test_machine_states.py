@@ -179,3 +179,19 @@ def test_reference_and_fast_path_write_the_same_file(pair, backfill, record_ener
     assert texts[0] == texts[1]
     rows = texts[0].splitlines()[1:]
     assert len(rows) >= 2 * 700 and rows[-1].endswith(f",0,0,0,{platform.nb_machines},0")
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_rows_of_one_instant_follow_the_order_jobs_started(fast):
+    """Batsim writes a row per EXECUTE_JOB in the order of its scheduler's reply: with
+    smallest-first, three jobs submitted together start smallest first, not in index order."""
+    from hdeeprm.inputs.workload.model import Job, Profile, Workload
+
+    platform, _ = _inputs("A4-easy-32")  # 32 machines
+    jobs = tuple(Job(id=str(i), subtime=0.0, res=res, profile="d", walltime=100.0)
+                 for i, res in enumerate((4, 1, 2)))
+    workload = Workload(jobs=jobs, profiles={"d": Profile(name="d", type="delay", delay=10.0)})
+    result = run_policy(Engine(platform, workload), PolicyConfig.parse("smallest:first_fit", None), fast=fast)
+    assert result.start_order == [1, 2, 0]
+    times, computing = machine_state_rows(result)
+    assert computing[:3].tolist() == [1, 3, 7]

@@ -53,7 +53,7 @@ def add_subcommands(sub) -> dict:
     inputs.add_argument("-p", "--platform", required=True, metavar="<platform_file>",
                         help="the SimGrid platform to simulate")
     inputs.add_argument("-w", "--workload", action="append", default=[], metavar="<workload_file>",
-                        help="the workload JSON file to simulate (one)")
+                        help="a workload JSON file to simulate; give -w again for more (w0, w1, ...)")
     common = p.add_argument_group("most common options")
     common.add_argument("-m", "--master-host", default="master_host", metavar="<name>",
                         help="the host that is not a compute machine [default: master_host]")
@@ -118,15 +118,14 @@ def run_from_args(args):
         raise ConfigError(f"option {option} is not supported: {why}")
     if not args.workload:
         raise ConfigError("no workload: give one -w WORKLOAD.json (workflows are not supported)")
-    if len(args.workload) > 1:
-        raise ConfigError("option -w is not supported more than once: the engine simulates one workload")
     if args.mmax < 0:
         raise ConfigError(f"--mmax {args.mmax}: expected 0 (no limit) or a positive number")
     sched_cfg = args.sched_cfg
     if args.sched_cfg_file:
         with open(args.sched_cfg_file) as f:
             sched_cfg = f.read()
-    return BatsimRun(platform=args.platform, workload=args.workload[0], export_prefix=args.export,
+    return BatsimRun(platform=args.platform, workload=args.workload[0], more_workloads=tuple(args.workload[1:]),
+                     export_prefix=args.export,
                      energy=args.energy, mmax=args.mmax, mmax_workload=args.mmax_workload,
                      master_host=args.master_host, sched_config=sched_cfg,
                      forward_profiles=args.forward_profiles_on_submission, endpoint=args.socket_endpoint,

@@ -37,6 +37,7 @@ import math
 from dataclasses import dataclass, field
 from heapq import heappush
 from time import perf_counter
+from typing import Sequence
 
 import numpy as np
 import simpy
@@ -167,6 +168,11 @@ class SimulationResult:
     # the seconds machines spent in each state (MACHINE_STATE_NAMES), as Batsim counts them.
     machine_state_rows: list | None = None
     machine_state_times: dict | None = None
+    # With several workloads (several Batsim job submitters), each job's workload name.
+    job_workload: tuple[str, ...] | None = None
+    # The jobs in the order they were started (the order of a scheduler's EXECUTE_JOBs at one
+    # instant, which Batsim's rows follow); None: by start time, then job index.
+    start_order: list[int] | None = None
 
 
 class Engine:
@@ -182,6 +188,7 @@ class Engine:
         record_energy_rows: bool = True,
         batsim_time_rounding: bool = True,
         clock: str = "simgrid",
+        submitters: Sequence[tuple[str, int]] | None = None,
     ):
         self.platform = platform
         if isinstance(workload, Workload):
@@ -189,6 +196,19 @@ class Engine:
             workload = workload.compile()
         self.jobs = workload
         self.workload_name = workload_name
+        # Batsim's job submitters, one per workload: (name, number of jobs), the jobs of each
+        # consecutive in ``workload`` and in its own submission order (WorkloadArrays.concatenate).
+        if submitters is None:
+            submitters = [(workload_name, workload.nb_jobs)]
+        elif clock != "simgrid":
+            raise ConfigError("several workloads (submitters) need clock='simgrid'")
+        if sum(count for _, count in submitters) != workload.nb_jobs or not submitters:
+            raise ConfigError(f"submitters {list(submitters)}: their jobs must add up to the "
+                              f"workload's {workload.nb_jobs}")
+        bounds = np.cumsum([0] + [count for _, count in submitters])
+        self._submitter_ranges = [(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]
+        self.job_workload = (None if len(submitters) == 1 else
+                             tuple(name for name, count in submitters for _ in range(count)))
         self._clock = _Clock()
         self._wall_start = perf_counter()
         self.scheduling_seconds = 0.0
@@ -208,6 +228,7 @@ class Engine:
         self._job_energy_time = np.zeros(n)
         self._running: set[int] = set()
         self._job_order: list[int] = []
+        self._start_order: list[int] = []  # jobs in the order they were started
         self.nb_unfinished = n
 
         m = platform.nb_machines
@@ -395,6 +416,7 @@ class Engine:
         self._advance_energy()
         self.nb_free -= hosts.size
         self.job_state[job] = RUNNING
+        self._start_order.append(job)
         self.start[job] = now
         self.alloc[job] = hosts
         self._running.add(job)
@@ -905,10 +927,16 @@ class Engine:
         self._reply_due = False  # a message was handed out and not answered yet
         self._notify = _NOTIFY_NONE
         self._last_event_submission = False
-        self._submitted_up_to = 0  # jobs [0, this) are submitted
-        self._woken_by_job = False  # the submitter slept until the next job's submit time
-        # The submitter's first round, at t=0 (before any step).
-        if self._submitter_round() and self._last_event_submission:
+        # Per submitter: its jobs [lo, hi) are submitted up to (not including) this index, and
+        # whether it slept until its next job's submit time.
+        self._submitted_up_to = [lo for lo, _ in self._submitter_ranges]
+        self._woken_by_job = [False] * len(self._submitter_ranges)
+        self._submitters_left = len(self._submitter_ranges)
+        # Each submitter's first round, at t=0 (before any step), in their creation order.
+        for k in range(len(self._submitter_ranges)):
+            if self._submitter_round(k):
+                self._submitters_left -= 1
+        if not self._submitters_left and self._last_event_submission:
             self._notify = _NOTIFY_AFTER
 
     def _need_exact_clock(self, what: str) -> None:
@@ -1003,8 +1031,10 @@ class Engine:
         shift = self._switch_wattmin_shift(done) if self._sleep is not None else 0.0
         for slot in slots:
             kind, job = int(acts.kind[slot]), int(acts.owner[slot])
-            if kind == SUBMITTER:
-                submitter_finished = self._submitter_round()
+            if kind == SUBMITTER:  # owner: the submitter
+                if self._submitter_round(job):
+                    self._submitters_left -= 1
+                    submitter_finished = not self._submitters_left  # the last one said bye
                 continue
             if kind == REPLY:
                 reply_ended = True
@@ -1078,29 +1108,29 @@ class Engine:
             mine = np.flatnonzero(np.isin(kinds, wanted) & (owners >= 0))
             slots[owners[mine]] = mine
 
-    def _submitter_round(self) -> bool:
-        """Batsim's job submitter, woken at the current clock: submits what is due and sleeps
-        until the next submit time. Returns True once every job is submitted."""
-        n = self.jobs.nb_jobs
+    def _submitter_round(self, k: int) -> bool:
+        """Batsim's job submitter ``k``, woken at the current clock: submits what is due and
+        sleeps until the next submit time. Returns True once every job of it is submitted."""
+        n = self._submitter_ranges[k][1]
         subtime = self.jobs.subtime
         now = self._clock.now
         clock = np.longdouble(now)  # Batsim keeps the submission date in a long double
-        lo = hi = self._submitted_up_to
-        if self._woken_by_job:
+        lo = hi = self._submitted_up_to[k]
+        if self._woken_by_job[k]:
             hi += 1
-            self._woken_by_job = False
+            self._woken_by_job[k] = False
         while hi < n:
             due = np.longdouble(subtime[hi])
             if due > clock:
-                self._submit(lo, hi)
-                self._acts.add_sleep(SUBMITTER, -1, float(due - clock))
-                self._woken_by_job = True
+                self._submit(k, lo, hi)
+                self._acts.add_sleep(SUBMITTER, k, float(due - clock))
+                self._woken_by_job[k] = True
                 return False
             hi += 1
-        self._submit(lo, hi)
+        self._submit(k, lo, hi)
         return True
 
-    def _submit(self, lo: int, hi: int) -> None:
+    def _submit(self, k: int, lo: int, hi: int) -> None:
         if hi <= lo:
             return
         if self._observer is not None:
@@ -1113,7 +1143,7 @@ class Engine:
             self._energy_first_submission = self.energy
         self.job_state[lo:hi] = QUEUED
         self._pending.submitted.extend(range(lo, hi))
-        self._submitted_up_to = hi
+        self._submitted_up_to[k] = hi
         self._last_event_submission = True
 
     def _start_activities(self, job: int, hosts: np.ndarray) -> None:
@@ -1150,6 +1180,8 @@ class Engine:
         return SimulationResult(
             workload=self.jobs,
             workload_name=self.workload_name,
+            job_workload=self.job_workload,
+            start_order=list(self._start_order),
             nb_machines=self.nb_machines,
             job_order=list(self._job_order),
             final_state=self.final_state.copy(),

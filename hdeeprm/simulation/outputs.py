@@ -224,7 +224,7 @@ def write_jobs(result: SimulationResult, path: str) -> None:
     walltime = w.walltime[order]
     state = np.asarray(result.final_state)[order].tolist()
     stretch = [x if ran else "inf" for x, ran in zip(map(_f6, column(stretch)), (execution[order] > 0).tolist())]
-    workload_name = _csv_field(result.workload_name)
+    names = result.job_workload or (result.workload_name,) * w.nb_jobs
     intervals = iter(format_allocations(result.alloc, [j for j, s in zip(order.tolist(), state)
                                                         if s != REJECTED_STATE]))
     ids, profiles = w.job_ids, w.profile_names
@@ -233,17 +233,17 @@ def write_jobs(result: SimulationResult, path: str) -> None:
                   column(execution), column(finish), column(waiting), column(turnaround), stretch,
                   column(result.job_energy))
     # Joined by hand as Batsim does, not csv.writer: it cannot write metadata as "" and is no faster.
-    head = "%s," + workload_name.replace("%", "%%") + ",%s,%.6f,%d,%.6f,"
+    head = "%s,%s,%s,%.6f,%d,%.6f,"
     ran_row = head + '%s,%s,%.6f,%.6f,%.6f,%.6f,%.6f,%s,%s,%.6f,""\n'
     rejected_row = head + '0,REJECTED,,,,,,,,,""\n'
     templates, values = [], []
     for j, subtime, res, requested, s, start, run, end, wait, around, slowdown, joules in columns:
         if s == REJECTED_STATE:
             templates.append(rejected_row)
-            values += (_csv_field(ids[j]), _csv_field(profiles[j]), subtime, res, requested)
+            values += (_csv_field(ids[j]), _csv_field(names[j]), _csv_field(profiles[j]), subtime, res, requested)
         else:
             templates.append(ran_row)
-            values += (_csv_field(ids[j]), _csv_field(profiles[j]), subtime, res, requested,
+            values += (_csv_field(ids[j]), _csv_field(names[j]), _csv_field(profiles[j]), subtime, res, requested,
                        "1" if s == SUCCESS else "0", FINAL_STATE_NAMES[s], start, run, end, wait, around,
                        slowdown, next(intervals), joules)
     with open(path, "w", newline="") as f:
@@ -303,14 +303,16 @@ def machine_state_rows(result: SimulationResult) -> tuple[np.ndarray, np.ndarray
 
     The order of the events comes from the energy rows the engine records ('s' per start,
     'e' per end, two 'p' per p-state request, in the order Batsim writes them): ends follow
-    ``job_order``; starts at one instant follow the job index (the result does not keep the
-    order in which the scheduler sent them; the classic policies' FCFS passes send them so).
+    ``job_order``; starts at one instant follow ``start_order`` (the order in which the
+    scheduler sent them) when the result keeps it, else the job index.
     Without energy rows (``record_energy_rows=False``) the order within an instant is an
     approximation: ends, then p-state requests, then starts."""
     w = result.workload
     state = np.asarray(result.final_state)
     start = np.asarray(result.start, dtype=np.float64)
     started = np.flatnonzero(np.isfinite(start))
+    if result.start_order is not None and len(result.start_order) == started.size:
+        started = np.asarray(result.start_order, dtype=np.int64)
     starts = started[np.argsort(start[started], kind="stable")]
     order = np.asarray(result.job_order, dtype=np.int64)
     ends = order[(state[order] != REJECTED_STATE) & (state[order] != 0)]

@@ -217,7 +217,7 @@ def paje_trace_text(result: SimulationResult, host_names: Sequence[str],
     if not palette:
         raise ConfigError("Pajé trace: an empty colour palette")
     w = result.workload
-    prefix = result.workload_name + "!"
+    workload_of = result.job_workload or (result.workload_name,) * w.nb_jobs
     begin = "%.6f" % 0.0
     out = [_HEADER, f'2 {begin} root_ct root "Machines" 0\n']
     out += [f'2 {begin} machine_ct m{i} "{name}" root\n' for i, name in enumerate(host_names)]
@@ -234,7 +234,7 @@ def paje_trace_text(result: SimulationResult, host_names: Sequence[str],
     kind = np.asarray(w.kind)
     nb_registered = 0
     for is_start, j in _events(result, start_order):
-        name = prefix + str(w.job_ids[j])
+        name = f"{workload_of[j]}!{w.job_ids[j]}"
         machines = np.sort(np.asarray(result.alloc[j], dtype=np.int64)).tolist()
         if is_start:
             t = "%.6f" % start[j]

@@ -86,6 +86,7 @@ class BatsimRun:
     platform: str
     workload: str
     export_prefix: str = "out"
+    more_workloads: tuple[str, ...] = ()  # -w given again: workloads w1, w2, ... after ``workload`` (w0)
     energy: bool = False
     mmax: int = 0
     mmax_workload: bool = False
@@ -104,9 +105,11 @@ def load_run(run: BatsimRun):
     from hdeeprm.inputs.platform import load_xml_platform
     from hdeeprm.inputs.platform.xml_platform import message_delay_reason
     from hdeeprm.inputs.workload import read_batsim_workload
+    from hdeeprm.inputs.workload.model import WorkloadArrays
     from hdeeprm.simulation.engine import Engine
 
-    for path in (run.platform, run.workload):
+    paths = (run.workload, *run.more_workloads)
+    for path in (run.platform, *paths):
         if not os.path.isfile(path):
             raise FileNotFoundError(2, "no such file", path)
     platform = load_xml_platform(run.platform, master_host=run.master_host)
@@ -116,36 +119,45 @@ def load_run(run: BatsimRun):
             raise BatsimError(f"{reason}. The engine simulates a network where they take no time, so it would "
                               "group simultaneous events otherwise than Batsim: use a Vivaldi zone with "
                               "coordinates 0 0 0 and no links, or pass --assume-zero-latency to run anyway")
-    workload = read_batsim_workload(run.workload)
-    try:
-        with open(run.workload, "rb") as f:
-            raw = json.loads(f.read())
-    except ValueError as e:
-        raise BatsimError(f"{run.workload}: not JSON: {e}") from None
+    # One job submitter per workload, named w0, w1, ... in command-line order, as Batsim does.
+    names = [f"w{k}" for k in range(len(paths))]
+    workloads, raws = [], []
+    for path in paths:
+        workloads.append(read_batsim_workload(path).compile())
+        try:
+            with open(path, "rb") as f:
+                raws.append(json.loads(f.read()))
+        except ValueError as e:
+            raise BatsimError(f"{path}: not JSON: {e}") from None
     limit = run.mmax
-    if run.mmax_workload and isinstance(raw.get("nb_res"), int):
-        limit = raw["nb_res"]
+    sizes = [raw["nb_res"] for raw in raws if isinstance(raw.get("nb_res"), int)]
+    if run.mmax_workload and sizes:  # src/batsim.cpp: the largest nb_res, within --mmax if given
+        limit = min(limit, max(sizes)) if limit > 0 else max(sizes)
     if 0 < limit < platform.nb_machines:
         platform = _first_machines(platform, limit)
-    engine = Engine(platform, workload.compile(), workload_name="w0")
+    engine = Engine(platform, WorkloadArrays.concatenate(workloads), workload_name=names[0],
+                    submitters=[(name, w.nb_jobs) for name, w in zip(names, workloads)])
     properties = _host_properties(run.platform)
     resources = [{"id": i, "name": name, "state": "idle",
                   "properties": dict(sorted({"role": "", **properties.get(name, {})}.items())),
                   "zone_properties": {}} for i, name in enumerate(platform.host_names)]
-    profiles = round6(raw.get("profiles", {}))
+    profiles = {name: round6(raw.get("profiles", {})) for name, raw in zip(names, raws)}
     config = dict(DEFAULT_CONFIG, **{"sched-config": run.sched_config,
                                      "profiles-forwarded-on-submission": run.forward_profiles})
     begins = {"nb_resources": len(resources), "nb_compute_resources": len(resources),
               "nb_storage_resources": 0, "allow_compute_sharing": False, "allow_storage_sharing": True,
               "config": config, "compute_resources": resources, "storage_resources": [],
-              "workloads": {"w0": os.path.abspath(run.workload)}, "profiles": {"w0": profiles}}
-    by_id = {str(job.get("id")): job for job in raw.get("jobs", []) if isinstance(job, dict)}
-    job_json = []
-    for job_id in engine.jobs.job_ids:
-        doc = dict(by_id.get(str(job_id), {}))
-        doc["id"] = f"w0!{job_id}"
-        job_json.append(round6(doc))
-    return engine, begins, job_json, (profiles if run.forward_profiles else None)
+              "workloads": {name: os.path.abspath(path) for name, path in zip(names, paths)},
+              "profiles": profiles}
+    job_json, job_profiles = [], []
+    for name, w, raw in zip(names, workloads, raws):
+        by_id = {str(job.get("id")): job for job in raw.get("jobs", []) if isinstance(job, dict)}
+        for job_id in w.job_ids:
+            doc = dict(by_id.get(str(job_id), {}))
+            doc["id"] = f"{name}!{job_id}"
+            job_json.append(round6(doc))
+            job_profiles.append(profiles[name].get(doc.get("profile")))
+    return engine, begins, job_json, (job_profiles if run.forward_profiles else None)
 
 
 def _first_machines(platform, n: int):
@@ -177,12 +189,13 @@ class Conversation:
     reply. ``batsim_of[m]`` is the Batsim id of our machine m (default: the same). ``begins``
     is SIMULATION_BEGINS' data and ``job_json`` each job's description (Batsim's ``job``
     field of JOB_SUBMITTED); both are made up from the engine's inputs when not given.
-    ``profiles`` (forwarded on submission when given) maps profile names to their JSON; job
-    ids are ``WORKLOAD!ID`` with the engine's workload name unless ``workload_name``.
+    ``profiles`` (forwarded on submission when given) is each job's profile JSON; job ids are
+    ``WORKLOAD!ID`` with the job's workload name (the engine's, or ``workload_name``; with
+    several workloads, the engine's ``job_workload``).
     """
 
     def __init__(self, engine, *, batsim_of=None, energy: bool = True, begins: dict | None = None,
-                 job_json: list | None = None, profiles: dict | None = None, workload_name: str | None = None):
+                 job_json: list | None = None, profiles: list | None = None, workload_name: str | None = None):
         self.engine = engine
         n = engine.nb_machines
         self.batsim_of = np.arange(n, dtype=np.int64) if batsim_of is None else np.asarray(batsim_of, np.int64)
@@ -190,7 +203,8 @@ class Conversation:
         self.ours_of[self.batsim_of] = np.arange(n)
         self.energy = energy
         jobs = engine.jobs
-        self.names = [f"{workload_name or engine.workload_name}!{j}" for j in jobs.job_ids]
+        workload_of = engine.job_workload or (workload_name or engine.workload_name,) * jobs.nb_jobs
+        self.names = [f"{w}!{j}" for w, j in zip(workload_of, jobs.job_ids)]
         self.index = {name: i for i, name in enumerate(self.names)}
         self.job_json = job_json if job_json is not None else [self._job_doc(i) for i in range(jobs.nb_jobs)]
         self.begins = begins if begins is not None else self._default_begins()
@@ -226,18 +240,31 @@ class Conversation:
 
         self.engine.observe(note)
 
-    def _yields(self, item: tuple[str, int]) -> int:
-        """With energy, a job's actor first updates the energy of its machines not updated at
-        this date (one yield each) and so puts its completion after the submitter's batch,
-        unless it is a parallel job on every machine (SimGrid updated them all as it ended)."""
-        kind, j = item
+    def _yields(self, item: tuple[str, int], t: float) -> int:
+        """With energy, a job's actor reads its machines' energy, then every machine's, before
+        it sends its completion; if one of them is not up to date at this date, that is a
+        simcall, and the submitters' batches of the step (which read nothing) reach the server
+        first. Otherwise (every machine updated by the step's ended activities, or already read
+        at this date) the actors send in the order they woke: their activities' creation order."""
+        kind, _ = item
         if kind == "s" or not self.energy:
             return 0
+        return 0 if len(self._up_to_date(t)) == self.engine.nb_machines else 1
+
+    def _step_updates(self, t: float, ends: list[int], switched: dict) -> None:
+        """The machines whose energy the activities ending in this step brought up to date (the
+        energy plugin hears of them as they end): a parallel task's machines, a delay's first
+        machine (a delay is a sleep on the actor's host), a switch's machine. Over 50 random
+        sleep runs against real Batsim the order inside every message agreed in all 50 this way
+        (33 when a delay counted for no machine; SimGrid's ker_engine debug log shows the
+        rounds: batsim ... --sg-log ker_engine.thres:debug)."""
         from hdeeprm.inputs.workload.model import KIND_DELAY
 
         engine = self.engine
-        everywhere = engine.alloc[j].size == engine.nb_machines and engine.jobs.kind[j] != KIND_DELAY
-        return 0 if everywhere else 1
+        for hosts, _ in switched.values():
+            self._energy_date[hosts] = t
+        for j in ends:
+            self._energy_date[engine.alloc[j] if engine.jobs.kind[j] != KIND_DELAY else engine.alloc[j][:1]] = t
 
     # ------------------------------------------------------------------ defaults
 
@@ -292,9 +319,13 @@ class Conversation:
                     if ("p", id(hosts)) in position}
         items = [("s", j) for j in point.submitted] + [("e", j) for j in point.completed
                                                        if j not in self._return_code]
-        items.sort(key=lambda item: (self._yields(item), position.get(item, -1)))
+        if self.energy:
+            self._step_updates(point.time, [j for kind, j in items if kind == "e"], switched)
+        items.sort(key=lambda item: (self._yields(item, point.time), position.get(item, -1)))
         if switched:
             items = self._place_switches(point.time, items, switched)
+        if self.energy and any(kind == "e" for kind, _ in items):
+            self._tracer_date = point.time  # each job end's energy row read every machine
         for kind, j in items:
             if kind == "e":
                 events.append(self._completed(j))
@@ -304,7 +335,7 @@ class Conversation:
                 continue
             data = {"job_id": self.names[j], "job": self.job_json[j]}
             if self.profiles is not None:
-                data["profile"] = self.profiles.get(self.job_json[j].get("profile"))
+                data["profile"] = self.profiles[j]
             events.append(_event(t, "JOB_SUBMITTED", data))
         at_once = [self._state_changed(t, hosts, state) for hosts, state in point.pstate_changes
                    if id(hosts) not in switched]
@@ -333,22 +364,9 @@ class Conversation:
         the creation of their activities (SimGrid ends simultaneous activities in creation
         order; see actor_rounds)."""
         from hdeeprm.backends.batsim.actor_rounds import SWITCH, rounds
-        from hdeeprm.inputs.workload.model import KIND_DELAY
 
         engine = self.engine
         ends = [item for item in items if item[0] == "e"]
-        # Activities that end bring their hosts up to date (the energy plugin hears of them): a
-        # parallel task its machines, a delay (a sleep on the actor's host) its first machine.
-        # Over 50 random runs against real Batsim the order inside every message agreed in all
-        # 50 this way (33 when a delay counted for no machine; SimGrid's ker_engine debug log
-        # shows the rounds: batsim ... --sg-log ker_engine.thres:debug).
-        for hosts, _ in switched.values():
-            self._energy_date[hosts] = t
-        for _, j in ends:
-            if engine.jobs.kind[j] != KIND_DELAY:
-                self._energy_date[engine.alloc[j]] = t
-            else:  # a delay is a sleep on the actor's host, the allocation's first machine
-                self._energy_date[engine.alloc[j][:1]] = t
         every = list(range(engine.nb_machines))
         actors = [("e", j, ("reads", engine.alloc[j].tolist() + every)) for _, j in ends]
         actors += [("p", key, (SWITCH, hosts.tolist())) for key, (hosts, _) in switched.items()]
@@ -358,8 +376,6 @@ class Conversation:
         order = sorted(range(len(actors)), key=lambda i: created[i])  # SimGrid's wake order
         sent = rounds([actors[i][2] for i in order], self._up_to_date(t))
         when = {(actors[i][0], actors[i][1]): (sent[k], created[i]) for k, i in enumerate(order)}
-        if ends:
-            self._tracer_date = t
         first = [item for item in items if item[0] != "e"]  # submissions: at once
         return first + sorted(ends + [("p", key) for key in switched], key=when.__getitem__)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -136,6 +136,20 @@ class WorkloadArrays:
         fields = {name: value[cut] for name, value in self.__dict__.items()}
         fields["subtime"] = fields["subtime"] - self.subtime[start]
         out = WorkloadArrays(**fields)
+        out._freeze()
+        return out
+
+    @classmethod
+    def concatenate(cls, parts: "Sequence[WorkloadArrays]") -> "WorkloadArrays":
+        """The jobs of ``parts`` one part after the other (each in its own submission order):
+        several workloads simulated together, each with its own Batsim job submitter."""
+        if not parts:
+            raise ValueError("no workload to concatenate")
+        fields = {}
+        for name, value in parts[0].__dict__.items():
+            values = [part.__dict__[name] for part in parts]
+            fields[name] = np.concatenate(values) if isinstance(value, np.ndarray) else sum(values, ())
+        out = cls(**fields)
         out._freeze()
         return out
 

@@ -37,6 +37,7 @@ from hdeeprm.simulation.fastsim import alloc, envk, sim, state
 from hdeeprm.simulation.fastsim.results import Allocations, BandwidthSpans, EnergyRows, PStateRows
 from hdeeprm.simulation.keys import ALL_JOB_KEYS, job_key_values
 from hdeeprm.simulation.resources import _KEY_CODE, ResourceModel
+from hdeeprm.simulation.simgrid_steps import SUBMITTER
 
 __all__ = ["FastRun", "alloc", "envk", "run_policy", "sim", "state", "supports"]
 
@@ -160,13 +161,13 @@ class FastRun:
                               else float(engine._energy_first_submission)),
             last_completion_energy=0.0,
             last_row_time=-math.inf, last_row_energy=0.0, nb_erows=0, nb_prows=0,
-            nb_prow_hosts=0, nb_machine_switches=0, nb_grouped_switches=0, nb_order=0,
+            nb_prow_hosts=0, nb_machine_switches=0, nb_grouped_switches=0, nb_order=0, nb_started=0,
             # The engine's own arrays: the run updates them in place.
             job_state=engine.job_state, final_state=engine.final_state, start=engine.start,
             finish=engine.finish, remaining=engine._remaining, rate=engine._rate,
             progress_time=engine._progress_time, epoch=engine._epoch,
             job_energy=engine.job_energy, job_power=engine._job_power,
-            job_energy_time=engine._job_energy_time, job_order=np.zeros(n, i8),
+            job_energy_time=engine._job_energy_time, job_order=np.zeros(n, i8), start_seq=np.zeros(n, i8),
             alloc_buf=np.zeros(int(slot.sum()), i8), busy_job=engine.busy_job,
             pstate=engine.pstate, billed=engine._billed, power=engine.power,
             h_time=np.zeros(64), h_eid=np.zeros(64, i8), h_job=np.zeros(64, i8),
@@ -252,6 +253,7 @@ class FastRun:
         engine._finished = bool(f["finished"])
         engine._decision_time_for = float(f["decision_time_for"])
         engine._job_order = f["job_order"][:int(f["nb_order"])].tolist()
+        engine._start_order = f["start_seq"][:int(f["nb_started"])].tolist()
         started = (engine.final_state != 0) & (engine.final_state != REJECTED_STATE)
         engine.alloc = Allocations(f["alloc_buf"], f["alloc_off"], f["res"], started)
         engine._running = {int(j) for j in np.flatnonzero(engine.job_state == RUNNING)}
@@ -317,8 +319,8 @@ def _simgrid_fields(engine: Engine) -> dict:
         pd_calls=int(pending.requested_calls), pd_acks=len(pending.pstate_changes),
         pd_nomore=bool(pending.no_more_submissions), sg_ready=bool(engine._ready),
         reply_due=bool(engine._reply_due), notify=int(engine._notify),
-        last_sub=bool(engine._last_event_submission), sub_upto=int(engine._submitted_up_to),
-        woken_by_job=bool(engine._woken_by_job),
+        last_sub=bool(engine._last_event_submission), sub_upto=int(engine._submitted_up_to[0]),
+        woken_by_job=bool(engine._woken_by_job[0]),
     )
 
 
@@ -329,6 +331,9 @@ def _sync_simgrid(engine: Engine, f: dict) -> None:
     acts = engine._acts
     for name in ("is_task", "remains", "rate", "duration", "alive", "kind", "owner"):
         setattr(acts, name, f["a_" + name])
+    # The compiled path has one job submitter, whose sleeps it marks with owner -1; the engine's
+    # submitters are numbered from 0.
+    acts.owner[(acts.kind == SUBMITTER) & (acts.owner < 0)] = 0
     acts.done = np.empty(f["a_is_task"].shape[0], np.int64)
     acts.count, acts.nb_alive = int(f["a_count"]), int(f["a_nb_alive"])
     pending = DecisionPoint(float(f["now"]))
@@ -341,8 +346,9 @@ def _sync_simgrid(engine: Engine, f: dict) -> None:
     engine._reply_due = bool(f["reply_due"])
     engine._notify = int(f["notify"])
     engine._last_event_submission = bool(f["last_sub"])
-    engine._submitted_up_to = int(f["sub_upto"])
-    engine._woken_by_job = bool(f["woken_by_job"])
+    engine._submitted_up_to = [int(f["sub_upto"])]
+    engine._woken_by_job = [bool(f["woken_by_job"])]
+    engine._submitters_left = int(engine._submitted_up_to[0] < engine.jobs.nb_jobs)
 
 
 def _env_fields(env: dict | None, n: int, m: int, resources: ResourceModel) -> dict:
@@ -408,7 +414,9 @@ def _pristine(engine: Engine) -> bool:
     """No event processed and no decision taken yet (with SimGrid's clock, the job
     submitter's first round at t=0, which the constructor runs, may have submitted jobs)."""
     if engine._acts is not None:
-        pending, upto = engine._pending, engine._submitted_up_to
+        if len(engine._submitter_ranges) != 1:  # the compiled path has one job submitter
+            return False
+        pending, upto = engine._pending, engine._submitted_up_to[0]
         return (engine.now == 0.0 and engine.nb_machine_switches == 0 and engine._ready
                 and not engine._reply_due and engine._acts.count <= 1 and not pending.completed
                 and not pending.requested_calls and not pending.pstate_changes

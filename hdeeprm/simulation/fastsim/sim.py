@@ -390,6 +390,8 @@ def execute(s, job):
     s.eng_nb_free -= hosts.shape[0]
     s.nb_running += 1
     s.job_state[job] = RUNNING
+    s.start_seq[s.nb_started] = job
+    s.nb_started += 1
     s.start[job] = now
     s.job_energy_time[job] = now
     if s.sg:

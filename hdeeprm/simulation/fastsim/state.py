@@ -81,6 +81,7 @@ FIELDS = (
     "nb_machine_switches",  # i8
     "nb_grouped_switches",  # i8
     "nb_order",  # i8
+    "nb_started",  # i8
     "job_state",  # i1[n]
     "final_state",  # i1[n]
     "start",  # f8[n]
@@ -93,6 +94,7 @@ FIELDS = (
     "job_power",  # f8[n]
     "job_energy_time",  # f8[n]
     "job_order",  # i8[n] completion / rejection order
+    "start_seq",  # i8[n] jobs in the order they started
     "alloc_buf",  # i8[sum res] cores of every started job
     "busy_job",  # i8[m] engine view: job per machine, -1 idle
     "pstate",  # i8[m]
