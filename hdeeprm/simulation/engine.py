@@ -176,7 +176,8 @@ class SimulationResult:
 
 
 class Engine:
-    """Simulates one workload on one platform; see the module docstring."""
+    """Simulates a workload (or several, each with its own Batsim job submitter) on one
+    platform; see the module docstring."""
 
     def __init__(
         self,
