@@ -348,23 +348,30 @@ class SleepScheduler(ThreadedScheduler):
 SLEEP_PLATFORM = Path(__file__).parent / "data" / "platforms" / "sleep_4hosts.xml"
 
 
-def _sleep_workload(folder: Path, seed: int, nb_jobs: int = 30) -> Path:
-    """Delay and parallel jobs of 1-4 machines, with gaps long enough to sleep in."""
+def _random_workload(path: Path, seed: int, nb_jobs: int, *, gaps, delays, cpus, sizes, walltime: float,
+                     nb_res: int) -> Path:
+    """Half delay jobs, half parallel ones, drawn from the given choices (s, flops, machines)."""
     import random
 
     rng = random.Random(seed)
     jobs, profiles, t = [], {}, 0.0
     for i in range(nb_jobs):
-        t += rng.choice([0, 0, 1.5, 4, 9, 30, 80, 200])
+        t += rng.choice(gaps)
         if rng.random() < 0.5:
-            profiles[f"p{i}"] = {"type": "delay", "delay": rng.choice([5, 10, 17.3, 30])}
+            profiles[f"p{i}"] = {"type": "delay", "delay": rng.choice(delays)}
         else:
-            profiles[f"p{i}"] = {"type": "parallel_homogeneous", "cpu": rng.choice([5e8, 1e9, 2.3e9]), "com": 0}
-        jobs.append({"id": i, "subtime": t, "res": rng.choice([1, 1, 2, 3, 4, 5]), "profile": f"p{i}",
-                     "walltime": 400})
-    path = folder / f"sleep-{seed}.json"
-    path.write_text(json.dumps({"nb_res": 4, "jobs": jobs, "profiles": profiles}))
+            profiles[f"p{i}"] = {"type": "parallel_homogeneous", "cpu": rng.choice(cpus), "com": 0}
+        jobs.append({"id": i, "subtime": t, "res": rng.choice(sizes), "profile": f"p{i}", "walltime": walltime})
+    path.write_text(json.dumps({"nb_res": nb_res, "jobs": jobs, "profiles": profiles}))
     return path
+
+
+def _sleep_workload(folder: Path, seed: int, nb_jobs: int = 30) -> Path:
+    """Delay and parallel jobs of 1-4 machines (some of 5: rejected), with gaps long enough to
+    sleep in."""
+    return _random_workload(folder / f"sleep-{seed}.json", seed, nb_jobs, gaps=[0, 0, 1.5, 4, 9, 30, 80, 200],
+                            delays=[5, 10, 17.3, 30], cpus=[5e8, 1e9, 2.3e9], sizes=[1, 1, 2, 3, 4, 5],
+                            walltime=400, nb_res=4)
 
 
 def _sleep_args(workload: Path, prefix: Path, endpoint: str) -> list[str]:
@@ -502,6 +509,29 @@ def test_same_messages_and_files_as_real_batsim(tmp_path, scenario, energy):
     assert expected <= {p.name for p in tmp_path.iterdir()}
 
 
+def _on_both(make, args: list[str], tmp_path: Path, timeout: int = 120):
+    """The scheduler ``make()`` makes, run on this command (prefix ``ours``) and on real Batsim
+    (``batsim``) with the same ``args``: the two schedulers, joined."""
+    ours = make()
+    assert main(["batsim", *args, "-e", str(tmp_path / "ours"), "-s", ours.endpoint]) == 0
+    ours.join()
+    theirs = make()
+    done = subprocess.run(["batsim", *args, "-e", str(tmp_path / "batsim"), "-s",
+                           theirs.endpoint.replace("127.0.0.1", "localhost")],
+                          capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-2000:]
+    theirs.join()
+    return ours, theirs
+
+
+def _same_messages_and_files(ours, theirs, tmp_path: Path, files: tuple[str, ...]) -> None:
+    assert len(ours.received) == len(theirs.received)
+    for k, (a, b) in enumerate(zip(ours.received, theirs.received)):
+        assert a == b, f"message {k} differs:\n ours:   {json.dumps(a)[:1500]}\n batsim: {json.dumps(b)[:1500]}"
+    for name in files:
+        assert Path(str(tmp_path / "ours") + name).read_text() == Path(str(tmp_path / "batsim") + name).read_text()
+
+
 def _as_set(events: list[dict]) -> list[str]:
     return sorted(json.dumps(e, sort_keys=True) for e in events)
 
@@ -511,23 +541,13 @@ def _as_set(events: list[dict]) -> list[str]:
 @pytest.mark.parametrize("seed, wake_all", [(3, False), (5, False), (8, True), (11, True)])
 def test_sleep_states_same_messages_and_files_as_real_batsim(tmp_path, seed, wake_all):
     workload = _sleep_workload(tmp_path, seed)
-    ours = SleepScheduler(wake_all)
-    assert main(["batsim", *_sleep_args(workload, tmp_path / "ours", ours.endpoint)]) == 0
-    ours.join()
-    theirs = SleepScheduler(wake_all)
-    done = subprocess.run(["batsim", *_sleep_args(workload, tmp_path / "batsim",
-                                                  theirs.endpoint.replace("127.0.0.1", "localhost"))],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    theirs.join()
+    args = ["-p", str(SLEEP_PLATFORM), "-w", str(workload), "-q", "-E"]
+    ours, theirs = _on_both(lambda: SleepScheduler(wake_all), args, tmp_path)
     assert any(e["type"] == "RESOURCE_STATE_CHANGED" for m in theirs.received for e in m["events"])
     # The same messages, events in the same order: when a job and a sleep switch end at the
     # same instant, the order follows SimGrid's actor rounds (actor_rounds).
-    assert len(ours.received) == len(theirs.received)
-    for k, (a, b) in enumerate(zip(ours.received, theirs.received)):
-        assert a == b, f"message {k} differs:\n ours:   {json.dumps(a)[:1500]}\n batsim: {json.dumps(b)[:1500]}"
-    for name in ("_jobs.csv", "_pstate_changes.csv", "_machine_states.csv", "_consumed_energy.csv"):
-        assert Path(str(tmp_path / "ours") + name).read_text() == Path(str(tmp_path / "batsim") + name).read_text()
+    _same_messages_and_files(ours, theirs, tmp_path, ("_jobs.csv", "_pstate_changes.csv", "_machine_states.csv",
+                                                      "_consumed_energy.csv"))
     assert _rows(Path(str(tmp_path / "ours") + "_schedule.csv"), WALL_CLOCK) == \
         _rows(Path(str(tmp_path / "batsim") + "_schedule.csv"), WALL_CLOCK)
 
@@ -546,19 +566,8 @@ def test_several_workloads_same_messages_and_files_as_real_batsim(tmp_path, seed
                  for i in range(rng.choice([2, 3]))]
     args = ["-p", str(SLEEP_PLATFORM), *[x for w in workloads for x in ("-w", str(w))], "-q", "-E"]
     make = (lambda: SleepScheduler(seed % 2 == 1)) if sleep else (lambda: FcfsScheduler(energy=True, kill=seed % 2 == 0))
-    ours = make()
-    assert main(["batsim", *args, "-e", str(tmp_path / "ours"), "-s", ours.endpoint]) == 0
-    ours.join()
-    theirs = make()
-    done = subprocess.run(["batsim", *args, "-e", str(tmp_path / "batsim"), "-s",
-                           theirs.endpoint.replace("127.0.0.1", "localhost")], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    theirs.join()
-    assert len(ours.received) == len(theirs.received)
-    for k, (a, b) in enumerate(zip(ours.received, theirs.received)):
-        assert a == b, f"message {k} differs:\n ours:   {json.dumps(a)[:1500]}\n batsim: {json.dumps(b)[:1500]}"
-    for name in ("_jobs.csv", "_pstate_changes.csv", "_machine_states.csv"):
-        assert Path(str(tmp_path / "ours") + name).read_text() == Path(str(tmp_path / "batsim") + name).read_text()
+    ours, theirs = _on_both(make, args, tmp_path)
+    _same_messages_and_files(ours, theirs, tmp_path, ("_jobs.csv", "_pstate_changes.csv", "_machine_states.csv"))
 
 
 def _sleep_platform_128(path: Path, routing: str = "Vivaldi") -> Path:
@@ -581,20 +590,9 @@ def _sleep_platform_128(path: Path, routing: str = "Vivaldi") -> Path:
 
 def _sleep_workload_128(path: Path, seed: int, nb_jobs: int = 400) -> Path:
     """Jobs of 1-64 machines whose ends often fall on a switch's end (round times)."""
-    import random
-
-    rng = random.Random(seed)
-    jobs, profiles, t = [], {}, 0.0
-    for i in range(nb_jobs):
-        t += rng.choice([0, 0, 5, 10, 20, 60, 300, 900])
-        if rng.random() < 0.5:
-            profiles[f"p{i}"] = {"type": "delay", "delay": rng.choice([10, 20, 50, 100, 600])}
-        else:
-            profiles[f"p{i}"] = {"type": "parallel_homogeneous", "cpu": rng.choice([1e10, 2e10, 6e10, 3e11]), "com": 0}
-        jobs.append({"id": i, "subtime": t, "res": rng.choice([1, 2, 4, 8, 12, 16, 32, 64]), "profile": f"p{i}",
-                     "walltime": 5000})
-    path.write_text(json.dumps({"nb_res": 128, "jobs": jobs, "profiles": profiles}))
-    return path
+    return _random_workload(path, seed, nb_jobs, gaps=[0, 0, 5, 10, 20, 60, 300, 900], delays=[10, 20, 50, 100, 600],
+                            cpus=[1e10, 2e10, 6e10, 3e11], sizes=[1, 2, 4, 8, 12, 16, 32, 64], walltime=5000,
+                            nb_res=128)
 
 
 @pytest.mark.batsim
@@ -607,20 +605,9 @@ def test_sleep_states_on_128_hosts_same_messages_as_real_batsim(tmp_path, seed):
     platform = _sleep_platform_128(tmp_path / "platform.xml")
     workload = _sleep_workload_128(tmp_path / "workload.json", seed)
     args = ["-p", str(platform), "-w", str(workload), "-q", "-E"]
-    ours = SleepScheduler()
-    assert main(["batsim", *args, "-e", str(tmp_path / "ours"), "-s", ours.endpoint]) == 0
-    ours.join()
-    theirs = SleepScheduler()
-    done = subprocess.run(["batsim", *args, "-e", str(tmp_path / "batsim"), "-s",
-                           theirs.endpoint.replace("127.0.0.1", "localhost")], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    theirs.join()
+    ours, theirs = _on_both(SleepScheduler, args, tmp_path, timeout=300)
     assert sum(e["type"] == "RESOURCE_STATE_CHANGED" for m in theirs.received for e in m["events"]) > 400
-    assert len(ours.received) == len(theirs.received)
-    for k, (a, b) in enumerate(zip(ours.received, theirs.received)):
-        assert a == b, f"message {k} differs:\n ours:   {json.dumps(a)[:1500]}\n batsim: {json.dumps(b)[:1500]}"
-    for name in ("_jobs.csv", "_pstate_changes.csv", "_machine_states.csv"):
-        assert Path(str(tmp_path / "ours") + name).read_text() == Path(str(tmp_path / "batsim") + name).read_text()
+    _same_messages_and_files(ours, theirs, tmp_path, ("_jobs.csv", "_pstate_changes.csv", "_machine_states.csv"))
 
 
 def test_a_platform_where_batsims_messages_take_time_is_refused(tmp_path, capsys):
