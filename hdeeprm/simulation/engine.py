@@ -569,6 +569,11 @@ class Engine:
         (unless an event falls in between, which Batsim would have reported first)."""
         if self._acts is not None:
             self._answer()
+            if self._held_reports:
+                if self._decisions_since_reply:
+                    self._report_held_switches()
+                else:
+                    self._decisions_since_reply += 1
             return
         if not self._round_decisions:
             return
@@ -925,6 +930,8 @@ class Engine:
         self._timeout_slot = np.full(n, -1, np.int64)  # a parallel job's walltime sleep
         self._pending = DecisionPoint(0.0)  # events Batsim's server holds, not sent yet
         self._ready = True  # the scheduler is not busy with a message
+        self._held_reports: list[int] = []  # switches Batsim's server learns of after a decision
+        self._decisions_since_reply = 0
         self._reply_due = False  # a message was handed out and not answered yet
         self._notify = _NOTIFY_NONE
         self._last_event_submission = False
@@ -944,8 +951,14 @@ class Engine:
         if self._acts is not None:
             raise SimulationError(f"{what} moves the clock to given times: it needs Engine(..., clock='exact')")
 
+    def _report_held_switches(self) -> None:
+        held, self._held_reports = self._held_reports, []
+        for machine in held:
+            self._switch_reported(machine)
+
     def _next_simgrid_point(self) -> DecisionPoint | None:
         self._answer()
+        self._report_held_switches()
         while True:
             if self.message_due():
                 if self._notify == _NOTIFY_NEXT:  # with what the last reply caused, if anything
@@ -999,6 +1012,7 @@ class Engine:
     def message_due(self) -> bool:
         """Whether Batsim would send a message now, before the clock moves: the scheduler is
         free and events (or the end-of-submissions notice) wait to be sent. SimGrid clock."""
+        self._report_held_switches()  # the reply is over
         return self._ready and (bool(self._pending) or self._notify == _NOTIFY_NEXT)
 
     def query_energy(self) -> float:
@@ -1061,8 +1075,14 @@ class Engine:
         # rows count all of them (src/server.cpp server_on_switched; observed on 128 hosts).
         for machine in switched:
             self._switch_reached(machine)
-        for machine in switched:
-            self._switch_reported(machine)
+        if reply_ended and switched:
+            # The reply actor woke in this step too: its first decision reaches Batsim's
+            # server before the switch actors' messages (two simcalls against three), the
+            # others after them (observed: a job start's rows before the switch request's).
+            self._held_reports, self._decisions_since_reply = switched, 0
+        else:
+            for machine in switched:
+                self._switch_reported(machine)
         if submitter_finished:
             if self._last_event_submission and self._ready and not sent_before:
                 self._notify = _NOTIFY_AFTER
