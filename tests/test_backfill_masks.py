@@ -5,19 +5,15 @@ never backfill)."""
 from __future__ import annotations
 
 import pytest
-from test_dvfs_actions import HOST, PLATFORM
+from test_dvfs_actions import FIRST_FIT, three_hosts_xml
 from test_policies import hand_workload
 
 from hdeeprm.rl.env import HeteroEnv
 
-FIRST_FIT = (("first", "first_fit"),)
-
 
 @pytest.fixture
 def platform_xml(tmp_path):
-    path = tmp_path / "three.xml"
-    path.write_text(PLATFORM.format(hosts="\n    ".join(HOST.format(i=i) for i in range(3))))
-    return str(path)
+    return three_hosts_xml(tmp_path / "three.xml")
 
 
 def blocked_head(platform_xml, backfill, fast=False):

@@ -35,11 +35,15 @@ ONE_PSTATE = ('<host id="h{i}" speed="100Mf" pstate="0">'
 FIRST_FIT = (("first", "first_fit"),)
 
 
-@pytest.fixture
-def platform_xml(tmp_path):
-    path = tmp_path / "dvfs.xml"
+def three_hosts_xml(path) -> str:
+    """PLATFORM with three HOST machines, written at ``path``."""
     path.write_text(PLATFORM.format(hosts="\n    ".join(HOST.format(i=i) for i in range(3))))
     return str(path)
+
+
+@pytest.fixture
+def platform_xml(tmp_path):
+    return three_hosts_xml(tmp_path / "dvfs.xml")
 
 
 def one_job_env(platform_xml, **fields):

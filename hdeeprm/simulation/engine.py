@@ -1092,6 +1092,13 @@ class Engine:
             self._ready = True
         return True
 
+    def machines_updated_by_end(self, job: int) -> np.ndarray:
+        """The machines whose energy SimGrid's energy plugin brings up to date as ``job``'s
+        activity ends: a parallel task's machines; a delay is a sleep on its actor's host, the
+        allocation's first machine (observed in SimGrid's rounds against real Batsim)."""
+        hosts = self.alloc[job]
+        return hosts if self.jobs.kind[job] != KIND_DELAY else hosts[:1]
+
     def _switch_wattmin_shift(self, done: np.ndarray) -> float:
         """What the energy rows of the jobs that end in this step add to wattmin for the sleep
         switches that end in it too. Batsim's tracer sums, as it writes a row, every machine's
@@ -1102,6 +1109,8 @@ class Engine:
         already read every machine at this date, or when the step's ended activities touched
         every machine (a delay job's sleep touches its first machine only); then its row
         comes first."""
+        if done.size < 2:  # a job end and a switch, or nothing to shift
+            return 0.0
         acts = self._acts
         kinds, owners = acts.kind[done], acts.owner[done]
         machines = owners[kinds == SWITCH]
@@ -1112,8 +1121,7 @@ class Engine:
         touched = np.zeros(self.nb_machines, np.bool_)
         touched[machines] = True
         for job in ended.tolist():
-            # A parallel task touches its machines; a delay is a sleep on the actor's host only.
-            touched[self.alloc[job] if self.jobs.kind[job] != KIND_DELAY else self.alloc[job][:1]] = True
+            touched[self.machines_updated_by_end(job)] = True
         if touched.all():
             return 0.0
         targets = self._switch_target[machines]

@@ -240,31 +240,26 @@ class Conversation:
 
         self.engine.observe(note)
 
-    def _yields(self, item: tuple[str, int], t: float) -> int:
+    def _yields(self, item: tuple[str, int], fresh: bool) -> int:
         """With energy, a job's actor reads its machines' energy, then every machine's, before
-        it sends its completion; if one of them is not up to date at this date, that is a
-        simcall, and the submitters' batches of the step (which read nothing) reach the server
-        first. Otherwise (every machine updated by the step's ended activities, or already read
-        at this date) the actors send in the order they woke: their activities' creation order."""
-        kind, _ = item
-        if kind == "s" or not self.energy:
-            return 0
-        return 0 if len(self._up_to_date(t)) == self.engine.nb_machines else 1
+        it sends its completion; if one of them is not up to date at this date (``fresh``
+        False), that is a simcall, and the submitters' batches of the step (which read nothing)
+        reach the server first. Otherwise the actors send in the order they woke: their
+        activities' creation order."""
+        return 0 if item[0] == "s" or not self.energy or fresh else 1
 
-    def _step_updates(self, t: float, ends: list[int], switched: dict) -> None:
-        """The machines whose energy the activities ending in this step brought up to date (the
-        energy plugin hears of them as they end): a parallel task's machines, a delay's first
-        machine (a delay is a sleep on the actor's host), a switch's machine. Over 50 random
-        sleep runs against real Batsim the order inside every message agreed in all 50 this way
-        (33 when a delay counted for no machine; SimGrid's ker_engine debug log shows the
-        rounds: batsim ... --sg-log ker_engine.thres:debug)."""
-        from hdeeprm.inputs.workload.model import KIND_DELAY
-
-        engine = self.engine
+    def _step_updates(self, t: float, ends: list[int], switched: dict) -> bool:
+        """Note the machines whose energy the activities ending in this step brought up to date
+        (a switch's machine; Engine.machines_updated_by_end for a job); whether every machine
+        is now up to date at ``t``. Over 50 random sleep runs against real Batsim the order
+        inside every message agreed in all 50 this way (33 when a delay counted for no
+        machine; SimGrid's ker_engine debug log shows the rounds: batsim ... --sg-log
+        ker_engine.thres:debug)."""
         for hosts, _ in switched.values():
             self._energy_date[hosts] = t
         for j in ends:
-            self._energy_date[engine.alloc[j] if engine.jobs.kind[j] != KIND_DELAY else engine.alloc[j][:1]] = t
+            self._energy_date[self.engine.machines_updated_by_end(j)] = t
+        return self._tracer_date == t or bool((self._energy_date == t).all())
 
     # ------------------------------------------------------------------ defaults
 
@@ -319,9 +314,8 @@ class Conversation:
                     if ("p", id(hosts)) in position}
         items = [("s", j) for j in point.submitted] + [("e", j) for j in point.completed
                                                        if j not in self._return_code]
-        if self.energy:
-            self._step_updates(point.time, [j for kind, j in items if kind == "e"], switched)
-        items.sort(key=lambda item: (self._yields(item, point.time), position.get(item, -1)))
+        fresh = self.energy and self._step_updates(point.time, [j for kind, j in items if kind == "e"], switched)
+        items.sort(key=lambda item: (self._yields(item, fresh), position.get(item, -1)))
         if switched:
             items = self._place_switches(point.time, items, switched)
         if self.energy and any(kind == "e" for kind, _ in items):
