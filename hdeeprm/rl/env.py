@@ -140,7 +140,7 @@ from hdeeprm.simulation.objectives import (
     check_objective,
 )
 from hdeeprm.simulation.observations import OBSERVATIONS, PERCENTILES, POWER_FRACTION, QUEUE_FEATURES, SPEED_FRACTION
-from hdeeprm.simulation.policies import PolicyConfig, QueueScheduler
+from hdeeprm.simulation.policies import PolicyConfig, QueueScheduler, ShutdownScheduler
 from hdeeprm.simulation.resources import FITS, HELD
 
 ACTION_SPACES = ("pairs", "job_window")
@@ -238,6 +238,11 @@ class EnvConfig:
     # p-state) or wake sleeping ones (platforms whose hosts declare sleep_pstates; see HeteroEnv
     # and the module docstring). Not with dvfs, job_window or without void (the "keep" action).
     power_actions: bool = False
+    # The shutdown policy under the agent: a machine idle this many seconds while no job waits
+    # is sent to its sleep p-state, and sleeping machines are woken when the queue's first job
+    # needs them (as ShutdownScheduler does; platforms whose hosts declare sleep_pstates). The
+    # agent keeps its decisions (which jobs, which cores, with dvfs which p-state). None: off.
+    shutdown: float | None = None
 
     def __post_init__(self):
         if not (isinstance(self.objective, str) or callable(self.objective)):
@@ -267,6 +272,17 @@ class EnvConfig:
         if self.power_actions and not self.void:
             raise ConfigError("power_actions: needs the void action (void starts nothing: the power actions' "
                               "'keep')")
+        if self.shutdown is not None:
+            if not (is_finite_number(self.shutdown) and self.shutdown >= 0):
+                raise ConfigError(f"shutdown {shown(self.shutdown)}: expected a finite number of idle seconds >= 0, "
+                                  "or null")
+            if self.power_actions:
+                raise ConfigError("shutdown: not with power_actions (machines are switched off either by the "
+                                  "shutdown rule or by the agent)")
+            if self.dvfs_idle:
+                raise ConfigError("shutdown: not with dvfs_idle (idle machines are the shutdown rule's)")
+            if self.action_space != "pairs":
+                raise ConfigError(f"shutdown: needs action_space 'pairs', not {self.action_space!r}")
         if not isinstance(self.window_core_key, str) or self.window_core_key not in ALL_CORE_KEYS:
             raise ConfigError(f"window_core_key {shown(self.window_core_key)}: expected one of {', '.join(ALL_CORE_KEYS)}")
         if not isinstance(self.high_cores, str) or self.high_cores not in HIGH_CORES_MEANINGS:
@@ -509,8 +525,10 @@ class HeteroEnv(gym.Env):
             # The engine keeps the flat platform's own p-states, which the agent sets; the
             # flat hierarchy only lays out the observation and the rendering.
             self._pstates = dvfs_pstates(self.platform)
+            if config.shutdown is not None:
+                power_pstates(self.platform)  # its sleep p-states, checked here
             self._layout = with_flat_hierarchy(self.platform).hierarchy
-        elif config.power_actions:
+        elif config.power_actions or config.shutdown is not None:
             # As with dvfs, the engine keeps the flat platform's own p-states (its sleep ones).
             self._sleep_pstate, self._awake_pstate = power_pstates(self.platform)
             self._layout = with_flat_hierarchy(self.platform).hierarchy
@@ -538,7 +556,7 @@ class HeteroEnv(gym.Env):
         self._observer = ObservationBuilder(
             self._layout, config.observation, self._limits, config.queue_sensitivity,
             dvfs_platform=self.platform if self._pstates else None, dvfs_pstates=self._pstates or (),
-            power_platform=self.platform if config.power_actions else None)
+            power_platform=self.platform if config.power_actions or config.shutdown is not None else None)
         self._window: JobWindowObserver | None = None
         if config.action_space == "job_window":
             self._window = JobWindowObserver(config.window_jobs, self._limits, self.platform.nb_machines)
@@ -570,11 +588,12 @@ class HeteroEnv(gym.Env):
             raise ConfigError(f"fast=True: the compiled path does not run clock={clock!r} yet")
         if fast and config.dvfs:
             raise ConfigError("fast=True: the compiled path does not run dvfs (p-states chosen by the agent)")
-        if fast and config.power_actions:
-            raise ConfigError("fast=True: the compiled path does not run power_actions (sleep p-states)")
+        if fast and (config.power_actions or config.shutdown is not None):
+            raise ConfigError("fast=True: the compiled path does not run power_actions or shutdown (sleep p-states)")
         # The compiled steps implement HDeepRM's pairs and objectives; the rest runs here.
         compiled = (config.action_space == "pairs" and isinstance(config.objective, str)
-                    and config.objective in HDEEPRM_OBJECTIVES and not config.dvfs and not config.power_actions)
+                    and config.objective in HDEEPRM_OBJECTIVES and not config.dvfs and not config.power_actions
+                    and config.shutdown is None)
         if fast and not compiled:
             raise ConfigError(f"fast=True: the compiled path runs the pairs action space with HDeepRM's "
                               f"objectives only, not action_space={config.action_space!r} with "
@@ -640,7 +659,7 @@ class HeteroEnv(gym.Env):
                                   "(hdeeprm-launch --workload-model modern)")
             # Converted here, where the model is known; the constructor takes the arrays as they are.
             platform = _as_platform(platform, None)
-            if platform.hierarchy is None and not config.dvfs and not config.power_actions:
+            if platform.hierarchy is None and not config.dvfs and not config.power_actions and config.shutdown is None:
                 platform = with_flat_hierarchy(platform)
             workload = _as_workload_arrays(workload, platform, data.get("nb_jobs"), seed, workload_model)
         return cls(platform, workload, config, backend=backend,
@@ -706,7 +725,11 @@ class HeteroEnv(gym.Env):
             self._rewards = RewardTracker(self.config.objective, inverse_time)
             self._start_fast_episode(rng)
             return
-        self.scheduler = QueueScheduler(self.engine, PolicyConfig(backfill=self.config.backfill), rng=rng)
+        if self.config.shutdown is None:
+            self.scheduler = QueueScheduler(self.engine, PolicyConfig(backfill=self.config.backfill), rng=rng)
+        else:  # the shutdown rule wakes machines for the queue's first job in submission order
+            self.scheduler = ShutdownScheduler(
+                self.engine, PolicyConfig(backfill=self.config.backfill, shutdown=self.config.shutdown), rng=rng)
         self._rewards = RewardTracker(self.config.objective, inverse_time,
                                       nb_runnable=int(self.scheduler.resources.runnable_jobs().sum()),
                                       bsld_bound=self.config.bsld_bound,
@@ -756,6 +779,8 @@ class HeteroEnv(gym.Env):
                 self._switch_idle_pstates()
         if self._power_mode is not None and self._unstall_power():
             overridden = True
+        if self.config.shutdown is not None:
+            self.scheduler.manage_power()
         self._commit()
         self._steps += 1
         terminated = not self._advance()
@@ -848,7 +873,8 @@ class HeteroEnv(gym.Env):
         pstate = resources.sent_pstate.copy()
         # power_actions: machines held asleep or switching are shown idle.
         core_job = np.where(resources.core_job == HELD, -1, resources.core_job)
-        if self._pstates is not None or self.config.power_actions:  # the platform's own p-states: busy / idle
+        if self._pstates is not None or self.config.power_actions or self.config.shutdown is not None:
+            # the platform's own p-states: busy / idle
             pstate = np.where(core_job >= 0, P_BUSY, P_IDLE_PROCESSOR)
         return Snapshot(float(self.engine.now), self._steps, np.array(self.scheduler.queue, dtype=np.int64),
                         int(self.engine.nb_running), self._completed, core_job, pstate, self._done)
@@ -938,6 +964,9 @@ class HeteroEnv(gym.Env):
             due = scheduler.admit(point)
             if self._power_mode is not None and point.pstate_changes:
                 due = self._power_switched(point.pstate_changes) or due
+            if self._pstates is not None and self.config.shutdown is not None:
+                for hosts, pstate in point.pstate_changes:  # woken machines are back in their declared p-state
+                    scheduler.resources.sent_pstate[np.asarray(hosts, dtype=np.int64)] = pstate
             if point.completed:
                 rewards.leave(point.completed, engine)
                 self._completed += len(point.completed)
@@ -961,6 +990,8 @@ class HeteroEnv(gym.Env):
                 # power_actions: also a decision while no job waits (a machine to switch off or wake).
                 rewards.busy = self._nb_busy()
                 return True
+            if self.config.shutdown is not None:
+                scheduler.manage_power()
             self._commit()
 
     def _choose_job(self, action: int) -> None:
@@ -1018,9 +1049,19 @@ class HeteroEnv(gym.Env):
     def _nb_busy(self) -> int:
         """Machines serving a job (those held asleep or switching are not free but not busy)."""
         busy = self.platform.nb_machines - self.scheduler.resources.nb_free
-        if self._power_mode is not None:
-            busy -= int((self._power_mode != _AWAKE).sum())
+        modes = self._machine_modes()
+        if modes is not None:
+            busy -= int((modes != _AWAKE).sum())
         return busy
+
+    def _machine_modes(self) -> np.ndarray | None:
+        """Each machine's mode (awake, switching off, asleep, switching on) under power_actions
+        (the agent's) or shutdown (the shutdown rule's); None otherwise."""
+        if self._power_mode is not None:
+            return self._power_mode
+        if self.config.shutdown is not None and self.scheduler is not None:
+            return self.scheduler.mode
+        return None
 
     # power_actions: machines switched off and woken by the agent. Those asleep or switching
     # are held out of the resource model (ResourceModel.hold, as the shutdown policy does), so
@@ -1102,7 +1143,10 @@ class HeteroEnv(gym.Env):
 
     def _void_would_stall(self) -> bool:
         scheduler = self.scheduler
-        nothing_runs = scheduler.resources.nb_free == self.platform.nb_machines
+        if self.config.shutdown is not None:  # machines asleep are not free; a switch to come is an event
+            nothing_runs = self.engine.nb_running == 0 and not scheduler.switching()
+        else:
+            nothing_runs = scheduler.resources.nb_free == self.platform.nb_machines
         return nothing_runs and self.engine.nb_unfinished == len(scheduler.queue)
 
     def _first_job_fits(self, job_key: str) -> bool:
@@ -1115,7 +1159,7 @@ class HeteroEnv(gym.Env):
     def _observe(self) -> np.ndarray:
         if self._window is not None:
             return self._window.build(self.scheduler, self._requests, self.engine.now)
-        return self._observer.build(self.scheduler, self._requests, self.engine.jobs.req_work, self._power_mode)
+        return self._observer.build(self.scheduler, self._requests, self.engine.jobs.req_work, self._machine_modes())
 
     # The fast path: the same steps in compiled code (hdeeprm.simulation.fastsim.envk), one call per step.
 
@@ -1198,8 +1242,8 @@ class HeteroEnv(gym.Env):
                 "consumed_joules": float(engine.energy_so_far()),
             },
         }
-        if self._power_mode is not None:  # power_actions: machines per mode
-            mode = self._power_mode
+        mode = self._machine_modes()
+        if mode is not None:  # power_actions or shutdown: machines per mode
             info["power"] = {name: int((mode == m).sum()) for name, m in
                              (("awake", _AWAKE), ("switching_off", _SWITCHING_OFF), ("asleep", _ASLEEP),
                               ("switching_on", _SWITCHING_ON))}

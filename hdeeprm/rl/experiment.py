@@ -26,7 +26,8 @@ price of one waiting job, W), ``high_cores``, ``dvfs`` (the
 agent also chooses the p-state of its jobs' machines, on a flat XML platform with several p-states,
 which is then kept with its own p-states; ``dvfs_idle``: void at a p-state also switches the idle
 machines to it) and ``power_actions`` (the agent also switches idle machines
-off and wakes sleeping ones, on a flat XML platform with Batsim sleep p-states) are HeteroEnv's (``hdeeprm.rl.env.EnvConfig``). ``objective``
+off and wakes sleeping ones, on a flat XML platform with Batsim sleep p-states) and ``shutdown`` (the
+shutdown policy under the agent: idle seconds before a machine sleeps) are HeteroEnv's (``hdeeprm.rl.env.EnvConfig``). ``objective``
 may also name a user function, ``"file.py:function"`` (see ``hdeeprm.simulation.objectives``).
 """
 
@@ -103,6 +104,7 @@ class ExperimentConfig:
     dvfs: bool = False  # the agent also picks its jobs' p-states (flat platforms with several; hdeeprm.rl.env)
     dvfs_idle: bool = False  # with dvfs, void at a p-state also sets the idle machines' (hdeeprm.rl.env)
     power_actions: bool = False  # the agent also switches machines off and on (sleep p-states; hdeeprm.rl.env)
+    shutdown: float | None = None  # the shutdown policy under the agent: idle seconds before sleep (hdeeprm.rl.env)
     conversion: dict | None = None
     split: dict | None = None
     test_workload: str | None = None
@@ -221,7 +223,7 @@ class ExperimentConfig:
                          backfill=self.backfill,
                          bsld_bound=self.bsld_bound, waiting_watts=self.waiting_watts, high_cores=self.high_cores, dvfs=self.dvfs,
                          dvfs_idle=self.dvfs_idle,
-                         power_actions=self.power_actions)
+                         power_actions=self.power_actions, shutdown=self.shutdown)
 
     def make_env(self, part: str = "train", *, backend: str = "embedded", backend_options=None,
                  **env_overrides) -> HeteroEnv:
@@ -319,8 +321,8 @@ def _load_data(config_json: str) -> ExperimentData:
     platform = load_platform(resolve_platform_name(config.platform), hierarchy=config.hierarchy)
     if config.dvfs:
         dvfs_pstates(platform)  # a flat platform with several p-states, kept as it is: the agent sets them
-    elif config.power_actions:
-        power_pstates(platform)  # a flat platform with sleep p-states, kept as it is: the agent switches them
+    elif config.power_actions or config.shutdown is not None:
+        power_pstates(platform)  # a flat platform with sleep p-states, kept as it is: they are switched
     elif platform.hierarchy is None:
         platform = with_flat_hierarchy(platform)
     whole, trace_origin = _load_workload(config.workload, platform, config.nb_jobs, config)

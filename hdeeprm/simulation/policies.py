@@ -513,9 +513,18 @@ class ShutdownScheduler(QueueScheduler):
         self._calls: set[float] = set()
 
     def on_decision_point(self, point: DecisionPoint) -> None:
+        if self.admit(point) and self.queue:
+            self.schedule(self.config.job_key, self.config.core_key)
+        self.manage_power()
+        self.commit()
+
+    def admit(self, point: DecisionPoint) -> bool:
+        """QueueScheduler.admit, plus the point's news for the shutdown rule: the completed
+        jobs' machines idle from now, finished switches (machines asleep, or awake and back in
+        the resource model). Also True when machines woke (a pass is due)."""
         now = self.engine.scheduler_time
         freed = [self.running_hosts[job] for job in point.completed if job in self.running_hosts]
-        changed = self.admit(point)
+        changed = super().admit(point)
         for hosts in freed:
             self.idle_since[hosts] = now
         for hosts, pstate in point.pstate_changes:
@@ -527,11 +536,18 @@ class ShutdownScheduler(QueueScheduler):
                 self.resources.unhold(hosts)
                 self.idle_since[hosts] = now
                 changed = True
-        if changed and self.queue:
-            self.schedule(self.config.job_key, self.config.core_key)
+        return changed
+
+    def manage_power(self) -> None:
+        """The shutdown rule after a pass (or at a point without one): wake what the queue's
+        first job needs, send machines idle long enough to sleep, ask to be called when the
+        next ones are due. Before ``commit``."""
         self._wake_for_queue()
-        self._switch_off_idle(now)
-        self.commit()
+        self._switch_off_idle(self.engine.scheduler_time)
+
+    def switching(self) -> bool:
+        """Whether some machine is switching off or on (a RESOURCE_STATE_CHANGED is to come)."""
+        return bool(((self.mode == _SWITCHING_OFF) | (self.mode == _SWITCHING_ON)).any())
 
     def _wake_for_queue(self) -> None:
         if not self.queue:
