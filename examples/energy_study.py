@@ -22,16 +22,23 @@ that no agent trained on (the experiment's ``split``):
 - the same power agent trained on ``energy_waiting``: energy + w x the integral of the number
   of waiting jobs, w (``waiting_watts``) fixed from the platform and the training part only
   (see ``waiting_price``), gamma and the learning rate chosen on the training part alone
-  (``--select``), its other settings the first power agent's.
+  (``--select``), its other settings the first power agent's;
+- the shutdown policy (after 0 s idle) with DVFS: FCFS + EASY with ``first_fit`` or
+  ``low_power`` at each fixed p-state, played by ``HeteroEnv(shutdown=0, dvfs=True)``;
+- a PPO agent under that shutdown rule (``shutdown``), which chooses the core key
+  (``first_fit`` or ``low_power``) and the p-state at each decision, trained on
+  ``energy_waiting``, its settings chosen on the training part alone (``--select-shutdown``).
 
 It prints a table (total energy over the windows, mean waiting time and mean bounded
-slowdown over their jobs, the energy_waiting cost, the Pareto front), the new agent's paired
-differences against the best shutdown timeout window by window with 95 % t intervals, and
-draws the energy / waiting-time trade-off.
+slowdown over their jobs, the energy_waiting cost, the Pareto front), the energy_waiting power
+agent's paired differences against the best shutdown timeout and the shutdown agent's against
+the best heuristic, window by window with 95 % t intervals, and draws the energy /
+waiting-time trade-off.
 
     python examples/energy_study.py --quick --out runs/energy-study   # under a minute
     python examples/energy_study.py --out runs/energy-study           # about 2 minutes on two cores
     python examples/energy_study.py --select --out runs/select         # the energy_waiting agent's gamma and lr
+    python examples/energy_study.py --select-shutdown --out runs/select  # the shutdown agent's settings
 
 Walltimes: a job slowed by a low p-state or a slow host must not be killed at its requested
 time (that would "save" energy by not running it), so each walltime is the trace's
@@ -89,6 +96,15 @@ SELECT_CANDIDATES = ((1.0, 1e-3), (1.0, 3e-4), (0.99, 1e-3))
 SELECT_SPLIT = {"train": [0, 0.45], "validation": [0.45, 0.6]}
 SELECT_MAX_DECISIONS = 60_000
 TRADE_GAMMA, TRADE_LR = 1.0, 1e-3
+SHUTDOWN_IDLE_S = 0.0  # the shutdown rule under the DVFS heuristics and the shutdown agent
+SHUTDOWN_PAIRS = {"first": ["first_fit", "low_power"]}  # the shutdown agent's base actions, each at every p-state
+# The shutdown agent's gamma, learning rate, episodes and observation, among
+# SHUTDOWN_CANDIDATES, chosen by ``--select-shutdown`` as ``--select`` does (trained on jobs
+# 0-449, validated on the 3 windows of jobs 450-599): the lowest mean energy_waiting cost on
+# the validation windows, ties going to the candidate trained on fewer decisions.
+SHUTDOWN_CANDIDATES = ((1.0, 1e-3, 300, "normal"), (1.0, 3e-4, 600, "normal"), (0.99, 1e-3, 600, "normal"),
+                       (0.99, 1e-3, 600, "small"), (0.99, 3e-4, 1200, "small"), (0.99, 1e-3, 1500, "normal"))
+SHUTDOWN_SETTINGS = (0.99, 1e-3, 600, "normal")
 # Student's t quantiles t(0.975, df), df = windows - 1: the paired differences' 95 % intervals.
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
         11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093,
@@ -136,21 +152,26 @@ def waiting_price(config: ExperimentConfig) -> float:
 
 def experiment(out: Path, args, objective: str, reward_scale: float, gamma: float,
                power: bool = False, waiting_watts: float | None = None, lr: float = 1e-3,
-               split: dict | None = None, name: str | None = None) -> ExperimentConfig:
-    """The DVFS agents' experiment, or with ``power`` the power agent's: its pair and void
-    (which power_actions needs), the four power actions, no DVFS (power_actions excludes it).
-    ``split`` and ``name``: --select's experiments on the training part alone."""
+               split: dict | None = None, name: str | None = None, shutdown: bool = False,
+               episodes: int | None = None, observation: str = "normal") -> ExperimentConfig:
+    """The DVFS agents' experiment; with ``power`` the power agent's: its pair and void
+    (which power_actions needs), the four power actions, no DVFS (power_actions excludes it);
+    with ``shutdown`` the shutdown agent's: SHUTDOWN_PAIRS at every p-state (dvfs) under the
+    shutdown rule after SHUTDOWN_IDLE_S. ``split`` and ``name``: the --select experiments on
+    the training part alone; ``episodes``: instead of the study's (not under --quick)."""
+    pairs = POWER_PAIRS if power else SHUTDOWN_PAIRS if shutdown else PAIRS
     data = {"platform": "platform.xml", "workload": "jobs.json", "nb_jobs": None,
             "split": split or {"train": [0, 0.6], "test": [0.6, 1]},
             "episode_jobs": args.window_jobs, "eval_episodes": args.eval_windows,
-            "objective": objective, "reward_scale": reward_scale, "observation": "normal",
-            "actions": {"selection": [POWER_PAIRS if power else PAIRS], "void": power}, "backfill": "easy",
-            "dvfs": not power, "power_actions": power,
-            "algorithm": "ppo", "episodes": args.episodes, "gamma": gamma, "hidden": 64, "lr": lr, "seed": args.seed,
-            "episode_outputs": "none"}
+            "objective": objective, "reward_scale": reward_scale, "observation": observation,
+            "actions": {"selection": [pairs], "void": power}, "backfill": "easy",
+            "dvfs": not power, "power_actions": power, "shutdown": SHUTDOWN_IDLE_S if shutdown else None,
+            "algorithm": "ppo", "episodes": args.episodes if episodes is None or args.quick else episodes,
+            "gamma": gamma, "hidden": 64, "lr": lr, "seed": args.seed, "episode_outputs": "none"}
     if waiting_watts is not None:
         data["waiting_watts"] = waiting_watts
-    path = out / f"experiment-{name or ('power-' if power else '') + objective}.json"
+    kind = "power-" if power else "shutdown-" if shutdown else ""
+    path = out / f"experiment-{name or kind + objective}.json"
     path.write_text(json.dumps(data, indent=2) + "\n")
     return ExperimentConfig.load(path)
 
@@ -179,9 +200,12 @@ def classic_runs(config: ExperimentConfig, windows, policy: PolicyConfig) -> lis
     return rows
 
 
-def fixed_pstate_runs(config: ExperimentConfig, windows, pstate: int) -> list[dict]:
-    env = config.make_env("test")
-    action = pstate * len(PAIRS["first"])  # first:first_fit at p-state `pstate`
+def fixed_pstate_runs(config: ExperimentConfig, windows, pstate: int, core_key: str = "first_fit",
+                      part: str = "test") -> list[dict]:
+    """The fixed rule "first:``core_key`` at p-state ``pstate``" in the DVFS agents' environment
+    (or the shutdown agent's, under its shutdown rule)."""
+    env = config.make_env(part)
+    action = env.action_names().index(f"first:{core_key} @ p-state {pstate}")
     rows = []
     for seed, options in windows:
         env.reset(seed=seed, options=dict(options))
@@ -277,6 +301,37 @@ def select(out: Path, args, waiting_watts: float) -> tuple[float, float]:
     return best
 
 
+def select_shutdown(out: Path, args, waiting_watts: float) -> tuple:
+    """--select-shutdown: each of SHUTDOWN_CANDIDATES trained on the training part's first 3/4
+    and played greedily on the windows of its last 1/4, beside the fixed rules it chooses among;
+    the lowest mean energy_waiting cost there wins, ties going to fewer training decisions
+    (SHUTDOWN_SETTINGS records the choice)."""
+    scores, decisions = {}, {}
+    for candidate in SHUTDOWN_CANDIDATES:
+        gamma, lr, episodes, observation = candidate
+        name = f"select-shutdown-gamma{gamma:g}-lr{lr:g}-{episodes}-{observation}"
+        cfg = experiment(out, args, "energy_waiting", 1e-9, gamma, waiting_watts=waiting_watts, lr=lr,
+                         split=SELECT_SPLIT, name=name, shutdown=True, episodes=episodes, observation=observation)
+        windows = cfg.validation_windows()
+        if not scores:  # the fixed rules on the same windows, for comparison
+            for key in SHUTDOWN_PAIRS["first"]:
+                for pstate in range(len(FRACTIONS)):
+                    rows = fixed_pstate_runs(cfg, windows, pstate, key, part="validation")
+                    costs = [r["end_j"] + waiting_watts * r["wait_sum"] for r in rows]
+                    print(f"fixed first:{key} at p-state {pstate}: mean C {np.mean(costs) / 1e9:.4f} GJ", flush=True)
+        rows, counts, seconds = agent_runs(cfg, windows, out / f"agent-{name}", part="validation")
+        scores[candidate] = float(np.mean([r["end_j"] + waiting_watts * r["wait_sum"] for r in rows]))
+        with open(out / f"agent-{name}" / "actions.log") as f:
+            decisions[candidate] = sum(1 for _ in f)  # one line a training decision
+        print(f"gamma {gamma:g}, lr {lr:g}, {episodes} episodes, {observation} observation: {decisions[candidate]} "
+              f"decisions in {seconds:.0f} s; on {len(windows)} validation windows mean C "
+              f"{scores[candidate] / 1e9:.4f} GJ; jobs started: "
+              + ", ".join(f"{n} {k}" for n, k in zip(counts["names"], counts["started"]) if k), flush=True)
+    best = min(scores, key=lambda c: (scores[c], decisions[c]))
+    print(f"selected: {best} (the study uses {SHUTDOWN_SETTINGS})")
+    return best
+
+
 def add_objective(runs, waiting_watts: float) -> None:
     """energy_waiting's cost C of every run, as the environment bills it: the energy from the
     first submission (t = 0 in a window) to the simulation's end, plus w x the waiting times."""
@@ -305,13 +360,25 @@ def plot(path: Path, table: list[dict], title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hdeeprm.analysis.plots.style import BLACK, BLUE, GREEN, ORANGE, PURPLE, SKY, VERMILLION, applied, get_style
+    from hdeeprm.analysis.plots.style import (
+        BLACK,
+        BLUE,
+        GREEN,
+        ORANGE,
+        PURPLE,
+        SKY,
+        VERMILLION,
+        YELLOW,
+        applied,
+        get_style,
+    )
 
     colours = {"classic": BLUE, "shutdown": GREEN, "dvfs": ORANGE, "agent": VERMILLION, "placement": BLACK,
-               "power agent": PURPLE, "power agent, energy_waiting": SKY}
+               "power agent": PURPLE, "power agent, energy_waiting": SKY, "shutdown+dvfs": YELLOW,
+               "shutdown agent": VERMILLION}
     markers = {"classic": "o", "shutdown": "s", "dvfs": "^", "agent": "*", "placement": "D", "power agent": "P",
-               "power agent, energy_waiting": "X"}
-    big = ("agent", "power agent", "power agent, energy_waiting")
+               "power agent, energy_waiting": "X", "shutdown+dvfs": "v", "shutdown agent": "h"}
+    big = ("agent", "power agent", "power agent, energy_waiting", "shutdown agent")
     panels = (("energy_j", "energy, common horizon per window (GJ)"),
               ("batsim_j", "energy to each run's last job end (GJ)\n(Batsim's consumed_joules)"))
     with applied(get_style("default")):
@@ -368,6 +435,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--select", action="store_true",
                         help="choose the energy_waiting agent's gamma and learning rate on the training part, then stop")
+    parser.add_argument("--select-shutdown", action="store_true",
+                        help="choose the shutdown agent's settings on the training part, then stop")
     args = parser.parse_args(argv)
     # --quick: the agents barely trained, the power agents' greedy policies may switch a machine
     # off and on again and again, tens of thousands of decisions per window: 2 held-out windows.
@@ -393,10 +462,17 @@ def main(argv=None) -> int:
     if args.select:
         select(out, args, waiting_watts)
         return 0
+    if args.select_shutdown:
+        select_shutdown(out, args, waiting_watts)
+        return 0
     trade_cfg = experiment(out, args, "energy_waiting", 1e-9, TRADE_GAMMA, power=True, waiting_watts=waiting_watts,
                            lr=TRADE_LR)
+    gamma, lr, episodes, observation = SHUTDOWN_SETTINGS
+    shutdown_cfg = experiment(out, args, "energy_waiting", 1e-9, gamma, waiting_watts=waiting_watts, lr=lr,
+                              shutdown=True, episodes=episodes, observation=observation)
     windows = energy_cfg.evaluation_windows()
-    assert windows == bsld_cfg.evaluation_windows() == power_cfg.evaluation_windows() == trade_cfg.evaluation_windows()
+    assert (windows == bsld_cfg.evaluation_windows() == power_cfg.evaluation_windows() == trade_cfg.evaluation_windows()
+            == shutdown_cfg.evaluation_windows())
     starts = [options["window_start"] for _, options in windows]
     n_test = len(energy_cfg.data().parts["test"])
     where = (f"{len(windows)} held-out windows of {energy_cfg.evaluation_jobs} jobs (test part: jobs "
@@ -419,6 +495,17 @@ def main(argv=None) -> int:
                for a, b in zip(runs[0][2], runs[-3][2])), "HeteroEnv at p-state 0 differs from FCFS+EASY"
     low = len(FRACTIONS) - 1
     runs.append((f"FCFS+EASY, idle at p{low} ({FRACTIONS[low]:.0%})", "dvfs", idle_pstate_runs(energy_cfg, windows, low)))
+    # The shutdown rule with DVFS: each of the shutdown agent's actions as a fixed rule. The
+    # first one is the classic shutdown policy: the environment and the policy must agree on it.
+    shutdown_rows = dict((name, rows) for name, _, rows in runs)[f"shutdown {SHUTDOWN_IDLE_S:g} s"]
+    for key in SHUTDOWN_PAIRS["first"]:
+        for pstate in range(len(FRACTIONS)):
+            rows = fixed_pstate_runs(shutdown_cfg, windows, pstate, key)
+            if (key, pstate) == ("first_fit", 0):
+                assert all(a["batsim_j"] == b["batsim_j"] and a["end_j"] == b["end_j"] and a["wait_sum"] == b["wait_sum"]
+                           for a, b in zip(rows, shutdown_rows)), "HeteroEnv(shutdown=0) differs from the shutdown policy"
+                continue
+            runs.append((f"shutdown {SHUTDOWN_IDLE_S:g} s, {key} p{pstate}", "shutdown+dvfs", rows))
     chosen = {}
     for label, cfg in (("PPO energy", energy_cfg), ("PPO bsld", bsld_cfg)):
         rows, counts, seconds = agent_runs(cfg, windows, out / f"agent-{cfg.objective}")
@@ -437,6 +524,12 @@ def main(argv=None) -> int:
               + (f" (waiting_watts {cfg.waiting_watts:g} W)" if cfg.objective == "energy_waiting" else "")
               + f" in {seconds:.0f} s; its decisions on the held-out windows: "
               + ", ".join(f"{name} {n}" for name, n in zip(counts["names"], counts["decisions"])))
+    rows, counts, seconds = agent_runs(shutdown_cfg, windows, out / "agent-shutdown-energy_waiting")
+    runs.append(("PPO under shutdown", "shutdown agent", rows))
+    chosen["PPO under shutdown"] = counts
+    print(f"PPO under shutdown: {shutdown_cfg.episodes} PPO episodes of {shutdown_cfg.episode_jobs} jobs on "
+          f"energy_waiting in {seconds:.0f} s; jobs it started on the held-out windows: "
+          + ", ".join(f"{name} {n}" for name, n in zip(counts["names"], counts["started"]) if n))
     add_horizon_energy(runs)
     add_objective(runs, waiting_watts)
 
@@ -451,10 +544,10 @@ def main(argv=None) -> int:
     front = pareto({r["name"]: (r["mean_wait_s"], r["energy_j"]) for r in table})
     front_batsim = pareto({r["name"]: (r["mean_wait_s"], r["batsim_j"]) for r in table})
     base = table[0]
-    print(f"\n{'configuration':<21} {'energy (GJ)':>11} {'vs base':>8} {'to last end':>11} {'mean wait (s)':>13} "
+    print(f"\n{'configuration':<30} {'energy (GJ)':>11} {'vs base':>8} {'to last end':>11} {'mean wait (s)':>13} "
           f"{'mean bsld':>9} {'C (GJ)':>7}  Pareto (horizon, to last end)")
     for row in table:
-        print(f"{row['name']:<21} {row['energy_j'] / 1e9:11.3f} {row['energy_j'] / base['energy_j'] - 1:+8.1%} "
+        print(f"{row['name']:<30} {row['energy_j'] / 1e9:11.3f} {row['energy_j'] / base['energy_j'] - 1:+8.1%} "
               f"{row['batsim_j'] / 1e9:11.3f} {row['mean_wait_s']:13.0f} {row['mean_bsld']:9.2f} "
               f"{row['cost_j'] / 1e9:7.3f}  "
               f"{'*' if row['name'] in front else '-'} {'*' if row['name'] in front_batsim else '-'}")
@@ -470,22 +563,27 @@ def main(argv=None) -> int:
             same_wait = sum(a["wait_sum"] == b["wait_sum"] for a, b in zip(per_window[label], per_window[other]))
             print(f"{label} vs {other}: less energy on {less_energy}/{len(windows)} windows; less waiting on "
                   f"{less_wait}, the same on {same_wait}")
-    # The new agent against the best shutdown timeout on its own objective (the lowest total C
-    # over the windows: the strongest of the timeouts at what the agent was trained for),
-    # window by window: mean paired difference (agent - shutdown) and its 95 % t interval.
-    shutdowns = [row for row in table if row["kind"] == "shutdown"]
-    best = min(shutdowns, key=lambda row: row["cost_j"])["name"]
-    agent, other = per_window["PPO power energy+wait"], per_window[best]
+    # The energy_waiting agents against the strongest rival on their own objective (the lowest
+    # total C over the windows): the power agent against the best shutdown timeout, the
+    # shutdown agent against the best of every heuristic row (in hindsight, on these windows),
+    # window by window: mean paired difference (agent - rival) and its 95 % t interval.
+    heuristics = ("classic", "shutdown", "placement", "dvfs", "shutdown+dvfs")
+    rivals = (("PPO power energy+wait", min((row for row in table if row["kind"] == "shutdown"),
+                                            key=lambda row: row["cost_j"])["name"]),
+              ("PPO under shutdown", min((row for row in table if row["kind"] in heuristics),
+                                         key=lambda row: row["cost_j"])["name"]))
     differences = []
-    for key, unit, scale in (("energy_j", "GJ", 1e9), ("mean_wait_s", "s", 1.0), ("cost_j", "GJ", 1e9)):
-        values = [[(r["wait_sum"] / r["jobs"] if key == "mean_wait_s" else r[key]) / scale for r in rows]
-                  for rows in (agent, other)]
-        mean, low, high = paired(*values)
-        wins = sum(a < b for a, b in zip(*values))
-        differences.append({"against": best, "metric": key, "unit": unit, "mean_difference": mean, "ci_low": low,
-                            "ci_high": high, "agent_lower_on": wins, "windows": len(windows)})
-        print(f"PPO power energy+wait - {best}, {key} ({unit}) per window: mean {mean:+.4g}, 95 % t interval "
-              f"[{low:+.4g}, {high:+.4g}]; lower on {wins}/{len(windows)} windows")
+    for label, best in rivals:
+        agent, other = per_window[label], per_window[best]
+        for key, unit, scale in (("energy_j", "GJ", 1e9), ("mean_wait_s", "s", 1.0), ("cost_j", "GJ", 1e9)):
+            values = [[(r["wait_sum"] / r["jobs"] if key == "mean_wait_s" else r[key]) / scale for r in rows]
+                      for rows in (agent, other)]
+            mean, low, high = paired(*values)
+            wins = sum(a < b for a, b in zip(*values))
+            differences.append({"agent": label, "against": best, "metric": key, "unit": unit, "mean_difference": mean,
+                                "ci_low": low, "ci_high": high, "agent_lower_on": wins, "windows": len(windows)})
+            print(f"{label} - {best}, {key} ({unit}) per window: mean {mean:+.4g}, 95 % t interval "
+                  f"[{low:+.4g}, {high:+.4g}]; lower on {wins}/{len(windows)} windows")
 
     with open(out / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, ["name", "kind", "energy_j", "batsim_j", "mean_wait_s", "mean_bsld", "cost_j",

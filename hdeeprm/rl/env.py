@@ -91,6 +91,15 @@ switching ones included: speed / top computation speed, watts / top watts of any
 then the remaining work. ``info["power"]`` counts the machines per mode. Energy and waiting
 show in the objective's rewards and ``info["metrics"]``. The compiled path declines it.
 
+Shutdown under the agent (``shutdown=S``, seconds): the classic shutdown rule
+(``hdeeprm.simulation.policies.ShutdownScheduler``, the same code) switches machines idle S
+seconds while no job waits off and wakes the lowest-id sleeping ones when the queue's first
+job (submission order) needs them; the agent keeps its decisions (pairs, with dvfs their
+p-states; a woken machine is back in its declared p-state until a decision switches it).
+Same platforms as power_actions, the pairs action space; not with power_actions or
+dvfs_idle. Void is overridden only when nothing runs, no machine switches and every remaining
+job waits. Observation and ``info["power"]`` as under power_actions. Python steps only.
+
 Episodes: the whole workload, or (``episode_jobs`` = N) a window of N consecutive jobs whose
 start is drawn from the generator seeded by ``reset(seed=...)``. ``max_steps`` and
 ``max_sim_time`` truncate an episode.
