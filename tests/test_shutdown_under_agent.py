@@ -173,3 +173,37 @@ def test_experiment_file_with_shutdown(tmp_path):
     path.write_text(json.dumps({"platform": PLATFORM, "workload": str(workload), "shutdown": "soon"}))
     with pytest.raises(ConfigError, match="shutdown 'soon'"):
         ExperimentConfig.load(path)
+
+
+@pytest.mark.batsim
+@pytest.mark.skipif(__import__("shutil").which("batsim") is None, reason="batsim is not on PATH")
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_random_agent_under_shutdown_with_dvfs_gets_the_same_run_on_real_batsim(tmp_path, seed):
+    """The same seeded random masked agent (core keys and p-states) under the shutdown rule, on
+    the embedded engine and on real Batsim 4.2.1: the same decisions, schedule, allocations and
+    energy (Batsim prints times with 6 decimals)."""
+    pytest.importorskip("zmq")
+    jobs = random_jobs(seed, 20)
+    results, decisions = {}, {}
+    for backend in ("embedded", "batsim"):
+        env = env_for(jobs, actions=(("first", "first_fit"), ("first", "low_power")), dvfs=True, backfill="easy",
+                      backend=backend, backend_options={"workdir": tmp_path / backend} if backend == "batsim" else None)
+        _, info = env.reset(seed=seed)
+        rng = np.random.default_rng(seed)
+        trace, done = [], False
+        while not done:
+            action = int(rng.choice(np.flatnonzero(info["action_mask"])))
+            trace.append((action, info["time"], info["power"]["asleep"]))
+            _, _, terminated, truncated, info = env.step(action)
+            done = terminated or truncated
+        results[backend], decisions[backend] = env.result(), trace
+        env.close()
+    a, b = results["embedded"], results["batsim"]
+    assert [(a, n) for a, _, n in decisions["embedded"]] == [(a, n) for a, _, n in decisions["batsim"]]
+    np.testing.assert_allclose([t for _, t, _ in decisions["embedded"]], [t for _, t, _ in decisions["batsim"]],
+                               rtol=0, atol=1e-5)
+    assert any(asleep for _, _, asleep in decisions["embedded"])
+    np.testing.assert_allclose(a.start, b.start, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(a.finish, b.finish, rtol=0, atol=1e-5)
+    assert [h.tolist() for h in a.alloc] == [h.tolist() for h in b.alloc]
+    assert b.consumed_joules == pytest.approx(a.consumed_joules, rel=1e-9)
