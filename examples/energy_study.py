@@ -304,7 +304,7 @@ def select(out: Path, args, waiting_watts: float) -> tuple[float, float]:
 def select_shutdown(out: Path, args, waiting_watts: float) -> tuple:
     """--select-shutdown: each of SHUTDOWN_CANDIDATES trained on the training part's first 3/4
     and played greedily on the windows of its last 1/4, beside the fixed rules it chooses among;
-    the lowest mean energy_waiting cost there wins, ties going to fewer training decisions
+    the lowest energy_waiting cost there wins, ties going to fewer training decisions
     (SHUTDOWN_SETTINGS records the choice)."""
     scores, decisions = {}, {}
     for candidate in SHUTDOWN_CANDIDATES:
@@ -318,13 +318,14 @@ def select_shutdown(out: Path, args, waiting_watts: float) -> tuple:
                 for pstate in range(len(FRACTIONS)):
                     rows = fixed_pstate_runs(cfg, windows, pstate, key, part="validation")
                     costs = [r["end_j"] + waiting_watts * r["wait_sum"] for r in rows]
-                    print(f"fixed first:{key} at p-state {pstate}: mean C {np.mean(costs) / 1e9:.4f} GJ", flush=True)
+                    print(f"fixed first:{key} at p-state {pstate}: C {sum(costs) / 1e9:.4f} GJ over the "
+                          f"{len(windows)} windows", flush=True)
         rows, counts, seconds = agent_runs(cfg, windows, out / f"agent-{name}", part="validation")
-        scores[candidate] = float(np.mean([r["end_j"] + waiting_watts * r["wait_sum"] for r in rows]))
+        scores[candidate] = float(sum(r["end_j"] + waiting_watts * r["wait_sum"] for r in rows))
         with open(out / f"agent-{name}" / "actions.log") as f:
             decisions[candidate] = sum(1 for _ in f)  # one line a training decision
         print(f"gamma {gamma:g}, lr {lr:g}, {episodes} episodes, {observation} observation: {decisions[candidate]} "
-              f"decisions in {seconds:.0f} s; on {len(windows)} validation windows mean C "
+              f"decisions in {seconds:.0f} s; C over the {len(windows)} validation windows "
               f"{scores[candidate] / 1e9:.4f} GJ; jobs started: "
               + ", ".join(f"{n} {k}" for n, k in zip(counts["names"], counts["started"]) if k), flush=True)
     best = min(scores, key=lambda c: (scores[c], decisions[c]))
