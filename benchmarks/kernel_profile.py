@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Where one case spends its time, inside the compiled kernels or around them.
 
-    python benchmarks/kernel_profile.py TRACE.swf.gz [--cores N | --flat] [--policy JOB:CORE] [--backfill easy]
+    python benchmarks/kernel_profile.py TRACE.swf.gz [--cores N | --flat] [--policy JOB:CORE] [--backfill easy|conservative]
     python benchmarks/kernel_profile.py TRACE.swf.gz --cores 1000 --env minimal [--steps 20000]
 
 Classic runs: cProfile cannot see inside numba code, so this copies ``hdeeprm/fastsim`` into
@@ -36,8 +36,9 @@ sys.path.insert(0, str(HERE))
 INSTRUMENTED = {
     "sim": ("run_classic", "next_point", "admit", "schedule", "commit", "commit_pstates", "set_pstate",
             "execute", "_end", "try_start", "release", "q_push", "q_remove", "_refresh", "_energy_row",
-            "_backfill_easy", "_on_submit", "_heap_push", "_heap_pop"),
+            "_backfill_easy", "_backfill_conservative", "_on_submit", "_heap_push", "_heap_pop"),
     "alloc": ("allocate", "_best", "_random_core", "_refresh", "_take", "_give_back"),
+    "availability": ("build", "earliest", "split", "book", "book_start"),
 }
 RDTSC = '''
 from numba import types as _types
@@ -109,7 +110,7 @@ def profile_classic(args) -> None:
 
         def once():
             run = Profiled(Engine(platform, arrays), job_keys=(config.job_key,), core_keys=(config.core_key,),
-                           backfill=config.backfill == "easy")
+                           backfill=config.backfill)
             t0 = time.perf_counter()
             psim.run_classic(run.s, fastsim.JOB_KEY_ROW[config.job_key], _KEY_CODE[config.core_key])
             return run, time.perf_counter() - t0
@@ -172,7 +173,7 @@ def main(argv=None) -> int:
     p.add_argument("--cores", type=int, default=1000, help="gaia scaled to about N cores (default 1000)")
     p.add_argument("--flat", action="store_true", help="the trace's MaxProcs single-core hosts instead")
     p.add_argument("--policy", default="first:first_fit")
-    p.add_argument("--backfill", choices=("easy",), default=None)
+    p.add_argument("--backfill", choices=("easy", "conservative"), default=None)
     p.add_argument("--nb-jobs", type=int, default=None, help="first N jobs of the trace")
     p.add_argument("--env", choices=("minimal", "small", "normal"), help="profile HeteroEnv steps instead")
     p.add_argument("--steps", type=int, default=20000)

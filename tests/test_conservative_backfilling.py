@@ -1,5 +1,7 @@
 """Conservative backfilling beside EASY: hand-computed cases where the two differ, memory,
-the job key's queue order, jobs without walltime, every key, under the agent, and the CLI."""
+the job key's queue order, jobs without walltime, every key, under the agent, and the CLI.
+Every run here takes both paths, the reference and the compiled one, which must agree
+(tests/test_fastpath.py compares them in full on larger runs)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from importlib import resources as package_files
 
 import numpy as np
 import pytest
-from test_policies import hand_platform, hand_workload, run
+from test_policies import hand_platform, hand_workload
 
 from hdeeprm.cli.main import main
 from hdeeprm.common.errors import ConfigError
@@ -20,6 +22,21 @@ from hdeeprm.simulation.resources import ResourceModel
 
 ONE_NODE = [(0, 4, 1.0, 100.0, 1.0)]  # one node, one processor of 4 cores, memory to spare
 TWO_NODES = [(0, 2, 1.0, 100.0, 1.0), (1, 2, 1.0, 100.0, 1.0)]  # 2 nodes x 2 cores, 100 MB each
+
+
+def run(platform, workload, policy, backfill=None, seed=0):
+    """The policy on the reference engine and on the compiled path: the same starts and cores.
+    Returns the reference's engine and result."""
+    runs = []
+    for fast in (False, True):
+        engine = Engine(platform, workload)
+        runs.append((engine, run_policy(engine, PolicyConfig.parse(policy, backfill), rng=np.random.default_rng(seed),
+                                        fast=fast)))
+    (engine, reference), (_, compiled) = runs
+    np.testing.assert_array_equal(compiled.start, reference.start)  # nan (never started) too
+    assert [None if a is None else np.asarray(a).tolist() for a in compiled.alloc] == \
+        [None if a is None else np.asarray(a).tolist() for a in reference.alloc]
+    return engine, reference
 
 
 def job(subtime, res, delay, walltime="same", **extra):
@@ -203,17 +220,19 @@ def test_every_job_key_and_core_key_gives_a_valid_schedule(job_key):
         assert_valid(engine, result)
 
 
-def test_conservative_runs_on_the_reference_path_only():
+def test_conservative_runs_on_the_compiled_path_too():
+    from hdeeprm.simulation.fastsim.results import Allocations
+
     platform = hand_platform(ONE_NODE, [1000.0])
     workload = hand_workload(PROTECTS_ALL)
-    with pytest.raises(ValueError, match="conservative"):
-        run_policy(Engine(platform, workload), PolicyConfig(backfill="conservative"), fast=True)
-    # fast=None (the default) takes the reference, with the same result as fast=False.
+    # fast=None (the default) takes the compiled path, with the same result as fast=False.
     a = run_policy(Engine(platform, workload), PolicyConfig(backfill="conservative"))
     b = run_policy(Engine(platform, workload), PolicyConfig(backfill="conservative"), fast=False)
-    assert a.start.tolist() == b.start.tolist() == [0.0, 10.0, 20.0, 40.0]
-    with pytest.raises(ConfigError, match="conservative"):
-        HeteroEnv(platform, workload, backfill="conservative", fast=True)
+    c = run_policy(Engine(platform, workload), PolicyConfig(backfill="conservative"), fast=True)
+    assert isinstance(a.alloc, Allocations) and isinstance(b.alloc, list)
+    assert a.start.tolist() == b.start.tolist() == c.start.tolist() == [0.0, 10.0, 20.0, 40.0]
+    assert HeteroEnv(platform, workload, backfill="conservative", fast=True).uses_compiled_path
+    assert not HeteroEnv(platform, workload, backfill="conservative", fast=False).uses_compiled_path
 
 
 def test_bad_backfill_values_name_the_allowed_ones(tmp_path, capsys):
@@ -248,18 +267,20 @@ def test_under_the_agent_conservative_differs_from_easy_where_it_should(space):
     workload = hand_workload(PROTECTS_ALL)
     fields = dict(action_space="job_window", window_core_key="first_fit") if space == "job_window" else \
         dict(actions=(("first", "first_fit"),), void=False)
-    starts = {}
-    for backfill in ("easy", "conservative"):
-        env = HeteroEnv(platform, workload, observation="minimal", backfill=backfill, **fields)
-        starts[backfill] = play(env, lambda env, mask: 0).start.tolist()
-    assert starts == {"easy": [0.0, 10.0, 31.0, 1.0], "conservative": [0.0, 10.0, 20.0, 40.0]}
+    # The pairs run on the compiled steps unless fast=False; job_window on the Python ones.
+    for fast in ((False, True) if space == "pairs" else (None,)):
+        starts = {}
+        for backfill in ("easy", "conservative"):
+            env = HeteroEnv(platform, workload, observation="minimal", backfill=backfill, fast=fast, **fields)
+            starts[backfill] = play(env, lambda env, mask: 0).start.tolist()
+        assert starts == {"easy": [0.0, 10.0, 31.0, 1.0], "conservative": [0.0, 10.0, 20.0, 40.0]}
 
 
 @pytest.mark.parametrize("space", ["pairs", "job_window"])
 def test_a_seeded_episode_under_the_agent_gives_a_valid_schedule(space):
     trace = str(package_files.files("hdeeprm") / "data" / "traces" / "kth-sp2-head.swf.gz")
     env = HeteroEnv("quickstart", trace, nb_jobs=200, episode_jobs=40, action_space=space, backfill="conservative")
-    assert not env.uses_compiled_path
+    assert env.uses_compiled_path == (space == "pairs")  # the compiled steps run the pairs only
 
     def random_masked(env, mask):
         return int(env.np_random.choice(np.flatnonzero(mask)))

@@ -186,10 +186,11 @@ def test_key_pairs_on_gaia_give_identical_outputs(policy, backfill, clock, tmp_p
 
 
 @pytest.mark.parametrize("clock", CLOCKS)
-@pytest.mark.parametrize("backfill", [None, "easy"])
+@pytest.mark.parametrize("backfill", [None, "easy", "conservative"])
 def test_fcfs_on_a_flat_platform_with_a_long_queue_gives_identical_outputs(backfill, clock, tmp_path):
     # 32 hosts for KTH-SP2 (100 processors): jobs larger than the platform are rejected and
-    # the queue grows long, exercising the rejections, the blocked head and EASY's shadow.
+    # the queue grows long, exercising the rejections, the blocked head, EASY's shadow and
+    # conservative backfilling's reservations for the whole queue.
     workload = load_workload(TRACES / "kth-sp2-head.swf.gz", max_res=64, reference_speed_gflops=1.0,
                              rng=np.random.default_rng(0)).compile()
     platform = flat_platform(32, speed=0.7e9)  # non-integer end times: decision-time rounding
@@ -218,14 +219,84 @@ def test_recorded_batsim_inputs_with_the_simgrid_quirk_give_identical_outputs(sc
         assert_same(reference, fast, tmp_path / policy)
 
 
+# -- conservative backfilling: the same comparisons -----------------------------------------------
+
+# Pairs whose schedule conservative backfilling changes on the gaia excerpt (node memory binds
+# under first:first_fit and low_mem:busiest_processor); random job and core keys included.
+CONSERVATIVE_PAIRS = ["first:first_fit", "shortest:high_gflops", "low_mem:busiest_processor", "random:random",
+                      "random:high_gflops", "smallest_area:high_mem", "low_mem_bw:high_cores"]
+
+
+@pytest.mark.parametrize("clock", CLOCKS)
+@pytest.mark.parametrize("policy", CONSERVATIVE_PAIRS)
+def test_conservative_backfilling_on_gaia_gives_identical_outputs(policy, clock, tmp_path):
+    platform, workload = gaia_workload()
+    config = PolicyConfig.parse(policy, "conservative")
+    reference, fast = both(platform, workload, config, tmp_path, clock=clock)
+    assert_same(reference, fast, tmp_path)
+    assert (reference.final_state != 0).all()
+    plain = run_policy(Engine(platform, workload, clock=clock), PolicyConfig.parse(policy),
+                       rng=np.random.default_rng(7), fast=True)
+    assert not np.array_equal(plain.start, reference.start)  # backfilling did change the schedule
+
+
+@pytest.mark.parametrize("clock", CLOCKS)
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_recorded_batsim_inputs_with_conservative_backfilling_give_identical_outputs(scenario, clock, tmp_path):
+    folder = REFERENCE / scenario
+    hierarchy = folder / "hierarchy.json"
+    platform = load_platform(folder / "platform.xml", hierarchy=hierarchy if hierarchy.exists() else None)
+    workload = read_batsim_workload(folder / "workload.json").compile()
+    workload = workload.window(0, min(len(workload), 600))  # the reference plans the whole queue: slow
+    for policy in ("first:first_fit", "shortest:high_mem"):
+        reference, fast = both(platform, workload, PolicyConfig.parse(policy, "conservative"), tmp_path / policy,
+                               clock=clock)
+        assert_same(reference, fast, tmp_path / policy)
+
+
+@pytest.mark.parametrize("clock", CLOCKS)
+@pytest.mark.parametrize("seed", range(4))
+def test_conservative_under_tight_memory_and_without_walltimes_gives_identical_outputs(seed, clock, tmp_path,
+                                                                                       monkeypatch):
+    # Memory binds in most reservations; every job key (random included) with a core key each,
+    # all core keys over the seeds; odd seeds give 15 % of the jobs no walltime (they never
+    # give their cores back in the plan). A start on booked cores re-plans the reservations
+    # ahead of it; both outcomes (kept, or the start undone) are compared.
+    from hdeeprm.simulation.keys import ALL_CORE_KEYS, ALL_JOB_KEYS
+    from hdeeprm.simulation.policies import QueueScheduler
+
+    replans = []  # whether each re-plan of the reference kept the reservations
+    original = QueueScheduler._replan
+
+    def replan(self, reserved):
+        out = original(self, reserved)
+        replans.append(out[0] is not None)
+        return out
+
+    monkeypatch.setattr(QueueScheduler, "_replan", replan)
+    rng = np.random.default_rng(seed)
+    platform = tight_platform(rng)
+    workload = tight_workload(rng, platform.nb_machines, no_walltime=0.15 if seed % 2 else 0.0)
+    assert np.isinf(workload.walltime).any() == bool(seed % 2)
+    for i, job_key in enumerate(ALL_JOB_KEYS):
+        core_key = ALL_CORE_KEYS[(i + seed) % len(ALL_CORE_KEYS)]
+        out = tmp_path / f"{job_key}-{core_key}"
+        reference, fast = both(platform, workload, PolicyConfig(job_key, core_key, "conservative"), out, seed=seed,
+                               clock=clock)
+        assert_same(reference, fast, out)
+        assert reference.overutilization.memory_shortages  # memory did bind
+    assert True in replans and False in replans
+
+
 @pytest.mark.parametrize("clock", CLOCKS)
 def test_an_empty_workload_and_the_engine_left_behind(clock, tmp_path):
     platform, workload = gaia_workload(300)
     for arrays in (workload.window(0, 1), workload):
-        engine = Engine(platform, arrays, clock=clock)
-        run_policy(engine, PolicyConfig("smallest", "high_cores", "easy"), fast=True)
-        engine.check_invariants()
-        assert engine.nb_unfinished == 0 and not engine.running_jobs()
+        for backfill in ("easy", "conservative"):
+            engine = Engine(platform, arrays, clock=clock)
+            run_policy(engine, PolicyConfig("smallest", "high_cores", backfill), fast=True)
+            engine.check_invariants()
+            assert engine.nb_unfinished == 0 and not engine.running_jobs()
     from hdeeprm.inputs.workload.model import Workload
 
     result = run_policy(Engine(platform, Workload((), {}), clock=clock), PolicyConfig(), fast=True)
@@ -263,7 +334,7 @@ def edge_workload(rng, nb_jobs=2000):
 
 @pytest.mark.parametrize("clock", CLOCKS)
 @pytest.mark.parametrize("policy, backfill", [("first:first_fit", None), ("smallest:first_fit", "easy"),
-                                              ("random:random", None)])
+                                              ("random:random", None), ("shortest:first_fit", "conservative")])
 def test_simgrid_corner_cases_give_identical_outputs(policy, backfill, clock, tmp_path):
     # Zero-work tasks, walltime kills in the same step as the task's end, delay kills,
     # heterogeneous speeds (non-integer rates) and hundreds of activities (compaction).
@@ -295,9 +366,10 @@ def test_the_100k_job_recorded_batsim_input_gives_identical_outputs(tmp_path):
 
 
 @pytest.mark.parametrize("clock", CLOCKS)
-def test_no_rounding_and_no_energy_rows_are_followed_too(clock, tmp_path):
+@pytest.mark.parametrize("backfill", ["easy", "conservative"])
+def test_no_rounding_and_no_energy_rows_are_followed_too(backfill, clock, tmp_path):
     platform, workload = gaia_workload(400)
-    reference, fast = both(platform, workload, PolicyConfig("shortest", "high_cores", "easy"), tmp_path,
+    reference, fast = both(platform, workload, PolicyConfig("shortest", "high_cores", backfill), tmp_path,
                            batsim_time_rounding=False, record_energy_rows=False, clock=clock)
     assert_same(reference, fast, tmp_path)
     assert list(fast.energy_rows) == []
@@ -355,11 +427,12 @@ def same(a, b) -> bool:
     return type(a) is type(b) and a == b
 
 
-def env_episode(fast, choose, seed, clock="simgrid", **config):
+def env_episode(fast, choose, seed, clock="simgrid", platform="gaia", workload=ENV_TRACE, **config):
     from hdeeprm.rl.env import HeteroEnv
 
-    config.setdefault("nb_jobs", 300)
-    env = HeteroEnv("gaia", ENV_TRACE, fast=fast, backend_options={"clock": clock}, **config)
+    if not hasattr(workload, "walltime"):  # a trace (WorkloadArrays come converted)
+        config.setdefault("nb_jobs", 300)
+    env = HeteroEnv(platform, workload, fast=fast, backend_options={"clock": clock}, **config)
     steps = [env.reset(seed=seed)]
     rng = np.random.default_rng(seed)
     done = False
@@ -389,6 +462,13 @@ ENV_CASES = [
     dict(observation="normal", actions=(("first", "first_fit"), ("random", "random"), ("low_mem", "high_mem")),
          void=False, reward_scale=0.001, queue_sensitivity=0.2),
     dict(observation="small", actions=(("smallest_area", "high_gflops"), ("first", "low_power"))),
+    # On the gaia excerpt no waiting job is ever backfilled: these platforms fill up.
+    dict(platform="quickstart", workload="kth-sp2-head.swf.gz", observation="minimal", backfill="conservative"),
+    dict(platform="das2", workload="kth-sp2-head.swf.gz", observation="normal", objective="edp", nb_jobs=1000,
+         episode_jobs=150, backfill="conservative"),
+    dict(platform="quickstart", workload="gaia-2014-head.swf.gz", observation="small", objective="avg_utilization",
+         actions=(("first", "first_fit"), ("random", "random"), ("low_mem", "high_mem"), ("smallest", "high_cores")),
+         backfill="conservative"),
 ]
 
 
@@ -414,18 +494,48 @@ def test_hetero_env_steps_are_identical(config, choose, clock, tmp_path):
 
 
 @pytest.mark.parametrize("clock", CLOCKS)
-def test_hetero_env_pickles_in_the_middle_of_an_episode(clock):
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("choose", [random_valid, void_when_allowed])
+def test_hetero_env_with_conservative_backfilling_under_tight_memory_is_identical(seed, choose, clock):
+    # The default 36 pairs and void, node memory binding, conservative backfilling changing
+    # the schedule: observations, rewards and masks step by step.
+    rng = np.random.default_rng(seed)
+    platform = tight_platform(rng)
+    workload = tight_workload(rng, platform.nb_machines, nb_jobs=300)
+    episodes = {}
+    for fast, backfill in ((False, "conservative"), (True, "conservative"), (True, None)):
+        env, steps = env_episode(fast, choose, seed, clock, platform, workload, observation="normal",
+                                 backfill=backfill)
+        assert steps[-1][2] and (env._fast is not None) == fast
+        episodes[fast, backfill] = env.result(), steps
+    (reference, steps_ref), (fast, steps_fast) = episodes[False, "conservative"], episodes[True, "conservative"]
+    assert len(steps_ref) == len(steps_fast)
+    for i, (a, b) in enumerate(zip(steps_ref, steps_fast)):
+        assert same(a, b), f"step {i} differs"
+    np.testing.assert_array_equal(reference.start, fast.start)
+    assert reference.overutilization.memory_shortages
+    assert not np.array_equal(episodes[True, None][0].start, reference.start)
+
+
+@pytest.mark.parametrize("clock", CLOCKS)
+@pytest.mark.parametrize("backfill", [None, "conservative"])
+def test_hetero_env_pickles_in_the_middle_of_an_episode(backfill, clock):
     import pickle
 
     from hdeeprm.rl.env import HeteroEnv
 
-    env = HeteroEnv("gaia", ENV_TRACE, nb_jobs=200, observation="minimal", backend_options={"clock": clock})
+    # With conservative backfilling on a platform that fills up, its profiles are in the state.
+    platform, trace = ("gaia", ENV_TRACE) if backfill is None else ("quickstart", "kth-sp2-head.swf.gz")
+    env = HeteroEnv(platform, trace, nb_jobs=200, observation="minimal", backfill=backfill,
+                    backend_options={"clock": clock})
+    assert env.uses_compiled_path
     env.reset(seed=1)
     for _ in range(20):
         env.step(int(np.flatnonzero(env.action_masks())[0]))
     copy = pickle.loads(pickle.dumps(env))
     while True:
-        action = int(np.flatnonzero(env.action_masks())[-2])
+        allowed = np.flatnonzero(env.action_masks())
+        action = int(allowed[-2] if len(allowed) > 1 else allowed[0])  # the last pair allowed, else void
         a, b = env.step(action), copy.step(action)
         assert same(a, b)
         if a[2] or a[3]:
@@ -455,7 +565,8 @@ def tight_platform(rng):
     return platform_from_hierarchy(hierarchy)
 
 
-def tight_workload(rng, nb_cores, nb_jobs=150):
+def tight_workload(rng, nb_cores, nb_jobs=150, no_walltime=0.0):
+    """Jobs on ``tight_platform``; a ``no_walltime`` fraction of them without walltime."""
     from hdeeprm.inputs.workload.model import Job, Profile, Workload
 
     jobs, profiles = [], {}
@@ -465,8 +576,11 @@ def tight_workload(rng, nb_cores, nb_jobs=150):
         extra = {"mem": float(rng.choice([0, 100, 500, 900, 1500, 2500])), "mem_bw": float(rng.choice([1, 4, 8, 16])),
                  "req_time": float(rng.integers(5, 60))}
         profiles[f"p{i}"] = Profile(f"p{i}", "parallel_homogeneous", cpu=float(rng.integers(1, 400)) * 1e9, extra=extra)
-        jobs.append(Job(str(i), round(t, 3), int(rng.integers(1, max(2, nb_cores // 2))), f"p{i}",
-                        float(rng.integers(20, 80))))
+        res = int(rng.integers(1, max(2, nb_cores // 2)))
+        walltime = float(rng.integers(20, 80))
+        if no_walltime and rng.random() < no_walltime:  # no draw without: the same jobs as before
+            walltime = None
+        jobs.append(Job(str(i), round(t, 3), res, f"p{i}", walltime))
     return Workload(tuple(jobs), profiles).compile()
 
 

@@ -96,10 +96,9 @@ def cmd_simulate(args) -> int:
     jobs = workload.compile()
     reading = time.perf_counter() - started
 
-    # Conservative backfilling, shutdown policies and platforms with sleep p-states run on the
-    # reference engine only: nothing to compile for them.
-    reference_only = (config.backfill == "conservative" or config.shutdown is not None
-                      or sleep_states(platform) is not None)
+    # Shutdown policies and platforms with sleep p-states run on the reference engine only:
+    # nothing to compile for them.
+    reference_only = config.shutdown is not None or sleep_states(platform) is not None
     fast = not reference_only and (compiled_on_disk(("classic",)) or len(jobs) > REFERENCE_WHEN_COLD_MAX_JOBS)
 
     def warm_up():  # the first few jobs, with their own generator: the run's draws stay the same

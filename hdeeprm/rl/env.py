@@ -44,7 +44,7 @@ ever, so the first pair of the action set is applied instead (``info["void_overr
 jobs, placed with ``window_core_key``; observation and semantics in ``hdeeprm.rl.job_window``.
 ``backfill="easy"`` adds EASY backfilling under either action space (around the blocked
 job of a pass, or around the job the agent chose); ``backfill="conservative"`` conservative
-backfilling (a reservation for that job and each waiting job after it; on the Python steps).
+backfilling (a reservation for that job and each waiting job after it).
 
 DVFS (``dvfs=True``): the agent also chooses the computation p-state of the machines its
 decision starts jobs on. Only on a flat SimGrid XML platform (no hierarchy: on HDeepRM's
@@ -607,10 +607,6 @@ class HeteroEnv(gym.Env):
             raise ConfigError(f"fast=True: the compiled path runs the pairs action space with HDeepRM's "
                               f"objectives only, not action_space={config.action_space!r} with "
                               f"objective={config.objective!r}")
-        if config.backfill == "conservative":  # conservative backfilling runs only here
-            if fast:
-                raise ConfigError("fast=True: the compiled path does not run conservative backfilling")
-            compiled = False
         self._use_fast = backend == "embedded" and fast is not False and supports_clock(clock) and compiled
         self._fast = None
         self._action_codes = [(-1, -1) if pair is None
@@ -1180,7 +1176,7 @@ class HeteroEnv(gym.Env):
         self._fast = fastsim.FastRun(
             engine, job_keys={pair[0] for pair in self.config.actions},
             core_keys={self.config.core_key(pair[1]) for pair in self.config.actions},
-            backfill=self.config.backfill == "easy", rng=rng,
+            backfill=self.config.backfill, rng=rng,
             env=dict(obs_kind=OBSERVATIONS.index(observer.kind), hardware_size=observer.hardware_size,
                      node_slot=observer.node_slot, proc_slot=observer.proc_slot,
                      core_slot=observer.core_slot, limits=observer.limits,

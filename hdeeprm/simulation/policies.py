@@ -593,13 +593,9 @@ def run_policy(engine: Engine, config: PolicyConfig,
     With ``fast`` None (the default) a plain ``Engine`` that has not started runs the whole
     policy in compiled code (``hdeeprm.simulation.fastsim``), with the same outputs; an engine subclass
     (whose overrides are hooks between decisions) or ``fast=False`` runs the readable
-    reference below, one decision point at a time. Conservative backfilling runs only on the
-    reference (``fast=True`` is then an error), and so do runs with a shutdown policy and
-    runs on platforms with Batsim sleep p-states."""
-    if config.backfill == "conservative":
-        if fast:
-            raise ValueError("fast=True: the compiled path does not run conservative backfilling")
-        fast = False
+    reference below, one decision point at a time. Runs with a shutdown policy and runs on
+    platforms with Batsim sleep p-states take the reference only (``fast=True`` is then an
+    error)."""
     if config.shutdown is not None or sleep_states(engine.platform) is not None:
         if fast:
             raise ValueError("fast=True: the compiled path does not simulate sleep p-states "

@@ -6,8 +6,8 @@ package does the same work in numba kernels on one state object, and gives the s
 bit for bit (tests/test_fastpath.py compares them on real trace excerpts). It is used:
 
 - by ``run_policy`` when nothing needs a Python hook between decisions: a plain ``Engine``
-  that has not started, any key pair, with or without EASY (``fast=False`` forces the
-  reference);
+  that has not started, any key pair, without backfilling or with EASY or conservative
+  backfilling (``fast=False`` forces the reference);
 - by ``HeteroEnv`` on the embedded backend (``fast=False`` forces the reference);
 
 with either of the engine's clocks (``SUPPORTED_CLOCKS``): "simgrid" steps SimGrid's
@@ -33,15 +33,17 @@ from pathlib import Path
 import numpy as np
 
 from hdeeprm.simulation.engine import QUEUED, REJECTED_STATE, RUNNING, DecisionPoint, Engine, SimulationResult
-from hdeeprm.simulation.fastsim import alloc, envk, sim, state
+from hdeeprm.simulation.fastsim import alloc, availability, envk, sim, state
 from hdeeprm.simulation.fastsim.results import Allocations, BandwidthSpans, EnergyRows, PStateRows
 from hdeeprm.simulation.keys import ALL_JOB_KEYS, job_key_values
 from hdeeprm.simulation.resources import _KEY_CODE, ResourceModel
 from hdeeprm.simulation.simgrid_steps import SUBMITTER
 
-__all__ = ["FastRun", "alloc", "envk", "run_policy", "sim", "state", "supports"]
+__all__ = ["FastRun", "alloc", "availability", "envk", "run_policy", "sim", "state", "supports"]
 
 _HERE = Path(__file__).resolve().parent
+# This package's modules with compiled code.
+_MODULES = ("state", "alloc", "availability", "sim", "envk")
 # Modules whose kernels or constants the compiled code embeds.
 _DEPENDENCIES = (_HERE.parent / "resources.py", _HERE.parent / "kernels.py",
                  _HERE.parent / "engine.py", _HERE.parent / "simgrid_steps.py",
@@ -51,7 +53,7 @@ _DEPENDENCIES = (_HERE.parent / "resources.py", _HERE.parent / "kernels.py",
 
 
 def _drop_stale_cache() -> None:
-    sources = [_HERE / name for name in ("state.py", "alloc.py", "sim.py", "envk.py")] + list(_DEPENDENCIES)
+    sources = [_HERE / f"{name}.py" for name in _MODULES] + list(_DEPENDENCIES)
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()
     try:
         cache_dir = Path(sim.run_classic._cache._cache_path)
@@ -62,7 +64,7 @@ def _drop_stale_cache() -> None:
         if stamp.is_file() and stamp.read_text() == digest:
             return
         for path in cache_dir.glob("*.nb[ic]"):
-            if path.name.split(".", 1)[0] in {"state", "alloc", "sim", "envk"}:
+            if path.name.split(".", 1)[0] in _MODULES:
                 path.unlink(missing_ok=True)
         cache_dir.mkdir(parents=True, exist_ok=True)
         stamp.write_text(digest)
@@ -73,6 +75,8 @@ def _drop_stale_cache() -> None:
 _drop_stale_cache()
 
 JOB_KEY_ROW = {name: i for i, name in enumerate(ALL_JOB_KEYS)}  # sim.JK_* are rows of this too
+# Backfilling modes (PolicyConfig.backfill, EnvConfig.backfill) to s.backfill (sim.BF_*).
+BACKFILL_MODE = {None: sim.BF_NONE, "easy": sim.BF_EASY, "conservative": sim.BF_CONSERVATIVE}
 
 
 def _ever_fits(resources: ResourceModel, jobs) -> np.ndarray:
@@ -96,11 +100,14 @@ class FastRun:
     """One run's state (a ``state.FastState``) with the Python objects it was made from.
 
     ``job_keys``: the job keys whose queue order is kept (their passes and ``first_by``);
-    ``first`` always is. ``rng`` draws the ``random`` keys, as QueueScheduler's does.
+    ``first`` always is. ``backfill``: None, "easy" or "conservative" (a bool, as this took
+    before conservative backfilling was compiled, means EASY or none). ``rng`` draws the
+    ``random`` keys, as QueueScheduler's does.
     """
 
     def __init__(self, engine: Engine, *, job_keys=("first",), core_keys=("first_fit",),
-                 backfill: bool = False, rng: np.random.Generator | None = None, env: dict | None = None):
+                 backfill: str | bool | None = None, rng: np.random.Generator | None = None,
+                 env: dict | None = None):
         self.engine = engine
         self.rng = rng if rng is not None else np.random.default_rng(0)
         self.resources = resources = ResourceModel(engine)
@@ -134,6 +141,11 @@ class FastRun:
         speeds = np.ascontiguousarray(engine._speeds, dtype=f8)
         if not _pristine(engine):
             raise ValueError("the fast path needs an engine that has not started")
+        if isinstance(backfill, bool):
+            backfill = "easy" if backfill else None
+        if backfill not in BACKFILL_MODE:
+            raise ValueError(f"backfill {backfill!r}: expected None, 'easy' or 'conservative'")
+        nodes = len(resources.node_memory_kb)
 
         fields = dict(
             n=n, subtime=np.array(jobs.subtime, dtype=f8), res=res.copy(),
@@ -150,7 +162,7 @@ class FastRun:
             node_memory_kb=np.array(resources.node_memory_kb, dtype=i8),
             proc_bw_kbs=np.array(resources.proc_bw_kbs, dtype=i8),
             pstate_rules=bool(resources.pstate_rules), round_decisions=bool(engine._round_decisions),
-            record_rows=bool(engine._record_energy_rows), backfill=bool(backfill),
+            record_rows=bool(engine._record_energy_rows), backfill=BACKFILL_MODE[backfill],
             now=0.0, eid=1 if n and not sg else 0, next_group=0 if n and not sg else -1,
             sub_time=float(jobs.subtime[0]) if n and not sg else math.inf, sub_eid=0, h_size=0,
             decision_time_for=float(engine._decision_time_for),
@@ -189,6 +201,10 @@ class FastRun:
             flipped=resources._flipped,
             qk=np.zeros((sim.NB_JOB_KEYS, 64), i8), qk_head=np.zeros(sim.NB_JOB_KEYS, i8), starts=np.zeros(16, i8),
             exp_t=np.zeros(16), exp_j=np.zeros(16, i8), exp_end_of=np.full(n, np.nan),
+            # No profile rows until a conservative pass needs them (availability.room).
+            cb_t=np.zeros((2, 0)), cb_cores=np.zeros((2, 0, nodes), i8), cb_kb=np.zeros((2, 0, nodes), i8),
+            cb_rows=np.zeros(2, i8), cb_cap=np.zeros((0, nodes), i8), cb_total=np.zeros(0, i8),
+            cb_window=np.zeros(nodes, i8), cb_taken=np.zeros(nodes, i8),
             core_short=np.zeros(16), mem_short=np.zeros(16), flip_t=np.zeros(16),
             flip_p=np.zeros(16, np.int32), flip_on=np.zeros(16, np.bool_), no_uniforms=np.zeros(0),
             rng=self.rng, nb_running=0, ack_pending=False, ack_time=0.0, pt_ack=False,
@@ -455,7 +471,7 @@ def supports(engine, config) -> bool:
 def run_policy(engine: Engine, config, rng: np.random.Generator | None = None) -> SimulationResult:
     """``hdeeprm.simulation.policies.run_policy`` in one compiled call (see the module docstring)."""
     run = FastRun(engine, job_keys=(config.job_key,), core_keys=(config.core_key,),
-                  backfill=config.backfill == "easy", rng=rng)
+                  backfill=config.backfill, rng=rng)
     sim.run_classic(run.s, JOB_KEY_ROW[config.job_key], _KEY_CODE[config.core_key])
     result = run.finish_engine()
     engine.last_fast_run = run.counters()

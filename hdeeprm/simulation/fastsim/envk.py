@@ -13,6 +13,7 @@ import numpy as np
 
 from hdeeprm.inputs.workload.model import KIND_DELAY
 from hdeeprm.simulation.fastsim.sim import (
+    BF_NONE,
     JK_RANDOM,
     NB_JOB_KEYS,
     REJECTED,
@@ -222,7 +223,7 @@ def action_masks(s, action_job_key, done, out):
         if not known[k]:
             known[k] = True
             # With backfilling, another job that fits now may start (HeteroEnv._base_mask).
-            fits[k] = _first_job_fits(s, k) or (s.backfill and _first_job_fits(s, JK_RANDOM))
+            fits[k] = _first_job_fits(s, k) or (s.backfill != BF_NONE and _first_job_fits(s, JK_RANDOM))
         out[i] = fits[k]
     if not out.any():
         out[:] = True

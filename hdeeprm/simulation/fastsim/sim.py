@@ -11,7 +11,10 @@ only how the work is organised:
   point (where HeteroEnv integrates its rewards);
 - the waiting queue is kept sorted by every job key in use (insertions and removals are
   binary searches and short moves), so a pass never sorts the queue;
-- EASY's expected ends are a sorted array; a job's cores are a slice of one flat array;
+- the running jobs' expected ends (EASY's and conservative backfilling's) are a sorted
+  array; a job's cores are a slice of one flat array;
+- conservative backfilling's availability profiles live in the state's rows and are booked
+  in place (``hdeeprm.simulation.fastsim.availability``) instead of copied at each booking;
 - with SimGrid's clock (``s.sg``, Engine clock="simgrid") there is no event queue: time
   advances by ``core.simgrid_steps.sg_step`` over the activity arrays, as in the engine's
   "SimGrid's clock" section, and Batsim's pending message is kept beside the current point.
@@ -25,6 +28,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+import hdeeprm.simulation.fastsim.availability as availability
 from hdeeprm.inputs.workload.model import KIND_DELAY
 from hdeeprm.simulation.engine import (
     _NOTIFY_AFTER,
@@ -58,6 +62,9 @@ from hdeeprm.simulation.simgrid_steps import (
 # Job keys: their row in hdeeprm.simulation.keys.ALL_JOB_KEYS (one list, read here; core keys: alloc.CK_*).
 JK_RANDOM, JK_FIRST = ALL_JOB_KEYS.index("random"), ALL_JOB_KEYS.index("first")
 NB_JOB_KEYS = len(ALL_JOB_KEYS)  # rows of s.kv, s.key_used, s.qk, s.qk_head
+
+# Backfilling modes (s.backfill): policies.BACKFILL_MODES, in that order.
+BF_NONE, BF_EASY, BF_CONSERVATIVE = range(3)
 
 # Energy row kinds (out_consumed_energy.csv's event_type).
 ROW_START, ROW_END, ROW_PSTATE = ord("s"), ord("e"), ord("p")
@@ -1088,7 +1095,7 @@ def try_start(s, job, core_key, record):
         s.starts = grow(s.starts, k + 1)
     s.starts[k] = job
     s.nb_starts = k + 1
-    if s.backfill:
+    if s.backfill != BF_NONE:
         _exp_insert(s, scheduler_time(s) + s.walltime[job], job)
     return True
 
@@ -1197,6 +1204,80 @@ def _backfill_easy(s, head, candidates, core_key):
 
 
 @numba.njit(cache=True, nogil=True)
+def _backfill_conservative(s, head, candidates, core_key):
+    """QueueScheduler._backfill_conservative; returns the jobs it started.
+
+    ``head`` (which does not fit now), then ``candidates`` in this order, each get a
+    reservation at the earliest time they fit beside the running jobs and the reservations
+    before them; a job whose reservation is now starts now (its cores chosen by the core key)
+    unless those cores take ones a reservation holds and a re-plan would delay one."""
+    count = candidates.shape[0] + 1
+    order = np.empty(count, np.int64)
+    order[0] = head
+    order[1:] = candidates
+    # Once no later job is small enough for the free cores, nothing else can start now (and
+    # reservations are rebuilt at the next pass): stop there.
+    smallest_after = np.empty(count, np.int64)
+    smallest = s.res[order[count - 1]]
+    for i in range(count - 1, -1, -1):
+        smallest = min(smallest, s.res[order[i]])
+        smallest_after[i] = smallest
+    now = scheduler_time(s)
+    cur = 0  # the current profile; 1 - cur is where a re-plan builds its own
+    availability.build(s, cur, now)
+    reserved = np.empty(count, np.int64)  # jobs given a reservation, in order
+    reserved_at = np.empty(count)  # and its time
+    replanned_at = np.empty(count)  # a re-plan's times, kept if it succeeds
+    nb_reserved = 0
+    started = np.empty(count, np.int64)
+    nb_started = 0
+    for i in range(count):
+        if smallest_after[i] > s.nb_free:
+            break
+        job = order[i]
+        size, mem, duration = s.res[job], s.mem_kb[job], s.walltime[job]
+        k, _ = availability.earliest(s, cur, size, mem, duration, 0)
+        if k == 0:
+            if try_start(s, job, core_key, False):
+                booked = availability.book_start(s, cur, job, duration)
+                if not booked:  # its cores take some a reservation holds: re-plan them
+                    booked = _replan(s, 1 - cur, reserved, reserved_at, replanned_at, nb_reserved, now)
+                    if booked:
+                        cur = 1 - cur
+                if booked:
+                    started[nb_started] = job
+                    nb_started += 1
+                    continue
+                _undo_start(s, job)
+            k, _ = availability.earliest(s, cur, size, mem, duration, 1)
+        if k >= 0:
+            reserved[nb_reserved] = job
+            reserved_at[nb_reserved] = s.cb_t[cur, k]
+            nb_reserved += 1
+            availability.book(s, cur, k, size, mem, duration)
+    return started[:nb_started]
+
+
+@numba.njit(cache=True, nogil=True)
+def _replan(s, p, reserved, reserved_at, replanned_at, nb_reserved, now):
+    """QueueScheduler._replan into profile ``p``: the running jobs (the one just started
+    included), then the ``nb_reserved`` reservations again, in order. True if none of them
+    starts later than before (their new times are then in ``reserved_at`` and ``p`` is the
+    pass's profile); False if one would start later or never (the caller keeps its profile)."""
+    availability.build(s, p, now)
+    for i in range(nb_reserved):
+        job = reserved[i]
+        size, mem, duration = s.res[job], s.mem_kb[job], s.walltime[job]
+        k, _ = availability.earliest(s, p, size, mem, duration, 1)
+        if k < 0 or s.cb_t[p, k] > reserved_at[i]:
+            return False
+        replanned_at[i] = s.cb_t[p, k]
+        availability.book(s, p, k, size, mem, duration)
+    reserved_at[:nb_reserved] = replanned_at[:nb_reserved]
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
 def schedule(s, job_key, core_key):
     """QueueScheduler.schedule: one scheduling pass with the pair; returns the jobs started."""
     s.nb_passes += 1
@@ -1233,14 +1314,17 @@ def schedule(s, job_key, core_key):
                 break
             picked += 1
         rest = np.empty(0, np.int64)
-        if blocker >= 0 and s.backfill:
+        if blocker >= 0 and s.backfill != BF_NONE:
             rest = order[picked + 1:].copy()
     picks = s.starts[first_start:s.nb_starts]
     for i in range(picks.shape[0]):
         q_remove(s, picks[i])
     started = picks.shape[0]
-    if blocker >= 0 and s.backfill and rest.shape[0] > 0 and s.nb_free > 0:
-        filled = _backfill_easy(s, blocker, rest, core_key)
+    if blocker >= 0 and s.backfill != BF_NONE and rest.shape[0] > 0 and s.nb_free > 0:
+        if s.backfill == BF_EASY:
+            filled = _backfill_easy(s, blocker, rest, core_key)
+        else:
+            filled = _backfill_conservative(s, blocker, rest, core_key)
         for i in range(filled.shape[0]):
             q_remove(s, filled[i])
         started += filled.shape[0]
@@ -1318,7 +1402,7 @@ def initial_pstates(s):
 
 @numba.njit(cache=True, nogil=True)
 def run_classic(s, job_key, core_key):
-    """run_policy: a fixed pair (and EASY when s.backfill) from the first event to the last."""
+    """run_policy: a fixed pair (and s.backfill's backfilling) from the first event to the last."""
     initial_pstates(s)
     while next_point(s):
         if admit(s) and s.q_len > 0:

@@ -7,9 +7,10 @@ makes the StructRef again from such a tuple. Arrays are shared, not copied, both
 
 The fields mirror the reference objects: ``Engine`` (clock, events, energy, job state),
 ``ResourceModel`` (cores, memory, bandwidth, p-states) and ``QueueScheduler`` (queue,
-EASY reservations), plus HeteroEnv's observation and reward state. Sizes in brackets:
-n jobs, m machines (cores), nproc processors, nnodes nodes, J job keys (rows of
-``keys.ALL_JOB_KEYS``), C core keys (codes of ``resources._KEY_CODE``); [] grows as needed.
+expected ends, conservative backfilling's availability profiles), plus HeteroEnv's
+observation and reward state. Sizes in brackets: n jobs, m machines (cores), nproc
+processors, nnodes nodes, J job keys (rows of ``keys.ALL_JOB_KEYS``), C core keys (codes of
+``resources._KEY_CODE``), R profile rows; [] and R grow as needed.
 
 FIELDS is the one declaration of the fields and their order (the StructRef's layout):
 ``build``'s parameters and ``dump``'s tuple are generated from it. A new field goes into
@@ -55,7 +56,7 @@ FIELDS = (
     "pstate_rules",  # bool: HDeepRM p-state rules (platform with a hierarchy)
     "round_decisions",  # bool: Batsim's 6-decimal decision times
     "record_rows",  # bool: keep out_consumed_energy rows
-    "backfill",  # bool: EASY backfilling
+    "backfill",  # i8 backfilling mode: sim.BF_NONE, BF_EASY or BF_CONSERVATIVE
     "now",  # f8 simulated time
     "eid",  # i8 next event id (ties between same-time events)
     "next_group",  # i8 pending submission instant (-1: none left)
@@ -146,9 +147,17 @@ FIELDS = (
     "qk",  # i8[J, cap] queue per job key, by (value, index), in qk_head[k]..+q_len
     "qk_head",  # i8[J]
     "starts",  # i8[] jobs picked by the pass, to start at commit
-    "exp_t",  # f8[] running jobs by expected end (EASY): time
+    "exp_t",  # f8[] running jobs by expected end (EASY, conservative): time
     "exp_j",  # i8[] and job
     "exp_end_of",  # f8[n] (nan: none)
+    "cb_t",  # f8[2, R] conservative backfilling's two availability profiles (fastsim.availability): row times
+    "cb_cores",  # i8[2, R, nnodes] free cores per node from each row's time
+    "cb_kb",  # i8[2, R, nnodes] free memory (kB) per node
+    "cb_rows",  # i8[2] rows in use
+    "cb_cap",  # i8[R, nnodes] scratch: the cores each node can give a job, per row
+    "cb_total",  # i8[R] scratch: their sum per row
+    "cb_window",  # i8[nnodes] the cores per node of the last spot found (availability.earliest)
+    "cb_taken",  # i8[nnodes] scratch: a started job's cores per node
     "core_short",  # f8[]
     "mem_short",  # f8[]
     "flip_t",  # f8[]
