@@ -413,7 +413,9 @@ def _build_workload(
                columns["req_ops"], columns["mem"], columns["mem_bw"])
     # Per job, its extra fields: {"user": id} when the record names its user, else none.
     no_extra: dict[str, Any] = {}
-    extras = ([{"user": u} if u >= 0 else no_extra for u in users.astype(np.int64).tolist()]
+    if users is not None:  # ids an int64 cannot hold (or NaN) name no user, as negative ones
+        users = np.where(np.isfinite(users) & (users >= 0) & (users < 2.0**62), users, -1).astype(np.int64)
+    extras = ([{"user": u} if u >= 0 else no_extra for u in users.tolist()]
               if users is not None and (users >= 0).any() else [no_extra] * len(res))
     for job_id, (sub, nres, wall, req, wrk, ops, mem, bw) in enumerate(rows):
         key = (wrk, req, ops, mem, bw)
