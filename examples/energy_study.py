@@ -35,8 +35,8 @@ agent's paired differences against the best shutdown timeout and the shutdown ag
 the best heuristic, window by window with 95 % t intervals, and draws the energy /
 waiting-time trade-off.
 
-    python examples/energy_study.py --quick --out runs/energy-study   # under a minute
-    python examples/energy_study.py --out runs/energy-study           # about 2 minutes on two cores
+    python examples/energy_study.py --quick --out runs/energy-study   # about a minute
+    python examples/energy_study.py --out runs/energy-study           # about 8 minutes on two cores
     python examples/energy_study.py --select --out runs/select         # the energy_waiting agent's gamma and lr
     python examples/energy_study.py --select-shutdown --out runs/select  # the shutdown agent's settings
 
@@ -431,7 +431,7 @@ def plot(path: Path, table: list[dict], title: str) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="400 jobs, 12 training episodes per agent, 2 held-out windows: under a minute")
+                        help="400 jobs, 12 training episodes per agent, 2 held-out windows: about a minute")
     parser.add_argument("--out", default="runs/energy-study", help="output folder (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--select", action="store_true",
