@@ -239,3 +239,22 @@ def test_experiment_file_with_power_actions_trains_ppo(experiment, tmp_path):
         ExperimentConfig.load(experiment, platform="quickstart").make_env()
     with pytest.raises(ConfigError, match="power_actions"):
         ExperimentConfig.load(experiment, power_actions="yes")
+
+
+def test_evaluation_of_a_power_agent_compares_it_with_the_shutdown_policy(experiment, tmp_path):
+    """The evaluation's fixed pairs keep every machine on (a pair never switches a machine off,
+    and power_actions needs void), then run under the shutdown policy (after 0 s idle): the
+    heuristic a power agent has to beat. Random valid actions play the agent's own actions."""
+    from hdeeprm.analysis.evaluation import evaluate
+    from hdeeprm.rl.train import train
+
+    config = ExperimentConfig.load(experiment)
+    train(config, tmp_path / "run", progress=False)
+    evaluation = evaluate(config, str(tmp_path / "run" / "model.pt"), pairs=[("first", "first_fit")])
+    kinds = {o.policy: o.kind for o in evaluation.outcomes}
+    assert kinds == {"agent (ppo)": "agent", "random valid actions": "random", "first:first_fit": "pair",
+                     "first:first_fit+easy": "pair+easy", "first:first_fit+shutdown": "pair+shutdown"}
+    by_policy = {o.policy: o for o in evaluation.outcomes}
+    # Machines switched off after 0 s idle: less energy than the same pair always on.
+    assert by_policy["first:first_fit+shutdown"].objective[0] < by_policy["first:first_fit"].objective[0]
+    assert evaluation.best("pair+shutdown").policy == "first:first_fit+shutdown"

@@ -5,7 +5,11 @@ consecutive, non-overlapping windows of its held-out test part when it has one):
   the agent            greedy, in the experiment's action space (with its backfilling)
   random valid actions uniformly random among the allowed actions of that action space
   each classic pair    HDeepRM's 36 job key x core key pairs, plus FCFS (first:first_fit)
-                       and SJF (shortest:first_fit), each without and with EASY backfilling
+                       and SJF (shortest:first_fit), each without and with EASY backfilling;
+                       under ``shutdown`` they run under the same shutdown rule; for an agent
+                       with ``power_actions`` (which switches machines itself) they keep every
+                       machine on, and run a third time with the experiment's backfilling
+                       under the shutdown policy after 0 s idle (kind pair+shutdown)
 Each window gives one value of the experiment's objective per contender: minus the episode's
 return divided by the reward scale, which is the objective exactly (lower is better; see
 ``hdeeprm.simulation.objectives``). The agent is then compared with every contender window by window
@@ -56,7 +60,7 @@ class PolicyOutcome:
     """One contender over the evaluation windows (arrays: one value per window)."""
 
     policy: str
-    kind: str  # agent, random, pair, pair+easy, window, window+easy
+    kind: str  # agent, random, pair, pair+easy, pair+shutdown, window, window+easy
     objective: np.ndarray
     returns: np.ndarray
     metrics: dict[str, np.ndarray]
@@ -163,9 +167,10 @@ def evaluate(config, checkpoint: str | None = None, *, out_dir=None, pairs=None,
         load_checkpoint(checkpoint, agent)
         agent.greedy = True
         contenders.append((f"agent ({config.algorithm})", "agent", agent_env, agent))
-    # Random valid actions in the agent's action space (for pairs: the 36, without void).
+    # Random valid actions in the agent's action space (for pairs: the 36, without void; with
+    # power_actions the agent's own, which needs void).
     random_env = agent_env
-    if config.action_space == "pairs":
+    if config.action_space == "pairs" and not config.power_actions:
         random_env = config.make_env("test", episode_jobs=config.evaluation_jobs, actions=DEFAULT_PAIRS, void=False)
     contenders.append(("random valid actions", "random", random_env, RandomMaskedAgent(config.seed)))
     chosen = list(pairs) if pairs is not None else list(DEFAULT_PAIRS) + list(PLAIN_PAIRS)
@@ -175,9 +180,14 @@ def evaluate(config, checkpoint: str | None = None, *, out_dir=None, pairs=None,
     metric = _metric_of(config)
     compiled = {"objective": "avg_job_completion"} if metric else {}
     if chosen:
-        for backfill, suffix in ((None, ""), ("easy", "+easy")):
+        # A fixed pair never switches a machine off itself (power_actions needs void anyway).
+        variants = [(None, "", {}), ("easy", "+easy", {})]
+        if config.power_actions:  # the classic policy that switches machines: shutdown after 0 s idle
+            variants.append((config.backfill, "+shutdown", {"shutdown": 0.0}))
+        for backfill, suffix, extra in variants:
             env = config.make_env("test", episode_jobs=config.evaluation_jobs, action_space="pairs",
-                                  actions=tuple(chosen), void=False, backfill=backfill, **compiled)
+                                  actions=tuple(chosen), void=False, backfill=backfill, power_actions=False,
+                                  **compiled, **extra)
             for index, (job_key, core_key) in enumerate(chosen):
                 contenders.append((f"{job_key}:{core_key}{suffix}", "pair" + suffix, env, FixedActionAgent(index)))
     if config.action_space == "job_window":
@@ -312,7 +322,7 @@ def print_table(evaluation: Evaluation, config=None, stream=None, top: int = 10)
     print(f"the agent ranks {rank} of {len(evaluation.outcomes)} by mean {evaluation.label}", file=stream)
     by_baseline = {c.baseline: c for c in evaluation.comparisons}
     picks = []
-    for kind, label in (("pair", "best pair"), ("pair+easy", "best pair + EASY"),
+    for kind, label in (("pair", "best pair"), ("pair+easy", "best pair + EASY"), ("pair+shutdown", "best + shutdown"),
                         ("window", "best heuristic"), ("window+easy", "best heur. + EASY")):
         best = evaluation.best(kind)
         if best is not None:
