@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 from test_policies import hand_workload
-from test_power_actions import PLATFORM, random_jobs
+from test_power_actions import PLATFORM, assert_one_job_per_machine, random_jobs
 
 from hdeeprm.common.errors import ConfigError
 from hdeeprm.inputs.platform import load_platform
@@ -127,14 +127,7 @@ def test_random_masked_dvfs_agents_finish_with_valid_schedules():
         obs, _, terminated, truncated, info = env.step(action)
         assert env.observation_space.contains(obs) and isinstance(env.render(), str)
         done = terminated or truncated
-    result = env.result()
-    busy = {}
-    for j, hosts in enumerate(result.alloc):
-        for h in hosts.tolist():
-            busy.setdefault(h, []).append((float(result.start[j]), float(result.finish[j])))
-    for intervals in busy.values():
-        intervals.sort()
-        assert all(a[1] <= b[0] for a, b in zip(intervals, intervals[1:]))
+    assert_one_job_per_machine(env.result())
     check_env(env_for(random_jobs(0, 10), dvfs=True, observation="normal"), skip_render_check=True)
 
 

@@ -26,6 +26,20 @@ def lowest_free(busy_job: np.ndarray, count: int) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
+def lower_bound(values, count, v):
+    """np.searchsorted(values[:count], v, "left"): the first index of the sorted
+    ``values[:count]`` whose value is not below ``v``."""
+    lo, hi = 0, count
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if values[mid] < v:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@numba.njit(cache=True, nogil=True)
 def bottleneck_speed(hosts, pstate, speeds) -> float:
     """Slowest current speed (flop/s) over an allocation: a parallel task advances at it."""
     best = np.inf

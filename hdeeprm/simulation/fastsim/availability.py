@@ -23,6 +23,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from hdeeprm.simulation.kernels import lower_bound
+
 INF = np.inf
 
 
@@ -47,19 +49,6 @@ def room(s, rows):
     s.cb_t, s.cb_cores, s.cb_kb = times, cores, kb
     s.cb_cap = np.empty((cap, nodes), np.int64)
     s.cb_total = np.empty(cap, np.int64)
-
-
-@numba.njit(cache=True, nogil=True)
-def _first_at_or_after(times, rows, t):
-    """np.searchsorted(times[:rows], t, "left"): the first row whose time is not before t."""
-    lo, hi = 0, rows
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if times[mid] < t:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
 
 
 @numba.njit(cache=True, nogil=True)
@@ -134,7 +123,7 @@ def earliest(s, p, size, mem, duration, first_row):
                     break
             if not grows:
                 continue
-        e = max(_first_at_or_after(times, rows, times[k] + duration), k + 1)
+        e = max(lower_bound(times, rows, times[k] + duration), k + 1)
         short = False
         for r in range(k + 1, e):
             if total[r] < size:
@@ -159,7 +148,7 @@ def split(s, p, time):
     """policies._split in place: give profile ``p`` a row starting at ``time`` (a copy of the
     row it falls in), unless one starts there already (or ``time`` is inf: for ever)."""
     rows = s.cb_rows[p]
-    e = _first_at_or_after(s.cb_t[p], rows, time)
+    e = lower_bound(s.cb_t[p], rows, time)
     if time == INF or (e < rows and s.cb_t[p, e] == time):
         return
     room(s, rows + 1)
@@ -181,7 +170,7 @@ def book(s, p, k, size, mem, duration):
     lowest node ids that can give them."""
     split(s, p, s.cb_t[p, k] + duration)
     times, cores, kb = s.cb_t[p], s.cb_cores[p], s.cb_kb[p]
-    e = max(_first_at_or_after(times, s.cb_rows[p], times[k] + duration), k + 1)
+    e = max(lower_bound(times, s.cb_rows[p], times[k] + duration), k + 1)
     window = s.cb_window
     before = 0  # cores the lower nodes give
     for n in range(window.shape[0]):
@@ -211,7 +200,7 @@ def book_start(s, p, job, duration):
         taken[s.core_node[h]] += 1
     mem = s.mem_kb[job]
     end = s.cb_t[p, 0] + duration
-    e = max(_first_at_or_after(s.cb_t[p], s.cb_rows[p], end), 1)
+    e = max(lower_bound(s.cb_t[p], s.cb_rows[p], end), 1)
     cores, kb = s.cb_cores[p], s.cb_kb[p]
     nodes = taken.shape[0]
     for r in range(e):

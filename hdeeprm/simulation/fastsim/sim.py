@@ -43,7 +43,7 @@ from hdeeprm.simulation.engine import (
     WALLTIME_REACHED,
 )
 from hdeeprm.simulation.fastsim.alloc import CK_RANDOM, allocate, release_hosts
-from hdeeprm.simulation.kernels import bottleneck_speed, update_powers
+from hdeeprm.simulation.kernels import bottleneck_speed, lower_bound, update_powers
 from hdeeprm.simulation.keys import ALL_JOB_KEYS
 from hdeeprm.simulation.resources import CORE_SHORTAGE, FITS, MEMORY_SHORTAGE, memory_capacity, pstate_targets
 from hdeeprm.simulation.simgrid_steps import (
@@ -918,22 +918,9 @@ def _q_make_room(s):
 
 
 @numba.njit(cache=True, nogil=True)
-def _lower_bound(values, count, v):
-    """First index of the sorted ``values[:count]`` whose value is not below ``v``."""
-    lo, hi = 0, count
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if values[mid] < v:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-@numba.njit(cache=True, nogil=True)
 def _stats_insert(values, count, v):
     """Insert ``v`` into the sorted ``values[:count]``."""
-    lo = _lower_bound(values, count, v)
+    lo = lower_bound(values, count, v)
     for i in range(count, lo, -1):
         values[i] = values[i - 1]
     values[lo] = v
@@ -942,7 +929,7 @@ def _stats_insert(values, count, v):
 @numba.njit(cache=True, nogil=True)
 def _stats_remove(values, count, v):
     """Remove one ``v`` from the sorted ``values[:count]``."""
-    lo = _lower_bound(values, count, v)
+    lo = lower_bound(values, count, v)
     for i in range(lo, count - 1):
         values[i] = values[i + 1]
 
