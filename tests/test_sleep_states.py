@@ -196,15 +196,17 @@ def test_shutdown_policy_by_hand(tmp_path, platform, clock):
     assert energy[3][3] == "130.000000"  # wattmin once h1-h3 sleep: 3 x 10 W + 100 W
 
 
-def test_the_fast_path_declines_sleep_runs(tmp_path, platform):
+def test_the_fast_path_runs_sleep_platforms_without_shutdown(tmp_path, platform):
+    from hdeeprm.simulation.fastsim.results import Allocations
+
     path = _workload(tmp_path, W1, {"d10": {"type": "delay", "delay": 10}})
     workload = load_workload(str(path))
-    with pytest.raises(ValueError, match="sleep p-states"):
+    with pytest.raises(ValueError, match="shutdown"):
         run_policy(Engine(platform, workload), PolicyConfig(shutdown=20.0), fast=True)
-    with pytest.raises(ValueError, match="sleep p-states"):
-        run_policy(Engine(platform, workload), PolicyConfig(), fast=True)
-    plain = run_policy(Engine(platform, workload), PolicyConfig())
-    assert plain.machine_state_rows is None and plain.consumed_joules == pytest.approx(60 * 400)
+    for fast in (None, True, False):
+        plain = run_policy(Engine(platform, workload), PolicyConfig(), fast=fast)
+        assert isinstance(plain.alloc, list) == (fast is False)
+        assert plain.machine_state_rows is None and plain.consumed_joules == pytest.approx(60 * 400)
 
 
 def test_simulate_shutdown_option(tmp_path, capsys):

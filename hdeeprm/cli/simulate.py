@@ -82,7 +82,6 @@ def _check_out(out: str | None, what: str) -> None:
 
 def cmd_simulate(args) -> int:
     from hdeeprm.common.manifest import command_line, write_manifest
-    from hdeeprm.inputs.platform.sleep import sleep_states
     from hdeeprm.simulation.engine import Engine
     from hdeeprm.simulation.fastsim import compiled_on_disk
     from hdeeprm.simulation.metrics import headline_metrics
@@ -96,9 +95,8 @@ def cmd_simulate(args) -> int:
     jobs = workload.compile()
     reading = time.perf_counter() - started
 
-    # Shutdown policies and platforms with sleep p-states run on the reference engine only:
-    # nothing to compile for them.
-    reference_only = config.shutdown is not None or sleep_states(platform) is not None
+    # Shutdown policies run on the reference engine only: nothing to compile for them.
+    reference_only = config.shutdown is not None
     fast = not reference_only and (compiled_on_disk(("classic",)) or len(jobs) > REFERENCE_WHEN_COLD_MAX_JOBS)
 
     def warm_up():  # the first few jobs, with their own generator: the run's draws stay the same

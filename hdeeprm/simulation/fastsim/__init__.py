@@ -7,7 +7,9 @@ bit for bit (tests/test_fastpath.py compares them on real trace excerpts). It is
 
 - by ``run_policy`` when nothing needs a Python hook between decisions: a plain ``Engine``
   that has not started, any key pair, without backfilling or with EASY or conservative
-  backfilling (``fast=False`` forces the reference);
+  backfilling, on any platform (one with Batsim sleep p-states too: without a shutdown
+  policy none of its machines switches), without a shutdown policy (``fast=False`` forces
+  the reference);
 - by ``HeteroEnv`` on the embedded backend (``fast=False`` forces the reference);
 
 with either of the engine's clocks (``SUPPORTED_CLOCKS``): "simgrid" steps SimGrid's
@@ -32,7 +34,16 @@ from pathlib import Path
 
 import numpy as np
 
-from hdeeprm.simulation.engine import QUEUED, REJECTED_STATE, RUNNING, DecisionPoint, Engine, SimulationResult
+from hdeeprm.simulation.engine import (
+    M_COMPUTING,
+    M_IDLE,
+    QUEUED,
+    REJECTED_STATE,
+    RUNNING,
+    DecisionPoint,
+    Engine,
+    SimulationResult,
+)
 from hdeeprm.simulation.fastsim import alloc, availability, envk, sim, state
 from hdeeprm.simulation.fastsim.results import Allocations, BandwidthSpans, EnergyRows, PStateRows
 from hdeeprm.simulation.keys import ALL_JOB_KEYS, job_key_values
@@ -281,6 +292,8 @@ class FastRun:
         engine._clock.set_now(float(f["now"]))
         if engine._acts is not None:
             _sync_simgrid(engine, f)
+        if engine._sleep is not None:
+            _sync_machine_states(engine)
         return f
 
     def overutilization(self, f: dict | None = None):
@@ -365,6 +378,18 @@ def _sync_simgrid(engine: Engine, f: dict) -> None:
     engine._submitted_up_to = [int(f["sub_upto"])]
     engine._woken_by_job = [bool(f["woken_by_job"])]
     engine._submitters_left = int(engine._submitted_up_to[0] < engine.jobs.nb_jobs)
+
+
+def _sync_machine_states(engine: Engine) -> None:
+    """A platform with sleep p-states, on which no machine switched (the compiled path has no
+    shutdown policy): each machine is computing or idle. The engine's per-state seconds and
+    machine-state rows, which its result leaves out for such runs (``_sleep_results``), are
+    not rebuilt."""
+    busy = engine.busy_job >= 0
+    engine._mstate[:] = np.where(busy, M_COMPUTING, M_IDLE)
+    engine._state_count[:] = 0
+    engine._state_count[M_COMPUTING] = int(busy.sum())
+    engine._state_count[M_IDLE] = engine.nb_machines - int(busy.sum())
 
 
 def _env_fields(env: dict | None, n: int, m: int, resources: ResourceModel) -> dict:
@@ -464,8 +489,10 @@ def supports_clock(clock: str) -> bool:
 
 def supports(engine, config) -> bool:
     """Whether ``run_policy(engine, config)`` can take the fast path: a plain Engine (not a
-    subclass, whose overrides are hooks) that has not started yet."""
-    return type(engine) is Engine and supports_clock(engine.clock) and _pristine(engine)
+    subclass, whose overrides are hooks) that has not started yet, and no shutdown policy
+    (platforms with sleep p-states are fine: without the policy no machine switches)."""
+    return (type(engine) is Engine and getattr(config, "shutdown", None) is None
+            and supports_clock(engine.clock) and _pristine(engine))
 
 
 def run_policy(engine: Engine, config, rng: np.random.Generator | None = None) -> SimulationResult:
