@@ -694,3 +694,60 @@ def test_heterogeneous_sleep_platform_on_a_trace_without_shutdown_gives_identica
         reference, fast = both(platform, workload, PolicyConfig.parse(pair, backfill), out, clock=clock)
         assert isinstance(fast.alloc, Allocations)
         assert_same_with_sleep(reference, fast, out)
+
+
+# -- the shutdown policy (machines sent to sleep and woken) ---------------------------------------
+
+SHUTDOWN_PAIRS = ("first:first_fit", "shortest:high_gflops", "smallest:low_power", "random:random",
+                  "smallest_area:first_fit", "low_mem:high_cores", "first:random")
+
+
+def test_the_compiled_shutdown_policy_uses_the_reference_constants():
+    from hdeeprm.simulation import policies
+    from hdeeprm.simulation.fastsim import shutdown
+
+    for name in ("_AWAKE", "_SWITCHING_OFF", "_ASLEEP", "_SWITCHING_ON", "_TIME_SLACK"):
+        assert getattr(shutdown, name) == getattr(policies, name), name
+
+
+@pytest.mark.parametrize("clock", CLOCKS)
+@pytest.mark.parametrize("seed", range(10))
+def test_shutdown_on_sleep_4hosts_gives_identical_outputs(seed, clock, tmp_path):
+    """Random light loads (idle gaps to sleep in, jobs that wait for machines to wake, kills at
+    the walltime), shutdown after 0, 5 and 30 s idle, every backfilling, several key pairs."""
+    platform = load_platform(str(SLEEP_PLATFORM))
+    workload = sleep_jobs(seed)
+    for i, idle in enumerate((0.0, 5.0, 30.0)):
+        for j, backfill in enumerate((None, "easy", "conservative")):
+            pair = SHUTDOWN_PAIRS[(seed + 3 * i + j) % len(SHUTDOWN_PAIRS)]
+            out = tmp_path / f"{idle:g}-{backfill}"
+            reference, fast = both(platform, workload, PolicyConfig.parse(pair, backfill, idle), out,
+                                   seed=seed, clock=clock)
+            assert isinstance(fast.alloc, Allocations) and isinstance(reference.alloc, list)
+            assert_same_with_sleep(reference, fast, out)
+            assert reference.nb_machine_switches > 0 and reference.machine_state_rows is not None
+
+
+@pytest.mark.parametrize("clock", CLOCKS)
+@pytest.mark.parametrize("idle", [0.0, 60.0, 600.0])
+def test_shutdown_on_a_heterogeneous_sleep_platform_with_a_trace_gives_identical_outputs(idle, clock, tmp_path):
+    """A KTH SP2 excerpt on fast, mid and eco hosts that sleep (switching on takes 50 s)."""
+    platform = load_platform(str(sleep_platform_xml(tmp_path / "platform.xml")))
+    workload = kth_on(platform, 500)
+    for pair, backfill in (("first:first_fit", None), ("first:first_fit", "easy"),
+                           ("shortest:low_power", "conservative"), ("random:high_gflops", "easy")):
+        out = tmp_path / f"{pair.replace(':', '-')}-{backfill}"
+        reference, fast = both(platform, workload, PolicyConfig.parse(pair, backfill, idle), out, clock=clock)
+        assert isinstance(fast.alloc, Allocations)
+        assert_same_with_sleep(reference, fast, out)
+        assert reference.nb_machine_switches > 0
+
+
+@pytest.mark.parametrize("clock", CLOCKS)
+def test_shutdown_without_energy_rows_or_rounding_gives_identical_outputs(clock, tmp_path):
+    platform = load_platform(str(SLEEP_PLATFORM))
+    for seed in range(3):
+        out = tmp_path / str(seed)
+        reference, fast = both(platform, sleep_jobs(seed), PolicyConfig.parse("first:first_fit", "easy", 5.0), out,
+                               clock=clock, record_energy_rows=False, batsim_time_rounding=bool(seed % 2))
+        assert_same_with_sleep(reference, fast, out)

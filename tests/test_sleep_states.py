@@ -196,17 +196,16 @@ def test_shutdown_policy_by_hand(tmp_path, platform, clock):
     assert energy[3][3] == "130.000000"  # wattmin once h1-h3 sleep: 3 x 10 W + 100 W
 
 
-def test_the_fast_path_runs_sleep_platforms_without_shutdown(tmp_path, platform):
-    from hdeeprm.simulation.fastsim.results import Allocations
-
+def test_the_fast_path_runs_sleep_platforms_with_and_without_shutdown(tmp_path, platform):
     path = _workload(tmp_path, W1, {"d10": {"type": "delay", "delay": 10}})
     workload = load_workload(str(path))
-    with pytest.raises(ValueError, match="shutdown"):
-        run_policy(Engine(platform, workload), PolicyConfig(shutdown=20.0), fast=True)
     for fast in (None, True, False):
         plain = run_policy(Engine(platform, workload), PolicyConfig(), fast=fast)
         assert isinstance(plain.alloc, list) == (fast is False)
         assert plain.machine_state_rows is None and plain.consumed_joules == pytest.approx(60 * 400)
+        slept = run_policy(Engine(platform, workload), PolicyConfig(shutdown=20.0), fast=fast)
+        assert isinstance(slept.alloc, list) == (fast is False)
+        assert slept.machine_state_rows is not None and slept.nb_machine_switches > 0
 
 
 def test_simulate_shutdown_option(tmp_path, capsys):

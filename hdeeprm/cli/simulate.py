@@ -95,9 +95,7 @@ def cmd_simulate(args) -> int:
     jobs = workload.compile()
     reading = time.perf_counter() - started
 
-    # Shutdown policies run on the reference engine only: nothing to compile for them.
-    reference_only = config.shutdown is not None
-    fast = not reference_only and (compiled_on_disk(("classic",)) or len(jobs) > REFERENCE_WHEN_COLD_MAX_JOBS)
+    fast = compiled_on_disk(("classic",)) or len(jobs) > REFERENCE_WHEN_COLD_MAX_JOBS
 
     def warm_up():  # the first few jobs, with their own generator: the run's draws stay the same
         few = jobs.window(0, min(50, len(jobs)))
@@ -108,8 +106,6 @@ def cmd_simulate(args) -> int:
     compiled = None
     if fast:
         compiled = compile_first(warm_up, always=True, parts=("classic",))
-    elif reference_only:
-        warm_up()  # the reference engine's own kernels, kept out of the run's time
     else:
         print(f"hdeeprm: the compiled fast path is not built on this machine yet; {len(jobs):,} jobs run sooner "
               f"on the reference engine (same outputs) than it builds (1 to 2 minutes, once). It is built by "

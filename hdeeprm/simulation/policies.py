@@ -593,14 +593,9 @@ def run_policy(engine: Engine, config: PolicyConfig,
     With ``fast`` None (the default) a plain ``Engine`` that has not started runs the whole
     policy in compiled code (``hdeeprm.simulation.fastsim``), with the same outputs; an engine subclass
     (whose overrides are hooks between decisions) or ``fast=False`` runs the readable
-    reference below, one decision point at a time. Runs on platforms with Batsim sleep
-    p-states take the fast path too (no machine switches without a shutdown policy); runs
-    with a shutdown policy take the reference only (``fast=True`` is then an error)."""
-    if config.shutdown is not None:
-        if fast:
-            raise ValueError("fast=True: the compiled path does not simulate the shutdown policy "
-                             "(sleep p-state switches)")
-        fast = False
+    reference below, one decision point at a time (ShutdownScheduler with a shutdown
+    policy). Shutdown policies and platforms with Batsim sleep p-states take the fast path
+    too."""
     if fast is None or fast:
         from hdeeprm.simulation import fastsim
 
