@@ -733,7 +733,7 @@ def test_shutdown_on_sleep_4hosts_gives_identical_outputs(seed, clock, tmp_path)
 def test_shutdown_on_a_heterogeneous_sleep_platform_with_a_trace_gives_identical_outputs(idle, clock, tmp_path):
     """A KTH SP2 excerpt on fast, mid and eco hosts that sleep (switching on takes 50 s)."""
     platform = load_platform(str(sleep_platform_xml(tmp_path / "platform.xml")))
-    workload = kth_on(platform, 500)
+    workload = kth_on(platform, 1000)  # the whole excerpt
     for pair, backfill in (("first:first_fit", None), ("first:first_fit", "easy"),
                            ("shortest:low_power", "conservative"), ("random:high_gflops", "easy")):
         out = tmp_path / f"{pair.replace(':', '-')}-{backfill}"

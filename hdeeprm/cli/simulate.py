@@ -95,7 +95,8 @@ def cmd_simulate(args) -> int:
     jobs = workload.compile()
     reading = time.perf_counter() - started
 
-    fast = compiled_on_disk(("classic",)) or len(jobs) > REFERENCE_WHEN_COLD_MAX_JOBS
+    parts = ("classic",) if config.shutdown is None else ("classic", "shutdown")
+    fast = compiled_on_disk(parts) or len(jobs) > REFERENCE_WHEN_COLD_MAX_JOBS
 
     def warm_up():  # the first few jobs, with their own generator: the run's draws stay the same
         few = jobs.window(0, min(50, len(jobs)))
@@ -105,7 +106,7 @@ def cmd_simulate(args) -> int:
     t0 = time.perf_counter()
     compiled = None
     if fast:
-        compiled = compile_first(warm_up, always=True, parts=("classic",))
+        compiled = compile_first(warm_up, always=True, parts=parts)
     else:
         print(f"hdeeprm: the compiled fast path is not built on this machine yet; {len(jobs):,} jobs run sooner "
               f"on the reference engine (same outputs) than it builds (1 to 2 minutes, once). It is built by "

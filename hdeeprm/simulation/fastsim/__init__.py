@@ -516,12 +516,13 @@ SUPPORTED_CLOCKS = ("exact", "simgrid")
 
 def compiled_on_disk(parts: tuple[str, ...] = ("classic", "env")) -> bool:
     """Whether numba's on-disk cache holds the compiled runs of ``parts`` ("classic": whole
-    classic-policy runs; "env": HeteroEnv episodes). False on a machine's first run: the
+    classic-policy runs; "shutdown": those with the shutdown policy, which ``hdeeprm compile
+    classic`` builds too; "env": HeteroEnv episodes). False on a machine's first run: the
     first call then compiles them, once, for a minute or two. True when it cannot tell
     (numba's cache layout changed)."""
-    kernels = {"classic": sim.run_classic, "env": envk.env_advance}
+    kernels = {"classic": (sim.run_classic,), "shutdown": (shutdown.run_shutdown,), "env": (envk.env_advance,)}
     try:
-        return all(Path(kernels[part]._cache._cache_file._index_path).is_file() for part in parts)
+        return all(Path(kernel._cache._cache_file._index_path).is_file() for part in parts for kernel in kernels[part])
     except AttributeError:
         return True
 
