@@ -219,6 +219,27 @@ def test_simulate_shutdown_option(tmp_path, capsys):
     assert "declares no sleep p-state" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("clock", CLOCKS)
+def test_simulate_shutdown_writes_the_same_files_on_both_paths(tmp_path, capsys, monkeypatch, clock):
+    """`simulate --shutdown` on the compiled path (once built) and on the reference engine (a
+    machine where it is not built yet): the same output files, byte for byte."""
+    import hdeeprm.simulation.fastsim as fastsim
+
+    workload = _random_workload(tmp_path, 3)
+    command = ["simulate", "--platform", str(PLATFORM), "--workload", str(workload), "--policy", "shortest:low_power",
+               "--backfill", "easy", "--shutdown", "5", "--clock", clock]
+    assert main(command + ["--out", str(tmp_path / "fast")]) == 0
+    monkeypatch.setattr(fastsim, "compiled_on_disk", lambda parts=(): False)  # as on a fresh machine
+    capsys.readouterr()
+    assert main(command + ["--out", str(tmp_path / "reference")]) == 0
+    assert "the compiled fast path is not built on this machine yet" in capsys.readouterr().err
+    names = sorted(p.name for p in (tmp_path / "fast").glob("out_*"))
+    assert "out_machine_states.csv" in names and names == sorted(p.name for p in (tmp_path / "reference").glob("out_*"))
+    for name in names + ["overutilization.json"]:
+        assert (tmp_path / "fast" / name).read_bytes() == (tmp_path / "reference" / name).read_bytes(), name
+    assert any(row[2] == "-2" for row in _rows(tmp_path / "fast" / "out_pstate_changes.csv"))
+
+
 def _random_workload(tmp_path: Path, seed: int) -> Path:
     rng = random.Random(seed)
     jobs, profiles, t = [], {}, 0.0

@@ -17,7 +17,12 @@ only how the work is organised:
   in place (``hdeeprm.simulation.fastsim.availability``) instead of copied at each booking;
 - with SimGrid's clock (``s.sg``, Engine clock="simgrid") there is no event queue: time
   advances by ``core.simgrid_steps.sg_step`` over the activity arrays, as in the engine's
-  "SimGrid's clock" section, and Batsim's pending message is kept beside the current point.
+  "SimGrid's clock" section, and Batsim's pending message is kept beside the current point;
+- on platforms with Batsim sleep p-states (``s.sleep``), the engine's "sleep p-states"
+  section: machine states and their rows, switch groups (one per request; a switching
+  machine's group is kept per machine instead of searched for), switches as SimGrid tasks
+  or exact-clock events (``EV_SWITCH``); the shutdown policy that sends them is
+  ``hdeeprm.simulation.fastsim.shutdown``.
 
 Everything works on a ``FastState`` (``hdeeprm.simulation.fastsim.state``); Python drives it through
 ``run_classic`` (a whole classic-policy run) or the env kernels (``hdeeprm.simulation.fastsim.envk``).
