@@ -600,3 +600,154 @@ def test_every_core_key_under_tight_memory_gives_identical_outputs(seed, clock, 
                                clock=clock)
         assert_same(reference, fast, out)
         assert reference.overutilization.memory_shortages  # memory did bind
+
+
+# -- platforms with Batsim sleep p-states -------------------------------------------------------
+
+SLEEP_PLATFORM = DATA / "platforms" / "sleep_4hosts.xml"
+SLEEP_OUTPUTS = OUTPUTS + ("out_machine_states.csv",)
+
+
+def sleep_jobs(seed: int, n: int = 40):
+    """A light random load on sleep_4hosts.xml: delay and parallel jobs (1 to 4 machines), some
+    killed at their walltime, idle gaps for machines to sleep in."""
+    from hdeeprm.inputs.workload.model import Job, Profile, Workload
+
+    rng = np.random.default_rng(seed)
+    jobs, profiles, t = [], {}, 0.0
+    for i in range(n):
+        t += float(rng.choice([0.0, 0.0, 1.1, 3.0, 7.5, 12.0, 25.0, 40.0, 60.0, 130.0]))
+        if rng.random() < 0.5:
+            length = float(rng.choice([5.0, 10.0, 17.3, 30.0, 45.0]))
+            profiles[f"p{i}"] = Profile(f"p{i}", "delay", delay=length)
+        else:
+            length = float(rng.choice([5.0, 10.0, 23.0, 40.0]))  # seconds at 100 Mflop/s
+            profiles[f"p{i}"] = Profile(f"p{i}", "parallel_homogeneous", cpu=length * 1e8)
+        walltime = length * float(rng.choice([0.8, 1.5, 2.0]))
+        jobs.append(Job(f"j{i}", round(t, 3), int(rng.choice([1, 1, 2, 3, 4])), f"p{i}", walltime))
+    return Workload(tuple(jobs), profiles).compile()
+
+
+def sleep_platform_xml(path: Path, scale: int = 1) -> Path:
+    """A heterogeneous flat platform with sleep p-states, as examples/energy_study.py writes
+    its own: fast, mid and eco hosts with three computation p-states, then sleep (3), switch
+    off (4: 10 s) and switch on (5: 50 s)."""
+    types = (("fast", 8 * scale, 2.0, ((100, 300), (95, 180), (90, 125))),
+             ("mid", 12 * scale, 1.5, ((70, 180), (66, 115), (62, 82))),
+             ("eco", 12 * scale, 1.0, ((30, 90), (28, 60), (26, 44))))
+    hosts = []
+    for name, count, gflops, watts in types:
+        speeds = ", ".join(f"{gflops * f:g}Gf" for f in (1.0, 0.7, 0.4)) + ", 1f, 0.1f, 0.02f"
+        wattage = ", ".join(f"{idle}:{full}" for idle, full in watts) + ", 5:5, 100:100, 150:150"
+        for _ in range(count):
+            hosts.append(f'<host id="h{len(hosts):03d}-{name}" coordinates="0 0 0" speed="{speeds}" pstate="0">'
+                         f'<prop id="wattage_per_state" value="{wattage}"/>'
+                         f'<prop id="sleep_pstates" value="3:4:5"/></host>')
+    path.write_text("<?xml version='1.0'?>\n<!DOCTYPE platform SYSTEM \"https://simgrid.org/simgrid.dtd\">\n"
+                    '<platform version="4.1"><zone id="AS0" routing="Vivaldi">'
+                    '<host id="master_host" coordinates="0 0 0" speed="1Gf"><prop id="wattage_per_state" '
+                    'value="0:0"/></host>' + "".join(hosts) + "</zone></platform>\n")
+    return path
+
+
+def kth_on(platform, nb_jobs):
+    return load_workload(TRACES / "kth-sp2-head.swf.gz", nb_jobs=nb_jobs, max_res=platform.nb_machines,
+                         reference_speed_gflops=1.0, rng=np.random.default_rng(0)).compile()
+
+
+def assert_same_with_sleep(reference, fast, tmp_path):
+    """assert_same, plus the machine states (rows, seconds per state, out_machine_states.csv)."""
+    assert_same(reference, fast, tmp_path)
+    a, b = tmp_path / "reference" / "out_machine_states.csv", tmp_path / "fast" / "out_machine_states.csv"
+    assert a.read_bytes() == b.read_bytes(), "out_machine_states.csv differs"
+    assert (reference.machine_state_rows is None) == (fast.machine_state_rows is None)
+    if reference.machine_state_rows is not None:
+        assert list(reference.machine_state_rows) == list(fast.machine_state_rows)
+    assert reference.machine_state_times == fast.machine_state_times
+    a, b = tmp_path / "reference" / "out_schedule.csv", tmp_path / "fast" / "out_schedule.csv"
+    assert a.read_bytes() == b.read_bytes()
+
+
+@pytest.mark.parametrize("clock", CLOCKS)
+@pytest.mark.parametrize("seed", range(8))
+def test_sleep_platform_without_shutdown_gives_identical_outputs(seed, clock, tmp_path):
+    """No shutdown policy: no machine ever switches, and the fast path runs it."""
+    platform = load_platform(str(SLEEP_PLATFORM))
+    workload = sleep_jobs(seed)
+    pairs = ("first:first_fit", "shortest:high_gflops", "smallest:low_power", "random:random")
+    for i, backfill in enumerate((None, "easy", "conservative")):
+        config = PolicyConfig.parse(pairs[(seed + i) % len(pairs)], backfill)
+        out = tmp_path / str(backfill)
+        reference, fast = both(platform, workload, config, out, seed=seed, clock=clock)
+        assert isinstance(fast.alloc, Allocations) and isinstance(reference.alloc, list)
+        assert_same_with_sleep(reference, fast, out)
+
+
+@pytest.mark.parametrize("clock", CLOCKS)
+@pytest.mark.parametrize("backfill", [None, "easy", "conservative"])
+def test_heterogeneous_sleep_platform_on_a_trace_without_shutdown_gives_identical_outputs(backfill, clock,
+                                                                                          tmp_path):
+    platform = load_platform(str(sleep_platform_xml(tmp_path / "platform.xml")))
+    workload = kth_on(platform, 600)
+    for pair in ("first:first_fit", "shortest:low_power"):
+        out = tmp_path / pair.replace(":", "-")
+        reference, fast = both(platform, workload, PolicyConfig.parse(pair, backfill), out, clock=clock)
+        assert isinstance(fast.alloc, Allocations)
+        assert_same_with_sleep(reference, fast, out)
+
+
+# -- the shutdown policy (machines sent to sleep and woken) ---------------------------------------
+
+SHUTDOWN_PAIRS = ("first:first_fit", "shortest:high_gflops", "smallest:low_power", "random:random",
+                  "smallest_area:first_fit", "low_mem:high_cores", "first:random")
+
+
+def test_the_compiled_shutdown_policy_uses_the_reference_constants():
+    from hdeeprm.simulation import policies
+    from hdeeprm.simulation.fastsim import shutdown
+
+    for name in ("_AWAKE", "_SWITCHING_OFF", "_ASLEEP", "_SWITCHING_ON", "_TIME_SLACK"):
+        assert getattr(shutdown, name) == getattr(policies, name), name
+
+
+@pytest.mark.parametrize("clock", CLOCKS)
+@pytest.mark.parametrize("seed", range(10))
+def test_shutdown_on_sleep_4hosts_gives_identical_outputs(seed, clock, tmp_path):
+    """Random light loads (idle gaps to sleep in, jobs that wait for machines to wake, kills at
+    the walltime), shutdown after 0, 5 and 30 s idle, every backfilling, several key pairs."""
+    platform = load_platform(str(SLEEP_PLATFORM))
+    workload = sleep_jobs(seed)
+    for i, idle in enumerate((0.0, 5.0, 30.0)):
+        for j, backfill in enumerate((None, "easy", "conservative")):
+            pair = SHUTDOWN_PAIRS[(seed + 3 * i + j) % len(SHUTDOWN_PAIRS)]
+            out = tmp_path / f"{idle:g}-{backfill}"
+            reference, fast = both(platform, workload, PolicyConfig.parse(pair, backfill, idle), out,
+                                   seed=seed, clock=clock)
+            assert isinstance(fast.alloc, Allocations) and isinstance(reference.alloc, list)
+            assert_same_with_sleep(reference, fast, out)
+            assert reference.nb_machine_switches > 0 and reference.machine_state_rows is not None
+
+
+@pytest.mark.parametrize("clock", CLOCKS)
+@pytest.mark.parametrize("idle", [0.0, 60.0, 600.0])
+def test_shutdown_on_a_heterogeneous_sleep_platform_with_a_trace_gives_identical_outputs(idle, clock, tmp_path):
+    """A KTH SP2 excerpt on fast, mid and eco hosts that sleep (switching on takes 50 s)."""
+    platform = load_platform(str(sleep_platform_xml(tmp_path / "platform.xml")))
+    workload = kth_on(platform, 1000)  # the whole excerpt
+    for pair, backfill in (("first:first_fit", None), ("first:first_fit", "easy"),
+                           ("shortest:low_power", "conservative"), ("random:high_gflops", "easy")):
+        out = tmp_path / f"{pair.replace(':', '-')}-{backfill}"
+        reference, fast = both(platform, workload, PolicyConfig.parse(pair, backfill, idle), out, clock=clock)
+        assert isinstance(fast.alloc, Allocations)
+        assert_same_with_sleep(reference, fast, out)
+        assert reference.nb_machine_switches > 0
+
+
+@pytest.mark.parametrize("clock", CLOCKS)
+def test_shutdown_without_energy_rows_or_rounding_gives_identical_outputs(clock, tmp_path):
+    platform = load_platform(str(SLEEP_PLATFORM))
+    for seed in range(3):
+        out = tmp_path / str(seed)
+        reference, fast = both(platform, sleep_jobs(seed), PolicyConfig.parse("first:first_fit", "easy", 5.0), out,
+                               clock=clock, record_energy_rows=False, batsim_time_rounding=bool(seed % 2))
+        assert_same_with_sleep(reference, fast, out)

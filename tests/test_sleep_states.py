@@ -196,15 +196,16 @@ def test_shutdown_policy_by_hand(tmp_path, platform, clock):
     assert energy[3][3] == "130.000000"  # wattmin once h1-h3 sleep: 3 x 10 W + 100 W
 
 
-def test_the_fast_path_declines_sleep_runs(tmp_path, platform):
+def test_the_fast_path_runs_sleep_platforms_with_and_without_shutdown(tmp_path, platform):
     path = _workload(tmp_path, W1, {"d10": {"type": "delay", "delay": 10}})
     workload = load_workload(str(path))
-    with pytest.raises(ValueError, match="sleep p-states"):
-        run_policy(Engine(platform, workload), PolicyConfig(shutdown=20.0), fast=True)
-    with pytest.raises(ValueError, match="sleep p-states"):
-        run_policy(Engine(platform, workload), PolicyConfig(), fast=True)
-    plain = run_policy(Engine(platform, workload), PolicyConfig())
-    assert plain.machine_state_rows is None and plain.consumed_joules == pytest.approx(60 * 400)
+    for fast in (None, True, False):
+        plain = run_policy(Engine(platform, workload), PolicyConfig(), fast=fast)
+        assert isinstance(plain.alloc, list) == (fast is False)
+        assert plain.machine_state_rows is None and plain.consumed_joules == pytest.approx(60 * 400)
+        slept = run_policy(Engine(platform, workload), PolicyConfig(shutdown=20.0), fast=fast)
+        assert isinstance(slept.alloc, list) == (fast is False)
+        assert slept.machine_state_rows is not None and slept.nb_machine_switches > 0
 
 
 def test_simulate_shutdown_option(tmp_path, capsys):
@@ -216,6 +217,27 @@ def test_simulate_shutdown_option(tmp_path, capsys):
     assert main(["simulate", "--platform", str(PLATFORM.parent / "small_platform.xml"), "--workload",
                  str(path), "--shutdown", "20"]) == 2
     assert "declares no sleep p-state" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("clock", CLOCKS)
+def test_simulate_shutdown_writes_the_same_files_on_both_paths(tmp_path, capsys, monkeypatch, clock):
+    """`simulate --shutdown` on the compiled path (once built) and on the reference engine (a
+    machine where it is not built yet): the same output files, byte for byte."""
+    import hdeeprm.simulation.fastsim as fastsim
+
+    workload = _random_workload(tmp_path, 3)
+    command = ["simulate", "--platform", str(PLATFORM), "--workload", str(workload), "--policy", "shortest:low_power",
+               "--backfill", "easy", "--shutdown", "5", "--clock", clock]
+    assert main(command + ["--out", str(tmp_path / "fast")]) == 0
+    monkeypatch.setattr(fastsim, "compiled_on_disk", lambda parts=(): False)  # as on a fresh machine
+    capsys.readouterr()
+    assert main(command + ["--out", str(tmp_path / "reference")]) == 0
+    assert "the compiled fast path is not built on this machine yet" in capsys.readouterr().err
+    names = sorted(p.name for p in (tmp_path / "fast").glob("out_*"))
+    assert "out_machine_states.csv" in names and names == sorted(p.name for p in (tmp_path / "reference").glob("out_*"))
+    for name in names + ["overutilization.json"]:
+        assert (tmp_path / "fast" / name).read_bytes() == (tmp_path / "reference" / name).read_bytes(), name
+    assert any(row[2] == "-2" for row in _rows(tmp_path / "fast" / "out_pstate_changes.csv"))
 
 
 def _random_workload(tmp_path: Path, seed: int) -> Path:

@@ -99,7 +99,7 @@ def play_pairs_once(config) -> None:
 # ``hdeeprm compile``: the compilation ahead of time, for machines set up once and used later
 # (an image, a cluster node, before timing anything).
 
-PARTS = {"classic": "whole classic-policy runs (simulate, sweep)",
+PARTS = {"classic": "whole classic-policy runs (simulate, sweep), with or without a shutdown policy",
          "env": "HeteroEnv episodes (train, evaluate, the classic pairs of an evaluation)"}
 
 
@@ -131,6 +131,23 @@ def compile_part(part: str) -> None:
                         PolicyConfig.parse("first:first_fit", "easy"), rng=run_generators(0)[1], fast=True)
     with tempfile.TemporaryDirectory(prefix="hdeeprm-compile-") as folder:
         write_outputs(result, folder)  # the writers' kernels too
+    # The shutdown policy's compiled run, on a flat platform with Batsim sleep p-states.
+    run_policy(Engine(_sleep_platform(), data.parts["train"].window(0, 20)),
+               PolicyConfig.parse("first:first_fit", "easy", 0.0), rng=run_generators(0)[1], fast=True)
+
+
+def _sleep_platform(n: int = 64):
+    """n hosts: p-state 0 computes, 1 sleeps, 2 and 3 switch off and on (sleep_pstates 1:2:3)."""
+    import numpy as np
+
+    from hdeeprm.inputs.platform.model import Platform
+    from hdeeprm.inputs.platform.sleep import attach_sleep_states, build_sleep_states
+
+    platform = Platform(host_names=tuple(f"h{i}" for i in range(n)), speeds=np.tile([1e9, 1.0, 0.1, 0.2], (n, 1)),
+                        watts_idle=np.tile([100.0, 10.0, 50.0, 150.0], (n, 1)),
+                        watts_full=np.tile([200.0, 10.0, 50.0, 150.0], (n, 1)),
+                        nb_pstates=np.full(n, 4, np.int64), initial_pstate=np.zeros(n, np.int64))
+    return attach_sleep_states(platform, build_sleep_states(platform.nb_pstates, [((1, 2, 3),)] * n))
 
 
 def cmd_compile(args) -> int:
@@ -145,7 +162,8 @@ def cmd_compile(args) -> int:
         from hdeeprm.common.errors import ConfigError
 
         raise ConfigError(f"part {unknown[0]!r}: expected {' or '.join(PARTS)}")
-    todo = [part for part in parts if not compiled_on_disk((part,))]
+    # "classic" includes the shutdown policy's run (compile_part builds both).
+    todo = [part for part in parts if not compiled_on_disk(("classic", "shutdown") if part == "classic" else (part,))]
     for part in parts:
         if part not in todo:
             print(f"{part}: already compiled ({PARTS[part]})")

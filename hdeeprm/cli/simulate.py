@@ -82,7 +82,6 @@ def _check_out(out: str | None, what: str) -> None:
 
 def cmd_simulate(args) -> int:
     from hdeeprm.common.manifest import command_line, write_manifest
-    from hdeeprm.inputs.platform.sleep import sleep_states
     from hdeeprm.simulation.engine import Engine
     from hdeeprm.simulation.fastsim import compiled_on_disk
     from hdeeprm.simulation.metrics import headline_metrics
@@ -96,10 +95,8 @@ def cmd_simulate(args) -> int:
     jobs = workload.compile()
     reading = time.perf_counter() - started
 
-    # Shutdown policies and platforms with sleep p-states run on the reference engine only:
-    # nothing to compile for them.
-    reference_only = config.shutdown is not None or sleep_states(platform) is not None
-    fast = not reference_only and (compiled_on_disk(("classic",)) or len(jobs) > REFERENCE_WHEN_COLD_MAX_JOBS)
+    parts = ("classic",) if config.shutdown is None else ("classic", "shutdown")
+    fast = compiled_on_disk(parts) or len(jobs) > REFERENCE_WHEN_COLD_MAX_JOBS
 
     def warm_up():  # the first few jobs, with their own generator: the run's draws stay the same
         few = jobs.window(0, min(50, len(jobs)))
@@ -109,9 +106,7 @@ def cmd_simulate(args) -> int:
     t0 = time.perf_counter()
     compiled = None
     if fast:
-        compiled = compile_first(warm_up, always=True, parts=("classic",))
-    elif reference_only:
-        warm_up()  # the reference engine's own kernels, kept out of the run's time
+        compiled = compile_first(warm_up, always=True, parts=parts)
     else:
         print(f"hdeeprm: the compiled fast path is not built on this machine yet; {len(jobs):,} jobs run sooner "
               f"on the reference engine (same outputs) than it builds (1 to 2 minutes, once). It is built by "

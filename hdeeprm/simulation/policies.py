@@ -30,7 +30,7 @@ from time import perf_counter
 import numpy as np
 
 from hdeeprm.common.errors import ConfigError
-from hdeeprm.inputs.platform.sleep import require_sleep_states, sleep_states
+from hdeeprm.inputs.platform.sleep import require_sleep_states
 from hdeeprm.simulation.engine import DecisionPoint, Engine, SimulationResult
 from hdeeprm.simulation.keys import ALL_CORE_KEYS, ALL_JOB_KEYS, job_key_values, ordered
 from hdeeprm.simulation.resources import FITS, ResourceModel, memory_capacity
@@ -593,14 +593,9 @@ def run_policy(engine: Engine, config: PolicyConfig,
     With ``fast`` None (the default) a plain ``Engine`` that has not started runs the whole
     policy in compiled code (``hdeeprm.simulation.fastsim``), with the same outputs; an engine subclass
     (whose overrides are hooks between decisions) or ``fast=False`` runs the readable
-    reference below, one decision point at a time. Runs with a shutdown policy and runs on
-    platforms with Batsim sleep p-states take the reference only (``fast=True`` is then an
-    error)."""
-    if config.shutdown is not None or sleep_states(engine.platform) is not None:
-        if fast:
-            raise ValueError("fast=True: the compiled path does not simulate sleep p-states "
-                             "(a shutdown policy or a platform with sleep_pstates)")
-        fast = False
+    reference below, one decision point at a time (ShutdownScheduler with a shutdown
+    policy). Shutdown policies and platforms with Batsim sleep p-states take the fast path
+    too."""
     if fast is None or fast:
         from hdeeprm.simulation import fastsim
 

@@ -7,7 +7,9 @@ bit for bit (tests/test_fastpath.py compares them on real trace excerpts). It is
 
 - by ``run_policy`` when nothing needs a Python hook between decisions: a plain ``Engine``
   that has not started, any key pair, without backfilling or with EASY or conservative
-  backfilling (``fast=False`` forces the reference);
+  backfilling, with or without the shutdown policy (``PolicyConfig.shutdown``: machines
+  sent to Batsim's sleep p-states and woken through the virtual switch p-states, in
+  ``shutdown`` and ``sim``'s "sleep p-states" section) (``fast=False`` forces the reference);
 - by ``HeteroEnv`` on the embedded backend (``fast=False`` forces the reference);
 
 with either of the engine's clocks (``SUPPORTED_CLOCKS``): "simgrid" steps SimGrid's
@@ -32,24 +34,33 @@ from pathlib import Path
 
 import numpy as np
 
-from hdeeprm.simulation.engine import QUEUED, REJECTED_STATE, RUNNING, DecisionPoint, Engine, SimulationResult
-from hdeeprm.simulation.fastsim import alloc, availability, envk, sim, state
+from hdeeprm.inputs.platform.sleep import require_sleep_states
+from hdeeprm.simulation.engine import (
+    QUEUED,
+    REJECTED_STATE,
+    RUNNING,
+    DecisionPoint,
+    Engine,
+    SimulationResult,
+)
+from hdeeprm.simulation.fastsim import alloc, availability, envk, shutdown, sim, state
 from hdeeprm.simulation.fastsim.results import Allocations, BandwidthSpans, EnergyRows, PStateRows
 from hdeeprm.simulation.keys import ALL_JOB_KEYS, job_key_values
 from hdeeprm.simulation.resources import _KEY_CODE, ResourceModel
 from hdeeprm.simulation.simgrid_steps import SUBMITTER
 
-__all__ = ["FastRun", "alloc", "availability", "envk", "run_policy", "sim", "state", "supports"]
+__all__ = ["FastRun", "alloc", "availability", "envk", "run_policy", "shutdown", "sim", "state", "supports"]
 
 _HERE = Path(__file__).resolve().parent
 # This package's modules with compiled code.
-_MODULES = ("state", "alloc", "availability", "sim", "envk")
+_MODULES = ("state", "alloc", "availability", "sim", "envk", "shutdown")
 # Modules whose kernels or constants the compiled code embeds.
 _DEPENDENCIES = (_HERE.parent / "resources.py", _HERE.parent / "kernels.py",
                  _HERE.parent / "engine.py", _HERE.parent / "simgrid_steps.py",
                  _HERE.parent.parent / "inputs" / "workload" / "model.py",
                  _HERE.parent / "keys.py", _HERE.parent / "objectives.py", _HERE.parent / "observations.py",
-                 _HERE.parent.parent / "inputs" / "platform" / "model.py")
+                 _HERE.parent.parent / "inputs" / "platform" / "model.py",
+                 _HERE.parent.parent / "inputs" / "platform" / "sleep.py")
 
 
 def _drop_stale_cache() -> None:
@@ -107,7 +118,7 @@ class FastRun:
 
     def __init__(self, engine: Engine, *, job_keys=("first",), core_keys=("first_fit",),
                  backfill: str | bool | None = None, rng: np.random.Generator | None = None,
-                 env: dict | None = None):
+                 env: dict | None = None, shutdown: float | None = None):
         self.engine = engine
         self.rng = rng if rng is not None else np.random.default_rng(0)
         self.resources = resources = ResourceModel(engine)
@@ -213,6 +224,7 @@ class FastRun:
         fields.update(_simgrid_fields(engine))
         fields.update(_env_fields(env, n, m, resources))
         fields.update(_tree_fields(core_keys, resources))
+        fields.update(_sleep_fields(engine, shutdown))
         self.s = self._build(fields)
 
     def _build(self, fields: dict):
@@ -276,11 +288,13 @@ class FastRun:
         engine._energy_rows = (EnergyRows(f["er_t"], f["er_e"], f["er_k"], f["er_w"], f["er_p"],
                                           int(f["nb_erows"])) if engine._record_energy_rows else [])
         engine._pstate_rows = PStateRows(self._initial_pstate_rows, f["pr_t"], f["pr_p"], f["pr_off"],
-                                         f["pr_len"], f["pr_hosts"], int(f["nb_prows"]))
+                                         f["pr_len"], f["pr_hosts"], int(f["nb_prows"]), bool(f["pr_single"]))
         engine._clock.discard_all()
         engine._clock.set_now(float(f["now"]))
         if engine._acts is not None:
             _sync_simgrid(engine, f)
+        if engine._sleep is not None:
+            _sync_sleep(engine, f)
         return f
 
     def overutilization(self, f: dict | None = None):
@@ -367,6 +381,60 @@ def _sync_simgrid(engine: Engine, f: dict) -> None:
     engine._submitters_left = int(engine._submitted_up_to[0] < engine.jobs.nb_jobs)
 
 
+def _sleep_fields(engine: Engine, idle_s: float | None) -> dict:
+    """Batsim's sleep p-states (the engine's own machine-state arrays, shared) and the shutdown
+    policy's state (``idle_s``: PolicyConfig.shutdown; None: no policy). Placeholders on
+    platforms without sleep p-states."""
+    i8 = np.int64
+    m = engine.nb_machines
+    table = engine._sleep
+    out = dict(
+        sleep=table is not None, nb_srows=0, nb_groups=0, slept=False, tracer_read_at=float(engine._tracer_read_at),
+        nb_held=0, since_reply=0, nb_pt_groups=0, nb_pd_groups=0, pt_calls=0, pr_single=idle_s is not None,
+        sr_t=np.zeros(16), sr_c=np.zeros(80, i8), grp_row=np.zeros(16, i8), grp_p=np.zeros(16, i8),
+        grp_left=np.zeros(16, i8), pt_groups=np.zeros(16, i8), pd_groups=np.zeros(16, i8),
+        held=np.zeros(m, i8), sw_list=np.zeros(m, i8), sw_touched=np.zeros(m, np.bool_), m_group=np.full(m, -1, i8),
+        shutdown=idle_s is not None, idle_s=0.0 if idle_s is None else float(idle_s), mode=np.zeros(m, np.int8),
+        idle_since=np.zeros(m), sleep_pstate=np.full(m, -1, i8),
+        awake_pstate=np.ascontiguousarray(engine.platform.initial_pstate, dtype=i8).copy(),
+        calls=np.zeros(16), calls_lo=0, nb_calls=0,
+    )
+    if table is None:
+        if idle_s is not None:
+            require_sleep_states(engine.platform, "shutdown policy")  # its ConfigError
+        out.update(sl_kind=np.zeros((m, 1), i8), sl_off=np.zeros((m, 1), i8), sl_on=np.zeros((m, 1), i8),
+                   mstate=np.zeros(m, np.int8), mstate_since=np.zeros(m), state_time=np.zeros(5),
+                   state_count=np.zeros(5, i8), switch_target=np.full(m, -1, i8))
+        return out
+    if idle_s is not None:
+        table = require_sleep_states(engine.platform, "shutdown policy")
+        out["sleep_pstate"] = table.first_sleep_pstate()
+    width = engine._speeds.shape[1]  # the table and the power arrays may differ in width
+
+    def widen(a):
+        b = np.full((m, max(width, a.shape[1])), -1, i8)
+        b[:, :a.shape[1]] = a
+        return b
+
+    out.update(sl_kind=widen(table.kind), sl_off=widen(table.switch_off), sl_on=widen(table.switch_on),
+               mstate=engine._mstate, mstate_since=engine._mstate_since, state_time=engine._state_time,
+               state_count=engine._state_count, switch_target=engine._switch_target)
+    return out
+
+
+def _sync_sleep(engine: Engine, f: dict) -> None:
+    """The engine's sleep bookkeeping (its machine-state arrays are shared): rows, groups."""
+    k = int(f["nb_srows"])
+    counts = f["sr_c"][:5 * k].reshape(k, 5).tolist()
+    engine._state_rows = [(t, *c) for t, c in zip(f["sr_t"][:k].tolist(), counts)]
+    engine._slept = bool(f["slept"])
+    engine._tracer_read_at = float(f["tracer_read_at"])
+    engine._switch_groups = []  # a finished run has none open
+    if engine._acts is not None:
+        engine._held_reports = f["held"][:int(f["nb_held"])].tolist()
+        engine._decisions_since_reply = int(f["since_reply"])
+
+
 def _env_fields(env: dict | None, n: int, m: int, resources: ResourceModel) -> dict:
     """HeteroEnv's observation and reward state (placeholders for classic runs). ``env``
     gives obs_kind, hardware_size, node_slot, proc_slot, core_slot, limits, sensitivity,
@@ -448,12 +516,13 @@ SUPPORTED_CLOCKS = ("exact", "simgrid")
 
 def compiled_on_disk(parts: tuple[str, ...] = ("classic", "env")) -> bool:
     """Whether numba's on-disk cache holds the compiled runs of ``parts`` ("classic": whole
-    classic-policy runs; "env": HeteroEnv episodes). False on a machine's first run: the
+    classic-policy runs; "shutdown": those with the shutdown policy, which ``hdeeprm compile
+    classic`` builds too; "env": HeteroEnv episodes). False on a machine's first run: the
     first call then compiles them, once, for a minute or two. True when it cannot tell
     (numba's cache layout changed)."""
-    kernels = {"classic": sim.run_classic, "env": envk.env_advance}
+    kernels = {"classic": (sim.run_classic,), "shutdown": (shutdown.run_shutdown,), "env": (envk.env_advance,)}
     try:
-        return all(Path(kernels[part]._cache._cache_file._index_path).is_file() for part in parts)
+        return all(Path(kernel._cache._cache_file._index_path).is_file() for part in parts for kernel in kernels[part])
     except AttributeError:
         return True
 
@@ -464,15 +533,20 @@ def supports_clock(clock: str) -> bool:
 
 def supports(engine, config) -> bool:
     """Whether ``run_policy(engine, config)`` can take the fast path: a plain Engine (not a
-    subclass, whose overrides are hooks) that has not started yet."""
+    subclass, whose overrides are hooks) that has not started yet (any platform, any shutdown
+    policy)."""
     return type(engine) is Engine and supports_clock(engine.clock) and _pristine(engine)
 
 
 def run_policy(engine: Engine, config, rng: np.random.Generator | None = None) -> SimulationResult:
     """``hdeeprm.simulation.policies.run_policy`` in one compiled call (see the module docstring)."""
+    idle_s = getattr(config, "shutdown", None)
     run = FastRun(engine, job_keys=(config.job_key,), core_keys=(config.core_key,),
-                  backfill=config.backfill, rng=rng)
-    sim.run_classic(run.s, JOB_KEY_ROW[config.job_key], _KEY_CODE[config.core_key])
+                  backfill=config.backfill, rng=rng, shutdown=idle_s)
+    if idle_s is None:
+        sim.run_classic(run.s, JOB_KEY_ROW[config.job_key], _KEY_CODE[config.core_key])
+    else:  # policies.ShutdownScheduler
+        shutdown.run_shutdown(run.s, JOB_KEY_ROW[config.job_key], _KEY_CODE[config.core_key])
     result = run.finish_engine()
     engine.last_fast_run = run.counters()
     return result

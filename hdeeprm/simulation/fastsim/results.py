@@ -68,15 +68,19 @@ class EnergyRows(Sequence):
 
 class PStateRows(Sequence):
     """Rows of out_pstate_changes.csv: (time, machines, new p-state; -1 while switching);
-    the engine's initial rows first, then two rows per switch."""
+    the engine's initial rows first, then two rows per switch (one per record with
+    ``single``)."""
 
-    def __init__(self, initial: list, time, pstate, offset, length, hosts, count: int):
+    def __init__(self, initial: list, time, pstate, offset, length, hosts, count: int, single: bool = False):
         self._initial = list(initial)
         self._time, self._pstate = time[:count], pstate[:count]
         self._offset, self._length, self._hosts = offset[:count], length[:count], hosts
+        # Sleep runs (sim.set_pstate_sleep): one row per record, its p-state as written (-1 or -2
+        # for a request, the target when the request's machines have all switched).
+        self._single = single
 
     def __len__(self) -> int:
-        return len(self._initial) + 2 * len(self._time)
+        return len(self._initial) + (1 if self._single else 2) * len(self._time)
 
     def __getitem__(self, i):
         if isinstance(i, slice):
@@ -86,7 +90,7 @@ class PStateRows(Sequence):
         if i < len(self._initial):
             return self._initial[i]
         i -= len(self._initial)
-        switch, second = divmod(i, 2)
+        switch, second = (i, True) if self._single else divmod(i, 2)
         if not 0 <= switch < len(self._time):
             raise IndexError(i)
         off = int(self._offset[switch])

@@ -17,7 +17,12 @@ only how the work is organised:
   in place (``hdeeprm.simulation.fastsim.availability``) instead of copied at each booking;
 - with SimGrid's clock (``s.sg``, Engine clock="simgrid") there is no event queue: time
   advances by ``core.simgrid_steps.sg_step`` over the activity arrays, as in the engine's
-  "SimGrid's clock" section, and Batsim's pending message is kept beside the current point.
+  "SimGrid's clock" section, and Batsim's pending message is kept beside the current point;
+- on platforms with Batsim sleep p-states (``s.sleep``), the engine's "sleep p-states"
+  section: machine states and their rows, switch groups (one per request; a switching
+  machine's group is kept per machine instead of searched for), switches as SimGrid tasks
+  or exact-clock events (``EV_SWITCH``); the shutdown policy that sends them is
+  ``hdeeprm.simulation.fastsim.shutdown``.
 
 Everything works on a ``FastState`` (``hdeeprm.simulation.fastsim.state``); Python drives it through
 ``run_classic`` (a whole classic-policy run) or the env kernels (``hdeeprm.simulation.fastsim.envk``).
@@ -29,17 +34,25 @@ import numba
 import numpy as np
 
 import hdeeprm.simulation.fastsim.availability as availability
+from hdeeprm.inputs.platform.sleep import COMPUTATION, SLEEP
 from hdeeprm.inputs.workload.model import KIND_DELAY
 from hdeeprm.simulation.engine import (
     _NOTIFY_AFTER,
     _NOTIFY_NEXT,
     _NOTIFY_NONE,
     FINISHED,
+    M_COMPUTING,
+    M_IDLE,
+    M_SLEEPING,
+    M_SWITCHING_OFF,
+    M_SWITCHING_ON,
+    MIN_WAITER_SLEEP_S,
     QUEUED,
     REJECTED,
     REJECTED_STATE,
     RUNNING,
     SUCCESS,
+    SWITCH,
     WALLTIME_REACHED,
 )
 from hdeeprm.simulation.fastsim.alloc import CK_RANDOM, allocate, release_hosts
@@ -68,6 +81,9 @@ BF_NONE, BF_EASY, BF_CONSERVATIVE = range(3)
 
 # Energy row kinds (out_consumed_energy.csv's event_type).
 ROW_START, ROW_END, ROW_PSTATE = ord("s"), ord("e"), ord("p")
+
+# Exact clock: heap events that are not a job's end (h_final; h_job holds the machine of a switch).
+EV_SWITCH, EV_CALL = -1, -2
 
 INF = np.inf
 
@@ -311,6 +327,13 @@ def _energy_query(s):
     s.billed[:] = s.pstate
     idle = np.flatnonzero(s.busy_job < 0)
     _refresh(s, idle, 0.0)
+    if s.sleep:
+        for i in range(idle.shape[0]):
+            h = idle[i]
+            if s.mstate[h] >= M_SWITCHING_ON:  # computing its switch flop
+                _set_power(s, h, s.watts_full[h, s.pstate[h]])
+            elif s.mstate[h] == M_SLEEPING:
+                _set_power(s, h, _rest_power(s, h, s.pstate[h]))
     for job in range(n):
         if s.job_state[job] == RUNNING:
             rate = 0.0 if s.kind[job] == KIND_DELAY else s.rate[job]
@@ -318,8 +341,9 @@ def _energy_query(s):
 
 
 @numba.njit(cache=True, nogil=True)
-def _energy_row(s, kind):
+def _energy_row(s, kind, wattmin_shift=0.0):
     """Engine._energy_row."""
+    s.tracer_read_at = s.now  # Batsim's tracer reads every machine's energy
     if not s.record_rows:
         return
     now = s.now
@@ -336,7 +360,7 @@ def _energy_row(s, kind):
     s.er_t[k] = now
     s.er_e[k] = s.energy
     s.er_k[k] = kind
-    s.er_w[k] = s.wattmin
+    s.er_w[k] = s.wattmin + wattmin_shift
     s.er_p[k] = epower
     s.nb_erows = k + 1
     s.last_row_time = now
@@ -352,6 +376,11 @@ def decision_time(s):
     rounds up, unless an event falls in between. With SimGrid's clock: Engine._answer."""
     if s.sg:
         _answer(s)
+        if s.nb_held:
+            if s.since_reply:
+                _report_held(s)
+            else:
+                s.since_reply += 1
         return
     if not s.round_decisions:
         return
@@ -415,6 +444,9 @@ def execute(s, job):
         s.rate[job] = bottleneck_speed(hosts, s.pstate, s.speeds)
         _schedule_parallel_end(s, job)
         s.job_power[job] = _refresh(s, hosts, s.rate[job])
+    if s.sleep:
+        _machine_states(s, hosts, M_COMPUTING)
+        _state_row(s)
     _energy_row(s, ROW_START)
 
 
@@ -513,6 +545,13 @@ def set_pstate(s, hosts, pstate):
 @numba.njit(cache=True, nogil=True)
 def _end(s, job, final):
     """Engine._end."""
+    _end_shifted(s, job, final, 0.0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _end_shifted(s, job, final, wattmin_shift):
+    """Engine._end(job, final, wattmin_shift): the energy row's wattmin counts the sleep
+    switches of the same SimGrid step (Engine._switch_wattmin_shift)."""
     now = s.now
     _energy_query(s)
     _advance_energy(s)
@@ -549,7 +588,10 @@ def _end(s, job, final):
             s.completed = grow(s.completed, c + 1)
         s.completed[c] = job
         s.nb_completed = c + 1
-    _energy_row(s, ROW_END)
+    if s.sleep:
+        _machine_states(s, hosts, M_IDLE)
+        _state_row(s)
+    _energy_row(s, ROW_END, wattmin_shift)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -589,7 +631,11 @@ def _step(s):
     else:
         when, job, epoch, final = _heap_pop(s)
         s.now = when
-        if epoch == s.epoch[job]:  # else superseded by a p-state change
+        if final == EV_SWITCH:  # Engine._on_switched (job: the machine)
+            _switched(s, job)
+        elif final == EV_CALL:  # Engine._on_requested_call
+            s.pt_calls += 1
+        elif epoch == s.epoch[job]:  # else superseded by a p-state change
             _end(s, job, final)
 
 
@@ -612,6 +658,8 @@ def next_point(s):
         s.pt_hi = 0
         s.nb_completed = 0
         s.pt_ack = False
+        s.pt_calls = 0
+        s.nb_pt_groups = 0
         while peek(s) == when:
             if s.ack_pending and s.ack_time == when:
                 # Acknowledgements have no effect, so their order among same-time events
@@ -622,7 +670,7 @@ def next_point(s):
                 s.now = when
             else:
                 _step(s)
-        if s.pt_hi > s.pt_lo or s.nb_completed > 0 or s.pt_ack:
+        if s.pt_hi > s.pt_lo or s.nb_completed > 0 or s.pt_ack or s.pt_calls > 0 or s.nb_pt_groups > 0:
             s.nb_points += 1
             return True
 
@@ -789,6 +837,8 @@ def _sg_step(s):
     submitter_finished = False
     reply_ended = False
     done = s.a_done  # (new activities never replace this array)
+    shift = _switch_wattmin_shift(s, done, k) if s.sleep else 0.0
+    nb_switched = 0
     for i in range(k):
         slot = done[i]
         kind = s.a_kind[slot]
@@ -803,11 +853,30 @@ def _sg_step(s):
             s.pd_calls += 1
             s.last_sub = False
             continue
+        if kind == SWITCH:  # owner: the machine; after the jobs' ends (see below)
+            s.sw_list[nb_switched] = job
+            nb_switched += 1
+            s.last_sub = False
+            continue
         if s.job_state[job] != RUNNING or (slot != s.task_slot[job] and slot != s.timeout_slot[job]):
             continue  # its task and timeout ended in the same step: the task came first
         final = SUCCESS if kind == JOB_TASK or kind == JOB_DELAY else WALLTIME_REACHED
-        _end(s, job, final)
+        _end_shifted(s, job, final, shift)
         s.last_sub = False
+    # A job's actor writes its end's rows as soon as it wakes; Batsim's server logs a switch
+    # once the step's actors have run, every switch actor of the step having set its machine's
+    # p-state and state by then (Engine._simgrid_step).
+    for i in range(nb_switched):
+        _switch_reached(s, s.sw_list[i])
+    if reply_ended and nb_switched > 0:
+        # The reply actor woke in this step too: its first decision reaches Batsim's server
+        # before the switch actors' messages, the others after them.
+        s.held[:nb_switched] = s.sw_list[:nb_switched]
+        s.nb_held = nb_switched
+        s.since_reply = 0
+    else:
+        for i in range(nb_switched):
+            _switch_reported(s, s.sw_list[i])
     if submitter_finished:
         if s.last_sub and s.sg_ready and not sent_before:
             s.notify = NOTIFY_AFTER
@@ -839,7 +908,9 @@ def _answer(s):
 def _sg_next_point(s):
     """Engine._next_simgrid_point: the next message Batsim sends; False at the end."""
     _answer(s)
+    _report_held(s)
     while True:
+        _report_held(s)  # Engine.message_due: the reply is over
         if s.sg_ready and (_pending(s) or s.notify == NOTIFY_NEXT):
             if s.notify == NOTIFY_NEXT:  # with what the last reply caused, if anything
                 s.notify = NOTIFY_NONE
@@ -854,6 +925,11 @@ def _sg_next_point(s):
             s.pd_nb_completed = 0
             s.pt_ack = s.pd_acks > 0
             s.pd_acks = 0
+            groups = s.pt_groups
+            s.pt_groups = s.pd_groups
+            s.pd_groups = groups
+            s.nb_pt_groups = s.nb_pd_groups
+            s.nb_pd_groups = 0
             s.pd_calls = 0
             s.pd_nomore = False
             if s.notify == NOTIFY_AFTER:
@@ -866,6 +942,278 @@ def _sg_next_point(s):
                 _advance_energy(s)
                 s.finished = True
             return False
+
+
+# ---------------------------------------------------------------------------- sleep p-states
+
+# Engine's "sleep p-states" section (Batsim 4.2.1's server_on_pstate_modification and
+# server_on_switched): a request is one switch group; each machine computes 1 flop in the
+# virtual switch p-state (a SWITCH task, or an EV_SWITCH event with the exact clock) and then
+# reaches its target; the group is logged and acknowledged when its last machine has
+# switched. The reference looks a switched machine's group up among the open groups; a
+# switching machine cannot be sent anywhere else, so it is in exactly one, kept in s.m_group.
+
+
+@numba.njit(cache=True, nogil=True)
+def _set_power(s, h, watts):
+    """Engine._set_power."""
+    s.total_power += watts - s.power[h]
+    s.power[h] = watts
+
+
+@numba.njit(cache=True, nogil=True)
+def _rest_power(s, h, pstate):
+    """Engine._rest_power: SimGrid's energy plugin takes a p-state of speed 0 as fully loaded."""
+    if s.speeds[h, pstate] <= 0:
+        return s.watts_full[h, pstate]
+    return s.watts_idle[h, pstate]
+
+
+@numba.njit(cache=True, nogil=True)
+def _machine_states(s, hosts, state):
+    """Engine._machine_states (np.add.at adds in host order: so does this)."""
+    now = s.now
+    for i in range(hosts.shape[0]):
+        h = hosts[i]
+        old = s.mstate[h]
+        s.state_time[old] += now - s.mstate_since[h]
+        s.state_count[old] -= 1
+    s.state_count[state] += hosts.shape[0]
+    for i in range(hosts.shape[0]):
+        h = hosts[i]
+        s.mstate[h] = state
+        s.mstate_since[h] = now
+
+
+@numba.njit(cache=True, nogil=True)
+def _machine_state_one(s, h, state):
+    """Engine._machine_states(np.array([h]), state)."""
+    now = s.now
+    old = s.mstate[h]
+    s.state_time[old] += now - s.mstate_since[h]
+    s.state_count[old] -= 1
+    s.state_count[state] += 1
+    s.mstate[h] = state
+    s.mstate_since[h] = now
+
+
+@numba.njit(cache=True, nogil=True)
+def _state_row(s):
+    """Engine._state_row."""
+    r = s.nb_srows
+    if r == s.sr_t.shape[0]:
+        s.sr_t = grow(s.sr_t, r + 1)
+    s.sr_c = grow(s.sr_c, 5 * (r + 1))
+    s.sr_t[r] = s.now
+    c = s.state_count
+    s.sr_c[5 * r] = c[M_SLEEPING]
+    s.sr_c[5 * r + 1] = c[M_SWITCHING_ON]
+    s.sr_c[5 * r + 2] = c[M_SWITCHING_OFF]
+    s.sr_c[5 * r + 3] = c[M_IDLE]
+    s.sr_c[5 * r + 4] = c[M_COMPUTING]
+    s.nb_srows = r + 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _pstate_record(s, now, pstate, off, k):
+    """One p-state record (one row when s.pr_single) of the k hosts at pr_hosts[off:]."""
+    r = s.nb_prows
+    if r == s.pr_t.shape[0]:
+        s.pr_t = grow(s.pr_t, r + 1)
+        s.pr_p = grow(s.pr_p, r + 1)
+        s.pr_off = grow(s.pr_off, r + 1)
+        s.pr_len = grow(s.pr_len, r + 1)
+    s.pr_t[r] = now
+    s.pr_p[r] = pstate
+    s.pr_off[r] = off
+    s.pr_len[r] = k
+    s.nb_prows = r + 1
+    return r
+
+
+@numba.njit(cache=True, nogil=True)
+def set_pstate_sleep(s, hosts, pstate):
+    """Engine.set_pstate -> Engine._set_pstate_with_sleep for sorted, distinct ``hosts`` that
+    all switch through a virtual p-state (idle machines sent to sleep, sleeping machines
+    woken: what the shutdown policy sends). The reference's checks are the policy's own
+    invariants; a request that would switch machines at once is not compiled."""
+    decision_time(s)
+    k = hosts.shape[0]
+    if k == 0:
+        return
+    now = s.now
+    _energy_query(s)
+    _advance_energy(s)
+    _energy_row(s, ROW_PSTATE)
+    off = s.nb_prow_hosts
+    s.pr_hosts = grow(s.pr_hosts, off + k)
+    s.pr_hosts[off:off + k] = hosts
+    s.nb_prow_hosts = off + k
+    written = -1 if s.sl_kind[hosts[0], pstate] == COMPUTATION else -2
+    r = _pstate_record(s, now, written, off, k)
+    s.nb_machine_switches += k
+    s.nb_grouped_switches += 1
+    for i in range(k):
+        h = hosts[i]
+        if s.sl_kind[h, s.pstate[h]] == COMPUTATION and s.sl_kind[h, pstate] != SLEEP:
+            raise RuntimeError("fast path: a switch between computation p-states in a sleep request")
+        if s.mstate[h] >= M_SWITCHING_ON or (s.sl_kind[h, pstate] == SLEEP and s.busy_job[h] >= 0):
+            raise RuntimeError("fast path: a machine switching or busy sent to sleep")
+    g = s.nb_groups
+    if g == s.grp_row.shape[0]:
+        s.grp_row = grow(s.grp_row, g + 1)
+        s.grp_p = grow(s.grp_p, g + 1)
+        s.grp_left = grow(s.grp_left, g + 1)
+    s.grp_row[g] = r
+    s.grp_p[g] = pstate
+    s.grp_left[g] = k
+    s.nb_groups = g + 1
+    s.slept = True
+    for i in range(k):
+        h = hosts[i]
+        if s.sl_kind[h, pstate] == SLEEP:
+            virtual = s.sl_off[h, pstate]
+            state = M_SWITCHING_OFF
+        else:
+            virtual = s.sl_on[h, s.pstate[h]]
+            state = M_SWITCHING_ON
+        s.wattmin += s.watts_idle[h, virtual] - s.watts_idle[h, s.pstate[h]]
+        s.pstate[h] = virtual
+        s.billed[h] = virtual
+        s.switch_target[h] = pstate
+        s.m_group[h] = g
+        # 1 flop at the virtual p-state's speed, the machine fully loaded meanwhile.
+        _set_power(s, h, s.watts_full[h, virtual])
+        speed = s.speeds[h, virtual]
+        if speed <= 0:
+            raise RuntimeError("a virtual p-state has speed 0: the switch would never end")
+        if s.sg:
+            _act_add(s, True, SWITCH, h, 1.0, speed / 1.0, 0.0)
+        else:
+            _heap_push(s, now + 1.0 / speed, h, 0, EV_SWITCH)
+        _machine_state_one(s, h, state)
+    _state_row(s)
+
+
+@numba.njit(cache=True, nogil=True)
+def _switched(s, h):
+    """Engine._switched (exact clock)."""
+    _switch_reached(s, h)
+    _switch_reported(s, h)
+
+
+@numba.njit(cache=True, nogil=True)
+def _switch_reached(s, h):
+    """Engine._switch_reached: the machine is in its target p-state and state."""
+    _advance_energy(s)
+    target = s.switch_target[h]
+    s.wattmin += s.watts_idle[h, target] - s.watts_idle[h, s.pstate[h]]
+    s.pstate[h] = target
+    s.billed[h] = target
+    _set_power(s, h, _rest_power(s, h, target))
+    _machine_state_one(s, h, M_SLEEPING if s.sl_kind[h, target] == SLEEP else M_IDLE)
+
+
+@numba.njit(cache=True, nogil=True)
+def _switch_reported(s, h):
+    """Engine._switch_reported: the request of ``h`` is done once all its machines switched."""
+    s.switch_target[h] = -1
+    g = s.m_group[h]
+    s.m_group[h] = -1
+    s.grp_left[g] -= 1
+    if s.grp_left[g] == 0:
+        _state_row(s)
+        _group_done(s, g)
+
+
+@numba.njit(cache=True, nogil=True)
+def _group_done(s, g):
+    """Engine._group_done(group, at_decision=False): logged, and acknowledged in the point
+    being gathered (exact clock) or Batsim's pending message."""
+    _energy_query(s)
+    _advance_energy(s)
+    _energy_row(s, ROW_PSTATE)
+    r = s.grp_row[g]
+    _pstate_record(s, s.now, s.grp_p[g], s.pr_off[r], s.pr_len[r])
+    if s.sg:
+        s.pd_acks += 1
+        c = s.nb_pd_groups
+        s.pd_groups = grow(s.pd_groups, c + 1)
+        s.pd_groups[c] = g
+        s.nb_pd_groups = c + 1
+    else:
+        c = s.nb_pt_groups
+        s.pt_groups = grow(s.pt_groups, c + 1)
+        s.pt_groups[c] = g
+        s.nb_pt_groups = c + 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _report_held(s):
+    """Engine._report_held_switches."""
+    count = s.nb_held
+    s.nb_held = 0
+    for i in range(count):
+        _switch_reported(s, s.held[i])
+
+
+@numba.njit(cache=True, nogil=True)
+def _switch_wattmin_shift(s, done, k):
+    """Engine._switch_wattmin_shift over the step's ended activities ``done[:k]``."""
+    if k < 2:
+        return 0.0
+    nb_switches = 0
+    nb_ended = 0
+    for i in range(k):
+        kind = s.a_kind[done[i]]
+        if kind == SWITCH:
+            nb_switches += 1
+        elif kind == JOB_TASK or kind == JOB_TIMEOUT or kind == JOB_DELAY or kind == JOB_DELAY_KILLED:
+            nb_ended += 1
+    if nb_switches == 0 or nb_ended == 0 or s.tracer_read_at == s.now:
+        return 0.0
+    touched = s.sw_touched
+    touched[:] = False
+    for i in range(k):
+        kind = s.a_kind[done[i]]
+        owner = s.a_owner[done[i]]
+        if kind == SWITCH:
+            touched[owner] = True
+        elif kind == JOB_TASK or kind == JOB_TIMEOUT or kind == JOB_DELAY or kind == JOB_DELAY_KILLED:
+            # Engine.machines_updated_by_end: a delay's sleep touches its first machine only.
+            hosts = hosts_of(s, owner)
+            count = 1 if s.kind[owner] == KIND_DELAY else hosts.shape[0]
+            for j in range(count):
+                touched[hosts[j]] = True
+    every = True
+    for h in range(touched.shape[0]):
+        if not touched[h]:
+            every = False
+            break
+    if every:
+        return 0.0
+    diff = s.sc_f8[:nb_switches]
+    j = 0
+    for i in range(k):
+        if s.a_kind[done[i]] == SWITCH:
+            h = s.a_owner[done[i]]
+            diff[j] = s.watts_idle[h, s.switch_target[h]] - s.watts_idle[h, s.pstate[h]]
+            j += 1
+    return np_sum(diff)
+
+
+@numba.njit(cache=True, nogil=True)
+def call_me_later(s, when):
+    """Engine.call_me_later."""
+    decision_time(s)
+    now = s.now
+    if s.sg:
+        if when > now:  # Batsim's waiter actor sleeps, at least 1e-5 s
+            _act_sleep(s, WAITER, -1, max(when - now, MIN_WAITER_SLEEP_S))
+        else:
+            s.pd_calls += 1
+        return
+    _heap_push(s, max(when, now), 0, 0, EV_CALL)
 
 
 # ---------------------------------------------------------------------------- queue

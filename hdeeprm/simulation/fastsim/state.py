@@ -173,6 +173,47 @@ FIELDS = (
     "sc_f8",  # f8[m] scratch
     "sc_a",  # i8[m] scratch
     "sc_b",  # i8[m] scratch
+    # Batsim's sleep p-states (Engine's "sleep p-states" section), on platforms that declare them.
+    "sleep",  # bool: the platform declares sleep p-states (machine states are tracked)
+    "sl_kind",  # i8[m, P] sleep.COMPUTATION, SLEEP or VIRTUAL per p-state (-1 beyond a host's)
+    "sl_off",  # i8[m, P] a sleep p-state's switch-off virtual p-state
+    "sl_on",  # i8[m, P] and its switch-on one
+    "mstate",  # i1[m] engine.M_* (the engine's _mstate)
+    "mstate_since",  # f8[m]
+    "state_time",  # f8[5] seconds per machine state, counted at each change
+    "state_count",  # i8[5] machines per state
+    "sr_t",  # f8[] machine-state rows: time
+    "sr_c",  # i8[] and five counts per row (sleeping, switching on, switching off, idle, computing)
+    "nb_srows",  # i8
+    "switch_target",  # i8[m] p-state a switching machine goes to (-1: none)
+    "m_group",  # i8[m] the switch group (request) of a switching machine
+    "grp_row",  # i8[] per switch group: its request's p-state record
+    "grp_p",  # i8[] its target p-state
+    "grp_left",  # i8[] its machines still switching
+    "nb_groups",  # i8
+    "slept",  # bool: some machine slept or switched
+    "tracer_read_at",  # f8 when Batsim's tracer last read every machine's energy
+    "held",  # i8[m] switches Batsim's server learns of after the reply's first decision
+    "nb_held",  # i8
+    "since_reply",  # i8 decisions since the reply that held them
+    "pt_groups",  # i8[] switch groups acknowledged at the current point
+    "nb_pt_groups",  # i8
+    "pd_groups",  # i8[] and in Batsim's pending message (SimGrid clock)
+    "nb_pd_groups",  # i8
+    "pt_calls",  # i8 requested calls at the current point (exact clock)
+    "pr_single",  # bool: each p-state record is one row (its own p-state; -1 / -2 for requests)
+    "sw_list",  # i8[m] scratch: the switches that end in a SimGrid step
+    "sw_touched",  # b1[m] scratch
+    # The shutdown policy (policies.ShutdownScheduler).
+    "shutdown",  # bool
+    "idle_s",  # f8 idle seconds before a machine is sent to sleep
+    "mode",  # i1[m] policies._AWAKE, _SWITCHING_OFF, _ASLEEP, _SWITCHING_ON
+    "idle_since",  # f8[m]
+    "sleep_pstate",  # i8[m] first sleep p-state (-1: none)
+    "awake_pstate",  # i8[m] p-state a machine wakes to (the platform's initial one)
+    "calls",  # f8[] CALL_ME_LATER times asked, sorted, live from calls_lo (earlier ones are past)
+    "calls_lo",  # i8
+    "nb_calls",  # i8
     "ff_hint",  # i8 no free core below this id (first_fit's sweep starts here)
     "tr_any",  # bool: some core-key tree is in use
     "tr_used",  # b1[C+1] trees in use: per core key code, then the shared one
