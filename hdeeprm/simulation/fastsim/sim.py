@@ -522,17 +522,7 @@ def set_pstate(s, hosts, pstate):
     s.pr_hosts = grow(s.pr_hosts, off + k)
     s.pr_hosts[off:off + k] = hosts
     s.nb_prow_hosts = off + k
-    r = s.nb_prows
-    if r == s.pr_t.shape[0]:
-        s.pr_t = grow(s.pr_t, r + 1)
-        s.pr_p = grow(s.pr_p, r + 1)
-        s.pr_off = grow(s.pr_off, r + 1)
-        s.pr_len = grow(s.pr_len, r + 1)
-    s.pr_t[r] = now
-    s.pr_p[r] = pstate
-    s.pr_off[r] = off
-    s.pr_len[r] = k
-    s.nb_prows = r + 1
+    _pstate_record(s, now, pstate, off, k)
     s.nb_machine_switches += k
     s.nb_grouped_switches += 1
     if s.sg:  # in Batsim's next message
