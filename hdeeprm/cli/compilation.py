@@ -103,6 +103,12 @@ PARTS = {"classic": "whole classic-policy runs (simulate, sweep), with or withou
          "env": "HeteroEnv episodes (train, evaluate, the classic pairs of an evaluation)"}
 
 
+def classic_parts(shutdown: bool = True) -> tuple[str, ...]:
+    """The compiled entry points a classic run needs: the shutdown policy's run is its own
+    (``hdeeprm compile classic`` builds both)."""
+    return ("classic", "shutdown") if shutdown else ("classic",)
+
+
 def add_subcommands(sub) -> dict:
     comp = sub.add_parser("compile", help="compile the simulation kernels now (once per machine; "
                                           "otherwise the first run that needs them does)")
@@ -162,8 +168,7 @@ def cmd_compile(args) -> int:
         from hdeeprm.common.errors import ConfigError
 
         raise ConfigError(f"part {unknown[0]!r}: expected {' or '.join(PARTS)}")
-    # "classic" includes the shutdown policy's run (compile_part builds both).
-    todo = [part for part in parts if not compiled_on_disk(("classic", "shutdown") if part == "classic" else (part,))]
+    todo = [part for part in parts if not compiled_on_disk(classic_parts() if part == "classic" else (part,))]
     for part in parts:
         if part not in todo:
             print(f"{part}: already compiled ({PARTS[part]})")

@@ -10,7 +10,7 @@ import time
 
 from hdeeprm import __version__
 from hdeeprm.cli.arguments import backfill_and_shutdown_args, conversion_args, platform_arg, workload_arg
-from hdeeprm.cli.compilation import compile_first
+from hdeeprm.cli.compilation import classic_parts, compile_first
 from hdeeprm.common.seeding import run_generators
 from hdeeprm.simulation.keys import ALL_CORE_KEYS, ALL_JOB_KEYS
 
@@ -95,7 +95,7 @@ def cmd_simulate(args) -> int:
     jobs = workload.compile()
     reading = time.perf_counter() - started
 
-    parts = ("classic",) if config.shutdown is None else ("classic", "shutdown")
+    parts = classic_parts(config.shutdown is not None)
     fast = compiled_on_disk(parts) or len(jobs) > REFERENCE_WHEN_COLD_MAX_JOBS
 
     def warm_up():  # the first few jobs, with their own generator: the run's draws stay the same

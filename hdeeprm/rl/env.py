@@ -535,11 +535,12 @@ class HeteroEnv(gym.Env):
             # flat hierarchy only lays out the observation and the rendering.
             self._pstates = dvfs_pstates(self.platform)
             if config.shutdown is not None:
-                power_pstates(self.platform)  # its sleep p-states, checked here
+                power_pstates(self.platform, "shutdown")  # its sleep p-states, checked here
             self._layout = with_flat_hierarchy(self.platform).hierarchy
         elif config.power_actions or config.shutdown is not None:
             # As with dvfs, the engine keeps the flat platform's own p-states (its sleep ones).
-            self._sleep_pstate, self._awake_pstate = power_pstates(self.platform)
+            self._sleep_pstate, self._awake_pstate = power_pstates(
+                self.platform, "power_actions" if config.power_actions else "shutdown")
             self._layout = with_flat_hierarchy(self.platform).hierarchy
         else:
             if self.platform.hierarchy is None:
@@ -1296,20 +1297,20 @@ def dvfs_pstates(platform: Platform) -> tuple[int, ...]:
     return pstates
 
 
-def power_pstates(platform: Platform) -> tuple[np.ndarray, np.ndarray]:
+def power_pstates(platform: Platform, option: str = "power_actions") -> tuple[np.ndarray, np.ndarray]:
     """power_actions: per machine its sleep p-state (the first its ``sleep_pstates`` declares;
     -1 for a machine without one, which the agent never switches off) and the p-state it wakes
     to (the one the platform declares for it). Raises ConfigError unless the platform is flat
     (no HDeepRM hierarchy), some machine declares a sleep p-state and every machine starts in
-    a computation p-state."""
+    a computation p-state. ``option``: the option that needs it, as errors name it."""
     source = platform.source
-    states = require_sleep_states(platform, "power_actions")
+    states = require_sleep_states(platform, option)
     sleep = states.first_sleep_pstate()
     awake = np.asarray(platform.initial_pstate, dtype=np.int64)
     machines = np.arange(len(awake))
     bad = np.flatnonzero(states.kind[machines, awake] != _COMPUTATION)
     if bad.size:
-        raise ConfigError(f"power_actions: {source}: machine {platform.host_names[bad[0]]} starts in p-state "
+        raise ConfigError(f"{option}: {source}: machine {platform.host_names[bad[0]]} starts in p-state "
                           f"{awake[bad[0]]}, not a computation p-state")
     return sleep, awake
 

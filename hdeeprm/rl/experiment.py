@@ -322,7 +322,8 @@ def _load_data(config_json: str) -> ExperimentData:
     if config.dvfs:
         dvfs_pstates(platform)  # a flat platform with several p-states, kept as it is: the agent sets them
     elif config.power_actions or config.shutdown is not None:
-        power_pstates(platform)  # a flat platform with sleep p-states, kept as it is: they are switched
+        # a flat platform with sleep p-states, kept as it is: they are switched
+        power_pstates(platform, "power_actions" if config.power_actions else "shutdown")
     elif platform.hierarchy is None:
         platform = with_flat_hierarchy(platform)
     whole, trace_origin = _load_workload(config.workload, platform, config.nb_jobs, config)
